@@ -1,0 +1,1 @@
+"""Users and authentication API for AWS Lambda (FastAPI + Mangum + SQLAlchemy async)."""

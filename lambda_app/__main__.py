@@ -1,0 +1,3 @@
+from lambda_app.cli import main
+
+raise SystemExit(main())

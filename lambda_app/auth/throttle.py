@@ -1,0 +1,61 @@
+"""Failed-login limits per login name, kept in PostgreSQL so every container shares them.
+
+Checking and clearing happen in the request's own session. A failure is written
+in a short transaction of its own: the login request itself fails (and rolls
+back), but its failure must still count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.core.db import get_sessionmaker
+from lambda_app.core.settings import Settings
+from lambda_app.models import LoginThrottle
+
+LOGIN_KEY_MAX = 320
+
+
+def throttle_key(login: str) -> str:
+    return login.strip().lower()[:LOGIN_KEY_MAX]
+
+
+async def lockout_seconds(session: AsyncSession, key: str, settings: Settings) -> tuple[int, bool]:
+    """(seconds the login is still locked out, whether a counter row exists)."""
+    row = await session.scalar(select(LoginThrottle).where(LoginThrottle.login == key))
+    if row is None:
+        return 0, False
+    if row.failures < settings.login_max_failures:
+        return 0, True
+    window_end = row.window_started_at + dt.timedelta(seconds=settings.login_failure_window_seconds)
+    remaining = (window_end - dt.datetime.now(dt.UTC)).total_seconds()
+    return (int(remaining) + 1 if remaining > 0 else 0), True
+
+
+async def record_failure(key: str, settings: Settings) -> None:
+    now = dt.datetime.now(dt.UTC)
+    window_start = now - dt.timedelta(seconds=settings.login_failure_window_seconds)
+    table = LoginThrottle.__table__
+    expired = table.c.window_started_at < window_start
+    stmt = (
+        insert(table)
+        .values(login=key, failures=1, window_started_at=now)
+        .on_conflict_do_update(
+            index_elements=[table.c.login],
+            set_={
+                # A failure after the window has passed starts a new count.
+                "failures": case((expired, 1), else_=table.c.failures + 1),
+                "window_started_at": case((expired, now), else_=table.c.window_started_at),
+            },
+        )
+    )
+    async with get_sessionmaker()() as session, session.begin():
+        await session.execute(stmt)
+
+
+async def clear(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.login == key))

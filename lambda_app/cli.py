@@ -1,0 +1,169 @@
+"""`python -m lambda_app`: the local command line.
+
+    serve             start the embedded PostgreSQL (unless DATABASE_URL is set), migrate,
+                      make sure a superuser exists, serve the API on http://127.0.0.1:8000
+    serve --lambda    the same, but every request goes through the real Lambda handler
+    migrate           run Alembic (upgrade/downgrade/current/history/check)
+    create-superuser  create a superuser interactively or from flags
+    db                start/stop/status/url of the embedded PostgreSQL
+    release           invoke the deployed migration Lambda (see `release --help`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+
+from lambda_app.core.settings import get_settings
+
+
+@contextlib.contextmanager
+def _use_database(url: str) -> Iterator[None]:
+    """Point the app's settings (and so its engine) at `url` for this process."""
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    yield
+
+
+async def _ensure_superuser(*, allow_local_default: bool) -> None:
+    from lambda_app.core.db import get_engine, get_sessionmaker
+    from lambda_app.users.bootstrap import ensure_superuser, superuser_spec
+
+    spec = superuser_spec(get_settings(), allow_local_default=allow_local_default)
+    if spec is None:
+        return
+    async with get_sessionmaker()() as session:
+        result = await ensure_superuser(session, spec)
+        await session.commit()
+    await get_engine().dispose()
+    if result.created:
+        print(f"Created superuser {result.username!r}.")
+        if result.generated_password:
+            # Printed once, now: it is stored only as a hash.
+            print(f"  generated password: {result.generated_password}")
+            print("  (set FIRST_SUPERUSER_PASSWORD to choose your own)")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from lambda_app.local.database import development_database
+    from lambda_app.migrations_runner import upgrade_to_head
+
+    with development_database() as url, _use_database(url):
+        upgrade_to_head(url)
+        asyncio.run(_ensure_superuser(allow_local_default=True))
+        print(f"API on http://{args.host}:{args.port}/api  docs: http://{args.host}:{args.port}/api/doc")
+        if args.use_lambda:
+            from lambda_app.local.gateway import serve_gateway
+
+            serve_gateway(host=args.host, port=args.port)
+        else:
+            import uvicorn
+
+            uvicorn.run(
+                "lambda_app.main:create_app", factory=True, host=args.host, port=args.port,
+                log_level="warning",
+            )
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from lambda_app.local.database import development_database
+
+    event = {"action": args.action}
+    if args.revision:
+        event["revision"] = args.revision
+    with development_database() as url, _use_database(url):
+        from lambda_app.handlers.migrate import run_migration_event
+
+        result = run_migration_event(event)
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("ok") else 1
+
+
+def _cmd_create_superuser(args: argparse.Namespace) -> int:
+    from lambda_app.local.database import development_database
+
+    username = args.username or input("Username: ")
+    email = args.email or input("Email: ")
+    password = args.password or getpass.getpass("Password (empty: generate one): ") or None
+    os.environ.update(
+        {"FIRST_SUPERUSER_USERNAME": username, "FIRST_SUPERUSER_EMAIL": email}
+    )
+    if password:
+        os.environ["FIRST_SUPERUSER_PASSWORD"] = password
+    with development_database() as url, _use_database(url):
+        from lambda_app.migrations_runner import upgrade_to_head
+
+        upgrade_to_head(url)
+        asyncio.run(_ensure_superuser(allow_local_default=False))
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from lambda_app.local.embedded_postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    if args.action == "start":
+        server.start()
+        print(server.url())
+    elif args.action == "stop":
+        server.stop()
+    elif args.action == "status":
+        print("running" if server.is_running() else "stopped")
+    else:
+        print(server.url())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lambda_app", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--lambda", dest="use_lambda", action="store_true",
+                       help="serve through the real Lambda handler (API Gateway 2.0 events)")
+    serve.set_defaults(func=_cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="run database migrations")
+    migrate.add_argument("action", nargs="?", default="upgrade",
+                         choices=["upgrade", "downgrade", "current", "history", "check"])
+    migrate.add_argument("revision", nargs="?", default=None)
+    migrate.set_defaults(func=_cmd_migrate)
+
+    superuser = commands.add_parser("create-superuser", help="create a superuser")
+    superuser.add_argument("--username")
+    superuser.add_argument("--email")
+    superuser.add_argument("--password", help="omit to be prompted (safer: not in shell history)")
+    superuser.set_defaults(func=_cmd_create_superuser)
+
+    db = commands.add_parser("db", help="control the embedded PostgreSQL")
+    db.add_argument("action", choices=["start", "stop", "status", "url"])
+    db.set_defaults(func=_cmd_db)
+
+    with contextlib.suppress(ImportError):
+        from lambda_app.release import add_release_command
+
+        add_release_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clean message instead of a traceback for operator errors
+        if os.environ.get("LAMBDA_APP_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database, security, errors, logging."""

@@ -1,0 +1,109 @@
+"""The database engine and the per-request session.
+
+One engine per process (one Lambda container), created lazily on first use and
+never at import time. `NullPool`: a Lambda container serves one request at a
+time and may be frozen for minutes between requests, so pooled client-side
+connections would only go stale; RDS Proxy (or PgBouncer) pools on the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from lambda_app.core.db_credentials import plan_connection
+from lambda_app.core.settings import Settings, get_settings
+
+_engine: AsyncEngine | None = None
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def _unique_statement_name() -> str:
+    # Behind a transaction-pooling proxy two clients can land on the same server
+    # connection, so statement names must never repeat across clients.
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def proxy_safe_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg arguments that are safe behind RDS Proxy / PgBouncer transaction pooling."""
+    return {
+        "statement_cache_size": 0,  # asyncpg's own prepared-statement cache
+        "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg adapter cache
+        "prepared_statement_name_func": _unique_statement_name,
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_command_timeout_seconds,
+        # Only application_name: other startup parameters make RDS Proxy pin sessions.
+        "server_settings": {"application_name": settings.db_application_name},
+    }
+
+
+def build_engine(settings: Settings, *, database_url: str | None = None) -> AsyncEngine:
+    """Create an engine for `settings` (or an explicit URL, used by tests and tools)."""
+    plan = plan_connection(settings, database_url=database_url)
+    connect_args = proxy_safe_connect_args(settings) | plan.connect_args
+    return create_async_engine(
+        plan.url,
+        poolclass=NullPool,
+        echo=settings.sql_echo,
+        connect_args=connect_args,
+        async_creator=plan.async_creator,
+    )
+
+
+def get_engine() -> AsyncEngine:
+    """The process-wide engine, created on first call."""
+    global _engine, _sessionmaker
+    if _engine is None:
+        _engine = build_engine(get_settings())
+        _sessionmaker = None
+    return _engine
+
+
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    global _sessionmaker
+    if _sessionmaker is None:
+        _sessionmaker = async_sessionmaker(get_engine(), expire_on_commit=False)
+    return _sessionmaker
+
+
+def set_engine(engine: AsyncEngine | None) -> None:
+    """Install an engine (tests, the migration handler); `None` resets to lazy creation."""
+    global _engine, _sessionmaker
+    _engine = engine
+    _sessionmaker = None
+
+
+def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
+    """Install a session factory, e.g. one bound to a test's outer transaction."""
+    global _sessionmaker
+    _sessionmaker = maker
+
+
+async def _request_session() -> AsyncIterator[AsyncSession]:
+    """One session per request, committed once, here, after the endpoint returns.
+
+    Services and repositories only `flush()`. Any exception rolls everything back,
+    so a request never leaves a partial write behind.
+    """
+    async with get_sessionmaker()() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a failed commit
+# becomes an error response instead of a success the client can't trust.
+DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -1,0 +1,181 @@
+"""The outermost ASGI layer: request id, body limits, the request log line, last-resort errors.
+
+A plain ASGI middleware (not `BaseHTTPMiddleware`) so it adds no task or
+context copy per request and sees every exception the app did not handle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lambda_app.core.db_errors import is_database_unavailable
+from lambda_app.core.errors import error_body
+
+logger = logging.getLogger("lambda_app.request")
+REQUEST_ID_HEADER = "x-request-id"
+_JSON_TYPES = ("application/json", "+json")
+
+
+def _request_id(scope: Scope) -> str:
+    context = scope.get("aws.context")
+    aws_request_id = getattr(context, "aws_request_id", None)
+    if aws_request_id:  # on Lambda: the invocation's id, so logs and responses correlate
+        return str(aws_request_id)
+    for name, value in scope.get("headers", []):
+        if name == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1")
+            if 0 < len(candidate) <= 128 and candidate.isprintable():
+                return candidate
+    return uuid.uuid4().hex
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key in JSON object")
+    return dict(pairs)
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why a JSON body is unacceptable, or None. Ambiguous duplicate keys count as invalid."""
+    try:
+        json.loads(body, object_pairs_hook=_reject_duplicate_keys)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return str(exc)
+    return None
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        async def respond(code: int, error: str, message: str, details: Any = None) -> None:
+            payload = json.dumps(error_body(error, message, details)).encode()
+            await send_with_request_id(
+                {
+                    "type": "http.response.start",
+                    "status": code,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode()),
+                    ],
+                }
+            )
+            await send_with_request_id({"type": "http.response.body", "body": payload})
+
+        try:
+            body = await self._read_body(scope, receive)
+            if body is None:
+                await respond(413, "payload_too_large", "Request body is too large")
+            elif body and _is_json(scope) and (problem := _json_problem(body)) is not None:
+                await respond(
+                    422,
+                    "invalid_json",
+                    "Request body is not valid JSON",
+                    [{"loc": ["body"], "message": problem, "type": "json_invalid"}],
+                )
+            else:
+                await self.app(scope, _replay(body), send_with_request_id)
+        except Exception as exc:
+            if response_started:
+                raise  # too late to answer differently; Mangum/uvicorn log it
+            if is_database_unavailable(exc):
+                logger.warning(
+                    "database unavailable",
+                    exc_info=True,
+                    extra={"fields": {"request_id": request_id}},
+                )
+                await respond(503, "database_unavailable", "The database is unavailable, try again shortly")
+            else:
+                logger.exception(
+                    "unhandled error", extra={"fields": {"request_id": request_id}}
+                )
+                await respond(500, "internal_error", "Internal server error")
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),  # never the query string: it may hold secrets
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "request_id": request_id,
+                        "user_id": state.get("user_id"),
+                    }
+                },
+            )
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None when it exceeds the limit."""
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    if int(value) > self.max_body_bytes:
+                        return None
+                except ValueError:
+                    pass
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            return media_type.endswith(_JSON_TYPES)
+    return False
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

@@ -1,0 +1,108 @@
+"""Application settings, read once per process from the environment (and `.env`).
+
+One `Settings` class holds every knob. Secrets are `SecretStr` so they never end
+up in a repr or a log line. On AWS the secrets come from Secrets Manager
+(`JWT_SECRET_ARN`, `DB_SECRET_ARN`, `FIRST_SUPERUSER_SECRET_ARN`), never from plain
+environment variables.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A value that only exists so `make run` works out of the box. Outside local
+# development the app refuses to start with it (see `_refuse_unsafe_secrets`).
+LOCAL_DEV_JWT_SECRET = "local-development-only-jwt-secret-change-me"  # noqa: S105
+MIN_JWT_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    DEV = "dev"
+    PROD = "prod"
+
+
+class DbSslMode(StrEnum):
+    DISABLE = "disable"
+    REQUIRE = "require"  # encrypted, certificate not verified
+    VERIFY_FULL = "verify-full"  # encrypted, verified against the bundled RDS CA
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.LOCAL
+    log_level: str = "INFO"
+    sql_echo: bool = False
+
+    # --- database: exactly one source (see lambda_app/core/db_credentials.py) -------
+    # (a) a full URL: postgresql+asyncpg://user:password@host:5432/name
+    database_url: SecretStr | None = None
+    # (b) RDS IAM authentication (db_iam_auth=true) or (c) a Secrets Manager secret
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str | None = None
+    db_user: str | None = None
+    db_iam_auth: bool = False
+    db_secret_arn: str | None = None
+    db_secret_ttl_seconds: int = Field(default=300, ge=0)
+    db_ssl: DbSslMode | None = None  # default: verify-full on AWS sources, as in the URL otherwise
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_command_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_application_name: str = "lambda_app"
+
+    # --- authentication ------------------------------------------------------------
+    jwt_secret: SecretStr = SecretStr(LOCAL_DEV_JWT_SECRET)
+    jwt_secret_arn: str | None = None
+    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Argon2id cost. Defaults: OWASP's recommended minimum (19 MiB, t=2, p=1), sized
+    # for a Lambda vCPU. Raising them is safe: old hashes are upgraded at next login.
+    password_hash_memory_kib: int = Field(default=19_456, ge=8_192)
+    password_hash_time_cost: int = Field(default=2, ge=1)
+    password_hash_parallelism: int = Field(default=1, ge=1)
+    login_max_failures: int = Field(default=10, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+
+    # --- first superuser (created by `migrate` / `create-superuser` when configured) --
+    first_superuser_username: str | None = None
+    first_superuser_email: str | None = None
+    first_superuser_password: SecretStr | None = None
+    first_superuser_secret_arn: str | None = None
+
+    # --- HTTP ----------------------------------------------------------------------
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment is Environment.LOCAL
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> Self:
+        if self.is_local or self.jwt_secret_arn:
+            # With an ARN the real secret is fetched (and checked) at first use.
+            return self
+        check_jwt_secret(self.jwt_secret.get_secret_value(), self.environment)
+        return self
+
+
+def check_jwt_secret(secret: str, environment: Environment) -> None:
+    """Fail fast on a JWT secret that would let anyone forge tokens."""
+    if environment is Environment.LOCAL:
+        return
+    if not secret or secret == LOCAL_DEV_JWT_SECRET or len(secret) < MIN_JWT_SECRET_LENGTH:
+        raise ValueError(
+            f"JWT secret is missing, the local default, or shorter than {MIN_JWT_SECRET_LENGTH} "
+            f"characters: refusing to run with ENVIRONMENT={environment.value}"
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

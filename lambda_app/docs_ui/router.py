@@ -1,0 +1,41 @@
+"""Interactive API docs served entirely from the package (no CDN).
+
+Swagger UI's assets ship in `static/` (swagger-ui-dist, Apache-2.0), so the docs
+also work inside a private network. Every URL is built from the request's
+`root_path`, so behind an API Gateway stage prefix (`/prod/api/doc`) the page
+loads `/prod/api/openapi.json` and `/prod/api/doc/static/...`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+
+STATIC_DIR = Path(__file__).parent / "static"
+DOCS_PATH = "/api/doc"
+STATIC_PATH = f"{DOCS_PATH}/static"
+OPENAPI_PATH = "/api/openapi.json"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get(DOCS_PATH, response_class=HTMLResponse)
+async def swagger_ui(request: Request) -> HTMLResponse:
+    root = request.scope.get("root_path", "").rstrip("/")
+    return get_swagger_ui_html(
+        openapi_url=f"{root}{OPENAPI_PATH}",
+        title="lambda_app API",
+        swagger_js_url=f"{root}{STATIC_PATH}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{STATIC_PATH}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{STATIC_PATH}/favicon-32x32.png",
+        oauth2_redirect_url=f"{root}{DOCS_PATH}/oauth2-redirect",
+        swagger_ui_parameters={"persistAuthorization": False},
+    )
+
+
+@router.get(f"{DOCS_PATH}/oauth2-redirect", response_class=HTMLResponse)
+async def swagger_ui_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from lambda_app.core.db import get_engine
+from lambda_app.core.errors import DatabaseUnavailable, error_responses
+from lambda_app.health.schemas import HealthStatus
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("", response_model=HealthStatus, summary="Liveness: never touches the database")
+async def health() -> HealthStatus:
+    return HealthStatus(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=HealthStatus,
+    responses=error_responses(DatabaseUnavailable),
+    summary="Readiness: the database answers `SELECT 1`",
+)
+async def ready() -> HealthStatus:
+    # Connection errors become a 503 through the shared database-error handler.
+    async with get_engine().connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return HealthStatus(status="ok")

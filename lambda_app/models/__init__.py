@@ -1,0 +1,7 @@
+"""Every ORM model, importable from one place so Alembic sees one MetaData."""
+
+from lambda_app.models.base import Base
+from lambda_app.models.login_throttle import LoginThrottle
+from lambda_app.models.user import User
+
+__all__ = ["Base", "LoginThrottle", "User"]

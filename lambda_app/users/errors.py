@@ -1,0 +1,31 @@
+from lambda_app.core.errors import AppError
+
+
+class UserNotFound(AppError):
+    status_code = 404
+    code = "user_not_found"
+    message = "User not found"
+
+
+class UsernameTaken(AppError):
+    status_code = 409
+    code = "username_taken"
+    message = "This username is already taken"
+
+
+class EmailTaken(AppError):
+    status_code = 409
+    code = "email_taken"
+    message = "This email is already registered"
+
+
+class CannotDeleteSelf(AppError):
+    status_code = 403
+    code = "cannot_delete_self"
+    message = "A superuser cannot delete their own account"
+
+
+class WrongCurrentPassword(AppError):
+    status_code = 400
+    code = "wrong_current_password"
+    message = "The current password is incorrect"

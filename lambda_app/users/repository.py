@@ -1,0 +1,69 @@
+"""Every query on the users table. Flushes, never commits: the request commits once."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.core.errors import AppError
+from lambda_app.models import User
+from lambda_app.users.errors import EmailTaken, UsernameTaken
+
+# Which constraint maps to which domain error (names from the naming convention).
+_UNIQUE_ERRORS: dict[str, type[AppError]] = {
+    "uq_users_username": UsernameTaken,
+    "uq_users_slug": UsernameTaken,  # the slug derives from the username
+    "uq_users_email": EmailTaken,
+}
+
+
+def _unique_violation(exc: IntegrityError) -> type[AppError] | None:
+    text = str(exc.orig)
+    for constraint, error in _UNIQUE_ERRORS.items():
+        if constraint in text:
+            return error
+    return None
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def get_by_login(self, login: str) -> User | None:
+        """Find by username, or by email (stored lower-case)."""
+        stmt = select(User).where(or_(User.username == login, User.email == login.lower()))
+        return (await self.session.scalars(stmt)).first()
+
+    async def list_after(self, *, after_id: int, limit: int) -> list[User]:
+        """Keyset page ordered by id: stable while rows are added or removed."""
+        stmt = select(User).where(User.id > after_id).order_by(User.id).limit(limit)
+        return list(await self.session.scalars(stmt))
+
+    async def count_superusers(self) -> int:
+        stmt = select(func.count()).select_from(User).where(User.is_superuser.is_(True))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def save(self, user: User) -> User:
+        """Insert or update `user`, turning unique violations into 409 domain errors.
+
+        Catching the violation (rather than checking first) also covers two
+        requests that race to take the same username or email.
+        """
+        self.session.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            error = _unique_violation(exc)
+            if error is None:
+                raise
+            raise error() from None
+        await self.session.refresh(user)  # server-side defaults and onupdate timestamps
+        return user
+
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from lambda_app.auth.dependencies import CurrentUser, Superuser
+from lambda_app.core.db import DbSession
+from lambda_app.core.errors import NotAuthenticated, PermissionDenied, error_responses
+from lambda_app.users import service
+from lambda_app.users.errors import (
+    CannotDeleteSelf,
+    EmailTaken,
+    UsernameTaken,
+    UserNotFound,
+    WrongCurrentPassword,
+)
+from lambda_app.users.schemas import (
+    PasswordChange,
+    UserPage,
+    UserRead,
+    UserUpdateAdmin,
+    UserUpdateMe,
+)
+
+INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`
+UserId = Annotated[int, Path(ge=1, le=INT4_MAX, description="The user's id")]
+
+router = APIRouter(
+    prefix="/users", tags=["users"], responses=error_responses(NotAuthenticated)
+)
+
+
+@router.get("/me", response_model=UserRead, summary="The current user")
+async def read_me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses=error_responses(UsernameTaken, EmailTaken),
+    summary="Update the current user",
+)
+async def update_me(data: UserUpdateMe, user: CurrentUser, session: DbSession) -> UserRead:
+    return UserRead.model_validate(await service.update(session, user, data))
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(WrongCurrentPassword),
+    summary="Change the current user's password (revokes older tokens)",
+)
+async def change_password(data: PasswordChange, user: CurrentUser, session: DbSession) -> None:
+    await service.change_password(session, user, data)
+
+
+@router.get(
+    "",
+    response_model=UserPage,
+    responses=error_responses(PermissionDenied),
+    summary="List users by id (superuser only)",
+)
+async def list_users(
+    _: Superuser,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[
+        int, Query(ge=0, le=INT4_MAX, description="`next_cursor` of the previous page")
+    ] = 0,
+) -> UserPage:
+    users, next_cursor = await service.list_page(session, after_id=cursor, limit=limit)
+    return UserPage(
+        items=[UserRead.model_validate(u) for u in users],
+        next_cursor=None if next_cursor is None else str(next_cursor),
+    )
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=error_responses(UserNotFound),
+    summary="A user by id",
+)
+async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> UserRead:
+    return UserRead.model_validate(await service.get(session, user_id))
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=error_responses(PermissionDenied, UserNotFound, UsernameTaken, EmailTaken),
+    summary="Update any user (superuser only)",
+)
+async def update_user(
+    user_id: UserId, data: UserUpdateAdmin, _: Superuser, session: DbSession
+) -> UserRead:
+    user = await service.get(session, user_id)
+    return UserRead.model_validate(await service.update(session, user, data))
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(PermissionDenied, CannotDeleteSelf, UserNotFound),
+    summary="Delete a user (superuser only)",
+)
+async def delete_user(user_id: UserId, actor: Superuser, session: DbSession) -> None:
+    await service.delete(session, actor=actor, user_id=user_id)

@@ -1,0 +1,94 @@
+"""Request and response bodies of the users domain. `hashed_password` is in none of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from lambda_app.core.types import NoNulStr, normalize_email
+from lambda_app.models.user import EMAIL_MAX, NAME_MAX, USERNAME_MAX
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+PASSWORD_MIN = 8
+PASSWORD_MAX = 256  # bounds the hashing cost an attacker can ask for
+
+
+Username = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=USERNAME_MAX, pattern=USERNAME_PATTERN),
+    Field(description="3-32 characters: letters, digits, `_` and `-`", examples=["alice_smith"]),
+]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=EMAIL_MAX),
+    AfterValidator(normalize_email),
+    Field(
+        description="Stored lower-cased; unique regardless of case",
+        examples=["alice@example.com"],
+        json_schema_extra={"format": "email"},
+    ),
+]
+Password = Annotated[
+    NoNulStr,
+    StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX),
+    Field(description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters"),
+]
+Name = Annotated[NoNulStr, StringConstraints(max_length=NAME_MAX)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(_Input):
+    username: Username
+    email: Email
+    password: Password
+    first_name: Name = ""
+    last_name: Name = ""
+
+
+class UserUpdateMe(_Input):
+    """Fields a user may change on their own account; omitted fields stay as they are."""
+
+    username: Username | None = None
+    email: Email | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+
+
+class UserUpdateAdmin(UserUpdateMe):
+    """What a superuser may change on any account."""
+
+    password: Password | None = None
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+
+
+class PasswordChange(_Input):
+    current_password: Annotated[NoNulStr, StringConstraints(max_length=PASSWORD_MAX)]
+    new_password: Password
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    slug: str
+    email: str
+    first_name: str
+    last_name: str
+    is_active: bool
+    is_superuser: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page"
+    )

@@ -1,0 +1,82 @@
+"""Rules of the users domain. Stateless functions over a session."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.core.security import hash_password, verify_password
+from lambda_app.models import User
+from lambda_app.users.errors import CannotDeleteSelf, UserNotFound, WrongCurrentPassword
+from lambda_app.users.repository import UserRepository
+from lambda_app.users.schemas import PasswordChange, UserCreate, UserUpdateAdmin, UserUpdateMe
+
+
+def slugify(username: str) -> str:
+    """URL-safe handle derived from the username (case and `_`/`-` folded)."""
+    return username.lower().replace("_", "-")
+
+
+async def register(session: AsyncSession, data: UserCreate, *, is_superuser: bool = False) -> User:
+    user = User(
+        username=data.username,
+        slug=slugify(data.username),
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        hashed_password=hash_password(data.password),
+        is_superuser=is_superuser,
+    )
+    return await UserRepository(session).save(user)
+
+
+async def get(session: AsyncSession, user_id: int) -> User:
+    user = await UserRepository(session).get(user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def list_page(
+    session: AsyncSession, *, after_id: int, limit: int
+) -> tuple[list[User], int | None]:
+    """A page of users and the cursor of the next page (None when this is the last)."""
+    rows = await UserRepository(session).list_after(after_id=after_id, limit=limit + 1)
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    return page, (page[-1].id if has_more else None)
+
+
+async def update(session: AsyncSession, user: User, data: UserUpdateMe | UserUpdateAdmin) -> User:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    password = changes.pop("password", None)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if "username" in changes:
+        user.slug = slugify(changes["username"])
+    if password is not None:
+        _set_password(user, password)
+    return await UserRepository(session).save(user)
+
+
+async def change_password(session: AsyncSession, user: User, data: PasswordChange) -> None:
+    valid, _ = verify_password(data.current_password, user.hashed_password)
+    if not valid:
+        raise WrongCurrentPassword()
+    _set_password(user, data.new_password)
+    await UserRepository(session).save(user)
+
+
+async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:
+    if actor.id == user_id:
+        raise CannotDeleteSelf()
+    repo = UserRepository(session)
+    user = await repo.get(user_id)
+    if user is None:
+        raise UserNotFound()
+    await repo.delete(user)
+
+
+def _set_password(user: User, password: str) -> None:
+    user.hashed_password = hash_password(password)
+    # Tokens carry the version they were issued for: this revokes all older tokens.
+    user.token_version += 1

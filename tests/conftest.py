@@ -1,0 +1,109 @@
+"""Test plumbing: a real PostgreSQL, the schema built by the migrations, one rolled-back
+transaction per test (the code under test still commits: savepoint join mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from lambda_app.local.database import database_url, server_admin_url, test_database_name
+
+pytest_plugins = ["tests.factories"]
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """Admin URL of the server under test: `DATABASE_URL`'s, or the embedded one (started here)."""
+    with server_admin_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url_for_tests(admin_url: str) -> Iterator[str]:
+    """A fresh test database, migrated to head (never the development database)."""
+    from lambda_app.local.embedded_postgres import drop_database, ensure_database
+    from lambda_app.migrations_runner import upgrade_to_head
+
+    name = test_database_name()
+    asyncio.run(drop_database(admin_url, name))
+    asyncio.run(ensure_database(admin_url, name))
+    url = database_url(admin_url, name)
+    upgrade_to_head(url)
+    yield url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_settings(database_url_for_tests: str) -> Iterator[None]:
+    from lambda_app.core.secrets import get_jwt_secret
+    from lambda_app.core.settings import get_settings
+
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url_for_tests,
+            "ENVIRONMENT": "local",
+            "JWT_SECRET": "test-secret-that-is-long-enough-0123456789",
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    for name in ("FIRST_SUPERUSER_USERNAME", "FIRST_SUPERUSER_EMAIL", "FIRST_SUPERUSER_PASSWORD"):
+        os.environ.pop(name, None)
+    get_settings.cache_clear()
+    get_jwt_secret.cache_clear()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+async def engine(_test_settings: None) -> AsyncIterator[AsyncEngine]:
+    from lambda_app.core.db import build_engine, set_engine
+    from lambda_app.core.settings import get_settings
+
+    engine = build_engine(get_settings())
+    set_engine(engine)
+    yield engine
+    set_engine(None)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        yield conn
+        if outer.is_active:
+            await outer.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session inside the test's outer transaction; the app's sessions join it too."""
+    from lambda_app.core.db import set_sessionmaker
+
+    maker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    set_sessionmaker(maker)
+    async with maker() as session:
+        yield session
+    set_sessionmaker(None)
+
+
+@pytest.fixture(scope="session")
+def app(_test_settings: None):  # type: ignore[no-untyped-def]
+    from lambda_app.main import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+async def client(app, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
