@@ -104,7 +104,7 @@ class RequestContextMiddleware:
                     [{"loc": ["body"], "message": problem, "type": "json_invalid"}],
                 )
             else:
-                await self.app(scope, _replay(body), send_with_request_id)
+                await self.app(scope, _replay(body, receive), send_with_request_id)
         except Exception as exc:
             if response_started:
                 raise  # too late to answer differently; Mangum/uvicorn log it
@@ -168,14 +168,20 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the already-read body to the app, then pass through to the server.
+
+    Later calls go to the real `receive`, which blocks until the client really
+    disconnects: answering "disconnected" at once would make streaming
+    responses (files) abort themselves.
+    """
     sent = False
 
-    async def receive() -> Message:
+    async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replay

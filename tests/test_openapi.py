@@ -1,0 +1,45 @@
+"""The OpenAPI schema tells the truth about paths, status codes and the error shape."""
+
+import httpx
+
+
+async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    paths = schema["paths"]
+    expected = {
+        ("/api/health", "get"): {"200"},
+        ("/api/health/ready", "get"): {"200", "503"},
+        ("/api/auth/register", "post"): {"201", "409", "422"},
+        ("/api/auth/token", "post"): {"200", "401", "422", "429"},
+        ("/api/users/me", "get"): {"200", "401"},
+        ("/api/users/me", "patch"): {"200", "401", "409", "422"},
+        ("/api/users/me/password", "post"): {"204", "400", "401", "422"},
+        ("/api/users", "get"): {"200", "401", "403", "422"},
+        ("/api/users/{user_id}", "get"): {"200", "401", "404", "422"},
+        ("/api/users/{user_id}", "patch"): {"200", "401", "403", "404", "409", "422"},
+        ("/api/users/{user_id}", "delete"): {"204", "401", "403", "404", "422"},
+    }
+    for (path, method), statuses in expected.items():
+        declared = set(paths[path][method]["responses"])
+        assert statuses <= declared, (path, method, declared)
+        for status in declared - {"200", "201", "204"}:
+            ref = paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref == "#/components/schemas/ErrorBody"
+    assert "hashed_password" not in response.text
+
+
+async def test_unknown_route_uses_the_error_shape(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_docs_page_uses_packaged_assets(client: httpx.AsyncClient) -> None:
+    page = await client.get("/api/doc")
+    assert page.status_code == 200
+    assert "/api/doc/static/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    asset = await client.get("/api/doc/static/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000

@@ -1,0 +1,165 @@
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.models import User
+from tests.factories import DEFAULT_PASSWORD, UserFactory, login
+
+
+async def test_list_users_is_paginated_in_id_order(
+    client: httpx.AsyncClient, superuser: User, superuser_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    created = [await user_factory() for _ in range(5)]
+    expected_ids = sorted([superuser.id, *(u.id for u in created)])
+
+    seen: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        response = await client.get("/api/users", headers=superuser_headers, params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 2
+        seen.extend(item["id"] for item in page["items"])
+        assert all("hashed_password" not in item for item in page["items"])
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [i for i in seen if i in expected_ids] == expected_ids
+    assert seen == sorted(seen)
+    assert pages >= 3
+
+
+async def test_list_users_forbidden_for_regular_user(
+    client: httpx.AsyncClient, user_headers: dict[str, str]
+) -> None:
+    response = await client.get("/api/users", headers=user_headers)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+async def test_list_users_requires_auth(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/users")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, 10**12])
+async def test_list_users_limit_is_bounded(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], limit: int
+) -> None:
+    response = await client.get("/api/users", headers=superuser_headers, params={"limit": limit})
+    assert response.status_code == 422
+
+
+async def test_get_user_by_id_for_any_authenticated_user(
+    client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    other = await user_factory()
+    response = await client.get(f"/api/users/{other.id}", headers=user_headers)
+    assert response.status_code == 200
+    assert response.json()["username"] == other.username
+
+
+async def test_get_missing_user_is_404(client: httpx.AsyncClient, user_headers: dict[str, str]) -> None:
+    response = await client.get("/api/users/2147483647", headers=user_headers)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "user_not_found"
+
+
+@pytest.mark.parametrize("user_id", ["0", "-5", "2147483648", "99999999999999999999", "abc"])
+async def test_get_user_with_out_of_range_id_is_422(
+    client: httpx.AsyncClient, user_headers: dict[str, str], user_id: str
+) -> None:
+    response = await client.get(f"/api/users/{user_id}", headers=user_headers)
+    assert response.status_code == 422
+
+
+async def test_get_user_requires_auth(client: httpx.AsyncClient, user: User) -> None:
+    assert (await client.get(f"/api/users/{user.id}")).status_code == 401
+
+
+async def test_superuser_updates_any_user(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
+) -> None:
+    response = await client.patch(
+        f"/api/users/{user.id}",
+        headers=superuser_headers,
+        json={"is_active": False, "last_name": "Changed"},
+    )
+    assert response.status_code == 200
+    assert response.json()["is_active"] is False and response.json()["last_name"] == "Changed"
+    # A deactivated user can no longer log in.
+    token = await client.post("/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD})
+    assert token.status_code == 401
+
+
+async def test_superuser_sets_a_password(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
+) -> None:
+    response = await client.patch(
+        f"/api/users/{user.id}", headers=superuser_headers, json={"password": "set-by-admin-1"}
+    )
+    assert response.status_code == 200
+    assert (await login(client, user.username, "set-by-admin-1"))["Authorization"].startswith("Bearer ")
+
+
+async def test_update_user_forbidden_for_regular_user(
+    client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    other = await user_factory()
+    response = await client.patch(f"/api/users/{other.id}", headers=user_headers, json={"is_superuser": True})
+    assert response.status_code == 403
+
+
+async def test_update_missing_user_is_404(client: httpx.AsyncClient, superuser_headers: dict[str, str]) -> None:
+    response = await client.patch("/api/users/2147483000", headers=superuser_headers, json={"first_name": "x"})
+    assert response.status_code == 404
+
+
+async def test_update_user_to_taken_username_is_409(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    a, b = await user_factory(), await user_factory()
+    response = await client.patch(f"/api/users/{a.id}", headers=superuser_headers, json={"username": b.username})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "username_taken"
+
+
+async def test_superuser_deletes_a_user(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User, session: AsyncSession
+) -> None:
+    user_id = user.id
+    response = await client.delete(f"/api/users/{user_id}", headers=superuser_headers)
+    assert response.status_code == 204
+    session.expunge_all()
+    assert await session.get(User, user_id) is None
+    assert (await client.get(f"/api/users/{user_id}", headers=superuser_headers)).status_code == 404
+
+
+async def test_superuser_cannot_delete_themselves(
+    client: httpx.AsyncClient, superuser: User, superuser_headers: dict[str, str]
+) -> None:
+    response = await client.delete(f"/api/users/{superuser.id}", headers=superuser_headers)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "cannot_delete_self"
+
+
+async def test_delete_forbidden_for_regular_user(
+    client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    other = await user_factory()
+    assert (await client.delete(f"/api/users/{other.id}", headers=user_headers)).status_code == 403
+
+
+async def test_delete_missing_user_is_404(client: httpx.AsyncClient, superuser_headers: dict[str, str]) -> None:
+    assert (await client.delete("/api/users/2147483000", headers=superuser_headers)).status_code == 404
+
+
+async def test_deleted_users_token_is_rejected(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User, user_headers: dict[str, str]
+) -> None:
+    await client.delete(f"/api/users/{user.id}", headers=superuser_headers)
+    assert (await client.get("/api/users/me", headers=user_headers)).status_code == 401
