@@ -1,10 +1,11 @@
 """Alembic environment: async, NullPool, one transaction per migration.
 
 Two ways in:
-- `alembic upgrade head` from the repo root: the URL comes from the app settings
-  (DATABASE_URL) or from `-x url=...`;
+- `alembic upgrade head` / `alembic check` from the repo root: the URL comes from
+  `-x url=...` or the app settings (DATABASE_URL, or the IAM / Secrets Manager sources);
+  the run holds the same advisory lock as the migration Lambda;
 - programmatically (`lambda_app.migrations_runner`): the runner passes an open
-  connection in `config.attributes["connection"]` (it holds the advisory lock).
+  connection in `config.attributes["connection"]` (its own connection holds the lock).
 """
 
 from __future__ import annotations
@@ -24,26 +25,37 @@ def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        transaction_per_migration=True,  # a failing revision leaves the previous one intact
+        # Each revision commits on its own: a failing revision rolls back alone and the
+        # ones before it stay applied.
+        transaction_per_migration=True,
         compare_type=True,
         compare_server_default=True,
+        on_version_apply=config.attributes.get("on_version_apply"),
     )
 
 
 def _run_sync(connection: Connection) -> None:
+    if connection.in_transaction():
+        # Alembic would take this for the caller's transaction and run every revision
+        # inside it, silently turning transaction_per_migration off.
+        raise RuntimeError("hand Alembic a connection with no transaction open")
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
+    if connection.in_transaction():
+        # Work done outside any revision (e.g. creating an empty alembic_version table).
+        connection.commit()
 
 
 async def _run_with_own_engine() -> None:
     from lambda_app.core.db import build_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.migrations_runner import migration_lock, migration_settings
 
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
-    engine = build_engine(get_settings(), database_url=url)
+    engine = build_engine(migration_settings(get_settings()), database_url=url)
     try:
-        async with engine.connect() as connection:
+        async with migration_lock(engine), engine.connect() as connection:
             await connection.run_sync(_run_sync)
     finally:
         await engine.dispose()

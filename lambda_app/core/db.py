@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from lambda_app.core.db_credentials import plan_connection
+from lambda_app.core.db_credentials import ConnectionPlan, plan_connection
 from lambda_app.core.settings import Settings, get_settings
 
 _engine: AsyncEngine | None = None
@@ -49,15 +49,38 @@ def proxy_safe_connect_args(settings: Settings) -> dict[str, Any]:
 
 def build_engine(settings: Settings, *, database_url: str | None = None) -> AsyncEngine:
     """Create an engine for `settings` (or an explicit URL, used by tests and tools)."""
-    plan = plan_connection(settings, database_url=database_url)
+    return engine_for_plan(plan_connection(settings, database_url=database_url), settings)
+
+
+# Arguments of SQLAlchemy's asyncpg adapter, not of asyncpg.connect().
+_ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
+
+
+def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
-    return create_async_engine(
-        plan.url,
-        poolclass=NullPool,
-        echo=settings.sql_echo,
-        connect_args=connect_args,
-        async_creator=plan.async_creator,
+    if plan.async_creator is None:
+        return create_async_engine(
+            plan.url, poolclass=NullPool, echo=settings.sql_echo, connect_args=connect_args
+        )
+    # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
+    # arguments, so its statement cache (100 entries) and per-connection statement
+    # names would come back: unsafe behind RDS Proxy. Do what it does, passing the
+    # adapter's arguments (the form SQLAlchemy's create_async_engine recommends);
+    # asyncpg's own arguments go to the creator, which adds fresh credentials.
+    adapter_args = {name: connect_args.pop(name) for name in _ADAPTER_ARGS}
+    async_creator = plan.async_creator
+
+    async def connect() -> Any:
+        return await async_creator(**connect_args)
+
+    def creator() -> Any:
+        dbapi = engine.sync_engine.dialect.loaded_dbapi
+        return dbapi.connect(async_creator_fn=connect, **adapter_args)
+
+    engine = create_async_engine(
+        plan.url, poolclass=NullPool, echo=settings.sql_echo, creator=creator
     )
+    return engine
 
 
 def get_engine() -> AsyncEngine:

@@ -34,12 +34,14 @@ async def test_configured_superuser_is_created_once(session: AsyncSession) -> No
 async def test_local_default_generates_a_password(session: AsyncSession) -> None:
     spec = superuser_spec(settings(environment="local"), allow_local_default=True)
     assert spec is not None and spec.password is None
+    # given: no `admin` yet (the test database is fresh and every test rolls back)
+    assert await session.scalar(select(User).where(User.username == spec.username)) is None
     result = await ensure_superuser(session, spec)
-    if result.created:  # the test database may already hold `admin`
-        assert result.generated_password and len(result.generated_password) >= 20
-        user = await session.scalar(select(User).where(User.username == spec.username))
-        assert user is not None
-        assert verify_password(result.generated_password, user.hashed_password)[0]
+    assert result.created
+    assert result.generated_password and len(result.generated_password) >= 20
+    user = await session.scalar(select(User).where(User.username == spec.username))
+    assert user is not None and user.is_superuser
+    assert verify_password(result.generated_password, user.hashed_password)[0]
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
