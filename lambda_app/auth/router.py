@@ -41,5 +41,7 @@ async def token(
     password: Annotated[str, Form(max_length=PASSWORD_MAX)],
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> TokenResponse:
-    access = await service.login(session, login=username, password=password, settings=get_settings())
+    access = await service.login(
+        session, login=username, password=password, settings=get_settings()
+    )
     return TokenResponse(access_token=access.token, expires_in=access.expires_in)

@@ -5,5 +5,5 @@ from pydantic import BaseModel
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - not a secret
     expires_in: int

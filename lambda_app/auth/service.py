@@ -23,7 +23,9 @@ from lambda_app.models import User
 from lambda_app.users.repository import UserRepository
 
 
-async def login(session: AsyncSession, *, login: str, password: str, settings: Settings) -> AccessToken:
+async def login(
+    session: AsyncSession, *, login: str, password: str, settings: Settings
+) -> AccessToken:
     """Issue a token for valid credentials of an active user.
 
     Unknown users, wrong passwords and inactive accounts get the same error after

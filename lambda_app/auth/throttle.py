@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import Table, case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ async def record_failure(key: str, settings: Settings) -> None:
     now = dt.datetime.now(dt.UTC)
     window_start = now - dt.timedelta(seconds=settings.login_failure_window_seconds)
     table = LoginThrottle.__table__
+    assert isinstance(table, Table)
     expired = table.c.window_started_at < window_start
     stmt = (
         insert(table)

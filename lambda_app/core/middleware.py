@@ -29,7 +29,7 @@ def _request_id(scope: Scope) -> str:
         return str(aws_request_id)
     for name, value in scope.get("headers", []):
         if name == REQUEST_ID_HEADER.encode():
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if 0 < len(candidate) <= 128 and candidate.isprintable():
                 return candidate
     return uuid.uuid4().hex
@@ -114,11 +114,11 @@ class RequestContextMiddleware:
                     exc_info=True,
                     extra={"fields": {"request_id": request_id}},
                 )
-                await respond(503, "database_unavailable", "The database is unavailable, try again shortly")
-            else:
-                logger.exception(
-                    "unhandled error", extra={"fields": {"request_id": request_id}}
+                await respond(
+                    503, "database_unavailable", "The database is unavailable, try again shortly"
                 )
+            else:
+                logger.exception("unhandled error", extra={"fields": {"request_id": request_id}})
                 await respond(500, "internal_error", "Internal server error")
         finally:
             logger.info(
@@ -163,7 +163,7 @@ class RequestContextMiddleware:
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
-            media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            media_type: str = value.decode("latin-1").split(";", 1)[0].strip().lower()
             return media_type.endswith(_JSON_TYPES)
     return False
 
