@@ -1,12 +1,12 @@
 """`python -m lambda_app`: the local command line.
 
-    serve             start the embedded PostgreSQL (unless DATABASE_URL is set), migrate,
-                      make sure a superuser exists, serve the API on http://127.0.0.1:8000
-    serve --lambda    the same, but every request goes through the real Lambda handler
-    migrate           run Alembic (upgrade/downgrade/current/history/check)
-    create-superuser  create a superuser interactively or from flags
-    db                start/stop/status/url of the embedded PostgreSQL
-    release           invoke the deployed migration Lambda (see `release --help`)
+serve             start the embedded PostgreSQL (unless DATABASE_URL is set), migrate,
+                  make sure a superuser exists, serve the API on http://127.0.0.1:8000
+serve --lambda    the same, but every request goes through the real Lambda handler
+migrate           run Alembic (upgrade/downgrade/current/history/check)
+create-superuser  create a superuser interactively or from flags
+db                start/stop/status/url of the embedded PostgreSQL
+release           invoke the deployed migration Lambda (see `release --help`)
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     with development_database() as url, _use_database(url):
         upgrade_to_head(url)
         asyncio.run(_ensure_superuser(allow_local_default=True))
-        print(f"API on http://{args.host}:{args.port}/api  docs: http://{args.host}:{args.port}/api/doc")
+        print(
+            f"API on http://{args.host}:{args.port}/api  docs: http://{args.host}:{args.port}/api/doc"
+        )
         if args.use_lambda:
             from lambda_app.local.gateway import serve_gateway
 
@@ -66,7 +68,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             import uvicorn
 
             uvicorn.run(
-                "lambda_app.main:create_app", factory=True, host=args.host, port=args.port,
+                "lambda_app.main:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
                 log_level="warning",
             )
     return 0
@@ -92,9 +97,7 @@ def _cmd_create_superuser(args: argparse.Namespace) -> int:
     username = args.username or input("Username: ")
     email = args.email or input("Email: ")
     password = args.password or getpass.getpass("Password (empty: generate one): ") or None
-    os.environ.update(
-        {"FIRST_SUPERUSER_USERNAME": username, "FIRST_SUPERUSER_EMAIL": email}
-    )
+    os.environ.update({"FIRST_SUPERUSER_USERNAME": username, "FIRST_SUPERUSER_EMAIL": email})
     if password:
         os.environ["FIRST_SUPERUSER_PASSWORD"] = password
     with development_database() as url, _use_database(url):
@@ -122,20 +125,31 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lambda_app", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m lambda_app",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the API locally")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--lambda", dest="use_lambda", action="store_true",
-                       help="serve through the real Lambda handler (API Gateway 2.0 events)")
+    serve.add_argument(
+        "--lambda",
+        dest="use_lambda",
+        action="store_true",
+        help="serve through the real Lambda handler (API Gateway 2.0 events)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     migrate = commands.add_parser("migrate", help="run database migrations")
-    migrate.add_argument("action", nargs="?", default="upgrade",
-                         choices=["upgrade", "downgrade", "current", "history", "check"])
+    migrate.add_argument(
+        "action",
+        nargs="?",
+        default="upgrade",
+        choices=["upgrade", "downgrade", "current", "history", "check"],
+    )
     migrate.add_argument("revision", nargs="?", default=None)
     migrate.set_defaults(func=_cmd_migrate)
 

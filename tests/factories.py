@@ -46,7 +46,9 @@ async def create_user(
     return user
 
 
-async def login(client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD) -> dict[str, str]:
+async def login(
+    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+) -> dict[str, str]:
     response = await client.post(
         "/api/auth/token", data={"username": username, "password": password}
     )

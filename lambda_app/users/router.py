@@ -26,9 +26,7 @@ from lambda_app.users.schemas import (
 INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`
 UserId = Annotated[int, Path(ge=1, le=INT4_MAX, description="The user's id")]
 
-router = APIRouter(
-    prefix="/users", tags=["users"], responses=error_responses(NotAuthenticated)
-)
+router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(NotAuthenticated))
 
 
 @router.get("/me", response_model=UserRead, summary="The current user")

@@ -49,7 +49,9 @@ async def test_register_names_are_optional(client: httpx.AsyncClient) -> None:
     assert response.json()["first_name"] == ""
 
 
-async def test_register_taken_username_is_409(client: httpx.AsyncClient, user_factory: UserFactory) -> None:
+async def test_register_taken_username_is_409(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
     await user_factory(username="alice")
     response = await client.post("/api/auth/register", json=payload(email="other@example.com"))
     assert response.status_code == 409
@@ -91,7 +93,9 @@ async def test_register_taken_email_is_409_regardless_of_case(
         ("first_name", "x" * 101),
     ],
 )
-async def test_register_invalid_input_is_422(client: httpx.AsyncClient, field: str, value: str) -> None:
+async def test_register_invalid_input_is_422(
+    client: httpx.AsyncClient, field: str, value: str
+) -> None:
     response = await client.post("/api/auth/register", json=payload(**{field: value}))
     assert response.status_code == 422
     error = response.json()["error"]

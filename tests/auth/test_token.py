@@ -15,7 +15,9 @@ async def test_token_with_username(client: httpx.AsyncClient, user: User) -> Non
     body = response.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == get_settings().access_token_expire_minutes * 60
-    claims = decode_access_token(body["access_token"], secret=get_settings().jwt_secret.get_secret_value())
+    claims = decode_access_token(
+        body["access_token"], secret=get_settings().jwt_secret.get_secret_value()
+    )
     assert claims.user_id == user.id
 
 
@@ -29,15 +31,21 @@ async def test_token_with_email_in_any_case(client: httpx.AsyncClient, user: Use
 async def test_unknown_user_and_wrong_password_get_the_same_401(
     client: httpx.AsyncClient, user: User
 ) -> None:
-    unknown = await client.post("/api/auth/token", data={"username": "ghost", "password": "whatever1"})
-    wrong = await client.post("/api/auth/token", data={"username": user.username, "password": "wrong-pass"})
+    unknown = await client.post(
+        "/api/auth/token", data={"username": "ghost", "password": "whatever1"}
+    )
+    wrong = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": "wrong-pass"}
+    )
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.json() == wrong.json()
     assert unknown.json()["error"]["code"] == "invalid_credentials"
     assert unknown.headers["www-authenticate"] == "Bearer"
 
 
-async def test_inactive_user_cannot_get_a_token(client: httpx.AsyncClient, user_factory: UserFactory) -> None:
+async def test_inactive_user_cannot_get_a_token(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
     inactive = await user_factory(is_active=False)
     response = await client.post(
         "/api/auth/token", data={"username": inactive.username, "password": DEFAULT_PASSWORD}
@@ -57,7 +65,9 @@ async def test_outdated_hash_is_upgraded_at_login(
     from pwdlib.hashers.argon2 import Argon2Hasher
 
     # A hash made with weaker (older) parameters than the configured ones.
-    user.hashed_password = Argon2Hasher(memory_cost=8192, time_cost=1, parallelism=1).hash(DEFAULT_PASSWORD)
+    user.hashed_password = Argon2Hasher(memory_cost=8192, time_cost=1, parallelism=1).hash(
+        DEFAULT_PASSWORD
+    )
     await session.flush()
     old_hash = user.hashed_password
     response = await client.post(

@@ -30,7 +30,10 @@ def test_local_development_works_with_defaults(monkeypatch: pytest.MonkeyPatch) 
 
 def test_secrets_stay_out_of_repr() -> None:
     settings = Settings(
-        environment="prod", jwt_secret="s" * 40, database_url="postgresql://u:hunter2@h/db", _env_file=None  # type: ignore[arg-type, call-arg]
+        environment="prod",
+        jwt_secret="s" * 40,
+        database_url="postgresql://u:hunter2@h/db",
+        _env_file=None,  # type: ignore[arg-type, call-arg]
     )
     text = repr(settings) + str(settings.model_dump())
     assert "hunter2" not in text and "s" * 40 not in text

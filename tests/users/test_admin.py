@@ -7,7 +7,10 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory, login
 
 
 async def test_list_users_is_paginated_in_id_order(
-    client: httpx.AsyncClient, superuser: User, superuser_headers: dict[str, str], user_factory: UserFactory
+    client: httpx.AsyncClient,
+    superuser: User,
+    superuser_headers: dict[str, str],
+    user_factory: UserFactory,
 ) -> None:
     created = [await user_factory() for _ in range(5)]
     expected_ids = sorted([superuser.id, *(u.id for u in created)])
@@ -63,7 +66,9 @@ async def test_get_user_by_id_for_any_authenticated_user(
     assert response.json()["username"] == other.username
 
 
-async def test_get_missing_user_is_404(client: httpx.AsyncClient, user_headers: dict[str, str]) -> None:
+async def test_get_missing_user_is_404(
+    client: httpx.AsyncClient, user_headers: dict[str, str]
+) -> None:
     response = await client.get("/api/users/2147483647", headers=user_headers)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "user_not_found"
@@ -92,7 +97,9 @@ async def test_superuser_updates_any_user(
     assert response.status_code == 200
     assert response.json()["is_active"] is False and response.json()["last_name"] == "Changed"
     # A deactivated user can no longer log in.
-    token = await client.post("/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD})
+    token = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
     assert token.status_code == 401
 
 
@@ -103,19 +110,27 @@ async def test_superuser_sets_a_password(
         f"/api/users/{user.id}", headers=superuser_headers, json={"password": "set-by-admin-1"}
     )
     assert response.status_code == 200
-    assert (await login(client, user.username, "set-by-admin-1"))["Authorization"].startswith("Bearer ")
+    assert (await login(client, user.username, "set-by-admin-1"))["Authorization"].startswith(
+        "Bearer "
+    )
 
 
 async def test_update_user_forbidden_for_regular_user(
     client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
 ) -> None:
     other = await user_factory()
-    response = await client.patch(f"/api/users/{other.id}", headers=user_headers, json={"is_superuser": True})
+    response = await client.patch(
+        f"/api/users/{other.id}", headers=user_headers, json={"is_superuser": True}
+    )
     assert response.status_code == 403
 
 
-async def test_update_missing_user_is_404(client: httpx.AsyncClient, superuser_headers: dict[str, str]) -> None:
-    response = await client.patch("/api/users/2147483000", headers=superuser_headers, json={"first_name": "x"})
+async def test_update_missing_user_is_404(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str]
+) -> None:
+    response = await client.patch(
+        "/api/users/2147483000", headers=superuser_headers, json={"first_name": "x"}
+    )
     assert response.status_code == 404
 
 
@@ -123,7 +138,9 @@ async def test_update_user_to_taken_username_is_409(
     client: httpx.AsyncClient, superuser_headers: dict[str, str], user_factory: UserFactory
 ) -> None:
     a, b = await user_factory(), await user_factory()
-    response = await client.patch(f"/api/users/{a.id}", headers=superuser_headers, json={"username": b.username})
+    response = await client.patch(
+        f"/api/users/{a.id}", headers=superuser_headers, json={"username": b.username}
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "username_taken"
 
@@ -154,12 +171,19 @@ async def test_delete_forbidden_for_regular_user(
     assert (await client.delete(f"/api/users/{other.id}", headers=user_headers)).status_code == 403
 
 
-async def test_delete_missing_user_is_404(client: httpx.AsyncClient, superuser_headers: dict[str, str]) -> None:
-    assert (await client.delete("/api/users/2147483000", headers=superuser_headers)).status_code == 404
+async def test_delete_missing_user_is_404(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str]
+) -> None:
+    assert (
+        await client.delete("/api/users/2147483000", headers=superuser_headers)
+    ).status_code == 404
 
 
 async def test_deleted_users_token_is_rejected(
-    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User, user_headers: dict[str, str]
+    client: httpx.AsyncClient,
+    superuser_headers: dict[str, str],
+    user: User,
+    user_headers: dict[str, str],
 ) -> None:
     await client.delete(f"/api/users/{user.id}", headers=superuser_headers)
     assert (await client.get("/api/users/me", headers=user_headers)).status_code == 401

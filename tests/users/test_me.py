@@ -19,7 +19,9 @@ async def test_me_returns_the_current_user(
     "headers",
     [{}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
 )
-async def test_me_without_a_valid_token_is_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+async def test_me_without_a_valid_token_is_401(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
     response = await client.get("/api/users/me", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -50,7 +52,10 @@ async def test_patch_me_updates_profile(
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["first_name"], body["username"], body["slug"], body["email"]) == (
-        "Ada", "Ada_L", "ada-l", "ada@example.org",
+        "Ada",
+        "Ada_L",
+        "ada-l",
+        "ada@example.org",
     )
     assert body["last_name"] == user.last_name  # untouched
     again = await client.get("/api/users/me", headers=user_headers)
@@ -60,7 +65,9 @@ async def test_patch_me_updates_profile(
 async def test_patch_me_cannot_escalate_privileges(
     client: httpx.AsyncClient, user_headers: dict[str, str]
 ) -> None:
-    response = await client.patch("/api/users/me", headers=user_headers, json={"is_superuser": True})
+    response = await client.patch(
+        "/api/users/me", headers=user_headers, json={"is_superuser": True}
+    )
     assert response.status_code == 422
     me = await client.get("/api/users/me", headers=user_headers)
     assert me.json()["is_superuser"] is False
@@ -70,7 +77,9 @@ async def test_patch_me_to_a_taken_email_is_409(
     client: httpx.AsyncClient, user_factory: UserFactory, user_headers: dict[str, str]
 ) -> None:
     other = await user_factory()
-    response = await client.patch("/api/users/me", headers=user_headers, json={"email": other.email})
+    response = await client.patch(
+        "/api/users/me", headers=user_headers, json={"email": other.email}
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "email_taken"
 
@@ -92,7 +101,9 @@ async def test_change_password_revokes_old_tokens(
     # The token issued before the change no longer works...
     assert (await client.get("/api/users/me", headers=user_headers)).status_code == 401
     # ...the old password no longer logs in, the new one does.
-    old = await client.post("/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD})
+    old = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
     assert old.status_code == 401
     new_headers = await login(client, user.username, "brand-new-pass")
     assert (await client.get("/api/users/me", headers=new_headers)).status_code == 200
