@@ -84,9 +84,16 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     if args.revision:
         event["revision"] = args.revision
     with development_database() as url, _use_database(url):
-        from lambda_app.handlers.migrate import run_migration_event
+        from lambda_app.handlers.migrate import MigrationFailed, run_migration_event
 
-        result = run_migration_event(event)
+        try:
+            result = run_migration_event(event)
+        except MigrationFailed as exc:
+            # The message is log-safe (no SQL parameters); LAMBDA_APP_DEBUG=1 shows the cause.
+            if os.environ.get("LAMBDA_APP_DEBUG"):
+                raise
+            print(f"migration failed ({args.action}): {exc}", file=sys.stderr)
+            return 1
     print(json.dumps(result, indent=2))
     return 0 if result.get("ok") else 1
 

@@ -246,4 +246,3 @@ async def _upgrade_to_head(database_url: str) -> None:
         await migrate(engine, "upgrade", "head")
     finally:
         await engine.dispose()
-

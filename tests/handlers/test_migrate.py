@@ -1,0 +1,447 @@
+"""The migration Lambda against a real PostgreSQL: a fresh database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+
+from lambda_app.core.settings import get_settings
+from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
+from lambda_app.local.database import database_url
+from lambda_app.local.embedded_postgres import drop_database, ensure_database
+from lambda_app.migrations_runner import MIGRATION_LOCK_KEY, alembic_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FAILING_SCRIPTS = PROJECT_ROOT / "tests" / "migrations" / "failing"
+CONTEXT = SimpleNamespace(aws_request_id="test-request-id")
+BOUND_SECONDS = 60  # upper bound for waits in this file (never reached when things work)
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def real_revisions() -> list[str]:
+    """The real revision ids, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config(PROJECT_ROOT / "migrations"))
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+HEAD = real_revisions()[-1]
+
+
+def plain_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(plain_dsn(url))
+        try:
+            return await connection.fetch(sql, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def tables(url: str) -> set[str]:
+    rows = fetch(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {row["tablename"] for row in rows}
+
+
+def versions(url: str) -> list[str]:
+    if "alembic_version" not in tables(url):
+        return []
+    return [row["version_num"] for row in fetch(url, "SELECT version_num FROM alembic_version")]
+
+
+LOCK_WAITERS_SQL = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND ((classid::bigint << 32) | objid::bigint) = $1
+"""
+
+
+class Env:
+    """Points the app's settings at one database for a test; restores everything after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._saved = dict(os.environ)
+
+    def set(self, **values: str) -> None:
+        os.environ.update(values)
+        get_settings.cache_clear()
+
+    def restore(self) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved)
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def fresh_db(admin_url: str) -> Iterator[Env]:
+    """A brand-new empty database, set as DATABASE_URL for the code under test."""
+    suffix = os.environ.get("TEST_DATABASE_SUFFIX", "")
+    name = f"lambda_app_migrate_{uuid.uuid4().hex[:10]}{suffix}"
+    asyncio.run(ensure_database(admin_url, name))
+    env = Env(database_url(admin_url, name))
+    env.set(DATABASE_URL=env.url)
+    try:
+        yield env
+    finally:
+        env.restore()
+        asyncio.run(drop_database(admin_url, name))
+
+
+@pytest.fixture
+def migrate_log() -> Iterator[list[logging.LogRecord]]:
+    """Records of the migration logger (on the logger itself: the handler replaces the
+    root logger's handlers, caplog's included, the first time it configures logging)."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    collector = Collect(level=logging.INFO)
+    logger = logging.getLogger("lambda_app.migrate")
+    logger.addHandler(collector)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(collector)
+
+
+def logged_fields(records: list[logging.LogRecord], message: str) -> list[dict[str, Any]]:
+    return [r.fields for r in records if r.getMessage() == message]  # type: ignore[attr-defined]
+
+
+# --- upgrade ---------------------------------------------------------------------------
+
+
+def test_upgrade_takes_a_fresh_database_to_head(fresh_db: Env) -> None:
+    # when
+    result = handler({}, CONTEXT)
+
+    # then
+    assert result["ok"] is True
+    assert result["action"] == "upgrade"
+    assert result["from_revision"] is None
+    assert result["to_revision"] == HEAD
+    assert result["head"] == HEAD
+    assert result["applied"] == real_revisions()
+    assert isinstance(result["duration_ms"], int) and result["duration_ms"] >= 0
+    assert result["superuser"] is None  # none configured
+    assert json.loads(json.dumps(result)) == result  # JSON-able as Lambda returns it
+    assert versions(fresh_db.url) == [HEAD]
+    assert {"users", "login_throttle"} <= tables(fresh_db.url)
+
+
+def test_no_connection_outlives_the_invocation(fresh_db: Env) -> None:
+    handler({"action": "upgrade"}, CONTEXT)
+
+    name = make_url(fresh_db.url).database
+    lingering = fetch(
+        fresh_db.url,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        name,
+    )
+    assert lingering[0]["n"] == 0
+
+
+def test_a_second_upgrade_is_a_no_op(fresh_db: Env) -> None:
+    handler({}, CONTEXT)
+
+    result = handler({"action": "upgrade", "revision": "head"}, CONTEXT)
+
+    assert result["ok"] is True
+    assert result["applied"] == []
+    assert result["from_revision"] == result["to_revision"] == HEAD
+    assert versions(fresh_db.url) == [HEAD]
+
+
+def test_concurrent_runs_are_serialized_by_the_advisory_lock(fresh_db: Env) -> None:
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def invoke() -> None:
+        try:
+            results.append(handler({"action": "upgrade"}, CONTEXT))
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def scenario() -> None:
+        # given: the lock is taken, so both invocations must queue behind it
+        holder = await asyncpg.connect(plain_dsn(fresh_db.url))
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            threads = [threading.Thread(target=invoke) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + BOUND_SECONDS
+            while await holder.fetchval(LOCK_WAITERS_SQL, MIGRATION_LOCK_KEY) < 2:
+                assert loop.time() < deadline, "both runs should be waiting for the lock"
+                await asyncio.sleep(0.05)
+            # nothing may have been applied while they wait
+            assert not await holder.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+            # when: the lock is released
+            await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+            for thread in threads:
+                await asyncio.to_thread(thread.join, BOUND_SECONDS)
+        finally:
+            await holder.close()
+
+    asyncio.run(scenario())
+
+    # then: both succeed, one applied everything, the other found nothing to do
+    assert errors == []
+    assert [r["ok"] for r in results] == [True, True]
+    assert sorted((r["applied"] for r in results), key=len) == [[], real_revisions()]
+    assert all(r["to_revision"] == HEAD for r in results)
+    assert versions(fresh_db.url) == [HEAD]
+
+
+def test_waiting_for_the_lock_is_bounded(fresh_db: Env) -> None:
+    async def scenario() -> None:
+        holder = await asyncpg.connect(plain_dsn(fresh_db.url))
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            with pytest.raises(MigrationFailed, match="still holds the migration lock"):
+                await asyncio.to_thread(
+                    handler, {"action": "upgrade", "lock_timeout_seconds": 0.2}, CONTEXT
+                )
+        finally:
+            await holder.close()
+
+    asyncio.run(scenario())
+
+    assert versions(fresh_db.url) == []
+
+
+# --- a failing migration -------------------------------------------------------------------
+
+
+def test_the_failing_script_location_copies_the_real_revisions() -> None:
+    # The test-only location must run the real revisions, not a stale copy of them.
+    for real in (PROJECT_ROOT / "migrations" / "versions").glob("*.py"):
+        copy = FAILING_SCRIPTS / "versions" / real.name
+        if copy.exists():
+            assert copy.read_text() == real.read_text(), f"{copy} is out of date"
+
+
+def test_a_failing_migration_leaves_the_previous_revision_and_nothing_half_applied(
+    fresh_db: Env, migrate_log: list[logging.LogRecord]
+) -> None:
+    # given: the real revisions, then 9001 (fine), then 9002 (creates a table, then fails)
+    fresh_db.set(MIGRATIONS_DIR=str(FAILING_SCRIPTS))
+
+    # when
+    with pytest.raises(MigrationFailed, match="division by zero"):
+        handler({"action": "upgrade"}, CONTEXT)
+
+    # then: every revision before the failing one is committed ...
+    assert versions(fresh_db.url) == ["9001"]
+    assert {"users", "login_throttle", "release_notes"} <= tables(fresh_db.url)
+    # ... and nothing of the failing one is left
+    assert "half_applied" not in tables(fresh_db.url)
+    # one error line, with the cause, the request id and no SQL parameters
+    [fields] = logged_fields(migrate_log, "migration failed")
+    assert fields["request_id"] == "test-request-id"
+    assert fields["action"] == "upgrade"
+    assert fields["error"] == "DivisionByZeroError: division by zero"
+    assert "9002_half_applied.py" in fields["traceback"]  # where, in our code
+    assert "site-packages" not in fields["traceback"]
+
+
+def test_after_a_failed_run_a_downgrade_undoes_the_revisions_that_did_apply(
+    fresh_db: Env,
+) -> None:
+    fresh_db.set(MIGRATIONS_DIR=str(FAILING_SCRIPTS))
+    with pytest.raises(MigrationFailed):
+        handler({}, CONTEXT)
+
+    result = handler({"action": "downgrade", "revision": HEAD}, CONTEXT)
+
+    assert result["applied"] == ["9001"]
+    assert versions(fresh_db.url) == [HEAD]
+    assert "release_notes" not in tables(fresh_db.url)
+
+
+# --- other actions -------------------------------------------------------------------------
+
+
+def test_current_history_and_check(fresh_db: Env) -> None:
+    before = handler({"action": "current"}, CONTEXT)
+    assert before["ok"] is True
+    assert before["from_revision"] is None and before["to_revision"] is None
+    assert before["applied"] == []
+    handler({}, CONTEXT)
+
+    current = handler({"action": "current"}, CONTEXT)
+    history = handler({"action": "history"}, CONTEXT)
+    check = handler({"action": "check"}, CONTEXT)
+
+    assert current["from_revision"] == current["to_revision"] == HEAD
+    assert [entry["revision"] for entry in history["history"]] == real_revisions()
+    assert history["history"][-1]["is_head"] is True
+    assert history["history"][0]["down_revision"] is None
+    assert check == {**check, "ok": True, "drift": [], "applied": []}
+    assert versions(fresh_db.url) == [HEAD]
+
+
+def test_check_reports_drift_between_models_and_schema(fresh_db: Env) -> None:
+    handler({}, CONTEXT)
+    fetch(fresh_db.url, "ALTER TABLE users DROP COLUMN last_name")
+
+    result = handler({"action": "check"}, CONTEXT)
+
+    assert result["ok"] is False
+    assert any("add_column" in diff and "last_name" in diff for diff in result["drift"])
+
+
+def test_round_trip_upgrade_downgrade_to_base_upgrade(fresh_db: Env) -> None:
+    handler({}, CONTEXT)
+
+    down = handler({"action": "downgrade", "revision": "base"}, CONTEXT)
+    assert down["ok"] is True
+    assert down["from_revision"] == HEAD and down["to_revision"] is None
+    assert down["applied"] == list(reversed(real_revisions()))
+    assert tables(fresh_db.url) == {"alembic_version"}
+    assert "superuser" not in down
+
+    up = handler({"action": "upgrade"}, CONTEXT)
+    assert up["applied"] == real_revisions()
+    assert versions(fresh_db.url) == [HEAD]
+    assert handler({"action": "check"}, CONTEXT)["drift"] == []
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"action": "downgrade"}, "explicit revision"),
+        ({"action": "sideways"}, "unknown action"),
+        ({"action": "upgrade", "revision": "nope"}, "nope"),
+        ({"lock_timeout_seconds": 0}, "lock_timeout_seconds"),
+    ],
+)
+def test_invalid_requests_fail(fresh_db: Env, event: dict[str, Any], message: str) -> None:
+    with pytest.raises(MigrationFailed, match=message):
+        handler(event, CONTEXT)
+    assert versions(fresh_db.url) == []
+
+
+def test_invalid_settings_fail_without_leaking_them(
+    fresh_db: Env, migrate_log: list[logging.LogRecord]
+) -> None:
+    db_password, jwt_secret = "db-password-" + uuid.uuid4().hex, "short-" + uuid.uuid4().hex[:8]
+    url = make_url(fresh_db.url).set(password=db_password).render_as_string(hide_password=False)
+    fresh_db.set(ENVIRONMENT="prod", JWT_SECRET=jwt_secret, DATABASE_URL=url)
+
+    with pytest.raises(MigrationFailed, match="invalid settings") as raised:
+        handler({}, CONTEXT)
+
+    logged = json.dumps(logged_fields(migrate_log, "migration failed"))
+    assert logged != "[]"
+    for secret in (db_password, jwt_secret):
+        assert secret not in str(raised.value) and secret not in logged
+    assert "JWT secret" in str(raised.value)
+
+
+# --- first superuser -------------------------------------------------------------------------
+
+
+def test_the_first_superuser_is_created_after_upgrade_once(
+    fresh_db: Env, migrate_log: list[logging.LogRecord]
+) -> None:
+    password = "first-superuser-password-" + uuid.uuid4().hex
+    fresh_db.set(
+        FIRST_SUPERUSER_USERNAME="root",
+        FIRST_SUPERUSER_EMAIL="root@example.com",
+        FIRST_SUPERUSER_PASSWORD=password,
+    )
+
+    first = handler({}, CONTEXT)
+    second = handler({}, CONTEXT)
+
+    assert first["superuser"] == {"username": "root", "created": True}
+    assert second["superuser"] == {"username": "root", "created": False}
+    rows = fetch(fresh_db.url, "SELECT username, is_superuser, hashed_password FROM users")
+    assert [(r["username"], r["is_superuser"]) for r in rows] == [("root", True)]
+    hashed = rows[0]["hashed_password"]
+    logged = logged_fields(migrate_log, "migration finished")
+    assert [entry["superuser"] for entry in logged] == [first["superuser"], second["superuser"]]
+    seen = json.dumps([first, second, logged])
+    assert password not in seen and hashed not in seen
+
+
+def test_a_superuser_without_a_password_is_not_created(fresh_db: Env) -> None:
+    fresh_db.set(FIRST_SUPERUSER_USERNAME="root", FIRST_SUPERUSER_EMAIL="root@example.com")
+
+    result = handler({}, CONTEXT)
+
+    assert result["superuser"]["created"] is False
+    assert "no password configured" in result["superuser"]["skipped"]
+    assert fetch(fresh_db.url, "SELECT count(*) AS n FROM users")[0]["n"] == 0
+
+
+# --- the same code from the command line -----------------------------------------------------
+
+
+def test_cli_migrate_prints_the_result(fresh_db: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    from lambda_app.cli import main
+
+    assert main(["migrate"]) == 0
+    assert json.loads(capsys.readouterr().out)["applied"] == real_revisions()
+
+    assert main(["migrate", "downgrade"]) == 1
+    assert "explicit revision" in capsys.readouterr().err
+
+
+def test_run_migration_event_is_the_handler_without_lambda(fresh_db: Env) -> None:
+    assert run_migration_event({"action": "upgrade"})["to_revision"] == HEAD
+
+
+def test_alembic_command_line_upgrade_and_check(fresh_db: Env) -> None:
+    alembic = [sys.executable, "-m", "alembic"]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+
+    upgrade = subprocess.run(
+        [*alembic, "-x", f"url={fresh_db.url}", "upgrade", "head"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_SECONDS,
+        check=False,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    check = subprocess.run(
+        [*alembic, "check"],
+        cwd=PROJECT_ROOT,
+        env={**env, "DATABASE_URL": fresh_db.url},
+        capture_output=True,
+        text=True,
+        timeout=BOUND_SECONDS,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+    assert versions(fresh_db.url) == [HEAD]
