@@ -34,8 +34,28 @@ install: $(VENV)/.synced ## create .venv from the lock file
 run: install ## serve the API (embedded PostgreSQL unless DATABASE_URL is set)
 	$(PY) -m lambda_app serve
 
-test: install ## run the whole test suite
+gateway: install ## serve through the real Lambda handler (API Gateway 2.0 events)
+	$(PY) -m lambda_app serve --lambda
+
+# Node.js runs the CDK's jsii runtime (the infrastructure tests) and the CDK CLI.
+.PHONY: check-node synth
+check-node:
+	@command -v node >/dev/null || { echo "Node.js is required (the AWS CDK runs on it): install Node.js 20 or newer, e.g. https://nodejs.org or 'apt-get install nodejs npm'"; exit 1; }
+
+# The CDK CLI pinned by package-lock.json (npx then uses it, offline).
+node_modules/.installed: package-lock.json | check-node
+	npm ci --no-audit --no-fund
+	@touch $@
+
+STAGE ?= dev
+synth: install node_modules/.installed ## synthesize the CDK app (hermetic: no AWS credentials needed)
+	npx cdk synth -c stage=$(STAGE)
+
+test: install check-node ## run the whole test suite
 	$(PY) -m pytest
+
+bench: install ## cold start, warm latency, memory and bundle size (writes benchmarks/results/latest.json)
+	$(PY) -m benchmarks
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check lambda_app migrations tests

@@ -1,0 +1,76 @@
+"""The CDK app: `npx cdk synth|deploy -c stage=dev|prod` (cdk.json runs this module).
+
+Synth is hermetic: account and region come from the standard CDK environment
+variables (the CLI fills them in from your credentials) or fixed placeholders, and
+nothing is looked up in AWS, so `make synth` works without credentials.
+
+Context values (all optional):
+    stage                  dev (default) or prod
+    release_id             e.g. the git SHA: forces the migration trigger to run
+    alarm_email            subscribes this address to the alarm topic
+    first_superuser_email  creates a first superuser "admin" with a generated password
+    availability_zones     two AZs, comma-separated (default: <region>a,<region>b; some
+                           accounts lack one of those, e.g. ap-northeast-1b)
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_cdk import App, Environment, Tags
+
+from infra_cdk.config import DEFAULT_STAGE, stage_config
+from infra_cdk.nag import add_checks
+from infra_cdk.stack import LambdaAppStack
+
+# Only used when synthesizing without credentials; `cdk deploy` always knows the account.
+PLACEHOLDER_ACCOUNT = "123456789012"
+PLACEHOLDER_REGION = "us-east-1"
+
+
+def stack_name(stage: str) -> str:
+    return f"LambdaApp-{stage}"
+
+
+def deployment_environment() -> Environment:
+    return Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT") or PLACEHOLDER_ACCOUNT,
+        region=os.environ.get("CDK_DEFAULT_REGION") or PLACEHOLDER_REGION,
+    )
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+def build_app(app: App) -> LambdaAppStack:
+    """Add the stage's stack (chosen by the `stage` context) and cdk-nag to `app`."""
+    context = app.node.try_get_context
+    config = stage_config(context("stage") or DEFAULT_STAGE)
+    stack = LambdaAppStack(
+        app,
+        stack_name(config.name),
+        config=config,
+        env=deployment_environment(),
+        description=f"lambda_app ({config.name}): users and authentication API",
+        release_id=context("release_id"),
+        alarm_email=context("alarm_email"),
+        first_superuser_email=context("first_superuser_email"),
+        availability_zones=_split(context("availability_zones")),
+    )
+    # DBProxyTargetGroup takes no tags in CloudFormation (CDK would add them anyway).
+    untaggable = ["AWS::RDS::DBProxyTargetGroup"]
+    Tags.of(stack).add("app", "lambda_app", exclude_resource_types=untaggable)
+    Tags.of(stack).add("stage", config.name, exclude_resource_types=untaggable)
+    add_checks(app)
+    return stack
+
+
+def main() -> None:
+    app = App()
+    build_app(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Everything that differs between stages, chosen in one place.
+
+Constructs take these values as keyword-only parameters; none of them looks at the
+stage name. Adding a stage means adding one `StageConfig` here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+
+DEFAULT_STAGE = "dev"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageConfig:
+    name: str
+    # --- database ---------------------------------------------------------------
+    db_instance_type: ec2.InstanceType
+    db_allocated_storage_gib: int
+    db_max_allocated_storage_gib: int
+    db_multi_az: bool
+    db_backup_retention: Duration
+    db_deletion_protection: bool
+    # SNAPSHOT keeps a final snapshot when the stack (or the instance) is deleted.
+    db_removal_policy: RemovalPolicy
+    # ~80% of max_connections, which RDS derives from the instance's memory
+    # (LEAST(DBInstanceClassMemory/9531392, 5000): ~110 on micro, ~225 on small).
+    db_connections_alarm_threshold: int
+    # --- API function -----------------------------------------------------------
+    # None: no reservation. New accounts have a low concurrency quota and Lambda
+    # refuses reservations that leave fewer than 100 unreserved executions.
+    api_reserved_concurrency: int | None
+    api_snap_start: bool
+    api_throttle_rate_per_second: int
+    api_throttle_burst: int
+    # --- observability ----------------------------------------------------------
+    log_retention: logs.RetentionDays
+    flow_log_traffic: ec2.FlowLogTrafficType
+
+
+STAGES: dict[str, StageConfig] = {
+    "dev": StageConfig(
+        name="dev",
+        db_instance_type=ec2.InstanceType.of(
+            ec2.InstanceClass.BURSTABLE4_GRAVITON, ec2.InstanceSize.MICRO
+        ),
+        db_allocated_storage_gib=20,
+        db_max_allocated_storage_gib=50,
+        db_multi_az=False,
+        db_backup_retention=Duration.days(1),
+        db_deletion_protection=False,
+        db_removal_policy=RemovalPolicy.DESTROY,
+        db_connections_alarm_threshold=85,
+        api_reserved_concurrency=None,
+        api_snap_start=False,
+        api_throttle_rate_per_second=20,
+        api_throttle_burst=40,
+        log_retention=logs.RetentionDays.TWO_WEEKS,
+        flow_log_traffic=ec2.FlowLogTrafficType.REJECT,
+    ),
+    "prod": StageConfig(
+        name="prod",
+        db_instance_type=ec2.InstanceType.of(
+            ec2.InstanceClass.BURSTABLE4_GRAVITON, ec2.InstanceSize.SMALL
+        ),
+        db_allocated_storage_gib=20,
+        db_max_allocated_storage_gib=200,
+        db_multi_az=True,
+        db_backup_retention=Duration.days(14),
+        db_deletion_protection=True,
+        db_removal_policy=RemovalPolicy.SNAPSHOT,
+        db_connections_alarm_threshold=180,
+        # Caps the connections the API can open through the proxy, and keeps one
+        # runaway client from starving every other function in the account.
+        api_reserved_concurrency=100,
+        api_snap_start=True,
+        api_throttle_rate_per_second=200,
+        api_throttle_burst=400,
+        log_retention=logs.RetentionDays.THREE_MONTHS,
+        flow_log_traffic=ec2.FlowLogTrafficType.ALL,
+    ),
+}
+
+
+def stage_config(stage: str) -> StageConfig:
+    try:
+        return STAGES[stage]
+    except KeyError:
+        raise ValueError(f"unknown stage {stage!r}: use one of {sorted(STAGES)}") from None

@@ -1,0 +1,165 @@
+"""The API: the FastAPI app in one Lambda function behind an API Gateway HTTP API."""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra_cdk.nag import acknowledge, acknowledge_vpc_function
+
+API_HANDLER = "lambda_app.handlers.api.handler"
+# Lambda's CPU share grows with memory (1 full vCPU at 1,769 MB). The slowest thing
+# the API does is Argon2id hashing (19 MiB, t=2) on register and token requests:
+# 1,024 MB (~0.6 vCPU) keeps that well under 100 ms without paying for a whole core.
+API_MEMORY_MB = 1024
+# Above the database's connect (5 s) and statement (10 s) timeouts, so those fail first
+# with a clean 503, and below the HTTP API's hard 30 s integration limit.
+API_TIMEOUT = Duration.seconds(20)
+
+# One JSON line per request; no headers, query strings or bodies (tokens, passwords).
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "path": "$context.path",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "integrationLatencyMs": "$context.integrationLatency",
+        "integrationError": "$context.integrationErrorMessage",
+        "userAgent": "$context.identity.userAgent",
+    }
+)
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogSettings:
+    """aws_apigatewayv2 takes access log settings as an interface, not a struct."""
+
+    def __init__(
+        self, *, destination: apigw.IAccessLogDestination, format: apigateway.AccessLogFormat
+    ) -> None:
+        self._destination = destination
+        self._format = format
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigateway.AccessLogFormat:
+        return self._format
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        reserved_concurrency: int | None,
+        snap_start: bool,
+        throttle_rate_per_second: int,
+        throttle_burst: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
+            description="API function: out to the RDS Proxy and the Secrets Manager endpoint only",
+        )
+        self.log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="lambda_app API (FastAPI through Mangum)",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,  # Graviton: ~20% cheaper per GB-second
+            handler=API_HANDLER,
+            code=code,
+            memory_size=API_MEMORY_MB,
+            timeout=API_TIMEOUT,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            environment=environment,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            # SnapStart restores a snapshot taken after init (imports, app built) instead of
+            # importing everything on each cold start. The app opens no connection and
+            # fetches no secret at init, so nothing stale is frozen into the snapshot.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            tracing=lambda_.Tracing.DISABLED,
+            # Superseded versions are deleted once a deploy succeeds (a failed one rolls
+            # back to them): no pile of old versions, each holding a bundle (and, with
+            # SnapStart, a cached snapshot).
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+        )
+        acknowledge_vpc_function(self.function)
+        # API Gateway calls a published version through this alias: SnapStart applies
+        # only to versions, and a deploy switches traffic in one step.
+        self.alias = lambda_.Alias(
+            self, "Live", alias_name="live", version=self.function.current_version
+        )
+
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.http_api = apigw.HttpApi(
+            self,
+            "HttpApi",
+            description="lambda_app users and authentication API",
+            # Every path goes to FastAPI, which owns routing, auth and the 404s.
+            default_integration=integrations.HttpLambdaIntegration("Lambda", self.alias),
+            create_default_stage=False,
+        )
+        self.stage = apigw.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            # The account-wide default is 10,000 rps: far above what the database can take.
+            throttle=apigw.ThrottleSettings(
+                rate_limit=throttle_rate_per_second, burst_limit=throttle_burst
+            ),
+            access_log_settings=_AccessLogSettings(
+                destination=apigw.LogGroupLogDestination(self.access_logs),
+                format=apigateway.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+            ),
+        )
+        self.url = self.stage.url
+
+        acknowledge(
+            self.http_api,
+            {
+                "AwsSolutions-APIG4": (
+                    "Authorization is done by the application: protected routes require "
+                    "the app's own JWT bearer token (checked on every request), while "
+                    "registration, login and health checks are public by design."
+                ),
+            },
+        )

@@ -1,0 +1,90 @@
+"""The migration function, and the trigger that runs it during `cdk deploy`."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, triggers
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra_cdk.nag import acknowledge_vpc_function
+
+MIGRATION_HANDLER = "lambda_app.handlers.migrate.handler"
+# Long enough for a real migration (an index build, a backfill). The trigger's call
+# waits a little longer than the function may run, and both fit in the 15 minutes
+# CDK's trigger provider function is allowed.
+MIGRATION_TIMEOUT = Duration.minutes(14)
+TRIGGER_TIMEOUT = Duration.seconds(14 * 60 + 30)
+# Alembic and the superuser's Argon2 hash are light; 512 MB gives them CPU enough.
+MIGRATION_MEMORY_MB = 512
+
+
+class Migrations(Construct):
+    """`alembic upgrade head` as a Lambda function, run by a CloudFormation trigger.
+
+    The trigger invokes the function synchronously (an empty event means "upgrade")
+    whenever the function's version changes: new code or migrations (one shared
+    asset), new settings, or a new `release_id`. A failed migration fails the trigger,
+    which fails the deploy and rolls the stack back before the new API code is live.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        release_id: str | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
+            description="Migration function: out to PostgreSQL and Secrets Manager endpoint only",
+        )
+        self.log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        if release_id:
+            # A new value makes a new function version, which re-runs the trigger.
+            environment = {**environment, "RELEASE_ID": release_id}
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="lambda_app database migrations (alembic upgrade head)",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=MIGRATION_HANDLER,
+            code=code,
+            memory_size=MIGRATION_MEMORY_MB,
+            timeout=MIGRATION_TIMEOUT,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            environment=environment,
+            log_group=self.log_group,
+            # No reserved concurrency: Lambda refuses any reservation in accounts with a
+            # small concurrency quota. Concurrent runs (a CI `release` during a deploy)
+            # are serialized by the migration's PostgreSQL advisory lock instead.
+            retry_attempts=0,  # async invocations: a failed migration is not retried blindly
+            # Superseded versions are deleted once a deploy succeeds (a failed one rolls back
+            # to them): no pile of old versions, each holding a copy of the bundle.
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+        )
+        acknowledge_vpc_function(self.function)
+        self.trigger = triggers.Trigger(
+            self,
+            "Run",
+            handler=self.function,
+            invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
+            timeout=TRIGGER_TIMEOUT,
+            execute_on_handler_change=True,
+        )

@@ -1,0 +1,84 @@
+"""Run inside a fresh `python -I -S` with only the bundle importable (stdlib only here).
+
+Usage: python -I -S bundle_driver.py <bundle dir> <event template> <username>
+Sends API Gateway HTTP API (2.0) events to lambda_app.handlers.api.handler, the way
+the Lambda runtime would, and prints one JSON line per response plus where the
+modules were imported from.
+"""
+
+import base64
+import copy
+import json
+import sys
+import types
+import urllib.parse
+import uuid
+
+bundle, template_path, username = sys.argv[1:4]
+sys.path.insert(0, bundle)
+
+from lambda_app.handlers import api  # noqa: E402  (after the bundle is on sys.path)
+
+with open(template_path) as handle:
+    TEMPLATE = json.load(handle)
+
+
+def context() -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        aws_request_id=str(uuid.uuid4()),
+        function_name="lambda-app-api",
+        function_version="1",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:lambda-app-api",
+        memory_limit_in_mb=1024,
+        log_group_name="/aws/lambda/lambda-app-api",
+        log_stream_name="local",
+        get_remaining_time_in_millis=lambda: 20_000,
+    )
+
+
+def request(method: str, path: str, *, body: str | None = None, headers: dict | None = None):
+    event = copy.deepcopy(TEMPLATE)
+    event["rawPath"] = path
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["headers"].update(headers or {})
+    if body is not None:
+        event["body"] = body
+        event["headers"]["content-length"] = str(len(body.encode()))
+    response = api.handler(event, context())
+    payload = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        payload = base64.b64decode(payload).decode()
+    return response["statusCode"], json.loads(payload) if payload else None
+
+
+results = {}
+results["ready"] = request("GET", "/api/health/ready")
+password = "bundle-test-password-1"
+results["register"] = request(
+    "POST",
+    "/api/auth/register",
+    body=json.dumps(
+        {"username": username, "email": f"{username}@example.com", "password": password}
+    ),
+    headers={"content-type": "application/json"},
+)
+results["token"] = request(
+    "POST",
+    "/api/auth/token",
+    body=urllib.parse.urlencode({"username": username, "password": password}),
+    headers={"content-type": "application/x-www-form-urlencoded"},
+)
+token = (results["token"][1] or {}).get("access_token", "")
+results["me"] = request("GET", "/api/users/me", headers={"authorization": f"Bearer {token}"})
+results["imported_from"] = {
+    name: getattr(sys.modules.get(name), "__file__", None)
+    for name in ("lambda_app", "fastapi", "sqlalchemy", "asyncpg", "mangum", "pydantic_core")
+}
+results["loaded_from_site_packages"] = sorted(
+    name
+    for name, module in list(sys.modules.items())
+    if "site-packages" in (getattr(module, "__file__", None) or "")
+)
+results["sys_flags"] = {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site}
+print(json.dumps(results))

@@ -1,0 +1,105 @@
+"""Synthesize each stage once per session, hermetically, with local bundling skipped.
+
+The `aws:cdk:bundling-stacks` context set to [] makes CDK skip asset bundling (the
+asset hash still comes from the sources); one test in test_bundling.py builds a
+real bundle. The context starts from cdk.json's, so the feature flags match what
+`cdk synth` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+# Options the prod synth turns on, so their resources are checked too.
+PROD_OPTIONS = {
+    "release_id": "release-2024-01-01-abcdef0",
+    "alarm_email": "ops@example.com",
+    "first_superuser_email": "admin@example.com",
+}
+
+
+@dataclass
+class Synth:
+    stage: str
+    outdir: Path
+    template: dict[str, Any]
+    error: str | None  # the synth's failure (e.g. unacknowledged cdk-nag findings)
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.template["Resources"]
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
+
+    def validation_report(self) -> dict[str, Any]:
+        return json.loads((self.outdir / "validation-report.json").read_text())
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+
+
+@pytest.fixture(scope="session")
+def _no_aws_credentials() -> Iterator[None]:
+    """Synth must not need AWS: hide any credentials and the instance metadata service."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name.startswith("CDK_DEFAULT_"):
+            del os.environ[name]
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def synthesize(stage: str, outdir: Path, **options: str) -> Synth:
+    from aws_cdk import App
+
+    from infra_cdk.app import build_app, stack_name
+
+    context = {
+        **cdk_json_context(),
+        "stage": stage,
+        "aws:cdk:bundling-stacks": [],
+        **options,
+    }
+    app = App(context=context, outdir=str(outdir))
+    build_app(app)
+    error = None
+    try:
+        app.synth()
+    except RuntimeError as exc:  # jsii surfaces CDK's ValidationFailed this way
+        error = str(exc)
+    template_path = outdir / f"{stack_name(stage)}.template.json"
+    return Synth(
+        stage=stage, outdir=outdir, template=json.loads(template_path.read_text()), error=error
+    )
+
+
+@pytest.fixture(scope="session")
+def dev(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize("dev", tmp_path_factory.mktemp("cdk-dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize("prod", tmp_path_factory.mktemp("cdk-prod"), **PROD_OPTIONS)
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    """Each stage in turn, for properties both must have."""
+    return request.getfixturevalue(request.param)

@@ -1,0 +1,470 @@
+"""What the stack deploys: the properties that keep it secure, observable and releasable."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from tests.infra.conftest import PROD_OPTIONS, Synth
+
+APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")
+
+
+def one(synth: Synth, resource_type: str, prefix: str) -> tuple[str, dict[str, Any]]:
+    found = [(k, v) for k, v in synth.of_type(resource_type).items() if k.startswith(prefix)]
+    assert len(found) == 1, f"{prefix} ({resource_type}): {[k for k, _ in found]}"
+    return found[0]
+
+
+def props(synth: Synth, resource_type: str, prefix: str) -> dict[str, Any]:
+    return one(synth, resource_type, prefix)[1]["Properties"]
+
+
+def ref_of(synth: Synth, resource_type: str, prefix: str) -> dict[str, str]:
+    return {"Ref": one(synth, resource_type, prefix)[0]}
+
+
+def db_secret_ref(synth: Synth) -> dict[str, str]:
+    # The generated secret, through its attachment to the instance (Ref: the secret ARN).
+    return ref_of(synth, "AWS::SecretsManager::SecretTargetAttachment", "DatabaseInstanceSecret")
+
+
+def sg_id(synth: Synth, prefix: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [one(synth, "AWS::EC2::SecurityGroup", prefix)[0], "GroupId"]}
+
+
+# --- functions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", APP_FUNCTIONS)
+def test_functions_run_python313_on_arm64(synth: Synth, function: str) -> None:
+    properties = props(synth, "AWS::Lambda::Function", function)
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Architectures"] == ["arm64"]
+
+
+def test_handlers_are_the_app_entry_points(synth: Synth) -> None:
+    template = Template.from_json(synth.template)
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "lambda_app.handlers.api.handler"}
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "lambda_app.handlers.migrate.handler"}
+    )
+
+
+def test_api_memory_and_timeout_fit_the_http_api_limit(synth: Synth) -> None:
+    properties = props(synth, "AWS::Lambda::Function", "ApiFunction")
+    assert properties["MemorySize"] == 1024
+    assert 10 < properties["Timeout"] < 30  # over the DB statement timeout, under API GW's 30 s
+
+
+def test_migration_function_has_a_long_timeout(synth: Synth) -> None:
+    assert props(synth, "AWS::Lambda::Function", "MigrationsFunction")["Timeout"] >= 10 * 60
+
+
+# --- network -------------------------------------------------------------------------
+
+
+def test_vpc_has_only_isolated_subnets_and_no_nat(synth: Synth) -> None:
+    assert synth.of_type("AWS::EC2::NatGateway") == {}
+    assert synth.of_type("AWS::EC2::InternetGateway") == {}
+    assert synth.of_type("AWS::EC2::Route") == {}  # no route out of the VPC at all
+    subnets = synth.of_type("AWS::EC2::Subnet")
+    assert len(subnets) == 2
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets.values())
+
+
+def test_only_the_secrets_manager_endpoint_exists(synth: Synth) -> None:
+    endpoints = synth.of_type("AWS::EC2::VPCEndpoint")
+    assert len(endpoints) == 1
+    (endpoint,) = endpoints.values()
+    assert "secretsmanager" in json.dumps(endpoint["Properties"]["ServiceName"])
+    assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+
+
+@pytest.mark.parametrize("function", APP_FUNCTIONS)
+def test_functions_run_in_the_isolated_subnets(synth: Synth, function: str) -> None:
+    subnet_refs = [{"Ref": k} for k in synth.of_type("AWS::EC2::Subnet")]
+    vpc_config = props(synth, "AWS::Lambda::Function", function)["VpcConfig"]
+    assert sorted(map(json.dumps, vpc_config["SubnetIds"])) == sorted(map(json.dumps, subnet_refs))
+
+
+def test_database_and_proxy_run_in_the_isolated_subnets(synth: Synth) -> None:
+    subnet_refs = sorted(json.dumps({"Ref": k}) for k in synth.of_type("AWS::EC2::Subnet"))
+    group = props(synth, "AWS::RDS::DBSubnetGroup", "DatabaseInstanceSubnetGroup")
+    assert sorted(map(json.dumps, group["SubnetIds"])) == subnet_refs
+    proxy = props(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")
+    assert sorted(map(json.dumps, proxy["VpcSubnetIds"])) == subnet_refs
+    assert props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")["PubliclyAccessible"] is False
+
+
+def _ingress_sources(synth: Synth, target_prefix: str) -> list[tuple[str, int]]:
+    target = sg_id(synth, target_prefix)
+    rules = [r["Properties"] for r in synth.of_type("AWS::EC2::SecurityGroupIngress").values()]
+    inline = props(synth, "AWS::EC2::SecurityGroup", target_prefix).get("SecurityGroupIngress", [])
+    assert inline == []  # no inline (CIDR) ingress at all
+    return sorted(
+        (
+            r["SourceSecurityGroupId"]["Fn::GetAtt"][0],
+            r["FromPort"] if isinstance(r["FromPort"], int) else -1,
+        )
+        for r in rules
+        if r["GroupId"] == target
+    )
+
+
+def test_only_the_api_function_reaches_the_proxy(synth: Synth) -> None:
+    sources = _ingress_sources(synth, "DatabaseProxySecurityGroup")
+    assert [(s.split("SecurityGroup")[0], port) for s, port in sources] == [("Api", 5432)]
+
+
+def test_only_the_proxy_and_the_migrations_reach_the_database(synth: Synth) -> None:
+    sources = {
+        s.split("SecurityGroup")[0]
+        for s, _ in _ingress_sources(synth, "DatabaseInstanceSecurityGroup")
+    }
+    assert sources == {"DatabaseProxy", "Migrations"}
+
+
+def test_only_the_functions_reach_the_secrets_manager_endpoint(synth: Synth) -> None:
+    sources = _ingress_sources(synth, "NetworkVpcSecretsManagerSecurityGroup")
+    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == ["Api", "Migrations"]
+    assert {port for _, port in sources} == {443}
+
+
+@pytest.mark.parametrize(
+    ("group", "allowed"),
+    [
+        ("ApiSecurityGroup", {"DatabaseProxy", "NetworkVpcSecretsManager"}),
+        ("MigrationsSecurityGroup", {"DatabaseInstance", "NetworkVpcSecretsManager"}),
+        ("DatabaseProxySecurityGroup", {"DatabaseInstance"}),
+    ],
+)
+def test_security_groups_have_no_open_egress(synth: Synth, group: str, allowed: set[str]) -> None:
+    inline = props(synth, "AWS::EC2::SecurityGroup", group).get("SecurityGroupEgress", [])
+    # CDK's marker rule for "no egress" (255.255.255.255/32, icmp 252-86) is the only inline one.
+    assert all(rule["CidrIp"] == "255.255.255.255/32" for rule in inline)
+    source = sg_id(synth, group)
+    destinations = {
+        r["Properties"]["DestinationSecurityGroupId"]["Fn::GetAtt"][0].split("SecurityGroup")[0]
+        for r in synth.of_type("AWS::EC2::SecurityGroupEgress").values()
+        if r["Properties"]["GroupId"] == source
+    }
+    assert destinations == allowed
+
+
+# --- database and proxy ------------------------------------------------------------
+
+
+def test_database_is_encrypted_backed_up_and_forces_tls(synth: Synth) -> None:
+    db = props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")
+    assert db["StorageEncrypted"] is True
+    assert db["Engine"] == "postgres" and db["EngineVersion"].split(".")[0] == "17"
+    assert db["BackupRetentionPeriod"] >= 1
+    params = props(synth, "AWS::RDS::DBParameterGroup", "DatabaseInstanceParameterGroup")
+    assert params["Parameters"]["rds.force_ssl"] == "1"
+
+
+def test_database_credentials_are_generated_in_secrets_manager(synth: Synth) -> None:
+    db = props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")
+    password = json.dumps(db["MasterUserPassword"])
+    assert "{{resolve:secretsmanager:" in password  # a dynamic reference, never a value
+    secret = props(synth, "AWS::SecretsManager::Secret", "LambdaApp")
+    assert "GenerateSecretString" in secret and "SecretString" not in secret
+
+
+def test_proxy_requires_tls_and_iam_auth_and_holds_the_db_secret(synth: Synth) -> None:
+    proxy = props(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")
+    assert proxy["RequireTLS"] is True
+    assert proxy["EngineFamily"] == "POSTGRESQL"
+    (auth,) = proxy["Auth"]
+    assert auth["IAMAuth"] == "REQUIRED"
+    assert auth["SecretArn"] == db_secret_ref(synth)
+    assert proxy.get("DebugLogging", False) is False
+
+
+def _statements(synth: Synth, policy_prefix: str) -> list[dict[str, Any]]:
+    policy = props(synth, "AWS::IAM::Policy", policy_prefix)
+    return list(policy["PolicyDocument"]["Statement"])
+
+
+def test_api_may_connect_to_the_proxy_as_the_app_user_only(synth: Synth) -> None:
+    statements = [
+        s
+        for s in _statements(synth, "ApiFunctionServiceRoleDefaultPolicy")
+        if s["Action"] == "rds-db:connect"
+    ]
+    assert len(statements) == 1
+    resource = json.dumps(statements[0]["Resource"])
+    assert ":dbuser:" in resource and "/lambda_app" in resource
+    assert "DatabaseInstanceProxy" in resource  # the proxy's resource id, from its ARN
+    assert "*" not in resource
+
+
+def _readable_secrets(statements: list[dict[str, Any]]) -> list[Any]:
+    readable: list[Any] = []
+    for statement in statements:
+        if "secretsmanager:GetSecretValue" in statement["Action"]:
+            resource = statement["Resource"]
+            readable += resource if isinstance(resource, list) else [resource]
+    return readable
+
+
+def test_secret_read_grants_are_scoped(synth: Synth) -> None:
+    jwt = ref_of(synth, "AWS::SecretsManager::Secret", "JwtSecret")
+    db_secret = db_secret_ref(synth)
+    api = _statements(synth, "ApiFunctionServiceRoleDefaultPolicy")
+    migrations = _statements(synth, "MigrationsFunctionServiceRoleDefaultPolicy")
+    assert _readable_secrets(api) == [jwt]  # never the database password
+    migration_secrets = _readable_secrets(migrations)
+    assert db_secret in migration_secrets and jwt not in migration_secrets
+
+
+# --- API -------------------------------------------------------------------------------
+
+
+def test_http_api_stage_has_access_logs_and_throttling(synth: Synth) -> None:
+    stage = props(synth, "AWS::ApiGatewayV2::Stage", "ApiDefaultStage")
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    throttle = stage["DefaultRouteSettings"]
+    assert throttle["ThrottlingRateLimit"] > 0 and throttle["ThrottlingBurstLimit"] > 0
+    access = stage["AccessLogSettings"]
+    assert access["DestinationArn"]["Fn::GetAtt"][0].startswith("ApiAccessLogs")
+    log_format = json.loads(access["Format"])
+    assert log_format["status"] == "$context.status"
+    assert not any("authorization" in value.lower() for value in log_format.values())
+
+
+def test_http_api_calls_the_published_alias(synth: Synth) -> None:
+    integration = props(synth, "AWS::ApiGatewayV2::Integration", "ApiHttpApiDefaultRoute")
+    alias_id = one(synth, "AWS::Lambda::Alias", "ApiLive")[0]
+    assert integration["IntegrationUri"] == {"Ref": alias_id}
+
+
+def test_outputs_name_the_release_inputs(synth: Synth) -> None:
+    outputs = synth.template["Outputs"]
+    assert {"ApiUrl", "MigrationFunctionName", "ProxyEndpoint"} <= set(outputs)
+    function_id = one(synth, "AWS::Lambda::Function", "MigrationsFunction")[0]
+    assert outputs["MigrationFunctionName"]["Value"] == {"Ref": function_id}
+    proxy_id = one(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")[0]
+    assert outputs["ProxyEndpoint"]["Value"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}
+
+
+def test_api_environment_points_at_the_proxy_with_iam_auth(synth: Synth) -> None:
+    env = props(synth, "AWS::Lambda::Function", "ApiFunction")["Environment"]["Variables"]
+    proxy_id = one(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")[0]
+    assert env["DB_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}
+    assert env["DB_IAM_AUTH"] == "true" and env["DB_USER"] == "lambda_app"
+    assert env["DB_SSL"] == "verify-full"
+    assert env["ENVIRONMENT"] == synth.stage
+    assert "DB_SECRET_ARN" not in env
+
+
+def test_migration_environment_points_at_the_instance_with_its_secret(synth: Synth) -> None:
+    env = props(synth, "AWS::Lambda::Function", "MigrationsFunction")["Environment"]["Variables"]
+    db_id = one(synth, "AWS::RDS::DBInstance", "DatabaseInstance")[0]
+    assert env["DB_HOST"] == {"Fn::GetAtt": [db_id, "Endpoint.Address"]}
+    assert env["DB_SECRET_ARN"] == db_secret_ref(synth)
+    assert "DB_IAM_AUTH" not in env
+
+
+# --- secrets never in plain sight ------------------------------------------------------
+
+SECRET_ENV_NAMES = re.compile(r"PASSWORD|SECRET(?!_ARN)|TOKEN|DATABASE_URL|PRIVATE_KEY", re.I)
+
+
+def test_environment_variables_hold_no_secret_values(synth: Synth) -> None:
+    for logical_id, function in synth.of_type("AWS::Lambda::Function").items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        for name, value in variables.items():
+            assert not SECRET_ENV_NAMES.search(name), f"{logical_id}: {name}"
+            if name.endswith("_SECRET_ARN"):
+                # A reference to a secret in this stack, never a literal.
+                assert isinstance(value, dict) and set(value) == {"Ref"}, f"{logical_id}: {name}"
+            elif isinstance(value, str):
+                assert len(value) < 40, f"{logical_id}: {name} looks like a credential"
+
+
+def test_template_contains_no_secret_material(synth: Synth) -> None:
+    text = json.dumps(synth.template)
+    assert '"SecretString"' not in text  # every secret is generated by Secrets Manager
+    assert 'JWT_SECRET"' not in text and "DATABASE_URL" not in text
+    assert not re.search(r"postgres(ql)?(\+asyncpg)?://", text)
+    for secret in synth.of_type("AWS::SecretsManager::Secret").values():
+        generator = secret["Properties"]["GenerateSecretString"]
+        template = json.loads(generator.get("SecretStringTemplate", "{}"))
+        assert "password" not in template  # generated into the key, never templated
+
+
+# --- logs -----------------------------------------------------------------------------
+
+
+def test_every_log_group_has_a_retention(synth: Synth) -> None:
+    groups = synth.of_type("AWS::Logs::LogGroup")
+    assert len(groups) >= 6  # flow logs, 2 functions, access logs, 2 RDS exports
+    assert all(g["Properties"].get("RetentionInDays") for g in groups.values())
+    assert synth.of_type("Custom::LogRetention") == {}
+
+
+@pytest.mark.parametrize("function", APP_FUNCTIONS)
+def test_functions_log_to_their_own_retained_group(synth: Synth, function: str) -> None:
+    logging_config = props(synth, "AWS::Lambda::Function", function)["LoggingConfig"]
+    assert logging_config["LogGroup"]["Ref"].startswith(f"{function}Logs")
+
+
+def test_vpc_flow_logs_are_on(synth: Synth) -> None:
+    flow_log = props(synth, "AWS::EC2::FlowLog", "NetworkVpcFlowLog")
+    assert flow_log["ResourceType"] == "VPC"
+
+
+# --- release ordering ------------------------------------------------------------------
+
+
+def test_migration_trigger_runs_after_database_and_proxy(synth: Synth) -> None:
+    _, trigger = one(synth, "Custom::Trigger", "MigrationsRun")
+    depends_on = set(trigger.get("DependsOn", []))
+    for resource_type, prefix in [
+        ("AWS::RDS::DBInstance", "DatabaseInstance"),
+        ("AWS::RDS::DBProxy", "DatabaseInstanceProxy"),
+        ("AWS::RDS::DBProxyTargetGroup", "DatabaseInstanceProxyProxyTargetGroup"),
+        ("AWS::EC2::VPCEndpoint", "NetworkVpcSecretsManager"),
+    ]:
+        assert one(synth, resource_type, prefix)[0] in depends_on, prefix
+    properties = trigger["Properties"]
+    version_id = one(synth, "AWS::Lambda::Version", "MigrationsFunctionCurrentVersion")[0]
+    assert properties["HandlerArn"] == {"Ref": version_id}  # a new version runs it again
+    assert properties["InvocationType"] == "RequestResponse"  # a failure fails the deploy
+    assert properties["ExecuteOnHandlerChange"] is True
+    assert int(properties["Timeout"]) >= 14 * 60 * 1000
+
+
+def test_api_function_is_updated_only_after_the_migrations_ran(synth: Synth) -> None:
+    trigger_id, _ = one(synth, "Custom::Trigger", "MigrationsRun")
+    _, api = one(synth, "AWS::Lambda::Function", "ApiFunction")
+    assert trigger_id in api.get("DependsOn", [])
+
+
+def test_release_id_makes_a_new_migration_version(dev: Synth, prod: Synth) -> None:
+    env = props(prod, "AWS::Lambda::Function", "MigrationsFunction")["Environment"]["Variables"]
+    assert env["RELEASE_ID"] == PROD_OPTIONS["release_id"]
+    dev_env = props(dev, "AWS::Lambda::Function", "MigrationsFunction")["Environment"]["Variables"]
+    assert "RELEASE_ID" not in dev_env
+
+
+# --- alarms and dashboard ----------------------------------------------------------------
+
+EXPECTED_ALARMS = {
+    ("AWS/ApiGateway", "5xx"),
+    ("AWS/Lambda", "Errors"),
+    ("AWS/Lambda", "Throttles"),
+    ("AWS/Lambda", "Duration"),
+    ("AWS/RDS", "CPUUtilization"),
+    ("AWS/RDS", "DatabaseConnections"),
+    ("AWS/RDS", "FreeStorageSpace"),
+}
+
+
+def test_alarms_cover_api_functions_and_database(synth: Synth) -> None:
+    alarms = [a["Properties"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()]
+    assert {(a["Namespace"], a["MetricName"]) for a in alarms} == EXPECTED_ALARMS
+    topic = ref_of(synth, "AWS::SNS::Topic", "MonitoringAlarmTopic")
+    assert all(a["AlarmActions"] == [topic] for a in alarms)
+    errors = [a for a in alarms if a["MetricName"] == "Errors"]
+    assert len(errors) == 2  # the API and the migration function
+    storage = next(a for a in alarms if a["MetricName"] == "FreeStorageSpace")
+    assert storage["ComparisonOperator"] == "LessThanThreshold"
+
+
+def test_duration_alarm_fires_before_the_timeout(synth: Synth) -> None:
+    timeout_ms = props(synth, "AWS::Lambda::Function", "ApiFunction")["Timeout"] * 1000
+    duration = props(synth, "AWS::CloudWatch::Alarm", "MonitoringApiFunctionDuration")
+    assert duration["ExtendedStatistic"] == "p99"
+    assert 0 < duration["Threshold"] < timeout_ms
+
+
+def test_dashboard_shows_the_alarms_and_the_database(synth: Synth) -> None:
+    body = json.dumps(props(synth, "AWS::CloudWatch::Dashboard", "MonitoringDashboard"))
+    assert "CPUUtilization" in body and "5xx" in body and "alarms" in body.lower()
+
+
+# --- stages ----------------------------------------------------------------------------
+
+
+def test_prod_protects_the_database_and_dev_can_be_torn_down(dev: Synth, prod: Synth) -> None:
+    _, dev_db = one(dev, "AWS::RDS::DBInstance", "DatabaseInstance")
+    _, prod_db = one(prod, "AWS::RDS::DBInstance", "DatabaseInstance")
+    assert prod_db["Properties"]["DeletionProtection"] is True
+    assert prod_db["DeletionPolicy"] == "Snapshot" and prod_db["UpdateReplacePolicy"] == "Snapshot"
+    assert prod_db["Properties"]["MultiAZ"] is True
+    assert dev_db["Properties"]["DeletionProtection"] is False
+    assert dev_db["DeletionPolicy"] == "Delete"
+    assert dev_db["Properties"]["MultiAZ"] is False
+    assert (
+        prod_db["Properties"]["BackupRetentionPeriod"]
+        > dev_db["Properties"]["BackupRetentionPeriod"]
+    )
+    assert dev_db["Properties"]["DBInstanceClass"] == "db.t4g.micro"
+    assert prod_db["Properties"]["DBInstanceClass"] == "db.t4g.small"
+
+
+def test_prod_api_has_snapstart_and_reserved_concurrency(dev: Synth, prod: Synth) -> None:
+    prod_api = props(prod, "AWS::Lambda::Function", "ApiFunction")
+    dev_api = props(dev, "AWS::Lambda::Function", "ApiFunction")
+    assert prod_api["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert prod_api["ReservedConcurrentExecutions"] > 0
+    assert "SnapStart" not in dev_api and "ReservedConcurrentExecutions" not in dev_api
+
+
+def test_prod_keeps_logs_longer_and_throttles_higher(dev: Synth, prod: Synth) -> None:
+    def retention(synth: Synth) -> int:
+        return int(props(synth, "AWS::Logs::LogGroup", "ApiFunctionLogs")["RetentionInDays"])
+
+    def rate(synth: Synth) -> float:
+        stage = props(synth, "AWS::ApiGatewayV2::Stage", "ApiDefaultStage")
+        return float(stage["DefaultRouteSettings"]["ThrottlingRateLimit"])
+
+    assert retention(prod) > retention(dev)
+    assert rate(prod) > rate(dev)
+
+
+def test_prod_options_add_a_superuser_secret_and_an_alarm_subscription(
+    dev: Synth, prod: Synth
+) -> None:
+    env = props(prod, "AWS::Lambda::Function", "MigrationsFunction")["Environment"]["Variables"]
+    assert env["FIRST_SUPERUSER_SECRET_ARN"] == ref_of(
+        prod, "AWS::SecretsManager::Secret", "FirstSuperuserSecret"
+    )
+    api_env = props(prod, "AWS::Lambda::Function", "ApiFunction")["Environment"]["Variables"]
+    assert "FIRST_SUPERUSER_SECRET_ARN" not in api_env
+    assert props(prod, "AWS::SNS::Subscription", "MonitoringAlarmTopic")["Protocol"] == "email"
+    assert dev.of_type("AWS::SNS::Subscription") == {}
+
+
+def test_synth_needs_no_aws_lookups(synth: Synth) -> None:
+    # Missing context would make the CLI call AWS (and a credential-less synth fail).
+    manifest = json.loads((synth.outdir / "manifest.json").read_text())
+    assert manifest.get("missing", []) == []
+    environment = manifest["artifacts"][f"LambdaApp-{synth.stage}"]["environment"]
+    assert environment == "aws://123456789012/us-east-1"  # placeholders: no credentials here
+
+
+def test_cdk_json_runs_the_app_with_the_project_venv() -> None:
+    from tests.infra.conftest import ROOT
+
+    app = json.loads((ROOT / "cdk.json").read_text())["app"]
+    assert app == ".venv/bin/python -m infra_cdk.app"
+    assert (ROOT / "infra_cdk" / "app.py").is_file()
+
+
+def test_both_functions_share_one_bundle(synth: Synth) -> None:
+    # One asset: bundled once, and any code or migration change re-runs the trigger.
+    codes = {
+        json.dumps(props(synth, "AWS::Lambda::Function", function)["Code"])
+        for function in APP_FUNCTIONS
+    }
+    assert len(codes) == 1
