@@ -1,0 +1,106 @@
+"""The API Lambda: API Gateway (REST 1.0 / HTTP 2.0), Function URL and ALB events → the app.
+
+Entry point: `lambda_app.handlers.api.handler`.
+
+Built once per container, at import: the FastAPI app (cheap, it opens no connection),
+the Mangum adapter and the one event loop every warm invocation reuses. The engine
+stays lazy (`lambda_app.core.db.get_engine`), created by the first request that needs it.
+
+`lifespan="off"`: Mangum would otherwise run the ASGI lifespan around every single
+invocation, and the app has nothing to start or stop per container anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from mangum import Mangum
+from mangum.types import LambdaContext
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lambda_app.main import create_app
+
+LambdaEvent = dict[str, Any]
+LambdaHandler = Callable[[LambdaEvent, LambdaContext], dict[str, Any]]
+
+# Mangum logs its own "GET /path 200" line per request; the app's request log line
+# (lambda_app.core.middleware) already says that and more, so keep one line per request.
+logging.getLogger("mangum.http").setLevel(logging.WARNING)
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _container_loop() -> asyncio.AbstractEventLoop:
+    """The container's event loop, reused by every warm invocation (as Mangum >= 0.21 does)."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop
+
+
+def _is_segment_prefix(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+class StagePrefixMiddleware:
+    """Expose the API Gateway stage the client sees as the ASGI `root_path`.
+
+    Behind a named stage the client calls `/prod/api/users/me`. Mangum routes on
+    the stage-less path but leaves `root_path` empty, so the docs page would load
+    `/api/openapi.json` (a 403 from API Gateway) and the schema would name no server.
+    With `root_path="/prod"` and the full client path in `path` (as the ASGI spec
+    wants), Starlette routes on the rest and FastAPI publishes `/prod` as the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        event = scope.get("aws.event")
+        if scope["type"] == "http" and isinstance(event, dict):
+            _apply_stage_prefix(scope, event)
+        await self.app(scope, receive, send)
+
+
+def _apply_stage_prefix(scope: Scope, event: LambdaEvent) -> None:
+    context = event.get("requestContext") or {}
+    stage = context.get("stage")
+    if not stage or stage == "$default":
+        return
+    # The path as the client typed it: REST (1.0) keeps it in requestContext.path,
+    # HTTP API (2.0) in rawPath; both include the stage when the stage is in the URL
+    # (not behind a custom domain mapping).
+    client_path = event.get("rawPath") if event.get("version") == "2.0" else context.get("path")
+    if not isinstance(client_path, str):
+        return
+    client_path = unquote(client_path)
+    prefix = f"/{stage}"
+    if not _is_segment_prefix(client_path, prefix):
+        return
+    path: str = scope["path"]
+    if client_path == path:  # HTTP API: the routed path still carries the stage
+        scope["root_path"] = prefix
+    elif client_path in (prefix + path, prefix + path.rstrip("/")):  # REST API: stage stripped
+        scope["root_path"] = prefix
+        scope["path"] = prefix + path
+
+
+def make_handler(app: ASGIApp) -> LambdaHandler:
+    """A Lambda handler serving `app` (tests build one around an app with extra routes)."""
+    # Mangum looks the loop up with asyncio.get_event_loop(); making ours current first
+    # keeps it the same loop for every invocation, from any thread (the local gateway).
+    asyncio.set_event_loop(_container_loop())
+    adapter = Mangum(StagePrefixMiddleware(app), lifespan="off")
+
+    def handle(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+        asyncio.set_event_loop(_container_loop())
+        return adapter(event, context)
+
+    return handle
+
+
+handler: LambdaHandler = make_handler(create_app())

@@ -1,0 +1,88 @@
+"""The docs page in a real browser, behind a stage prefix, through the Lambda handler.
+
+Headless Chromium (Debian's `chromium`, installed by .ci/run) loads /prod/api/doc from
+the local gateway with a named stage, so the page, its package-served assets and the
+schema all travel the Lambda path with the `/prod` prefix a REST API stage adds. The
+operations only appear in the DOM if the page found the schema at /prod/api/openapi.json.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lambda_app.local.gateway import LambdaHandler
+from tests.handlers.harness import fresh_container, running_gateway
+
+CHROMIUM_TIMEOUT_SECONDS = 120  # a hang guard only: --virtual-time-budget ends the page's work
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
+    if found is None:
+        pytest.fail(
+            "chromium is not installed: the docs page test needs Debian's `chromium` "
+            "package (`apt-get install -y chromium`, as .ci/run does)"
+        )
+    return found
+
+
+@pytest.fixture
+def handler() -> Iterator[LambdaHandler]:
+    with fresh_container():
+        from lambda_app.handlers.api import handler
+
+        yield handler
+
+
+def _rendered_dom(url: str, profile_dir: Path) -> str:
+    completed = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile_dir}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CHROMIUM_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout
+
+
+def test_docs_page_lists_the_operations_behind_a_stage_prefix(
+    handler: LambdaHandler, tmp_path: Path
+) -> None:
+    with running_gateway(handler, stage="prod") as url:
+        dom = _rendered_dom(f"{url}/prod/api/doc", tmp_path / "profile")
+
+    # Swagger UI rendered the schema: one block per operation, the tags, /prod as the server
+    rendered_paths = set(re.findall(r'data-path="([^"]+)"', dom))
+    assert {
+        "/api/auth/register",
+        "/api/auth/token",
+        "/api/users/me",
+        "/api/health",
+    } <= rendered_paths
+    assert {"auth", "users", "health"} <= set(re.findall(r'data-tag="([^"]+)"', dom))
+    assert '<option value="/prod">' in dom
+    assert "Failed to load API definition" not in dom
