@@ -1,16 +1,23 @@
-"""Build the Lambda bundle on this machine, without Docker.
+"""Build the Lambda bundles on this machine, without Docker.
 
-The bundle is what `/var/task` holds on Lambda:
+A bundle is what `/var/task` holds on Lambda:
 
     lambda_app/      the application (without lambda_app/local/: dev-only tools)
     migrations/      Alembic's scripts, found by lambda_app.migrations_runner
+                     (migration flavour only)
     <packages>       the runtime dependencies from uv.lock, as binary wheels for the
                      target platform and Python version (boto3 is not among them: the
                      Lambda runtime provides it)
     **/__pycache__   bytecode compiled by the *target* Python version, so cold starts
                      skip compilation (the bundle is read-only on Lambda)
 
-CDK calls `LocalPythonBundler.try_bundle` when it needs the asset; a failure raises
+One recipe, two flavours: the API function's bundle leaves out what only migrations
+use (Alembic, Mako, migrations/, SQLAlchemy's other databases' dialects), so it stays
+small; the migration function's bundle keeps all of it. Both leave out what nothing
+reads at run time (test suites, Cython sources, type stubs) and the compiled
+extensions' debug info.
+
+CDK calls `LocalPythonBundler.try_bundle` when it needs an asset; a failure raises
 (returning False would make CDK fall back to Docker, which this project never uses).
 """
 
@@ -32,20 +39,61 @@ from aws_cdk import aws_lambda as lambda_
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# What the asset (and so its hash) is made of: a change anywhere else in the repo
-# does not produce a new function version or re-run the migrations.
-ASSET_SOURCES = ("lambda_app", "migrations", "uv.lock", "pyproject.toml")
-ASSET_EXCLUDES = [
-    "/*",
-    *(f"!/{name}" for name in ASSET_SOURCES),
-    "__pycache__/",
-    "*.pyc",
-    "/lambda_app/local/",
-]
-APP_DIRS_LEFT_OUT = ("local",)  # lambda_app/local: embedded PostgreSQL and dev servers
-
 # Bump when the bundling steps change, so a new recipe yields a new asset hash.
-BUNDLER_VERSION = "1"
+BUNDLER_VERSION = "2"
+
+# What no flavour runs or reads on Lambda, by path under the bundle root: console
+# scripts (they carry this machine's interpreter path), C headers, the dependencies'
+# own test suites and test harnesses (alembic's runtime never imports sqlalchemy.testing).
+UNUSED_PATHS = ("bin", "include", "*/tests", "sqlalchemy/testing", "alembic/testing")
+# ...and by suffix: Cython sources and headers (the extensions are compiled already)
+# and type stubs (for type checkers only).
+UNUSED_SUFFIXES = (".pyx", ".pxd", ".c", ".h", ".pyi")
+
+# Imported by the migration function only: Alembic and its template engine (Mako, and
+# MarkupSafe, which only Mako needs), and the dialects of databases other than
+# PostgreSQL (imported by alembic.ddl, never by the app).
+MIGRATION_ONLY_PATHS = (
+    "alembic",
+    "alembic-*.dist-info",
+    "mako",
+    "mako-*.dist-info",
+    "markupsafe",
+    "markupsafe-*.dist-info",
+    *(f"sqlalchemy/dialects/{name}" for name in ("mysql", "mssql", "oracle", "sqlite")),
+)
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """What one function's bundle holds: one recipe, different things left out."""
+
+    name: str
+    ships_migrations: bool
+    left_out: tuple[str, ...]  # globs under the bundle root, besides UNUSED_PATHS
+
+    @property
+    def asset_sources(self) -> tuple[str, ...]:
+        """What the asset (and so its hash) is made of: a change anywhere else in the
+        repo does not produce a new function version or re-run the migrations."""
+        migrations = ("migrations",) if self.ships_migrations else ()
+        return ("lambda_app", *migrations, "uv.lock", "pyproject.toml")
+
+    @property
+    def asset_excludes(self) -> list[str]:
+        return [
+            "/*",
+            *(f"!/{name}" for name in self.asset_sources),
+            "__pycache__/",
+            "*.pyc",
+            "/lambda_app/local/",
+        ]
+
+
+API = Flavour(name="api", ships_migrations=False, left_out=MIGRATION_ONLY_PATHS)
+MIGRATION = Flavour(name="migration", ships_migrations=True, left_out=())
+FLAVOURS = {flavour.name: flavour for flavour in (API, MIGRATION)}
+APP_DIRS_LEFT_OUT = ("local",)  # lambda_app/local: embedded PostgreSQL and dev servers
 
 
 class BundlingError(RuntimeError):
@@ -84,13 +132,17 @@ def local_target(runtime_root: str) -> BundleTarget:
 @dataclass(frozen=True)
 class BundleReport:
     target: BundleTarget
+    flavour: str
     unzipped_bytes: int
     zipped_bytes: int
+    strip_tool: str | None  # None: no strip tool found, the extensions keep their debug info
 
     def summary(self) -> str:
+        stripped = "" if self.strip_tool else ", debug info NOT stripped (no strip tool found)"
         return (
-            f"Lambda bundle ({self.target.describe()}): {_mb(self.unzipped_bytes)} unzipped, "
-            f"{_mb(self.zipped_bytes)} zipped (Lambda limits: 250 MB unzipped, 50 MB zipped upload)"
+            f"Lambda bundle '{self.flavour}' ({self.target.describe()}): "
+            f"{_mb(self.unzipped_bytes)} unzipped, {_mb(self.zipped_bytes)} zipped{stripped} "
+            f"(Lambda limits: 250 MB unzipped, 50 MB zipped upload)"
         )
 
 
@@ -212,13 +264,62 @@ def install_dependencies(
             ],
             cwd=project_root,
         )
-    # Console scripts (they carry this machine's interpreter path), C headers and the
-    # dependencies' own test suites: nothing on Lambda runs or includes them.
-    for unused in (out / "bin", out / "include", *out.glob("*/tests")):
-        shutil.rmtree(unused, ignore_errors=True)
 
 
-def copy_sources(*, project_root: Path, out: Path) -> None:
+def prune(*, flavour: Flavour, out: Path) -> None:
+    """Remove what this flavour's function never imports or reads."""
+    for pattern in (*UNUSED_PATHS, *flavour.left_out):
+        for path in out.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    for path in [p for p in out.rglob("*") if p.suffix in UNUSED_SUFFIXES and p.is_file()]:
+        path.unlink()
+
+
+def strip_tool_candidates(target: BundleTarget) -> tuple[str, ...]:
+    """Tools that can strip the target's ELF files, best first."""
+    arch = target.platform.split("-", 1)[0]
+    candidates = ["llvm-strip", f"{arch}-linux-gnu-strip"]  # any architecture; a cross-binutils
+    if arch == platform.machine():
+        candidates.append("strip")  # the host's own binutils only read the host's architecture
+    return tuple(candidates)
+
+
+def find_strip_tool(target: BundleTarget) -> str | None:
+    for candidate in strip_tool_candidates(target):
+        if found := shutil.which(candidate):
+            return found
+    return None
+
+
+def shared_libraries(out: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in out.rglob("*.so*")
+        if path.is_file() and (path.name.endswith(".so") or ".so." in path.name)
+    )
+
+
+def strip_debug_info(*, tool: str | None, target: BundleTarget, out: Path) -> None:
+    """Drop the extensions' debug sections (asyncpg and SQLAlchemy ship them: megabytes
+    nobody reads on Lambda). Only debug info: the symbols stay, tracebacks are unchanged."""
+    libraries = shared_libraries(out)
+    if not libraries:
+        return
+    if tool is None:
+        print(
+            f"warning: no strip tool for {target.platform} found on PATH (tried "
+            f"{', '.join(strip_tool_candidates(target))}): the bundle keeps its extensions' "
+            f"debug info and is bigger, but works. Install llvm (Debian: apt-get install llvm).",
+            file=sys.stderr,
+        )
+        return
+    _run([tool, "--strip-debug", *(str(path) for path in libraries)])
+
+
+def copy_sources(*, flavour: Flavour, project_root: Path, out: Path) -> None:
     ignore_caches = shutil.ignore_patterns("__pycache__", "*.pyc")
 
     def ignore_app(directory: str, names: list[str]) -> set[str]:
@@ -228,7 +329,8 @@ def copy_sources(*, project_root: Path, out: Path) -> None:
         return left_out
 
     shutil.copytree(project_root / "lambda_app", out / "lambda_app", ignore=ignore_app)
-    shutil.copytree(project_root / "migrations", out / "migrations", ignore=ignore_caches)
+    if flavour.ships_migrations:
+        shutil.copytree(project_root / "migrations", out / "migrations", ignore=ignore_caches)
 
 
 def compile_bytecode(*, python: str, target: BundleTarget, out: Path) -> None:
@@ -263,39 +365,68 @@ def measure(out: Path) -> tuple[int, int]:
 
 
 def build_bundle(
-    out: Path, *, target: BundleTarget, project_root: Path = PROJECT_ROOT
+    out: Path,
+    *,
+    target: BundleTarget,
+    flavour: str = API.name,
+    project_root: Path = PROJECT_ROOT,
 ) -> BundleReport:
-    """Fill the empty directory `out` with a runnable bundle for `target`."""
+    """Fill the empty directory `out` with a runnable `flavour` bundle for `target`.
+
+    The default flavour is the API function's (the one whose size and cold start matter).
+    """
+    recipe = FLAVOURS.get(flavour)
+    if recipe is None:
+        raise BundlingError(
+            f"unknown bundle flavour {flavour!r}: expected one of {', '.join(FLAVOURS)}"
+        )
     python = find_python(target.python_version)  # first: fail before any download
     uv = find_uv(project_root)
+    strip_tool = find_strip_tool(target)
     install_dependencies(uv=uv, python=python, project_root=project_root, target=target, out=out)
-    copy_sources(project_root=project_root, out=out)
+    prune(flavour=recipe, out=out)
+    strip_debug_info(tool=strip_tool, target=target, out=out)
+    copy_sources(flavour=recipe, project_root=project_root, out=out)
     compile_bytecode(python=python, target=target, out=out)
     unzipped, zipped = measure(out)
-    return BundleReport(target=target, unzipped_bytes=unzipped, zipped_bytes=zipped)
+    return BundleReport(
+        target=target,
+        flavour=recipe.name,
+        unzipped_bytes=unzipped,
+        zipped_bytes=zipped,
+        strip_tool=strip_tool,
+    )
 
 
 @jsii.implements(ILocalBundling)
 class LocalPythonBundler:
     """CDK's hook for bundling on the host instead of in a Docker container."""
 
-    def __init__(self, *, target: BundleTarget, project_root: Path = PROJECT_ROOT) -> None:
+    def __init__(
+        self, *, target: BundleTarget, flavour: Flavour, project_root: Path = PROJECT_ROOT
+    ) -> None:
         self.target = target
+        self.flavour = flavour
         self.project_root = project_root
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        report = build_bundle(Path(output_dir), target=self.target, project_root=self.project_root)
+        report = build_bundle(
+            Path(output_dir),
+            target=self.target,
+            flavour=self.flavour.name,
+            project_root=self.project_root,
+        )
         print(report.summary(), file=sys.stderr)
         return True
 
 
 def lambda_code(
-    *, target: BundleTarget = LAMBDA_TARGET, project_root: Path = PROJECT_ROOT
+    flavour: Flavour, *, target: BundleTarget = LAMBDA_TARGET, project_root: Path = PROJECT_ROOT
 ) -> lambda_.Code:
-    """The functions' code: one asset, bundled locally, hashed from its sources only."""
+    """One function's code: an asset bundled locally, hashed from its sources only."""
     return lambda_.Code.from_asset(
         str(project_root),
-        exclude=ASSET_EXCLUDES,
+        exclude=flavour.asset_excludes,
         ignore_mode=IgnoreMode.GIT,
         # SOURCE: the hash comes from the files above plus the bundling options, so
         # it is known before bundling and unchanged sources skip the bundling step.
@@ -303,10 +434,11 @@ def lambda_code(
         bundling=BundlingOptions(
             # Never pulled or run: local bundling always succeeds or raises.
             image=DockerImage.from_registry("local-bundling-only"),
-            local=LocalPythonBundler(target=target, project_root=project_root),
-            # Part of the asset hash: a change of target or recipe is a new asset.
+            local=LocalPythonBundler(target=target, flavour=flavour, project_root=project_root),
+            # Part of the asset hash: a change of target, flavour or recipe is a new asset.
             environment={
                 "BUNDLE_TARGET": target.describe(),
+                "BUNDLE_FLAVOUR": flavour.name,
                 "BUNDLER_VERSION": BUNDLER_VERSION,
             },
         ),

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_cdk.bundling import lambda_code
+from infra_cdk.bundling import API, MIGRATION, lambda_code
 from infra_cdk.config import StageConfig
 from infra_cdk.constructs.api import Api
 from infra_cdk.constructs.database import DATABASE_PORT, Database
@@ -33,7 +33,8 @@ class LambdaAppStack(Stack):
         construct_id: str,
         *,
         config: StageConfig,
-        code: lambda_.Code | None = None,
+        api_code: lambda_.Code | None = None,
+        migration_code: lambda_.Code | None = None,
         release_id: str | None = None,
         alarm_email: str | None = None,
         first_superuser_email: str | None = None,
@@ -41,7 +42,9 @@ class LambdaAppStack(Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        code = code or lambda_code()
+        # Two flavours of one bundle: the API's leaves out Alembic and the migrations.
+        api_code = api_code or lambda_code(API)
+        migration_code = migration_code or lambda_code(MIGRATION)
         availability_zones = list(availability_zones or [f"{self.region}a", f"{self.region}b"])
         # Answer CDK's availability-zone lookup up front: with it unanswered, the CLI
         # would call AWS during synth (and a synth without credentials would fail).
@@ -127,7 +130,7 @@ class LambdaAppStack(Stack):
         migrations = Migrations(
             self,
             "Migrations",
-            code=code,
+            code=migration_code,
             vpc=network.vpc,
             subnets=network.subnets,
             environment=migration_env,
@@ -137,7 +140,7 @@ class LambdaAppStack(Stack):
         api = Api(
             self,
             "Api",
-            code=code,
+            code=api_code,
             vpc=network.vpc,
             subnets=network.subnets,
             environment={

@@ -63,7 +63,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.use_lambda:
             from lambda_app.local.gateway import serve_gateway
 
-            serve_gateway(host=args.host, port=args.port)
+            serve_gateway(host=args.host, port=args.port, stage=args.stage)
         else:
             import uvicorn
 
@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="use_lambda",
         action="store_true",
         help="serve through the real Lambda handler (API Gateway 2.0 events)",
+    )
+    serve.add_argument(
+        "--stage",
+        default="$default",
+        help="with --lambda: an API Gateway stage name, served under /<stage>",
     )
     serve.set_defaults(func=_cmd_serve)
 

@@ -24,9 +24,10 @@ class Migrations(Construct):
     """`alembic upgrade head` as a Lambda function, run by a CloudFormation trigger.
 
     The trigger invokes the function synchronously (an empty event means "upgrade")
-    whenever the function's version changes: new code or migrations (one shared
-    asset), new settings, or a new `release_id`. A failed migration fails the trigger,
-    which fails the deploy and rolls the stack back before the new API code is live.
+    whenever the function's version changes: new code or migrations (its asset, the
+    migration flavour of the bundle, holds both), new settings, or a new `release_id`.
+    A failed migration fails the trigger, which fails the deploy and rolls the stack
+    back before the new API code is live.
     """
 
     def __init__(

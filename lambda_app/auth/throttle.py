@@ -21,7 +21,8 @@ LOGIN_KEY_MAX = 320
 
 
 def throttle_key(login: str) -> str:
-    return login.strip().lower()[:LOGIN_KEY_MAX]
+    # NUL can't go into a PostgreSQL text parameter (it was a 500); "bob\0" counts as "bob".
+    return login.replace("\x00", "").strip().lower()[:LOGIN_KEY_MAX]
 
 
 async def lockout_seconds(session: AsyncSession, key: str, settings: Settings) -> tuple[int, bool]:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import sqltypes
 
 from lambda_app.core.db_credentials import ConnectionPlan, plan_connection
 from lambda_app.core.settings import Settings, get_settings
@@ -52,6 +53,37 @@ def build_engine(settings: Settings, *, database_url: str | None = None) -> Asyn
     return engine_for_plan(plan_connection(settings, database_url=database_url), settings)
 
 
+def _maps_json_columns() -> bool:
+    from lambda_app.models import Base  # the one MetaData; imported here to keep core first
+
+    return any(
+        isinstance(column.type, sqltypes.JSON)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+    )
+
+
+async def _no_codec(_: Any) -> None:
+    return None
+
+
+def _skip_json_codecs(engine: AsyncEngine) -> None:
+    """Don't register asyncpg json/jsonb codecs on every new connection.
+
+    SQLAlchemy's asyncpg dialect does it in its on-connect hook, and each codec
+    costs an introspection query (two round trips without a statement cache).
+    With NullPool every request opens a connection, so that is four round trips
+    per request for types no mapped column uses. Only for the request engine and
+    only while no mapped column is JSON/JSONB: schema reflection (Alembic's
+    autogenerate) reads json values and keeps its own engine with the codecs; a
+    raw `text()` query selecting json here would get the JSON text as a `str`.
+    """
+    dialect = engine.sync_engine.dialect
+    # The dialect documents these two coroutines as its override points.
+    setattr(dialect, "setup_asyncpg_json_codec", _no_codec)  # noqa: B010
+    setattr(dialect, "setup_asyncpg_jsonb_codec", _no_codec)  # noqa: B010
+
+
 # Arguments of SQLAlchemy's asyncpg adapter, not of asyncpg.connect().
 _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -60,7 +92,11 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
     if plan.async_creator is None:
         return create_async_engine(
-            plan.url, poolclass=NullPool, echo=settings.sql_echo, connect_args=connect_args
+            plan.url,
+            poolclass=NullPool,
+            echo=settings.sql_echo,
+            connect_args=connect_args,
+            hide_parameters=True,  # bound values (a password hash) never reach a log
         )
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
     # arguments, so its statement cache (100 entries) and per-connection statement
@@ -78,7 +114,13 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
         return dbapi.connect(async_creator_fn=connect, **adapter_args)
 
     engine = create_async_engine(
-        plan.url, poolclass=NullPool, echo=settings.sql_echo, creator=creator
+        plan.url,
+        poolclass=NullPool,
+        echo=settings.sql_echo,
+        creator=creator,
+        # A failed statement's exception message (logged with its traceback) would
+        # otherwise carry its bound values: a new user's password hash, an email.
+        hide_parameters=True,
     )
     return engine
 
@@ -88,6 +130,8 @@ def get_engine() -> AsyncEngine:
     global _engine, _sessionmaker
     if _engine is None:
         _engine = build_engine(get_settings())
+        if not _maps_json_columns():
+            _skip_json_codecs(_engine)
         _sessionmaker = None
     return _engine
 

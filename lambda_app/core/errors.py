@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from lambda_app.core.schemas import Schema
 
 
-class ErrorDetail(BaseModel):
-    loc: list[str | int] = []
+class ErrorDetail(Schema):
+    loc: list[str | int] = []  # noqa: RUF012 - pydantic copies field defaults
     message: str
     type: str
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfo(Schema):
     code: str
     message: str
     details: list[ErrorDetail] | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Schema):
     error: ErrorInfo
 
 

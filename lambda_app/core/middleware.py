@@ -45,8 +45,11 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json_problem(body: bytes) -> str | None:
     """Why a JSON body is unacceptable, or None. Ambiguous duplicate keys count as invalid."""
     try:
-        json.loads(body, object_pairs_hook=_reject_duplicate_keys)
-    except (ValueError, UnicodeDecodeError) as exc:
+        parsed = json.loads(body, object_pairs_hook=_reject_duplicate_keys)
+        # `"\ud800"` escapes parse to lone surrogates: valid JSON syntax, but not text.
+        # Nothing downstream can encode them (Argon2, asyncpg), which made them a 500.
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError) as exc:
         return str(exc)
     return None
 

@@ -1,16 +1,22 @@
-"""Password hashing (Argon2 through pwdlib) and JWT access tokens (PyJWT, HS256)."""
+"""Password hashing (Argon2 through pwdlib) and JWT access tokens (PyJWT, HS256).
+
+pwdlib and argon2 are imported on first use: only logging in, registering and
+changing a password hash anything, and most cold starts serve none of those.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import jwt
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
 from lambda_app.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from pwdlib import PasswordHash
 
 JWT_ALGORITHM = "HS256"
 # The only algorithms a token may claim. A fixed list closes `alg: none` and
@@ -21,6 +27,9 @@ REQUIRED_CLAIMS = ["exp", "iat", "sub", "ver"]
 
 @lru_cache(maxsize=1)
 def _password_hash() -> PasswordHash:
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
     settings = get_settings()
     hasher = Argon2Hasher(
         memory_cost=settings.password_hash_memory_kib,

@@ -1,7 +1,7 @@
 from typing import Literal
 
-from pydantic import BaseModel
+from lambda_app.core.schemas import Schema
 
 
-class HealthStatus(BaseModel):
+class HealthStatus(Schema):
     status: Literal["ok"]

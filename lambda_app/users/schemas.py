@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
+from lambda_app.core.schemas import Schema
 from lambda_app.core.types import NoNulStr, normalize_email
 from lambda_app.models.user import EMAIL_MAX, NAME_MAX, USERNAME_MAX
 
@@ -38,8 +39,10 @@ Password = Annotated[
 Name = Annotated[NoNulStr, StringConstraints(max_length=NAME_MAX)]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Input(Schema):
+    # Request bodies are built at import: FastAPI builds their validators inside a
+    # warnings filter, and a deferred build would emit its warnings on first use.
+    model_config = ConfigDict(extra="forbid", defer_build=False)
 
 
 class UserCreate(_Input):
@@ -72,7 +75,7 @@ class PasswordChange(_Input):
     new_password: Password
 
 
-class UserRead(BaseModel):
+class UserRead(Schema):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -87,7 +90,7 @@ class UserRead(BaseModel):
     updated_at: dt.datetime
 
 
-class UserPage(BaseModel):
+class UserPage(Schema):
     items: list[UserRead]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page"

@@ -2,8 +2,8 @@
 
 Usage: python -I -S bundle_driver.py <bundle dir> <event template> <username>
 Sends API Gateway HTTP API (2.0) events to lambda_app.handlers.api.handler, the way
-the Lambda runtime would, and prints one JSON line per response plus where the
-modules were imported from.
+the Lambda runtime would, and prints one JSON line: the responses, where the modules
+were imported from, and which migration-only modules could not be imported.
 """
 
 import base64
@@ -81,4 +81,12 @@ results["loaded_from_site_packages"] = sorted(
     if "site-packages" in (getattr(module, "__file__", None) or "")
 )
 results["sys_flags"] = {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site}
+# The API flavour leaves the migration tools out: they must really be absent.
+missing = {}
+for name in ("alembic", "mako", "sqlalchemy.dialects.sqlite"):
+    try:
+        __import__(name)
+    except ImportError as exc:
+        missing[name] = type(exc).__name__
+results["missing"] = missing
 print(json.dumps(results))

@@ -1,9 +1,9 @@
 """Synthesize each stage once per session, hermetically, with local bundling skipped.
 
 The `aws:cdk:bundling-stacks` context set to [] makes CDK skip asset bundling (the
-asset hash still comes from the sources); one test in test_bundling.py builds a
-real bundle. The context starts from cdk.json's, so the feature flags match what
-`cdk synth` uses.
+asset hash still comes from the sources); test_bundling.py builds the real bundles
+(both flavours, for this machine) once per session. The context starts from cdk.json's,
+so the feature flags match what `cdk synth` uses.
 """
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from infra_cdk.bundling import BundleReport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,3 +107,39 @@ def prod(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) ->
 def synth(request: pytest.FixtureRequest) -> Synth:
     """Each stage in turn, for properties both must have."""
     return request.getfixturevalue(request.param)
+
+
+@dataclass
+class Bundle:
+    path: Path
+    report: BundleReport
+
+
+@pytest.fixture(scope="session")
+def local_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
+    """Both flavours of the real bundle for this machine, built once per session.
+
+    Built side by side: each build mostly waits on uv and compileall subprocesses.
+    """
+    from infra_cdk.bundling import FLAVOURS, build_bundle, local_target
+
+    outs = {name: tmp_path_factory.mktemp(f"bundle-{name}") for name in FLAVOURS}
+
+    def build(name: str) -> Bundle:
+        out = outs[name]
+        target = local_target(runtime_root=str(out))
+        return Bundle(path=out, report=build_bundle(out, target=target, flavour=name))
+
+    with ThreadPoolExecutor(max_workers=len(outs)) as pool:
+        futures = {name: pool.submit(build, name) for name in outs}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def api_bundle(local_bundles: dict[str, Bundle]) -> Bundle:
+    return local_bundles["api"]
+
+
+@pytest.fixture(scope="session")
+def migration_bundle(local_bundles: dict[str, Bundle]) -> Bundle:
+    return local_bundles["migration"]

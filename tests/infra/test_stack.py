@@ -461,10 +461,25 @@ def test_cdk_json_runs_the_app_with_the_project_venv() -> None:
     assert (ROOT / "infra_cdk" / "app.py").is_file()
 
 
-def test_both_functions_share_one_bundle(synth: Synth) -> None:
-    # One asset: bundled once, and any code or migration change re-runs the trigger.
-    codes = {
-        json.dumps(props(synth, "AWS::Lambda::Function", function)["Code"])
+def _asset_key(flavour_name: str) -> str:
+    """The S3 key CDK gives a flavour's asset, computed apart from any stack (no bundling)."""
+    from aws_cdk import App, Stack
+
+    from infra_cdk.bundling import FLAVOURS, lambda_code
+    from tests.infra.conftest import cdk_json_context
+
+    app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []})
+    config = lambda_code(FLAVOURS[flavour_name]).bind(Stack(app, "AssetKeyProbe"))
+    assert config.s3_location is not None
+    return config.s3_location.object_key
+
+
+def test_each_function_runs_its_own_bundle_flavour(synth: Synth) -> None:
+    # The API's bundle leaves Alembic and the migrations out; the migration function's
+    # holds them. Each asset's hash is deterministic and its own.
+    keys = {
+        function: props(synth, "AWS::Lambda::Function", function)["Code"]["S3Key"]
         for function in APP_FUNCTIONS
     }
-    assert len(codes) == 1
+    assert keys == {"ApiFunction": _asset_key("api"), "MigrationsFunction": _asset_key("migration")}
+    assert keys["ApiFunction"] != keys["MigrationsFunction"]
