@@ -58,10 +58,10 @@ bench: install ## cold start, warm latency, memory and bundle size (writes bench
 	$(PY) -m benchmarks
 
 lint: install ## ruff and mypy
-	$(VENV)/bin/ruff check lambda_app migrations tests
-	$(VENV)/bin/ruff format --check lambda_app migrations tests
+	$(VENV)/bin/ruff check lambda_app infra_cdk migrations tests
+	$(VENV)/bin/ruff format --check lambda_app infra_cdk migrations tests
 	$(VENV)/bin/mypy
 
 format: install ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix lambda_app migrations tests
-	$(VENV)/bin/ruff format lambda_app migrations tests
+	$(VENV)/bin/ruff check --fix lambda_app infra_cdk migrations tests
+	$(VENV)/bin/ruff format lambda_app infra_cdk migrations tests

@@ -1,0 +1,190 @@
+"""Database source (a), a full DATABASE_URL, and the TLS settings shared by every source."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from lambda_app.core.db import build_engine
+from lambda_app.core.db_credentials import (
+    DatabaseNotConfigured,
+    encrypted_unverified_context,
+    plan_connection,
+    rds_verify_full_context,
+)
+from lambda_app.core.settings import DbSslMode, Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(**values: Any) -> Settings:
+    """Settings with no database source unless given (the test session sets DATABASE_URL)."""
+    unset: dict[str, Any] = {
+        "database_url": None,
+        "db_host": None,
+        "db_name": None,
+        "db_user": None,
+        "db_iam_auth": False,
+        "db_secret_arn": None,
+        "db_ssl": None,
+    }
+    return Settings(_env_file=None, **(unset | values))  # type: ignore[call-arg]
+
+
+def with_scheme(url: str, scheme: str) -> str:
+    return scheme + url[url.index("://") :]
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+asyncpg"])
+async def test_database_url_forms_all_connect(database_url_for_tests: str, scheme: str) -> None:
+    # given the test database's URL written the way Heroku, libpq or SQLAlchemy write it
+    url = with_scheme(database_url_for_tests, scheme)
+    engine = build_engine(settings(database_url=url))
+    try:
+        # when
+        async with engine.connect() as conn:
+            name = await conn.scalar(text("SELECT current_database()"))
+    finally:
+        await engine.dispose()
+    # then
+    assert name == make_url(database_url_for_tests).database
+    assert engine.url.drivername == "postgresql+asyncpg"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://app:hunter2-secret@db/app", "sqlite:///app.db", "postgresql+psycopg://db/app"]
+)
+def test_other_url_schemes_are_refused_clearly(url: str) -> None:
+    with pytest.raises(DatabaseNotConfigured, match="unsupported database URL scheme") as raised:
+        plan_connection(settings(database_url=url))
+    assert "hunter2" not in str(raised.value)
+
+
+def test_unparseable_url_error_does_not_quote_it() -> None:
+    with pytest.raises(DatabaseNotConfigured, match="not a valid database URL") as raised:
+        plan_connection(settings(database_url="hunter2-secret no url at all"))
+    assert "hunter2" not in str(raised.value)
+
+
+def test_nothing_configured_names_every_option() -> None:
+    with pytest.raises(DatabaseNotConfigured) as raised:
+        build_engine(settings())
+    message = str(raised.value)
+    for variable in ("DATABASE_URL", "DB_HOST", "DB_IAM_AUTH=true", "DB_SECRET_ARN"):
+        assert variable in message
+
+
+def test_url_plan_follows_db_ssl_only_when_set(database_url_for_tests: str) -> None:
+    url = database_url_for_tests
+    assert plan_connection(settings(database_url=url)).connect_args == {}
+    assert plan_connection(settings(database_url=url, db_ssl="disable")).connect_args == {
+        "ssl": False
+    }
+    required = plan_connection(settings(database_url=url, db_ssl="require")).connect_args["ssl"]
+    assert required is encrypted_unverified_context()
+    assert required.verify_mode is ssl.CERT_NONE and not required.check_hostname
+    verified = plan_connection(settings(database_url=url, db_ssl="verify-full")).connect_args
+    assert verified["ssl"] is rds_verify_full_context()
+
+
+async def test_db_ssl_disable_connects_in_plain_text(database_url_for_tests: str) -> None:
+    engine = build_engine(settings(database_url=database_url_for_tests, db_ssl=DbSslMode.DISABLE))
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+
+
+def test_verify_full_context_trusts_the_bundled_rds_cas_only() -> None:
+    context = rds_verify_full_context()
+    assert context.check_hostname is True
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    # Only the bundle (115 RDS CAs + 5 Amazon Trust roots for RDS Proxy), no system store.
+    assert context.cert_store_stats()["x509_ca"] > 100
+    names = {
+        dict(entry[0] for entry in ca["subject"])["commonName"]  # type: ignore[index]
+        for ca in context.get_ca_certs()
+    }
+    assert "Amazon RDS eu-west-1 Root CA RSA2048 G1" in names
+    assert "Amazon Root CA 1" in names  # signs RDS Proxy endpoints' certificates
+    assert all(name.startswith(("Amazon", "Starfield")) for name in names)
+    assert rds_verify_full_context() is context  # built once per process
+
+
+async def test_verify_full_never_falls_back_to_plain_text(database_url_for_tests: str) -> None:
+    # The embedded server has no TLS: verify-full must refuse it, not quietly go plaintext.
+    engine = build_engine(
+        settings(database_url=database_url_for_tests, db_ssl=DbSslMode.VERIFY_FULL)
+    )
+    try:
+        with pytest.raises(ConnectionError, match="SSL"):
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_app_and_url_engine_never_import_boto3() -> None:
+    # One fresh interpreter (imports are slow on a busy machine): the app's import,
+    # then an engine on DATABASE_URL, must leave boto3 and the AWS module unloaded.
+    result = run_python(
+        "import sys\n"
+        "import lambda_app.main\n"
+        "assert 'boto3' not in sys.modules, 'lambda_app.main imported boto3'\n"
+        "from lambda_app.core.db import build_engine\n"
+        "from lambda_app.core.settings import Settings\n"
+        "build_engine(Settings(_env_file=None, database_url='postgresql://u@h/d'))\n"
+        "for name in ('boto3', 'botocore', 'lambda_app.core.aws_credentials'):\n"
+        "    assert name not in sys.modules, name + ' imported by the URL engine'\n"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_sqlalchemy_async_creator_alone_would_cache_statements(
+    database_url_for_tests: str,
+) -> None:
+    """Why `engine_for_plan` passes the adapter arguments itself: SQLAlchemy's own
+    `async_creator=` drops them (a canary for a SQLAlchemy upgrade that changes this)."""
+    url = make_url(database_url_for_tests)
+
+    async def creator() -> asyncpg.Connection:
+        return await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, database=url.database
+        )
+
+    engine = create_async_engine(
+        url,
+        poolclass=NullPool,
+        async_creator=creator,
+        connect_args={"prepared_statement_cache_size": 0, "statement_cache_size": 0},
+    )
+    try:
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert raw.dbapi_connection._prepared_statement_cache is not None  # type: ignore[union-attr]
+            name = await conn.scalar(text("SELECT name FROM pg_prepared_statements"))
+    finally:
+        await engine.dispose()
+    assert name is not None and name.startswith("__asyncpg_stmt_")  # per-connection counter
