@@ -20,9 +20,10 @@ import shutil
 import socket
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -217,8 +218,9 @@ def _port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-async def ensure_database(admin_url: str, name: str) -> None:
-    """CREATE DATABASE `name` unless it exists (CREATE DATABASE can't run in a transaction)."""
+@contextlib.asynccontextmanager
+async def _admin_connection(admin_url: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection: CREATE/DROP DATABASE can't run inside a transaction."""
     import asyncpg
 
     url = make_url(admin_url)
@@ -230,25 +232,24 @@ async def ensure_database(admin_url: str, name: str) -> None:
         database=url.database or "postgres",
     )
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+        yield conn
     finally:
         await conn.close()
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    """CREATE DATABASE `name` unless it exists."""
+    async with _admin_connection(admin_url) as conn:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f"CREATE DATABASE {_quote_identifier(name)}")
 
 
 async def drop_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    url = make_url(admin_url)
-    conn = await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.host,
-        port=url.port,
-        database=url.database or "postgres",
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    """DROP DATABASE `name` if it exists, disconnecting whoever is still on it."""
+    async with _admin_connection(admin_url) as conn:
+        await conn.execute(f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)")
