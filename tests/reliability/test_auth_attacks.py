@@ -1,0 +1,346 @@
+"""Auth attacks: forged, stale and misused tokens, timing, enumeration, brute force."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.core.secrets import get_jwt_secret
+from lambda_app.models import User
+from tests.factories import DEFAULT_PASSWORD, UserFactory, login
+
+UNAUTHENTICATED = {
+    "error": {
+        "code": "not_authenticated",
+        "message": "Missing, invalid or expired credentials",
+        "details": None,
+    }
+}
+INVALID_CREDENTIALS = {
+    "error": {
+        "code": "invalid_credentials",
+        "message": "Incorrect username or password",
+        "details": None,
+    }
+}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+
+
+def _hs256_with_key(key: bytes, claims: dict[str, Any]) -> str:
+    """HS256 by hand: PyJWT itself refuses to use a PEM public key as an HMAC secret."""
+    signing_input = _unsigned({"alg": "HS256", "typ": "JWT"}, claims)
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _claims(user: User, **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": str(user.id),
+        "ver": user.token_version,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _valid(user: User, **overrides: Any) -> str:
+    return jwt.encode(_claims(user, **overrides), get_jwt_secret(), algorithm="HS256")
+
+
+async def _me(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _forged_tokens(user: User) -> dict[str, str]:
+    """Every way of forging or bending a token we know of, for the same (real) user."""
+    now = int(time.time())
+    key = _rsa_key()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    valid = _valid(user)
+    header, payload, signature = valid.split(".")
+    other_user_payload = _b64(json.dumps(_claims(user, sub=str(user.id + 1))).encode())
+    return {
+        "alg none": _unsigned({"alg": "none", "typ": "JWT"}, _claims(user)) + ".",
+        "alg None, signature kept": _unsigned({"alg": "None"}, _claims(user)) + f".{signature}",
+        "RS256 signed with an attacker key": jwt.encode(_claims(user), key, algorithm="RS256"),
+        "HS256 keyed with an RSA public key": _hs256_with_key(public_pem, _claims(user)),
+        "HS512 with the right secret": jwt.encode(_claims(user), get_jwt_secret(), "HS512"),
+        "expired": _valid(user, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
+        "not yet valid": _valid(user, nbf=now + 3600, exp=now + 7200),
+        "tampered payload": f"{header}.{other_user_payload}.{signature}",
+        "tampered signature": f"{header}.{payload}.{signature[:-4]}AAAA",
+        "signed with another secret": jwt.encode(
+            _claims(user), "another-secret-that-is-long-enough-0123456789", algorithm="HS256"
+        ),
+        "no exp": _valid(user, exp=None),
+        "no ver": _valid(user, ver=None),
+        "no sub": _valid(user, sub=None),
+        "ver as a boolean": _valid(user, ver=False),  # False == 0 in Python
+        "stale ver": _valid(user, ver=user.token_version + 1),
+        "sub not a number": _valid(user, sub="admin"),
+        "sub zero": _valid(user, sub="0"),
+        "empty": "",
+        "garbage": "not.a.token",
+    }
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+async def test_forged_and_bent_tokens_are_all_rejected_with_401(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    assert user.token_version == 0
+    # the genuine article works, so the 401s below are about the tokens
+    assert (await _me(client, _valid(user))).status_code == 200
+    for name, token in _forged_tokens(user).items():
+        response = await _me(client, token)
+        assert response.status_code == 401, name
+        assert response.json() == UNAUTHENTICATED, name
+        assert response.headers["www-authenticate"] == "Bearer", name
+
+
+async def test_missing_or_non_bearer_authorization_is_401(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    token = _valid(user)
+    for headers in (
+        {},
+        {"Authorization": token},
+        {"Authorization": f"Basic {token}"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer  "},
+    ):
+        response = await client.get("/api/users/me", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json() == UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("change", ["deleted", "deactivated"])
+async def test_token_of_a_deleted_or_deactivated_user_is_401(
+    client: httpx.AsyncClient, session: AsyncSession, user_factory: UserFactory, change: str
+) -> None:
+    user = await user_factory()
+    headers = await login(client, user.username)
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    if change == "deleted":
+        await session.delete(user)
+    else:
+        user.is_active = False
+    await session.flush()
+    for path in ("/api/users/me", f"/api/users/{user.id}"):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 401, path
+        assert response.json() == UNAUTHENTICATED
+
+
+async def test_a_password_change_revokes_tokens_issued_before_it(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    # given: two tokens issued before the change
+    old_a = await login(client, user.username)
+    old_b = await login(client, user.username)
+
+    # when
+    response = await client.post(
+        "/api/users/me/password",
+        json={"current_password": DEFAULT_PASSWORD, "new_password": "a brand new password"},
+        headers=old_a,
+    )
+    assert response.status_code == 204, response.text
+
+    # then: both old tokens are dead, the new password gives a working token
+    for headers in (old_a, old_b):
+        response = await client.get("/api/users/me", headers=headers)
+        assert response.status_code == 401
+        assert response.json() == UNAUTHENTICATED
+    fresh = await login(client, user.username, "a brand new password")
+    assert (await client.get("/api/users/me", headers=fresh)).status_code == 200
+    old_password = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
+    assert old_password.status_code == 401
+
+
+async def test_an_admin_password_reset_also_revokes_older_tokens(
+    client: httpx.AsyncClient, user: User, superuser_headers: dict[str, str]
+) -> None:
+    old = await login(client, user.username)
+    response = await client.patch(
+        f"/api/users/{user.id}", json={"password": "reset by an admin"}, headers=superuser_headers
+    )
+    assert response.status_code == 200, response.text
+    assert (await client.get("/api/users/me", headers=old)).status_code == 401
+
+
+async def test_unknown_user_wrong_password_and_inactive_user_look_the_same(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    active = await user_factory()
+    inactive = await user_factory(is_active=False)
+    attempts = {
+        "unknown user": {"username": "nobody_here", "password": DEFAULT_PASSWORD},
+        "unknown email": {"username": "nobody@example.com", "password": DEFAULT_PASSWORD},
+        "wrong password": {"username": active.username, "password": "wrong password!"},
+        "inactive user, right password": {
+            "username": inactive.username,
+            "password": DEFAULT_PASSWORD,
+        },
+    }
+    seen = set()
+    for name, form in attempts.items():
+        response = await client.post("/api/auth/token", data=form)
+        assert response.status_code == 401, name
+        assert response.json() == INVALID_CREDENTIALS, name
+        seen.add((response.status_code, response.text, response.headers.get("www-authenticate")))
+    assert len(seen) == 1
+
+
+def _mean_without_slowest(samples: list[float]) -> float:
+    return statistics.mean(sorted(samples)[:-1])
+
+
+async def test_login_timing_does_not_reveal_whether_a_user_exists(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    """Unknown users are verified against a dummy hash: both paths cost one Argon2 verify."""
+
+    async def timed(form: dict[str, str]) -> float:
+        started = time.perf_counter()
+        response = await client.post("/api/auth/token", data=form)
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 401
+        return elapsed
+
+    unknown: list[float] = []
+    wrong_password: list[float] = []
+    await timed({"username": "warm_up_unknown", "password": "x" * 12})  # builds the dummy hash
+    # Interleaved, so load from other processes hits both sides alike; 8 wrong passwords
+    # stay under the lock-out threshold (10).
+    for i in range(8):
+        unknown.append(await timed({"username": f"ghost_{i}", "password": f"guess {i} pass"}))
+        wrong_password.append(
+            await timed({"username": user.username, "password": f"guess {i} pass"})
+        )
+    # Mean of each side without its slowest sample: one stall caused by another process
+    # on this shared machine would otherwise decide the ratio on its own.
+    ratio = _mean_without_slowest(unknown) / _mean_without_slowest(wrong_password)
+    assert 0.5 < ratio < 2, (ratio, unknown, wrong_password)
+
+
+async def _register(client: httpx.AsyncClient) -> str:
+    username = f"u_{uuid.uuid4().hex[:12]}"
+    response = await client.post(
+        "/api/auth/register",
+        json={
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": DEFAULT_PASSWORD,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return username
+
+
+async def _token_status(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post("/api/auth/token", data={"username": username, "password": password})
+
+
+# The throttle counts each failure in a transaction of its own, so these tests run
+# against an app that commits for real (the rolled-back `client` would undo the count).
+
+
+async def test_failed_logins_are_rate_limited_per_login_name(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    from lambda_app.core.settings import get_settings
+
+    client = committing_client
+    victim, bystander = await _register(client), await _register(client)
+    limit = get_settings().login_max_failures
+    window = get_settings().login_failure_window_seconds
+    assert limit == 10
+
+    # given: `limit` failed attempts on one login name
+    for _ in range(limit):
+        assert (await _token_status(client, victim, "wrong password")).status_code == 401
+
+    # then: the next attempt is refused, even with the right password, in any spelling
+    for login_name in (victim, f"  {victim.upper()} "):
+        for password in ("wrong password", DEFAULT_PASSWORD):
+            response = await _token_status(client, login_name, password)
+            assert response.status_code == 429, (login_name, password)
+            assert response.json()["error"]["code"] == "too_many_login_attempts"
+            assert 0 < int(response.headers["retry-after"]) <= window + 1
+
+    # then: another login name is not affected
+    assert (await _token_status(client, bystander, DEFAULT_PASSWORD)).status_code == 200
+
+
+async def test_unknown_login_names_are_rate_limited_too(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    for _ in range(10):
+        response = await _token_status(committing_client, "ghost_of_a_user", "guess")
+        assert response.status_code == 401
+    response = await _token_status(committing_client, "ghost_of_a_user", "guess")
+    assert response.status_code == 429
+
+
+async def test_a_lockout_ends_when_its_window_has_passed(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    import asyncpg
+
+    from tests.reliability.databases import asyncpg_dsn
+
+    client = committing_client
+    username = await _register(client)
+    for _ in range(10):
+        assert (await _token_status(client, username, "nope nope")).status_code == 401
+    assert (await _token_status(client, username, DEFAULT_PASSWORD)).status_code == 429
+
+    # when: the window started longer ago than the window lasts
+    conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
+    try:
+        await conn.execute(
+            "UPDATE login_throttle SET window_started_at = now() - interval '901 seconds' "
+            "WHERE login = $1",
+            username.lower(),
+        )
+
+        # then: the right password works again, and clears the counter
+        assert (await _token_status(client, username, DEFAULT_PASSWORD)).status_code == 200
+        remaining = await conn.fetchval(
+            "SELECT count(*) FROM login_throttle WHERE login = $1", username.lower()
+        )
+    finally:
+        await conn.close()
+    assert remaining == 0
