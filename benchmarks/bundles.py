@@ -1,0 +1,122 @@
+"""Bundle folders the measured processes run from, built for this machine.
+
+The Lambda bundle targets manylinux2014 aarch64 / CPython 3.13 and cannot run
+here, so the processes run from an equivalent folder for the local interpreter:
+the runtime dependencies (the closure of `[project].dependencies`, copied from
+the virtualenv without any bytecode: a superset of the API bundle's, which also
+leaves out Alembic and Mako, never imported by the API handler), `lambda_app/`
+and the two peers. Two copies:
+
+- `no-bytecode/`: sources only, run with PYTHONDONTWRITEBYTECODE=1, like an
+  unprecompiled bundle in Lambda's read-only code folder;
+- `precompiled/`: the same files plus bytecode compiled the way a Lambda bundle
+  precompiles it (unchecked-hash pycs: zip extraction does not keep mtimes).
+"""
+
+from __future__ import annotations
+
+import compileall
+import py_compile
+import re
+import shutil
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NO_BYTECODE = "no-bytecode"
+PRECOMPILED = "precompiled"
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_requirements() -> list[Requirement]:
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return [Requirement(spec) for spec in pyproject["project"]["dependencies"]]
+
+
+def runtime_distributions() -> list[metadata.Distribution]:
+    """Every installed distribution the runtime dependencies need, extras included."""
+    found: dict[str, metadata.Distribution] = {}
+    pending: list[tuple[Requirement, frozenset[str]]] = [
+        (req, frozenset()) for req in runtime_requirements()
+    ]
+    while pending:
+        req, parent_extras = pending.pop()
+        environments = [{"extra": extra} for extra in parent_extras] or [{"extra": ""}]
+        if req.marker is not None and not any(req.marker.evaluate(e) for e in environments):
+            continue
+        name = _canonical(req.name)
+        seen = name in found
+        dist = found.get(name) or metadata.distribution(req.name)
+        found[name] = dist
+        extras = frozenset(req.extras)
+        if seen and not extras:
+            continue
+        for spec in dist.requires or []:
+            pending.append((Requirement(spec), extras))
+    return sorted(found.values(), key=lambda d: _canonical(d.metadata["Name"]))
+
+
+def _copy_distribution(dist: metadata.Distribution, target: Path) -> None:
+    for file in dist.files or []:
+        relative = Path(str(file))
+        if relative.parts[0] == ".." or "__pycache__" in relative.parts:
+            continue  # console scripts, bytecode
+        if relative.suffix in (".pyc", ".pyo"):
+            continue
+        source = Path(str(dist.locate_file(file)))
+        if source.is_file():
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def _ignore_app(directory: str, names: list[str]) -> set[str]:
+    ignored = set(_IGNORED(directory, names))
+    if Path(directory) == PROJECT_ROOT / "lambda_app":
+        ignored |= {"local"} & set(names)  # dev-only tools, left out of the Lambda bundle too
+    return ignored
+
+
+def build_source_bundle(target: Path) -> Path:
+    """Runtime dependencies, the app and the peers: sources only."""
+    target.mkdir(parents=True)
+    for dist in runtime_distributions():
+        _copy_distribution(dist, target)
+    shutil.copytree(PROJECT_ROOT / "lambda_app", target / "lambda_app", ignore=_ignore_app)
+    (target / "benchmarks").mkdir()
+    shutil.copy2(PROJECT_ROOT / "benchmarks" / "__init__.py", target / "benchmarks")
+    shutil.copytree(
+        PROJECT_ROOT / "benchmarks" / "peers", target / "benchmarks" / "peers", ignore=_IGNORED
+    )
+    return target
+
+
+def precompile(folder: Path) -> None:
+    ok = compileall.compile_dir(
+        str(folder),
+        quiet=2,
+        workers=0,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not ok:
+        raise RuntimeError(f"byte-compiling {folder} failed")
+
+
+def build_local_bundles(root: Path) -> dict[str, Path]:
+    """Both variants under `root`: {NO_BYTECODE: path, PRECOMPILED: path}."""
+    source = build_source_bundle(root / NO_BYTECODE)
+    compiled = root / PRECOMPILED
+    shutil.copytree(source, compiled)
+    precompile(compiled)
+    return {NO_BYTECODE: source, PRECOMPILED: compiled}
+
+
+def bytecode_files(folder: Path) -> int:
+    return sum(1 for _ in folder.rglob("*.pyc"))

@@ -1,0 +1,98 @@
+"""What runs inside each measured process. Standard library only.
+
+The runner passes this file's source with `python -S -c`, from inside a bundle
+folder, so the process sees what a Lambda container sees: the bundle on
+`sys.path`, the interpreter's own precompiled standard library, nothing else.
+Everything it needs comes from environment variables read before the clock
+starts; the result is written as JSON to `BENCH_OUT`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import time
+from typing import Any
+
+
+class LambdaContext:
+    """The attributes Mangum and the handlers read from the Lambda context object."""
+
+    function_name = "bench"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
+    memory_limit_in_mb = 1024
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    def __init__(self, request_number: int) -> None:
+        self.aws_request_id = f"bench-{os.getpid()}-{request_number}"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident set size.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (much larger)
+    parent across fork and exec, so it would report the runner's size.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _is_ok(response: Any) -> bool:
+    return isinstance(response, dict) and response.get("statusCode") == 200
+
+
+def main() -> None:
+    module_name, _, attribute = os.environ["BENCH_HANDLER"].partition(":")
+    event = json.loads(os.environ["BENCH_EVENT"])
+    warm_invocations = int(os.environ.get("BENCH_WARM_INVOCATIONS", "0"))
+    warm_budget_seconds = float(os.environ.get("BENCH_WARM_BUDGET_SECONDS", "300"))
+    out_path = os.environ["BENCH_OUT"]
+
+    started = time.perf_counter()
+    handler = getattr(importlib.import_module(module_name), attribute)
+    imported = time.perf_counter()
+    first = handler(event, LambdaContext(0))
+    answered = time.perf_counter()
+
+    result: dict[str, Any] = {
+        "import_ms": (imported - started) * 1000,
+        "first_invoke_ms": (answered - imported) * 1000,
+        "cold_ms": (answered - started) * 1000,
+        "first_status": first.get("statusCode") if isinstance(first, dict) else None,
+        "first_body": first.get("body") if isinstance(first, dict) else None,
+    }
+
+    latencies: list[float] = []
+    failures = 0
+    deadline = answered + warm_budget_seconds
+    for number in range(1, warm_invocations + 1):
+        context = LambdaContext(number)
+        before = time.perf_counter()
+        response = handler(event, context)
+        after = time.perf_counter()
+        latencies.append((after - before) * 1000)
+        failures += not _is_ok(response)
+        if after > deadline:  # bounded in time as well as in count
+            break
+    result["warm_ms"] = latencies
+    result["warm_failures"] = failures
+    result["peak_rss_kib"] = _peak_rss_kib()
+    with open(out_path, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+
+
+main()

@@ -1,0 +1,83 @@
+"""The benchmark's own database: migrated like production, seeded with one user.
+
+It lives on the same PostgreSQL server as development and tests (the embedded
+one unless DATABASE_URL is set) but in a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+BENCH_DATABASE = "lambda_app_bench"
+# Signs the benchmark's tokens only; never used outside this throwaway database.
+BENCH_JWT_SECRET = "benchmark-only-jwt-secret-0123456789abcdef"
+BENCH_USERNAME = "bench_user"
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    url: str  # postgresql+asyncpg://... of the seeded database
+    user_id: int
+    username: str
+    token: str  # a valid access token for that user, signed with BENCH_JWT_SECRET
+
+
+async def _seed(url: str) -> tuple[int, int]:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from lambda_app.core.security import hash_password
+
+    parts = make_url(url)
+    conn = await asyncpg.connect(
+        user=parts.username,
+        password=parts.password,
+        host=parts.host,
+        port=parts.port,
+        database=parts.database,
+    )
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO users (username, slug, email, first_name, last_name, hashed_password)"
+            " VALUES ($1, $2, $3, 'Bench', 'User', $4) RETURNING id, token_version",
+            BENCH_USERNAME,
+            BENCH_USERNAME.replace("_", "-"),
+            f"{BENCH_USERNAME}@example.com",
+            hash_password("bench password, never used to log in"),
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row["id"]), int(row["token_version"])
+
+
+@contextlib.contextmanager
+def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
+    """A fresh, migrated database `name` with one user; dropped on exit."""
+    from lambda_app.core.security import create_access_token
+    from lambda_app.local.database import database_url, server_admin_url
+    from lambda_app.local.embedded_postgres import drop_database, ensure_database
+    from lambda_app.migrations_runner import upgrade_to_head
+
+    with server_admin_url() as admin:
+        asyncio.run(drop_database(admin, name))
+        asyncio.run(ensure_database(admin, name))
+        url = database_url(admin, name)
+        try:
+            upgrade_to_head(url)
+            user_id, token_version = asyncio.run(_seed(url))
+            token = create_access_token(
+                user_id=user_id,
+                token_version=token_version,
+                secret=BENCH_JWT_SECRET,
+                lifetime=dt.timedelta(hours=12),
+            )
+            yield BenchDatabase(
+                url=url, user_id=user_id, username=BENCH_USERNAME, token=token.token
+            )
+        finally:
+            asyncio.run(drop_database(admin, name))

@@ -1,0 +1,1 @@
+"""The two handlers the product is measured against. Never imported by the product."""
