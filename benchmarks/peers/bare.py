@@ -20,7 +20,12 @@ from typing import Any
 import asyncpg
 
 _SECRET = os.environ["JWT_SECRET"].encode()
-_DSN = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://", 1)
+# SQLAlchemy's `ssl=` URL parameter is libpq's `sslmode=` for asyncpg's own DSN parser.
+_DSN = (
+    os.environ["DATABASE_URL"]
+    .replace("postgresql+asyncpg://", "postgresql://", 1)
+    .replace("?ssl=", "?sslmode=", 1)
+)
 _QUERY = (
     "SELECT id, username, slug, email, first_name, last_name, is_active, is_superuser,"
     " created_at, updated_at, token_version FROM users WHERE id = $1"

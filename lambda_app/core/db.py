@@ -12,13 +12,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import sqltypes
 
@@ -27,6 +29,34 @@ from lambda_app.core.settings import Settings, get_settings
 
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
+_read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+# Set by set_sessionmaker (tests): then every request, read or write, uses it.
+_sessionmaker_override: async_sessionmaker[AsyncSession] | None = None
+
+# Methods that never write (HTTP semantics, and this API's contract).
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ReadOnlyRequestError(RuntimeError):
+    pass
+
+
+class ReadOnlySession(Session):
+    """The session of a GET/HEAD request: it runs in autocommit mode, so it may not write.
+
+    Reads skip BEGIN and COMMIT, two round trips out of a handful per request on a
+    fresh NullPool connection. Each of these requests runs one or two independent
+    SELECTs, so a transaction around them buys nothing. A write here would not be
+    atomic, so any flush with pending changes is refused.
+    """
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_writes(session: Session, *_: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlyRequestError(
+            "a GET/HEAD request tried to write; writes belong in POST/PATCH/PUT/DELETE"
+        )
 
 
 def _unique_statement_name() -> str:
@@ -84,6 +114,20 @@ def _skip_json_codecs(engine: AsyncEngine) -> None:
     setattr(dialect, "setup_asyncpg_jsonb_codec", _no_codec)  # noqa: B010
 
 
+def _engine_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "poolclass": NullPool,
+        "echo": settings.sql_echo,
+        # A failed statement's exception message (logged with its traceback) would
+        # otherwise carry its bound values: a new user's password hash, an email.
+        "hide_parameters": True,
+        # NullPool closes every connection when it is returned, and closing ends any
+        # transaction server-side: the pool's ROLLBACK-on-return would be one more
+        # round trip per request for nothing.
+        "pool_reset_on_return": None,
+    }
+
+
 # Arguments of SQLAlchemy's asyncpg adapter, not of asyncpg.connect().
 _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -91,13 +135,7 @@ _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func"
 def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
     if plan.async_creator is None:
-        return create_async_engine(
-            plan.url,
-            poolclass=NullPool,
-            echo=settings.sql_echo,
-            connect_args=connect_args,
-            hide_parameters=True,  # bound values (a password hash) never reach a log
-        )
+        return create_async_engine(plan.url, connect_args=connect_args, **_engine_options(settings))
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
     # arguments, so its statement cache (100 entries) and per-connection statement
     # names would come back: unsafe behind RDS Proxy. Do what it does, passing the
@@ -113,56 +151,69 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
         dbapi = engine.sync_engine.dialect.loaded_dbapi
         return dbapi.connect(async_creator_fn=connect, **adapter_args)
 
-    engine = create_async_engine(
-        plan.url,
-        poolclass=NullPool,
-        echo=settings.sql_echo,
-        creator=creator,
-        # A failed statement's exception message (logged with its traceback) would
-        # otherwise carry its bound values: a new user's password hash, an email.
-        hide_parameters=True,
-    )
+    engine = create_async_engine(plan.url, creator=creator, **_engine_options(settings))
     return engine
 
 
 def get_engine() -> AsyncEngine:
     """The process-wide engine, created on first call."""
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _read_sessionmaker
     if _engine is None:
         _engine = build_engine(get_settings())
         if not _maps_json_columns():
             _skip_json_codecs(_engine)
-        _sessionmaker = None
+        _sessionmaker = _read_sessionmaker = None
     return _engine
 
 
 def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    """Sessions that write: one transaction, committed once per request."""
     global _sessionmaker
+    if _sessionmaker_override is not None:
+        return _sessionmaker_override
     if _sessionmaker is None:
         _sessionmaker = async_sessionmaker(get_engine(), expire_on_commit=False)
     return _sessionmaker
 
 
+def get_read_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    """Sessions of read-only requests: autocommit, no BEGIN/COMMIT round trips."""
+    global _read_sessionmaker
+    if _sessionmaker_override is not None:
+        return _sessionmaker_override
+    if _read_sessionmaker is None:
+        _read_sessionmaker = async_sessionmaker(
+            get_engine().execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            sync_session_class=ReadOnlySession,
+        )
+    return _read_sessionmaker
+
+
 def set_engine(engine: AsyncEngine | None) -> None:
     """Install an engine (tests, the migration handler); `None` resets to lazy creation."""
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _read_sessionmaker
     _engine = engine
-    _sessionmaker = None
+    _sessionmaker = _read_sessionmaker = None
 
 
 def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
-    """Install a session factory, e.g. one bound to a test's outer transaction."""
-    global _sessionmaker
-    _sessionmaker = maker
+    """Install one session factory for every request, e.g. one bound to a test's outer
+    transaction; `None` goes back to the engine's own sessions."""
+    global _sessionmaker_override
+    _sessionmaker_override = maker
 
 
-async def _request_session() -> AsyncIterator[AsyncSession]:
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed once, here, after the endpoint returns.
 
     Services and repositories only `flush()`. Any exception rolls everything back,
-    so a request never leaves a partial write behind.
+    so a request never leaves a partial write behind. Read-only requests (GET,
+    HEAD) get an autocommit session that refuses writes (see ReadOnlySession).
     """
-    async with get_sessionmaker()() as session:
+    read_only = request.method in READ_ONLY_METHODS
+    maker = get_read_sessionmaker() if read_only else get_sessionmaker()
+    async with maker() as session:
         try:
             yield session
             await session.commit()

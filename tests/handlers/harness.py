@@ -17,13 +17,14 @@ def fresh_container() -> Iterator[None]:
     """
     from lambda_app.core import db
 
-    saved_engine, saved_sessionmaker = db._engine, db._sessionmaker
+    saved_engine, saved_override = db._engine, db._sessionmaker_override
     db.set_engine(None)
+    db.set_sessionmaker(None)
     try:
         yield
     finally:
         db.set_engine(saved_engine)
-        db.set_sessionmaker(saved_sessionmaker)
+        db.set_sessionmaker(saved_override)
 
 
 @contextlib.contextmanager
