@@ -12,15 +12,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from sqlalchemy import event
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import sqltypes
 
@@ -29,34 +27,8 @@ from lambda_app.core.settings import Settings, get_settings
 
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
-_read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 # Set by set_sessionmaker (tests): then every request, read or write, uses it.
 _sessionmaker_override: async_sessionmaker[AsyncSession] | None = None
-
-# Methods that never write (HTTP semantics, and this API's contract).
-READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class ReadOnlyRequestError(RuntimeError):
-    pass
-
-
-class ReadOnlySession(Session):
-    """The session of a GET/HEAD request: it runs in autocommit mode, so it may not write.
-
-    Reads skip BEGIN and COMMIT, two round trips out of a handful per request on a
-    fresh NullPool connection. Each of these requests runs one or two independent
-    SELECTs, so a transaction around them buys nothing. A write here would not be
-    atomic, so any flush with pending changes is refused.
-    """
-
-
-@event.listens_for(ReadOnlySession, "before_flush")
-def _refuse_writes(session: Session, *_: Any) -> None:
-    if session.new or session.dirty or session.deleted:
-        raise ReadOnlyRequestError(
-            "a GET/HEAD request tried to write; writes belong in POST/PATCH/PUT/DELETE"
-        )
 
 
 def _unique_statement_name() -> str:
@@ -157,12 +129,12 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
 
 def get_engine() -> AsyncEngine:
     """The process-wide engine, created on first call."""
-    global _engine, _sessionmaker, _read_sessionmaker
+    global _engine, _sessionmaker
     if _engine is None:
         _engine = build_engine(get_settings())
         if not _maps_json_columns():
             _skip_json_codecs(_engine)
-        _sessionmaker = _read_sessionmaker = None
+        _sessionmaker = None
     return _engine
 
 
@@ -176,25 +148,11 @@ def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
     return _sessionmaker
 
 
-def get_read_sessionmaker() -> async_sessionmaker[AsyncSession]:
-    """Sessions of read-only requests: autocommit, no BEGIN/COMMIT round trips."""
-    global _read_sessionmaker
-    if _sessionmaker_override is not None:
-        return _sessionmaker_override
-    if _read_sessionmaker is None:
-        _read_sessionmaker = async_sessionmaker(
-            get_engine().execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False,
-            sync_session_class=ReadOnlySession,
-        )
-    return _read_sessionmaker
-
-
 def set_engine(engine: AsyncEngine | None) -> None:
     """Install an engine (tests, the migration handler); `None` resets to lazy creation."""
-    global _engine, _sessionmaker, _read_sessionmaker
+    global _engine, _sessionmaker
     _engine = engine
-    _sessionmaker = _read_sessionmaker = None
+    _sessionmaker = None
 
 
 def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
@@ -204,16 +162,18 @@ def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
     _sessionmaker_override = maker
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def _request_session() -> AsyncIterator[AsyncSession]:
     """One session per request, committed once, here, after the endpoint returns.
 
     Services and repositories only `flush()`. Any exception rolls everything back,
-    so a request never leaves a partial write behind. Read-only requests (GET,
-    HEAD) get an autocommit session that refuses writes (see ReadOnlySession).
+    so a request never leaves a partial write behind.
+
+    Reads run in a transaction too, and must: behind a transaction-pooling proxy
+    (PgBouncer, RDS Proxy) only a transaction keeps asyncpg's prepare and execute
+    on the same server connection. In autocommit they can land on two different
+    ones ("prepared statement does not exist"), as the PgBouncer load test showed.
     """
-    read_only = request.method in READ_ONLY_METHODS
-    maker = get_read_sessionmaker() if read_only else get_sessionmaker()
-    async with maker() as session:
+    async with get_sessionmaker()() as session:
         try:
             yield session
             await session.commit()
