@@ -34,6 +34,7 @@ import binascii
 import json
 import logging
 import secrets
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -471,7 +472,18 @@ def serve_gateway(host: str = "127.0.0.1", port: int = 8000, *, stage: str = "$d
         f"Local API Gateway (HTTP API 2.0 events -> lambda_app.handlers.api.handler) on "
         f"http://{host}:{server.server_address[1]}{prefix}/api"
     )
+    # Ctrl-C and `kill` both end serve_forever, so the caller stops the database after
+    # us. Explicit handlers: Python leaves SIGINT ignored when it starts ignored (a
+    # background job), and SIGTERM would otherwise kill us without any clean-up.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _interrupt)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     finally:
         server.server_close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
