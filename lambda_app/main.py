@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambda_app.auth.router import router as auth_router
-from lambda_app.core.errors import AppError, ErrorBody, error_body
+from lambda_app.core.errors import AppError, add_error_schemas, error_body, error_response
 from lambda_app.core.logging import configure_logging
 from lambda_app.core.middleware import RequestContextMiddleware
 from lambda_app.core.settings import Settings, get_settings
@@ -84,10 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         # Errors any operation can answer, in the shared shape.
         responses={
-            413: {"model": ErrorBody, "description": "`payload_too_large`"},
-            422: {"model": ErrorBody, "description": "`validation_error` / `invalid_json`"},
-            500: {"model": ErrorBody, "description": "`internal_error`"},
-            503: {"model": ErrorBody, "description": "`database_unavailable`"},
+            413: error_response("`payload_too_large`"),
+            422: error_response("`validation_error` / `invalid_json`"),
+            500: error_response("`internal_error`"),
+            503: error_response("`database_unavailable`"),
         },
     )
     # Each domain router goes in with the prefix itself, not through an "/api" router:
@@ -102,4 +102,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    _document_error_schemas(app)
     return app
+
+
+def _document_error_schemas(app: FastAPI) -> None:
+    """Generate the OpenAPI document as FastAPI does, plus the shared error schemas."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_error_schemas(generate())  # FastAPI caches the dict it returns
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

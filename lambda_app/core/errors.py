@@ -74,15 +74,40 @@ def error_body(
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """One documented error response, in the shared shape.
+
+    A `$ref` rather than `"model": ErrorBody`: FastAPI builds a pydantic field for
+    every (route, status) pair that names a model, dozens of them at import time,
+    only to write the same schema into the OpenAPI document. The schema itself is
+    added once, by `add_error_schemas`.
+    """
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": ERROR_BODY_REF}}},
+    }
+
+
 def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each status with the shared body and its codes."""
     by_status: dict[int, list[type[AppError]]] = {}
     for error in errors:
         by_status.setdefault(error.status_code, []).append(error)
     return {
-        status: {
-            "model": ErrorBody,
-            "description": "; ".join(f"`{e.code}`: {e.message}" for e in group),
-        }
+        status: error_response("; ".join(f"`{e.code}`: {e.message}" for e in group))
         for status, group in sorted(by_status.items())
     }
+
+
+def add_error_schemas(openapi_schema: dict[str, Any]) -> None:
+    """Put ErrorBody (and the models it uses) into the document's components."""
+    # Serialization mode, as FastAPI documents response models.
+    schema = ErrorBody.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    components = openapi_schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["ErrorBody"] = schema
