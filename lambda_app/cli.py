@@ -17,6 +17,7 @@ import contextlib
 import getpass
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -67,14 +68,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         else:
             import uvicorn
 
-            uvicorn.run(
-                "lambda_app.main:create_app",
-                factory=True,
-                host=args.host,
-                port=args.port,
-                log_level="warning",
-            )
+            # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal with the
+            # handler it found. Make that a KeyboardInterrupt for both, so `kill` also
+            # leaves through `development_database()` and stops the embedded server.
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(stop_signal, _interrupt)
+            with contextlib.suppress(KeyboardInterrupt):
+                uvicorn.run(
+                    "lambda_app.main:create_app",
+                    factory=True,
+                    host=args.host,
+                    port=args.port,
+                    log_level="warning",
+                )
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
