@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,17 @@ def _free_port() -> int:
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_cleanly_on_signal(database_url_for_tests: str, stop_signal: int) -> None:
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url_for_tests, "ENVIRONMENT": "local"}
+    username = f"cli_{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_tests,
+        "ENVIRONMENT": "local",
+        # A superuser of this test's own, not the local default `admin`: the test
+        # database is shared with tests that expect no `admin` in it.
+        "FIRST_SUPERUSER_USERNAME": username,
+        "FIRST_SUPERUSER_EMAIL": f"{username}@example.com",
+        "FIRST_SUPERUSER_PASSWORD": f"pw-{uuid.uuid4().hex}",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "lambda_app", "serve", "--port", str(port)],
         cwd=REPO_ROOT,
