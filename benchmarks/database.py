@@ -27,20 +27,10 @@ class BenchDatabase:
 
 
 async def _seed(url: str) -> tuple[int, int]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
     from lambda_app.core.security import hash_password
+    from lambda_app.local.embedded_postgres import plain_connection
 
-    parts = make_url(url)
-    conn = await asyncpg.connect(
-        user=parts.username,
-        password=parts.password,
-        host=parts.host,
-        port=parts.port,
-        database=parts.database,
-    )
-    try:
+    async with plain_connection(url) as conn:
         row = await conn.fetchrow(
             "INSERT INTO users (username, slug, email, first_name, last_name, hashed_password)"
             " VALUES ($1, $2, $3, 'Bench', 'User', $4) RETURNING id, token_version",
@@ -49,8 +39,6 @@ async def _seed(url: str) -> tuple[int, int]:
             f"{BENCH_USERNAME}@example.com",
             hash_password("bench password, never used to log in"),
         )
-    finally:
-        await conn.close()
     assert row is not None
     return int(row["id"]), int(row["token_version"])
 

@@ -219,11 +219,15 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _admin_connection(admin_url: str) -> AsyncIterator[Any]:
-    """A plain asyncpg connection: CREATE/DROP DATABASE can't run inside a transaction."""
+async def plain_connection(database_url: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to `database_url`, outside SQLAlchemy.
+
+    For tooling: CREATE/DROP DATABASE can't run inside a transaction, and seeding
+    scripts need no engine.
+    """
     import asyncpg
 
-    url = make_url(admin_url)
+    url = make_url(database_url)
     conn = await asyncpg.connect(
         user=url.username,
         password=url.password,
@@ -243,7 +247,7 @@ def _quote_identifier(name: str) -> str:
 
 async def ensure_database(admin_url: str, name: str) -> None:
     """CREATE DATABASE `name` unless it exists."""
-    async with _admin_connection(admin_url) as conn:
+    async with plain_connection(admin_url) as conn:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             await conn.execute(f"CREATE DATABASE {_quote_identifier(name)}")
@@ -251,5 +255,5 @@ async def ensure_database(admin_url: str, name: str) -> None:
 
 async def drop_database(admin_url: str, name: str) -> None:
     """DROP DATABASE `name` if it exists, disconnecting whoever is still on it."""
-    async with _admin_connection(admin_url) as conn:
+    async with plain_connection(admin_url) as conn:
         await conn.execute(f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)")

@@ -9,7 +9,6 @@ import ipaddress
 import json
 import logging
 import re
-import socket
 import ssl
 import struct
 import tempfile
@@ -47,6 +46,7 @@ from lambda_app.core.db_credentials import DatabaseNotConfigured, rds_verify_ful
 from lambda_app.core.settings import Settings
 from lambda_app.local.embedded_postgres import EmbeddedPostgres
 from tests.core.test_db_credentials import settings
+from tests.ports import free_port
 
 REGION = "eu-west-1"
 RDS_HOST = "app-db.cluster-abc123.eu-west-1.rds.amazonaws.com"
@@ -301,12 +301,6 @@ class ScramServer:
             await conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _wait_for_password_auth(host: str, port: int) -> None:
     """pg_reload_conf() only signals the server: wait until a password is asked for."""
     for _ in range(300):  # at most ~30 s on a busy machine
@@ -324,7 +318,7 @@ async def _wait_for_password_auth(host: str, port: int) -> None:
 def _start_on_a_free_port(data_root: Path) -> EmbeddedPostgres:
     # Other test runs on this machine pick free ports too: retry if ours got taken.
     for attempt in range(3):
-        server = EmbeddedPostgres(data_root=data_root, port=_free_port())
+        server = EmbeddedPostgres(data_root=data_root, port=free_port())
         try:
             server.start()
             return server

@@ -24,6 +24,7 @@ from lambda_app.docs_ui.router import STATIC_DIR
 from lambda_app.local.gateway import PAYLOAD_LIMIT_BYTES, LambdaHandler
 from tests.handlers.extra_routes import blob_bytes
 from tests.handlers.harness import fresh_container, running_gateway
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOO_LARGE = {"message": "Request Entity Too Large"}
@@ -356,14 +357,8 @@ def test_named_stage(api_handler: LambdaHandler) -> None:
     assert outside.status_code == 404 and outside.json() == {"message": "Not Found"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_cli_serve_lambda_runs_the_gateway(database_url_for_tests: str) -> None:
-    port = _free_port()
+    port = free_port()
     username = f"cli_{uuid.uuid4().hex[:12]}"
     password = f"pw-{uuid.uuid4().hex}"
     env = {

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.ports import free_port
 from tests.reliability.databases import create_migrated_database
 from tests.reliability.pgbouncer import PgBouncer
-from tests.reliability.ports import free_port
 
 
 @pytest.fixture(scope="module")

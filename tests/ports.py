@@ -1,4 +1,4 @@
-"""Free loopback ports for the servers the reliability tests start."""
+"""Free loopback ports for the servers tests start (gateway, PostgreSQL, PgBouncer, relays)."""
 
 from __future__ import annotations
 
