@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambda_app.core.db_errors import is_database_unavailable
-from lambda_app.core.errors import error_body
+from lambda_app.core.errors import AppError, DatabaseUnavailable, PayloadTooLarge, error_body
 
 logger = logging.getLogger("lambda_app.request")
 REQUEST_ID_HEADER = "x-request-id"
@@ -95,10 +95,13 @@ class RequestContextMiddleware:
             )
             await send_with_request_id({"type": "http.response.body", "body": payload})
 
+        async def respond_with(error: type[AppError]) -> None:
+            await respond(error.status_code, error.code, error.message)
+
         try:
             body = await self._read_body(scope, receive)
             if body is None:
-                await respond(413, "payload_too_large", "Request body is too large")
+                await respond_with(PayloadTooLarge)
             elif body and _is_json(scope) and (problem := _json_problem(body)) is not None:
                 await respond(
                     422,
@@ -117,12 +120,10 @@ class RequestContextMiddleware:
                     exc_info=True,
                     extra={"fields": {"request_id": request_id}},
                 )
-                await respond(
-                    503, "database_unavailable", "The database is unavailable, try again shortly"
-                )
+                await respond_with(DatabaseUnavailable)
             else:
                 logger.exception("unhandled error", extra={"fields": {"request_id": request_id}})
-                await respond(500, "internal_error", "Internal server error")
+                await respond_with(AppError)  # the base class is the 500 `internal_error`
         finally:
             logger.info(
                 "request",
