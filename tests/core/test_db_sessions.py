@@ -1,6 +1,13 @@
 """How the request engine and sessions talk to PostgreSQL."""
 
-from sqlalchemy import select
+import asyncio
+import logging
+import os
+import signal
+import uuid
+
+import pytest
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 
@@ -21,3 +28,64 @@ def test_pool_does_not_roll_back_connections_it_closes_anyway(engine: AsyncEngin
     # NullPool closes on return; a reset ROLLBACK would be a wasted round trip.
     reset = engine.sync_engine.pool._reset_on_return  # type: ignore[attr-defined]
     assert reset is ResetStyle.reset_none
+
+
+async def _backend_alive(url: str, pid: int) -> bool:
+    from lambda_app.local.embedded_postgres import plain_connection
+
+    async with plain_connection(url) as conn:
+        return bool(await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
+
+
+async def _wait_until_gone(url: str, pid: int) -> None:
+    for _ in range(300):  # a bound against hanging, not a speed target
+        if not await _backend_alive(url, pid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server backend {pid} outlived its closed connection")
+
+
+async def test_closing_a_connection_never_waits_for_the_server(
+    engine: AsyncEngine, database_url_for_tests: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a connection whose server backend is frozen, so it can't acknowledge anything
+    conn = await engine.connect()
+    pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    asyncpg_connection = (await conn.get_raw_connection()).driver_connection
+    await conn.commit()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # when: NullPool closes it (what ends every request)
+        with caplog.at_level(logging.WARNING, logger="sqlalchemy.pool"):
+            await conn.close()
+        # then: the client side closed without a reply from the server. Waiting for one
+        # (asyncpg's close()) would end in the command timeout and a logged pool error.
+        assert asyncpg_connection.is_closed()
+        assert await _backend_alive(database_url_for_tests, pid)  # still frozen, unanswered
+        assert not [r for r in caplog.records if r.name.startswith("sqlalchemy")]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # and the server got the Terminate message: the backend exits on its own
+    await _wait_until_gone(database_url_for_tests, pid)
+
+
+async def test_closing_mid_transaction_rolls_it_back_first(
+    engine: AsyncEngine, database_url_for_tests: str
+) -> None:
+    username = f"close_{uuid.uuid4().hex[:12]}"
+    conn = await engine.connect()
+    await conn.execute(
+        text(
+            "INSERT INTO users (username, slug, email, first_name, last_name, hashed_password)"
+            " VALUES (:u, :u, :email, '', '', 'x')"
+        ),
+        {"u": username, "email": f"{username}@example.com"},
+    )
+    pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    await conn.close()  # never committed
+    await _wait_until_gone(database_url_for_tests, pid)
+    async with engine.connect() as check:
+        count = await check.scalar(
+            text("SELECT count(*) FROM users WHERE username = :u"), {"u": username}
+        )
+    assert count == 0
