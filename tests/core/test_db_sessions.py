@@ -34,7 +34,8 @@ async def _backend_alive(url: str, pid: int) -> bool:
     from lambda_app.local.embedded_postgres import plain_connection
 
     async with plain_connection(url) as conn:
-        return bool(await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
+        found = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+    return bool(found)
 
 
 async def _wait_until_gone(url: str, pid: int) -> None:
