@@ -47,6 +47,10 @@ class PgBouncer:
     server_database: str
     alias: str = "app"
     pool_size: int = 5
+    # Clients may speak TLS to PgBouncer, as they must to RDS Proxy (self-signed here;
+    # optional so that AdminConsole, which speaks plain text, still gets in).
+    client_tls: bool = False
+    log_disconnections: bool = False
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgbouncer-")))
     process: subprocess.Popen[bytes] | None = None
@@ -78,18 +82,20 @@ class PgBouncer:
             f"max_db_connections = {self.pool_size}\n"
             "max_client_conn = 500\n"
             "log_connections = 0\n"
-            "log_disconnections = 0\n"
+            f"log_disconnections = {int(self.log_disconnections)}\n"
             "query_wait_timeout = 60\n"
             f"logfile = {self.log_file}\n"
             f"pidfile = {self.workdir / 'pgbouncer.pid'}\n"
+            + (self._client_tls_settings() if self.client_tls else "")
         )
         (self.workdir / "userlist.txt").write_text(f'"{ADMIN_USER}" ""\n')
         user = None
         if os.geteuid() == 0:
             user = SYSTEM_USER
             entry = pwd.getpwnam(SYSTEM_USER)
-            for path in (self.workdir, config, self.workdir / "userlist.txt"):
+            for path in self.workdir.iterdir():
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+            os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
         self.process = subprocess.Popen(
             [pgbouncer_binary(), "-q", str(config)],
             user=user,
@@ -111,6 +117,18 @@ class PgBouncer:
                     raise RuntimeError(f"pgbouncer did not start:\n{log}") from None
                 time.sleep(0.1)
 
+    def _client_tls_settings(self) -> str:
+        key_file, cert_file = self.workdir / "server.key", self.workdir / "server.crt"
+        key, cert = _self_signed_certificate("localhost")
+        key_file.write_bytes(key)
+        key_file.chmod(0o600)
+        cert_file.write_bytes(cert)
+        return (
+            "client_tls_sslmode = prefer\n"
+            f"client_tls_key_file = {key_file}\n"
+            f"client_tls_cert_file = {cert_file}\n"
+        )
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -127,6 +145,37 @@ class PgBouncer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _self_signed_certificate(host: str) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) for `host`, valid for a day."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
 class AdminConsole:
