@@ -35,13 +35,7 @@ def load_database(admin_url: str, database_url_for_tests: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pgbouncer(load_database: str) -> Iterator[PgBouncer]:
     """PgBouncer, transaction pooling, at most 5 server connections, in front of it."""
-    target = make_url(load_database)
-    bouncer = PgBouncer(
-        server_host=target.host or "127.0.0.1",
-        server_port=target.port or 5432,
-        server_database=target.database or "",
-        pool_size=5,
-    )
+    bouncer = PgBouncer.in_front_of(load_database, pool_size=5)
     bouncer.start()
     yield bouncer
     bouncer.cleanup()

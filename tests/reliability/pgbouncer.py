@@ -19,6 +19,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from tests.ports import free_port
 
@@ -54,6 +57,17 @@ class PgBouncer:
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgbouncer-")))
     process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def in_front_of(cls, database_url: str, **options: Any) -> PgBouncer:
+        """A (not yet started) PgBouncer whose `app` database is `database_url`'s."""
+        target = make_url(database_url)
+        return cls(
+            server_host=target.host or "127.0.0.1",
+            server_port=target.port or 5432,
+            server_database=target.database or "",
+            **options,
+        )
 
     @property
     def log_file(self) -> Path:

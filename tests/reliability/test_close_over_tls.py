@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from tests.reliability.pgbouncer import AdminConsole, PgBouncer
 
@@ -23,14 +22,8 @@ CONNECTIONS = 3
 
 @pytest.fixture(scope="module")
 def tls_pgbouncer(database_url_for_tests: str) -> Iterator[PgBouncer]:
-    target = make_url(database_url_for_tests)
-    bouncer = PgBouncer(
-        server_host=target.host or "127.0.0.1",
-        server_port=target.port or 5432,
-        server_database=target.database or "",
-        pool_size=2,
-        client_tls=True,
-        log_disconnections=True,
+    bouncer = PgBouncer.in_front_of(
+        database_url_for_tests, pool_size=2, client_tls=True, log_disconnections=True
     )
     bouncer.start()
     yield bouncer
