@@ -9,6 +9,7 @@ connections would only go stale; RDS Proxy (or PgBouncer) pools on the server.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -22,10 +23,15 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import sqltypes
 
+from lambda_app.core import early_connection
 from lambda_app.core.db_credentials import ConnectionPlan, plan_connection
 from lambda_app.core.settings import Settings, get_settings
 
 _engine: AsyncEngine | None = None
+# Each engine's way to open one asyncpg connection, for `early_connection`.
+_openers: weakref.WeakKeyDictionary[AsyncEngine, early_connection.Opener] = (
+    weakref.WeakKeyDictionary()
+)
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 # Set by set_sessionmaker (tests): then every request, read or write, uses it.
 _sessionmaker_override: async_sessionmaker[AsyncSession] | None = None
@@ -129,26 +135,34 @@ _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func"
 
 def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
-    if plan.async_creator is None:
-        return _close_connections_without_waiting(
-            create_async_engine(plan.url, connect_args=connect_args, **_engine_options(settings))
-        )
+    # The engine dials through a creator of ours, for every plan: so that it can use a
+    # connection the request opened early (see `early_connection`), and because
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
-    # arguments, so its statement cache (100 entries) and per-connection statement
-    # names would come back: unsafe behind RDS Proxy. Do what it does, passing the
-    # adapter's arguments (the form SQLAlchemy's create_async_engine recommends);
-    # asyncpg's own arguments go to the creator, which adds fresh credentials.
+    # arguments, which would bring back its statement cache (100 entries) and
+    # per-connection statement names: unsafe behind RDS Proxy. The adapter's
+    # arguments go to the adapter, as create_async_engine's docs show; asyncpg's own
+    # go to asyncpg.connect, or to the plan's creator, which adds fresh credentials.
     adapter_args = {name: connect_args.pop(name) for name in _ADAPTER_ARGS}
-    async_creator = plan.async_creator
 
-    async def connect() -> Any:
-        return await async_creator(**connect_args)
+    async def open_connection() -> Any:
+        if plan.async_creator is not None:
+            return await plan.async_creator(**connect_args)
+        return await dbapi.asyncpg.connect(*url_args, **{**url_params, **connect_args})
 
     def creator() -> Any:
-        dbapi = engine.sync_engine.dialect.loaded_dbapi
-        return dbapi.connect(async_creator_fn=connect, **adapter_args)
+        early = early_connection.take(open_connection)
+        return dbapi.connect(
+            async_creator_fn=lambda: early if early is not None else open_connection(),
+            **adapter_args,
+        )
 
     engine = create_async_engine(plan.url, creator=creator, **_engine_options(settings))
+    dialect = engine.sync_engine.dialect
+    dbapi = dialect.loaded_dbapi
+    url_args, url_params = dialect.create_connect_args(engine.url)
+    for name in _ADAPTER_ARGS:
+        url_params.pop(name, None)  # ours win, as connect_args= would over URL parameters
+    _openers[engine] = open_connection
     return _close_connections_without_waiting(engine)
 
 
@@ -197,14 +211,23 @@ async def _request_session() -> AsyncIterator[AsyncSession]:
     (PgBouncer, RDS Proxy) only a transaction keeps asyncpg's prepare and execute
     on the same server connection. In autocommit they can land on two different
     ones ("prepared statement does not exist"), as the PgBouncer load test showed.
+
+    The connection is opened first, before the other dependencies and the token
+    check run (`early_connection`); it is closed unused if the request ends early.
     """
-    async with get_sessionmaker()() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    opener = None if _sessionmaker_override is not None else _openers.get(get_engine())
+    try:
+        if opener is not None:
+            await early_connection.start(opener)
+        async with get_sessionmaker()() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+    finally:
+        early_connection.discard()
 
 
 # scope="function": commit before the response is sent, so a failed commit

@@ -53,7 +53,7 @@ class PgBouncer:
     # Clients may speak TLS to PgBouncer, as they must to RDS Proxy (self-signed here;
     # optional so that AdminConsole, which speaks plain text, still gets in).
     client_tls: bool = False
-    log_disconnections: bool = False
+    log_clients: bool = False  # a log line per client login and disconnect
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pgbouncer-")))
     process: subprocess.Popen[bytes] | None = None
@@ -95,8 +95,8 @@ class PgBouncer:
             "reserve_pool_size = 0\n"
             f"max_db_connections = {self.pool_size}\n"
             "max_client_conn = 500\n"
-            "log_connections = 0\n"
-            f"log_disconnections = {int(self.log_disconnections)}\n"
+            f"log_connections = {int(self.log_clients)}\n"
+            f"log_disconnections = {int(self.log_clients)}\n"
             "query_wait_timeout = 60\n"
             f"logfile = {self.log_file}\n"
             f"pidfile = {self.workdir / 'pgbouncer.pid'}\n"

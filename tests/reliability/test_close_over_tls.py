@@ -1,29 +1,32 @@
-"""Closing connections over TLS, as the API does behind RDS Proxy: a clean goodbye each time.
+"""Connections to a TLS-terminating proxy, as behind RDS Proxy: one per request, closed cleanly.
 
 NullPool closes every request's connection without waiting for the server
-(`lambda_app.core.db._close_without_waiting`). Behind a TLS-terminating proxy the
-Terminate message must still arrive, encrypted, before the socket closes; a
-client that just vanished would show up in the proxy's log on every request and
-would leave it to guess whether the server connection is reusable.
+(`lambda_app.core.db._close_without_waiting`). The Terminate message must still
+arrive, encrypted, before the socket closes; a client that just vanished would
+show up in the proxy's log on every request and leave it to guess whether the
+server connection is reusable. And the connection a request opens early
+(`lambda_app.core.early_connection`) must be the one it uses, not a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from tests.reliability.pgbouncer import AdminConsole, PgBouncer
 
 CONNECTIONS = 3
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
-def tls_pgbouncer(database_url_for_tests: str) -> Iterator[PgBouncer]:
+def tls_pgbouncer(committing_database: str) -> Iterator[PgBouncer]:
     bouncer = PgBouncer.in_front_of(
-        database_url_for_tests, pool_size=2, client_tls=True, log_disconnections=True
+        committing_database, pool_size=2, client_tls=True, log_clients=True
     )
     bouncer.start()
     yield bouncer
@@ -35,17 +38,28 @@ def _app_clients(bouncer: PgBouncer) -> list[dict[str, str | None]]:
         return [row for row in console.query("SHOW CLIENTS") if row.get("database") == "app"]
 
 
-async def _disconnect_reasons(bouncer: PgBouncer, expected: int) -> list[str]:
+def _logins(bouncer: PgBouncer) -> int:
+    return sum("login attempt: db=app" in line for line in bouncer.log_text().splitlines())
+
+
+def _disconnect_reasons(bouncer: PgBouncer) -> list[str]:
+    return [
+        line.split("closing because:", 1)[1].split(" (age")[0].strip()
+        for line in bouncer.log_text().splitlines()
+        if "closing because:" in line and " app/" in line
+    ]
+
+
+async def _wait_for_no_clients(bouncer: PgBouncer) -> None:
+    await _wait_until(lambda: _app_clients(bouncer) == [], "clients left connected", bouncer)
+
+
+async def _wait_until(condition: Callable[[], bool], what: str, bouncer: PgBouncer) -> None:
     for _ in range(300):  # a bound against hanging, not a speed target
-        reasons = [
-            line.split("closing because:", 1)[1].strip()
-            for line in bouncer.log_text().splitlines()
-            if "closing because:" in line and " app/" in line
-        ]
-        if len(reasons) >= expected:
-            return reasons
+        if condition():
+            return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"PgBouncer logged no disconnects:\n{bouncer.log_text()[-3000:]}")
+    raise AssertionError(f"{what}; PgBouncer's log:\n{bouncer.log_text()[-3000:]}")
 
 
 async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBouncer) -> None:
@@ -59,10 +73,53 @@ async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBou
             [client] = _app_clients(tls_pgbouncer)
             assert client["tls"], "the connection to the proxy is not encrypted"
 
-    reasons = await _disconnect_reasons(tls_pgbouncer, CONNECTIONS)
+    await _wait_until(
+        lambda: len(_disconnect_reasons(tls_pgbouncer)) >= CONNECTIONS,
+        "PgBouncer logged too few disconnects",
+        tls_pgbouncer,
+    )
     # "client close request" is PgBouncer's word for a Terminate message; a socket
     # closed without one reads "client unexpected eof".
-    assert [r.split(" (age")[0] for r in reasons] == ["client close request"] * CONNECTIONS
+    assert _disconnect_reasons(tls_pgbouncer) == ["client close request"] * CONNECTIONS
     assert _app_clients(tls_pgbouncer) == []
     assert "unclean" not in tls_pgbouncer.log_text()
     await engine.dispose()
+
+
+async def test_each_request_opens_one_connection_and_closes_it(  # type: ignore[no-untyped-def]
+    tls_pgbouncer: PgBouncer, app, engine
+) -> None:
+    from lambda_app.core.db import build_engine, set_engine
+    from lambda_app.core.settings import get_settings
+
+    set_engine(build_engine(get_settings(), database_url=f"{tls_pgbouncer.url()}?ssl=require"))
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            registered = await client.post(
+                "/api/auth/register",
+                json={"username": "tls_user", "email": "tls@example.com", "password": PASSWORD},
+            )
+            assert registered.status_code == 201, registered.text
+            issued = await client.post(
+                "/api/auth/token", data={"username": "tls_user", "password": PASSWORD}
+            )
+            assert issued.status_code == 200, issued.text
+            bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
+            await _wait_for_no_clients(tls_pgbouncer)
+            logins_before = _logins(tls_pgbouncer)
+
+            for _ in range(CONNECTIONS):
+                me = await client.get("/api/users/me", headers=bearer)
+                assert me.status_code == 200, me.text
+            # A request that ends before its first query still closes its early connection.
+            refused = await client.get("/api/users/me", headers={"authorization": "Bearer x.y.z"})
+            assert refused.status_code == 401
+
+        await _wait_for_no_clients(tls_pgbouncer)
+        # One login per authenticated request (the connection opened early is the one
+        # used), plus at most one for the refused request, whose connection may have
+        # been dropped before it logged in.
+        assert _logins(tls_pgbouncer) - logins_before in (CONNECTIONS, CONNECTIONS + 1)
+    finally:
+        set_engine(engine)
