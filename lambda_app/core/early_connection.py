@@ -9,7 +9,11 @@ that time (`benchmarks/`: about 0.5 ms off the warm p50 here).
 
 The connection belongs to the request that started it (a context variable): the
 engine's creator takes it instead of dialling again, once. A request that ends
-without a query (a 401, a validation error) closes it unused.
+without a query (a 401, a validation error) closes it unused: with Terminate if it
+is open, by cancelling the attempt if it is still being set up. The cancellation
+runs on the event loop's next turn; on Lambda that can be the next invocation, so
+the proxy may hold such a half-made client connection while the container is
+frozen (it times it out). Only requests that fail before their first query do this.
 """
 
 from __future__ import annotations

@@ -90,3 +90,21 @@ async def test_closing_mid_transaction_rolls_it_back_first(
             text("SELECT count(*) FROM users WHERE username = :u"), {"u": username}
         )
     assert count == 0
+
+
+def test_statement_names_differ_across_forked_processes() -> None:
+    # A server that imports the app and then forks (gunicorn --preload) must not hand
+    # two processes the same names: behind a proxy they can share a server connection.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one name and leave at once
+        os.write(write, db._unique_statement_name().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child_name = pipe.read().decode()
+    parent_names = {db._unique_statement_name() for _ in range(3)}
+    assert len(parent_names) == 3
+    assert child_name not in parent_names
+    assert f"_{pid}_" in child_name
