@@ -1,6 +1,5 @@
 """How the request engine and sessions talk to PostgreSQL."""
 
-import asyncio
 import logging
 import os
 import signal
@@ -13,6 +12,7 @@ from sqlalchemy.pool.base import ResetStyle
 
 from lambda_app.core import db
 from lambda_app.models import User
+from tests.polling import count_backends, wait_until
 
 
 async def test_request_sessions_read_inside_a_transaction(engine: AsyncEngine) -> None:
@@ -30,20 +30,11 @@ def test_pool_does_not_roll_back_connections_it_closes_anyway(engine: AsyncEngin
     assert reset is ResetStyle.reset_none
 
 
-async def _backend_alive(url: str, pid: int) -> bool:
-    from lambda_app.local.embedded_postgres import plain_connection
-
-    async with plain_connection(url) as conn:
-        found = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
-    return bool(found)
-
-
 async def _wait_until_gone(url: str, pid: int) -> None:
-    for _ in range(300):  # a bound against hanging, not a speed target
-        if not await _backend_alive(url, pid):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"server backend {pid} outlived its closed connection")
+    async def gone() -> bool:
+        return await count_backends(url, pid=pid) == 0
+
+    await wait_until(gone, lambda: f"server backend {pid} outlived its closed connection")
 
 
 async def test_closing_a_connection_never_waits_for_the_server(
@@ -62,7 +53,7 @@ async def test_closing_a_connection_never_waits_for_the_server(
         # then: the client side closed without a reply from the server. Waiting for one
         # (asyncpg's close()) would end in the command timeout and a logged pool error.
         assert asyncpg_connection.is_closed()
-        assert await _backend_alive(database_url_for_tests, pid)  # still frozen, unanswered
+        assert await count_backends(database_url_for_tests, pid=pid) == 1  # frozen, unanswered
         assert not [r for r in caplog.records if r.name.startswith("sqlalchemy")]
     finally:
         os.kill(pid, signal.SIGCONT)

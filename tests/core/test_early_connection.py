@@ -7,48 +7,33 @@ import gc
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from lambda_app.core import early_connection
-from lambda_app.local.embedded_postgres import plain_connection
-
-Opener = Callable[[], Coroutine[Any, Any, Any]]
+from lambda_app.core.early_connection import Opener
+from tests.polling import count_backends, wait_until
+from tests.reliability.databases import asyncpg_dsn
 
 
 def _opener(database_url: str, application_name: str) -> Opener:
-    url = make_url(database_url)
-
     async def open_connection() -> Any:
         return await asyncpg.connect(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            database=url.database,
+            **asyncpg_dsn(database_url),  # type: ignore[arg-type]
             server_settings={"application_name": application_name},
         )
 
     return open_connection
 
 
-async def _backends(database_url: str, application_name: str) -> int:
-    async with plain_connection(database_url) as conn:
-        found = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application_name
-        )
-    return int(found)
-
-
 async def _wait_for_backends(database_url: str, application_name: str, count: int) -> None:
-    for _ in range(300):  # a bound against hanging, not a speed target
-        if await _backends(database_url, application_name) == count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} backend(s) named {application_name}")
+    async def reached() -> bool:
+        return await count_backends(database_url, application_name=application_name) == count
+
+    await wait_until(reached, lambda: f"expected {count} backend(s) named {application_name}")
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ server connection is reusable. And the connection a request opens early
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.polling import wait_until
 from tests.reliability.pgbouncer import AdminConsole, PgBouncer
 
 CONNECTIONS = 3
@@ -50,16 +50,12 @@ def _disconnect_reasons(bouncer: PgBouncer) -> list[str]:
     ]
 
 
+async def _wait_until(condition: Callable[[], bool], what: str, bouncer: PgBouncer) -> None:
+    await wait_until(condition, lambda: f"{what}; PgBouncer's log:\n{bouncer.log_text()[-3000:]}")
+
+
 async def _wait_for_no_clients(bouncer: PgBouncer) -> None:
     await _wait_until(lambda: _app_clients(bouncer) == [], "clients left connected", bouncer)
-
-
-async def _wait_until(condition: Callable[[], bool], what: str, bouncer: PgBouncer) -> None:
-    for _ in range(300):  # a bound against hanging, not a speed target
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}; PgBouncer's log:\n{bouncer.log_text()[-3000:]}")
 
 
 async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBouncer) -> None:
