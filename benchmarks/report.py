@@ -112,21 +112,24 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+# The table's rows, in both renderings: (label, metric in headline_figures, decimals).
+FIGURE_ROWS = (
+    ("cold start, no bytecode (ms, median)", "cold_no_bytecode_ms", 0),
+    ("cold start, precompiled (ms, median)", "cold_precompiled_ms", 0),
+    ("warm p50 (ms)", "warm_p50_ms", 2),
+    ("warm p99 (ms)", "warm_p99_ms", 2),
+    ("peak RSS (MiB)", "peak_rss_mib", 1),
+)
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def render_table(result: dict[str, Any]) -> str:
     figures = headline_figures(result)
-    rows = [
-        ("cold start, no bytecode (ms, median)", "cold_no_bytecode_ms", 0),
-        ("cold start, precompiled (ms, median)", "cold_precompiled_ms", 0),
-        ("warm p50 (ms)", "warm_p50_ms", 2),
-        ("warm p99 (ms)", "warm_p99_ms", 2),
-        ("peak RSS (MiB)", "peak_rss_mib", 1),
-    ]
     lines = [f"{'':40}{'A':>9}{'B':>9}{'C':>9}{'A/B':>8}{'A/C':>8}"]
-    for label, metric, digits in rows:
+    for label, metric, digits in FIGURE_ROWS:
         values = figures[metric]
         ratio = result["ratios"][metric]
         lines.append(
@@ -170,14 +173,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "| | A | B | C | A/B | A/C |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    rows = [
-        ("cold start, no bytecode (ms, median)", "cold_no_bytecode_ms", 0),
-        ("cold start, precompiled (ms, median)", "cold_precompiled_ms", 0),
-        ("warm p50 (ms)", "warm_p50_ms", 2),
-        ("warm p99 (ms)", "warm_p99_ms", 2),
-        ("peak RSS (MiB)", "peak_rss_mib", 1),
-    ]
-    for label, metric, digits in rows:
+    for label, metric, digits in FIGURE_ROWS:
         values = figures[metric]
         ratio = result["ratios"][metric]
         cells = " | ".join(_fmt(values[k], digits) for k in HANDLER_KEYS)
