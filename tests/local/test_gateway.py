@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,8 +21,8 @@ from lambda_app.local.gateway import PAYLOAD_LIMIT_BYTES, LambdaHandler
 from tests.handlers.extra_routes import blob_bytes
 from tests.handlers.harness import fresh_container, running_gateway
 from tests.ports import free_port
+from tests.serve_process import start_serve, wait_for_health
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOO_LARGE = {"message": "Request Entity Too Large"}
 BAD_GATEWAY = {"message": "Internal server error"}
 
@@ -361,33 +357,12 @@ def test_cli_serve_lambda_runs_the_gateway(database_url_for_tests: str) -> None:
     port = free_port()
     username = f"cli_{uuid.uuid4().hex[:12]}"
     password = f"pw-{uuid.uuid4().hex}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_tests,
-        "ENVIRONMENT": "local",
-        "FIRST_SUPERUSER_USERNAME": username,
-        "FIRST_SUPERUSER_EMAIL": f"{username}@example.com",
-        "FIRST_SUPERUSER_PASSWORD": password,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lambda_app", "serve", "--lambda", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = start_serve(
+        database_url_for_tests, "--lambda", port=port, username=username, password=password
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            health = None
-            for _ in range(600):  # bounded wait for start-up (migrations check, import)
-                if process.poll() is not None:
-                    break
-                try:
-                    health = client.get("/api/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            health = wait_for_health(process, port, timeout=30)
             assert health is not None, "the gateway did not start"
             token = client.post(
                 "/api/auth/token", data={"username": username, "password": password}
