@@ -130,13 +130,6 @@ def _close_without_waiting(dbapi_connection: Any) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
-def _close_connections_without_waiting(engine: AsyncEngine) -> AsyncEngine:
-    # `do_close` is the dialect's documented hook for closing a DBAPI connection;
-    # NullPool calls it once per request.
-    setattr(engine.sync_engine.dialect, "do_close", _close_without_waiting)  # noqa: B010
-    return engine
-
-
 # Arguments of SQLAlchemy's asyncpg adapter, not of asyncpg.connect().
 _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -170,8 +163,11 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     url_args, url_params = dialect.create_connect_args(engine.url)
     for name in _ADAPTER_ARGS:
         url_params.pop(name, None)  # ours win, as connect_args= would over URL parameters
+    # `do_close` is the dialect's documented hook for closing a DBAPI connection;
+    # NullPool calls it once per request.
+    setattr(dialect, "do_close", _close_without_waiting)  # noqa: B010
     _openers[engine] = open_connection
-    return _close_connections_without_waiting(engine)
+    return engine
 
 
 def get_engine() -> AsyncEngine:
