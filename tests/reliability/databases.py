@@ -30,3 +30,23 @@ def asyncpg_dsn(url: str) -> dict[str, object]:
         "password": parsed.password,
         "database": parsed.database,
     }
+
+
+async def insert_superuser(database_url: str, username: str, password: str) -> None:
+    """A superuser row written straight to `database_url`, outside the app."""
+    import asyncpg
+
+    from lambda_app.core.security import hash_password
+
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]
+    try:
+        await conn.execute(
+            "INSERT INTO users (username, slug, email, hashed_password, is_superuser) "
+            "VALUES ($1, $2, $3, $4, true)",
+            username,
+            username.replace("_", "-"),
+            f"{username}@example.com",
+            hash_password(password),
+        )
+    finally:
+        await conn.close()

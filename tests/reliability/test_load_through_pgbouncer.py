@@ -19,10 +19,9 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from lambda_app.core.security import hash_password
 from lambda_app.core.settings import get_settings
 from lambda_app.local.embedded_postgres import PROJECT_ROOT
-from tests.reliability.databases import asyncpg_dsn
+from tests.reliability.databases import asyncpg_dsn, insert_superuser
 from tests.reliability.load_worker import REQUESTS_PER_CYCLE, WorkerPlan, WorkerReport, run_worker
 from tests.reliability.pgbouncer import PgBouncer, PoolMonitor
 
@@ -39,21 +38,6 @@ PREPARED_STATEMENT_ERRORS = (
     "DuplicatePreparedStatement",
     "InvalidSQLStatementName",
 )
-
-
-async def _create_superuser(database_url: str) -> None:
-    conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]
-    try:
-        await conn.execute(
-            "INSERT INTO users (username, slug, email, hashed_password, is_superuser) "
-            "VALUES ($1, $2, $3, $4, true)",
-            SUPERUSER,
-            SUPERUSER.replace("_", "-"),
-            f"{SUPERUSER}@example.com",
-            hash_password(SUPERUSER_PASSWORD),
-        )
-    finally:
-        await conn.close()
 
 
 async def _stored_users(database_url: str) -> dict[str, dict[str, object]]:
@@ -98,7 +82,7 @@ def test_mixed_load_through_pgbouncer_holds(
     load_database: str, pgbouncer: PgBouncer, admin_url: str, worker_logs: Path
 ) -> None:
     # given: a superuser, and 16 Lambda containers pointed at PgBouncer
-    asyncio.run(_create_superuser(load_database))
+    asyncio.run(insert_superuser(load_database, SUPERUSER, SUPERUSER_PASSWORD))
     plans = [
         WorkerPlan(
             index=i,

@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import schemathesis
@@ -24,11 +23,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from lambda_app.core.security import hash_password
 from lambda_app.core.settings import Environment, Settings
 from lambda_app.docs_ui.router import OPENAPI_PATH
 from lambda_app.main import create_app
-from tests.reliability.databases import asyncpg_dsn
+from tests.reliability.databases import insert_superuser
 
 pytestmark = pytest.mark.slow
 
@@ -53,18 +51,7 @@ schema = schemathesis.openapi.from_asgi(
 
 async def _superuser_token(app: Any, database_url: str) -> str:
     username, password = f"fuzz_admin_{uuid.uuid4().hex[:8]}", "fuzzing admin password"
-    conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]
-    try:
-        await conn.execute(
-            "INSERT INTO users (username, slug, email, hashed_password, is_superuser) "
-            "VALUES ($1, $2, $3, $4, true)",
-            username,
-            username.replace("_", "-"),
-            f"{username}@example.com",
-            hash_password(password),
-        )
-    finally:
-        await conn.close()
+    await insert_superuser(database_url, username, password)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.post(
