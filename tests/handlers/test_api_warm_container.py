@@ -8,6 +8,9 @@ tests keep calling the same handler, then make a DB-backed authenticated request
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from lambda_app.core import db
 from tests.handlers.extra_routes import BOOM_MESSAGE
@@ -33,6 +36,25 @@ def test_building_the_handler_opens_no_connection(lambda_container: None) -> Non
     make_handler(create_app())
 
     assert db._engine is None  # the first request that needs the database creates it
+
+
+def test_importing_the_handler_turns_the_collector_back_on_with_its_objects_frozen() -> None:
+    # given: a fresh interpreter, like a new container
+    script = (
+        "import gc, json, lambda_app.handlers.api; "
+        "print(json.dumps([gc.isenabled(), gc.get_freeze_count()]))"
+    )
+    env = os.environ | {"ENVIRONMENT": "dev", "JWT_SECRET": "import-test-secret-0123456789abcdef"}
+    # when: it imports the entry point (the collector is paused while the module builds)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    # then: collection is on again, and what the import built (FastAPI, SQLAlchemy, the
+    # app: over a hundred thousand objects) is frozen out of every later full collection
+    assert result.returncode == 0, result.stderr[-2000:]
+    enabled, frozen = json.loads(result.stdout.splitlines()[-1])
+    assert enabled is True
+    assert frozen > 100_000
 
 
 def test_authenticated_db_request_after_200_warm_invocations(api_handler: Handler) -> None:
