@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -26,9 +25,6 @@ def _zipped_by_top_level(folder: Path) -> dict[str, int]:
 
 def lambda_bundle_size(scratch: Path) -> dict[str, Any]:
     """{"status": "ok", "zipped_bytes": ..., ...}, or {"status": "missing"|"failed", "reason"}."""
-    # jsii warns about Node.js 20 on every start; here that is noise in the table.
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     try:
         from infra_cdk.bundling import LAMBDA_TARGET, build_bundle
     except ImportError as exc:

@@ -1,11 +1,16 @@
 """Bundle folders the measured processes run from, built for this machine.
 
 The Lambda bundle targets manylinux2014 aarch64 / CPython 3.13 and cannot run
-here, so the processes run from an equivalent folder for the local interpreter:
-the runtime dependencies (the closure of `[project].dependencies`, copied from
-the virtualenv without any bytecode: a superset of the API bundle's, which also
-leaves out Alembic and Mako, never imported by the API handler), `lambda_app/`
-and the two peers. Two copies:
+here, so the processes run from equivalent folders for the local interpreter,
+one per way of shipping code:
+
+- `api/`, A's: the runtime dependencies (the closure of `[project].dependencies`,
+  copied from the virtualenv without any bytecode) and `lambda_app/`, then pruned
+  by the API bundle's own rules (`infra_cdk.bundling.prune`): what A runs on Lambda;
+- `peers/`, B's and C's: the same dependency closure, unpruned, and the two peers:
+  what `pip install --target` ships for a typical function.
+
+Each in two copies:
 
 - `no-bytecode/`: sources only, run with PYTHONDONTWRITEBYTECODE=1, like an
   unprecompiled bundle in Lambda's read-only code folder;
@@ -28,6 +33,8 @@ from packaging.requirements import Requirement
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NO_BYTECODE = "no-bytecode"
 PRECOMPILED = "precompiled"
+API_FOLDER = "api"  # A
+PEERS_FOLDER = "peers"  # B and C
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
@@ -84,17 +91,30 @@ def _ignore_app(directory: str, names: list[str]) -> set[str]:
     return ignored
 
 
-def build_source_bundle(target: Path) -> Path:
-    """Runtime dependencies, the app and the peers: sources only."""
+def _copy_dependencies(target: Path) -> None:
     target.mkdir(parents=True)
     for dist in runtime_distributions():
         _copy_distribution(dist, target)
+
+
+def build_api_sources(target: Path) -> Path:
+    """A's folder: the dependencies and the app, pruned like the API bundle. Sources only."""
+    from infra_cdk.bundling import API, prune  # the CDK app's own rules, not a copy of them
+
+    _copy_dependencies(target)
     shutil.copytree(PROJECT_ROOT / "lambda_app", target / "lambda_app", ignore=_ignore_app)
+    prune(flavour=API, out=target)
+    return target
+
+
+def build_peer_sources(target: Path) -> Path:
+    """B's and C's folder: the dependencies as installed, and the peers. Sources only."""
+    _copy_dependencies(target)
     (target / "benchmarks").mkdir()
-    shutil.copy2(PROJECT_ROOT / "benchmarks" / "__init__.py", target / "benchmarks")
     shutil.copytree(
         PROJECT_ROOT / "benchmarks" / "peers", target / "benchmarks" / "peers", ignore=_IGNORED
     )
+    shutil.copy2(PROJECT_ROOT / "benchmarks" / "__init__.py", target / "benchmarks")
     return target
 
 
@@ -109,13 +129,19 @@ def precompile(folder: Path) -> None:
         raise RuntimeError(f"byte-compiling {folder} failed")
 
 
-def build_local_bundles(root: Path) -> dict[str, Path]:
-    """Both variants under `root`: {NO_BYTECODE: path, PRECOMPILED: path}."""
-    source = build_source_bundle(root / NO_BYTECODE)
-    compiled = root / PRECOMPILED
+def _with_precompiled_copy(source: Path) -> dict[str, Path]:
+    compiled = source.parent / PRECOMPILED
     shutil.copytree(source, compiled)
     precompile(compiled)
     return {NO_BYTECODE: source, PRECOMPILED: compiled}
+
+
+def build_local_bundles(root: Path) -> dict[str, dict[str, Path]]:
+    """Every folder under `root`: {API_FOLDER | PEERS_FOLDER: {NO_BYTECODE | PRECOMPILED: path}}."""
+    return {
+        API_FOLDER: _with_precompiled_copy(build_api_sources(root / API_FOLDER / NO_BYTECODE)),
+        PEERS_FOLDER: _with_precompiled_copy(build_peer_sources(root / PEERS_FOLDER / NO_BYTECODE)),
+    }
 
 
 def bytecode_files(folder: Path) -> int:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bundles import API_FOLDER, PEERS_FOLDER
+
 CHILD_SOURCE = (Path(__file__).parent / "child.py").read_text(encoding="utf-8")
 PROCESS_TIMEOUT_SECONDS = 600
 
@@ -21,13 +23,22 @@ class Handler:
     key: str  # "A", "B" or "C"
     label: str
     spec: str  # "module:attribute", imported from the bundle folder
+    folder: str  # which bundle folder it runs from (benchmarks.bundles)
 
 
 HANDLERS = (
-    Handler("A", "this project (lambda_app.handlers.api)", "lambda_app.handlers.api:handler"),
-    Handler("B", "floor: asyncpg + hmac/json", "benchmarks.peers.bare:handler"),
     Handler(
-        "C", "peer: tutorial FastAPI + SQLAlchemy + Mangum", "benchmarks.peers.tutorial:handler"
+        "A",
+        "this project (lambda_app.handlers.api)",
+        "lambda_app.handlers.api:handler",
+        API_FOLDER,
+    ),
+    Handler("B", "floor: asyncpg + hmac/json", "benchmarks.peers.bare:handler", PEERS_FOLDER),
+    Handler(
+        "C",
+        "peer: tutorial FastAPI + SQLAlchemy + Mangum",
+        "benchmarks.peers.tutorial:handler",
+        PEERS_FOLDER,
     ),
 )
 

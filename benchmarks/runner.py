@@ -102,6 +102,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             and args.warm_invocations >= MIN_WARM_INVOCATIONS,
             "cold_start": "fresh `python -S` process in the bundle folder: import the handler, "
             "answer one API Gateway 2.0 GET /api/users/me (valid token, one DB read)",
+            "bundle_folders": "A: the runtime dependencies and lambda_app, pruned by the API "
+            "bundle's own rules (infra_cdk.bundling.prune); B and C: the same dependencies "
+            "unpruned, as `pip install --target` ships them",
             "no_bytecode": "bundle without any .pyc, PYTHONDONTWRITEBYTECODE=1",
             "precompiled": "same bundle plus unchecked-hash .pyc files",
             "warm": "one process (precompiled bundle), after its first request; "
@@ -114,23 +117,25 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         scratch = Path(scratch_dir)
         _log("building bundle folders (no bytecode / precompiled)...")
         bundles = build_local_bundles(scratch / "run")
-        result["method"]["precompiled_pyc_files"] = bytecode_files(bundles[PRECOMPILED])
+        result["method"]["precompiled_pyc_files"] = {
+            folder: bytecode_files(variants[PRECOMPILED]) for folder, variants in bundles.items()
+        }
         _log(f"creating and seeding database {args.database}...")
         with bench_database(args.database) as db:
             event = api_gateway_v2_event(db.token)
             # The embedded server has no TLS: all three handlers connect without
             # negotiating it, so none pays for an SSL context the others skip.
             plain_url = f"{db.url}?ssl=disable"
-            envs = {
-                variant: child_environment(
-                    bundle=path, database_url=plain_url, jwt_secret=BENCH_JWT_SECRET
+
+            def env_for(bundle: Path) -> dict[str, str]:
+                return child_environment(
+                    bundle=bundle, database_url=plain_url, jwt_secret=BENCH_JWT_SECRET
                 )
-                for variant, path in bundles.items()
-            }
 
             def run(handler: Handler, variant: str, **kwargs: Any) -> dict[str, Any]:
+                bundle = bundles[handler.folder][variant]
                 return run_handler_process(
-                    handler, bundle=bundles[variant], env=envs[variant], event=event, **kwargs
+                    handler, bundle=bundle, env=env_for(bundle), event=event, **kwargs
                 )
 
             _log(f"cold starts: {args.cold_runs} rounds of A, B, C x 2 variants...")
@@ -149,9 +154,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             result["warm"] = {key: report.median_round(r) for key, r in warm_rounds.items()}
 
             _log(f"import profile of A ({args.import_runs} processes)...")
-            module = HANDLERS[0].spec.partition(":")[0]
+            api = HANDLERS[0]
+            api_bundle = bundles[api.folder][PRECOMPILED]
             timings = profile_imports(
-                module, bundle=bundles[PRECOMPILED], env=envs[PRECOMPILED], runs=args.import_runs
+                api.spec.partition(":")[0],
+                bundle=api_bundle,
+                env=env_for(api_bundle),
+                runs=args.import_runs,
             )
         result["import_time_top10"] = [
             {

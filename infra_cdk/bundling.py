@@ -17,8 +17,8 @@ small; the migration function's bundle keeps all of it. Both leave out what noth
 reads at run time (test suites, Cython sources, type stubs) and the compiled
 extensions' debug info.
 
-CDK calls `LocalPythonBundler.try_bundle` when it needs an asset; a failure raises
-(returning False would make CDK fall back to Docker, which this project never uses).
+The recipe needs no CDK: `infra_cdk.lambda_code` plugs it into CDK assets, and the
+benchmark builds its folders by the same rules without starting the jsii runtime.
 """
 
 from __future__ import annotations
@@ -33,19 +33,27 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, IgnoreMode, ILocalBundling
-from aws_cdk import aws_lambda as lambda_
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Bump when the bundling steps change, so a new recipe yields a new asset hash.
-BUNDLER_VERSION = "2"
+BUNDLER_VERSION = "3"
 
 # What no flavour runs or reads on Lambda, by path under the bundle root: console
 # scripts (they carry this machine's interpreter path), C headers, the dependencies'
-# own test suites and test harnesses (alembic's runtime never imports sqlalchemy.testing).
-UNUSED_PATHS = ("bin", "include", "*/tests", "sqlalchemy/testing", "alembic/testing")
+# own test suites and test harnesses (alembic's runtime never imports sqlalchemy.testing),
+# and pydantic's copy of its 1.x API. Nothing in the bundles uses pydantic 1.x: FastAPI
+# imports it only to reject 1.x models and takes its absence to mean there are none
+# (fastapi._compat.shared), but with it present that check costs every cold start about
+# 12 ms (README, Performance). pydantic 2 itself needs it only for classes with the 1.x
+# `__get_validators__` hook, which nothing in the bundles uses.
+UNUSED_PATHS = (
+    "bin",
+    "include",
+    "*/tests",
+    "sqlalchemy/testing",
+    "alembic/testing",
+    "pydantic/v1",
+)
 # ...and by suffix: Cython sources and headers (the extensions are compiled already)
 # and type stubs (for type checkers only).
 UNUSED_SUFFIXES = (".pyx", ".pxd", ".c", ".h", ".pyi")
@@ -395,51 +403,4 @@ def build_bundle(
         unzipped_bytes=unzipped,
         zipped_bytes=zipped,
         strip_tool=strip_tool,
-    )
-
-
-@jsii.implements(ILocalBundling)
-class LocalPythonBundler:
-    """CDK's hook for bundling on the host instead of in a Docker container."""
-
-    def __init__(
-        self, *, target: BundleTarget, flavour: Flavour, project_root: Path = PROJECT_ROOT
-    ) -> None:
-        self.target = target
-        self.flavour = flavour
-        self.project_root = project_root
-
-    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
-        report = build_bundle(
-            Path(output_dir),
-            target=self.target,
-            flavour=self.flavour.name,
-            project_root=self.project_root,
-        )
-        print(report.summary(), file=sys.stderr)
-        return True
-
-
-def lambda_code(
-    flavour: Flavour, *, target: BundleTarget = LAMBDA_TARGET, project_root: Path = PROJECT_ROOT
-) -> lambda_.Code:
-    """One function's code: an asset bundled locally, hashed from its sources only."""
-    return lambda_.Code.from_asset(
-        str(project_root),
-        exclude=flavour.asset_excludes,
-        ignore_mode=IgnoreMode.GIT,
-        # SOURCE: the hash comes from the files above plus the bundling options, so
-        # it is known before bundling and unchanged sources skip the bundling step.
-        asset_hash_type=AssetHashType.SOURCE,
-        bundling=BundlingOptions(
-            # Never pulled or run: local bundling always succeeds or raises.
-            image=DockerImage.from_registry("local-bundling-only"),
-            local=LocalPythonBundler(target=target, flavour=flavour, project_root=project_root),
-            # Part of the asset hash: a change of target, flavour or recipe is a new asset.
-            environment={
-                "BUNDLE_TARGET": target.describe(),
-                "BUNDLE_FLAVOUR": flavour.name,
-                "BUNDLER_VERSION": BUNDLER_VERSION,
-            },
-        ),
     )

@@ -14,13 +14,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_cdk.bundling import API, MIGRATION, lambda_code
+from infra_cdk.bundling import API, MIGRATION
 from infra_cdk.config import StageConfig
 from infra_cdk.constructs.api import Api
 from infra_cdk.constructs.database import DATABASE_PORT, Database
 from infra_cdk.constructs.migrations import Migrations
 from infra_cdk.constructs.monitoring import Monitoring
 from infra_cdk.constructs.network import Network
+from infra_cdk.lambda_code import lambda_code
 from infra_cdk.nag import acknowledge
 
 SUPERUSER_NAME = "admin"

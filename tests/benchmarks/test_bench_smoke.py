@@ -51,7 +51,8 @@ def test_smoke_run_writes_every_figure(admin_url: str, tmp_path: Path) -> None:
     assert exit_code == 0
     result = json.loads(output.read_text())
     assert result["method"]["full_run"] is False  # smoke counts never pass for a real run
-    assert result["method"]["precompiled_pyc_files"] > 0
+    pyc_files = result["method"]["precompiled_pyc_files"]
+    assert set(pyc_files) == {"api", "peers"} and min(pyc_files.values()) > 0
     for variant in ("no-bytecode", "precompiled"):
         cold = result["cold_start"][variant]
         assert set(cold) == HANDLER_KEYS

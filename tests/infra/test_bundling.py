@@ -124,6 +124,7 @@ def test_bundles_leave_out_dev_tools_tests_sources_and_stubs(any_bundle: Bundle)
     assert not (out / "bin").exists() and not (out / "include").exists()
     assert not (out / "sqlalchemy" / "testing").exists()
     assert list(out.glob("*/tests")) == []
+    assert (out / "pydantic").is_dir() and not (out / "pydantic" / "v1").exists()
     unused = [p.relative_to(out) for p in out.rglob("*") if p.suffix in UNUSED_SUFFIXES]
     assert unused == []
 
@@ -255,7 +256,11 @@ def test_api_handler_serves_requests_from_the_api_bundle_alone(
         "alembic": "ModuleNotFoundError",
         "mako": "ModuleNotFoundError",
         "sqlalchemy.dialects.sqlite": "ModuleNotFoundError",
+        "pydantic.v1": "ModuleNotFoundError",
     }
+    # Bad input still gets the project's error shape without pydantic's 1.x API around.
+    status, invalid = responses["invalid_register"]
+    assert status == 422 and invalid["error"]["code"] == "validation_error"
     # Everything came from the bundle, nothing from this machine's site-packages.
     assert all(path.startswith(str(out)) for path in responses["imported_from"].values())
     assert responses["loaded_from_site_packages"] == []

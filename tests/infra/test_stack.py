@@ -465,7 +465,8 @@ def _asset_key(flavour_name: str) -> str:
     """The S3 key CDK gives a flavour's asset, computed apart from any stack (no bundling)."""
     from aws_cdk import App, Stack
 
-    from infra_cdk.bundling import FLAVOURS, lambda_code
+    from infra_cdk.bundling import FLAVOURS
+    from infra_cdk.lambda_code import lambda_code
     from tests.infra.conftest import cdk_json_context
 
     app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []})
