@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import time
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -55,12 +56,32 @@ def _is_ok(response: Any) -> bool:
     return isinstance(response, dict) and response.get("statusCode") == 200
 
 
+def _warm_batches(control_fd: int, ack_fd: int) -> Iterator[int]:
+    """Batch sizes the runner sends, one per line; each batch is acknowledged when done.
+
+    The runner keeps A, B and C alive side by side and hands out batches in turn, so
+    the three share whatever the machine is doing while they are measured.
+    """
+    with os.fdopen(control_fd, "r", encoding="ascii") as control:
+        for line in control:
+            if not line.strip():
+                return
+            yield int(line)
+            os.write(ack_fd, b"\n")
+
+
 def main() -> None:
     module_name, _, attribute = os.environ["BENCH_HANDLER"].partition(":")
     event = json.loads(os.environ["BENCH_EVENT"])
-    warm_invocations = int(os.environ.get("BENCH_WARM_INVOCATIONS", "0"))
-    warm_budget_seconds = float(os.environ.get("BENCH_WARM_BUDGET_SECONDS", "300"))
     out_path = os.environ["BENCH_OUT"]
+    # Warm mode: "<control fd>,<ack fd>". The first line starts the clock (the import and
+    # first invocation, acknowledged), then each line is a batch of warm invocations.
+    warm_fds = os.environ.get("BENCH_WARM_FDS")
+    batches: Iterator[int] = iter(())
+    if warm_fds:
+        control_fd, ack_fd = (int(fd) for fd in warm_fds.split(","))
+        batches = _warm_batches(control_fd, ack_fd)
+        next(batches, None)
 
     started = time.perf_counter()
     handler = getattr(importlib.import_module(module_name), attribute)
@@ -78,16 +99,14 @@ def main() -> None:
 
     latencies: list[float] = []
     failures = 0
-    deadline = answered + warm_budget_seconds
-    for number in range(1, warm_invocations + 1):
-        context = LambdaContext(number)
-        before = time.perf_counter()
-        response = handler(event, context)
-        after = time.perf_counter()
-        latencies.append((after - before) * 1000)
-        failures += not _is_ok(response)
-        if after > deadline:  # bounded in time as well as in count
-            break
+    for batch in batches:
+        for _ in range(batch):
+            context = LambdaContext(len(latencies) + 1)
+            before = time.perf_counter()
+            response = handler(event, context)
+            after = time.perf_counter()
+            latencies.append((after - before) * 1000)
+            failures += not _is_ok(response)
     result["warm_ms"] = latencies
     result["warm_failures"] = failures
     result["peak_rss_kib"] = _peak_rss_kib()

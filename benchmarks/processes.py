@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,10 @@ from benchmarks.bundles import API_FOLDER, PEERS_FOLDER
 
 CHILD_SOURCE = (Path(__file__).parent / "child.py").read_text(encoding="utf-8")
 PROCESS_TIMEOUT_SECONDS = 600
+# Warm invocations a process runs before the next one takes its turn: fine enough that
+# the three share the machine's busy spells, coarse enough that the first invocation of
+# each turn (after a pause of two others' turns) is 10 of 2,000, under the 20 the p99 is.
+WARM_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -102,45 +107,156 @@ def child_environment(
     return env | (extra or {})
 
 
-def run_handler_process(
-    handler: Handler,
-    *,
-    bundle: Path,
-    env: dict[str, str],
-    event: dict[str, Any],
-    warm_invocations: int = 0,
-    warm_budget_seconds: float = 300.0,
-) -> dict[str, Any]:
-    """Start a fresh interpreter in `bundle`, answer `event` once (+ warm invocations)."""
-    with tempfile.TemporaryDirectory(prefix="bench-child-") as scratch:
-        out = Path(scratch) / "result.json"
-        log = Path(scratch) / "stdout.log"
-        child_env = env | {
-            "BENCH_HANDLER": handler.spec,
-            "BENCH_EVENT": json.dumps(event),
-            "BENCH_OUT": str(out),
-            "BENCH_WARM_INVOCATIONS": str(warm_invocations),
-            "BENCH_WARM_BUDGET_SECONDS": str(warm_budget_seconds),
-        }
-        with log.open("wb") as stdout:  # the handlers' log lines, as Lambda would collect them
-            completed = subprocess.run(
-                [sys.executable, "-S", "-c", CHILD_SOURCE],
-                cwd=bundle,
-                env=child_env,
-                stdout=stdout,
-                stderr=subprocess.PIPE,
-                timeout=PROCESS_TIMEOUT_SECONDS,
-                check=False,
-            )
-        if completed.returncode != 0 or not out.exists():
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(
-                f"handler {handler.key} failed (exit {completed.returncode}):\n"
-                f"{completed.stderr.decode(errors='replace')[-4000:]}\n{tail}"
-            )
-        result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+def _child_environment(
+    handler: Handler, env: dict[str, str], event: dict[str, Any], out: Path
+) -> dict[str, str]:
+    return env | {
+        "BENCH_HANDLER": handler.spec,
+        "BENCH_EVENT": json.dumps(event),
+        "BENCH_OUT": str(out),
+    }
+
+
+def _read_result(handler: Handler, out: Path, failure: str) -> dict[str, Any]:
+    if not out.exists():
+        raise RuntimeError(f"handler {handler.key} failed: {failure}")
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     if result["first_status"] != 200:
         raise RuntimeError(
             f"handler {handler.key} answered {result['first_status']}: {result['first_body']}"
         )
     return result
+
+
+def run_handler_process(
+    handler: Handler, *, bundle: Path, env: dict[str, str], event: dict[str, Any]
+) -> dict[str, Any]:
+    """Start a fresh interpreter in `bundle`, import the handler and answer `event` once."""
+    with tempfile.TemporaryDirectory(prefix="bench-child-") as scratch:
+        out = Path(scratch) / "result.json"
+        log = Path(scratch) / "stdout.log"
+        with log.open("wb") as stdout:  # the handlers' log lines, as Lambda would collect them
+            completed = subprocess.run(
+                [sys.executable, "-S", "-c", CHILD_SOURCE],
+                cwd=bundle,
+                env=_child_environment(handler, env, event, out),
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                timeout=PROCESS_TIMEOUT_SECONDS,
+                check=False,
+            )
+        failure = (
+            f"exit {completed.returncode}:\n{completed.stderr.decode(errors='replace')[-4000:]}\n"
+            f"{log.read_text(errors='replace')[-2000:]}"
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"handler {handler.key} failed ({failure})")
+        return _read_result(handler, out, failure)
+
+
+@dataclass
+class _WarmChild:
+    """One warm process, waiting for batches of invocations (see child.py)."""
+
+    handler: Handler
+    process: subprocess.Popen[bytes]
+    control: int  # write end: batch sizes, one per line
+    ack: int  # read end: one line per finished batch
+    out: Path
+    log: Path
+    pipes_open: bool = True
+
+    def close_pipes(self) -> None:
+        if self.pipes_open:
+            os.close(self.control)
+            os.close(self.ack)
+            self.pipes_open = False
+
+    def run_batch(self, invocations: int) -> None:
+        try:
+            os.write(self.control, f"{invocations}\n".encode())
+            ready, _, _ = select.select([self.ack], [], [], PROCESS_TIMEOUT_SECONDS)
+            answered = bool(ready) and os.read(self.ack, 1) == b"\n"
+        except BrokenPipeError:  # the process is gone
+            answered = False
+        if not answered:
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError(
+                f"handler {self.handler.key} stopped answering (exit {self.process.returncode}):"
+                f"\n{self.log.read_text(errors='replace')[-4000:]}"
+            )
+
+    def finish(self) -> dict[str, Any]:
+        os.write(self.control, b"\n")
+        returncode = self.process.wait(timeout=PROCESS_TIMEOUT_SECONDS)
+        self.close_pipes()
+        failure = f"exit {returncode}:\n{self.log.read_text(errors='replace')[-4000:]}"
+        if returncode != 0:
+            raise RuntimeError(f"handler {self.handler.key} failed ({failure})")
+        return _read_result(self.handler, self.out, failure)
+
+
+def _start_warm_child(
+    handler: Handler, *, bundle: Path, env: dict[str, str], event: dict[str, Any], scratch: Path
+) -> _WarmChild:
+    control_read, control_write = os.pipe()
+    ack_read, ack_write = os.pipe()
+    out = scratch / f"{handler.key}.json"
+    log = scratch / f"{handler.key}.log"
+    with log.open("wb") as output:  # log lines and any traceback, for the error message
+        process = subprocess.Popen(
+            [sys.executable, "-S", "-c", CHILD_SOURCE],
+            cwd=bundle,
+            env=_child_environment(handler, env, event, out)
+            | {"BENCH_WARM_FDS": f"{control_read},{ack_write}"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            pass_fds=(control_read, ack_write),
+        )
+    os.close(control_read)
+    os.close(ack_write)
+    return _WarmChild(handler, process, control_write, ack_read, out, log)
+
+
+def run_warm_interleaved(
+    runs: list[tuple[Handler, Path, dict[str, str]]],
+    *,
+    event: dict[str, Any],
+    invocations: int,
+    batch: int = WARM_BATCH,
+) -> dict[str, dict[str, Any]]:
+    """One warm process per (handler, bundle, environment), measured side by side.
+
+    Each process is started, imported and answers its first event in turn; then they
+    take batches of `batch` invocations in turn, in a rotating order, until each has
+    done `invocations`. Only one runs at any moment, and all three live through the
+    same moments of a shared, noisy machine: a busy spell lands on every handler's
+    figures alike instead of on whichever process happened to run then.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-warm-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        children: list[_WarmChild] = []
+        try:
+            for handler, bundle, env in runs:
+                children.append(
+                    _start_warm_child(handler, bundle=bundle, env=env, event=event, scratch=scratch)
+                )
+            for child in children:
+                child.run_batch(0)  # the import and the first (cold) invocation
+            done = 0
+            turn = 0
+            while done < invocations:
+                size = min(batch, invocations - done)
+                shift = turn % len(children)
+                for child in children[shift:] + children[:shift]:
+                    child.run_batch(size)
+                done += size
+                turn += 1
+            return {child.handler.key: child.finish() for child in children}
+        finally:
+            for child in children:
+                if child.process.poll() is None:
+                    child.process.kill()
+                    child.process.wait()
+                child.close_pipes()

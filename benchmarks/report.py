@@ -165,8 +165,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"Measured {result['generated_at']} with `{result['command']}` on {machine['nproc']} x "
         f"{machine['cpu_model']}, Python {machine['python']} ({machine['platform']}); "
         f"{method['cold_runs']} fresh processes per handler and variant, "
-        f"{method['warm_invocations']} warm invocations per process "
-        f"(median-p50 process of {method['warm_rounds']} per handler). "
+        f"{method['warm_invocations']} warm invocations per process, A, B and C taking turns "
+        f"of {method['warm_batch']} (median-p50 process of {method['warm_rounds']} "
+        "per handler). "
         "A = this project's handler, B = bare asyncpg + hmac handler (the floor), "
         "C = tutorial-style FastAPI + SQLAlchemy + Mangum app (the peer).",
         "",

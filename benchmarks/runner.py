@@ -26,10 +26,12 @@ from benchmarks.database import BENCH_DATABASE, BENCH_JWT_SECRET, BenchDatabase,
 from benchmarks.importtime import profile_imports, top_by_cumulative, top_by_self
 from benchmarks.processes import (
     HANDLERS,
+    WARM_BATCH,
     Handler,
     api_gateway_v2_event,
     child_environment,
     run_handler_process,
+    run_warm_interleaved,
 )
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
@@ -69,7 +71,7 @@ def _check_answer(handler: Handler, result: dict[str, Any], db: BenchDatabase) -
 
 
 def measure_cold_starts(
-    run: Callable[..., dict[str, Any]], db: BenchDatabase, runs: int
+    run: Callable[[Handler, str], dict[str, Any]], db: BenchDatabase, runs: int
 ) -> dict[str, dict[str, Any]]:
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {
         variant: {h.key: [] for h in HANDLERS} for variant in (NO_BYTECODE, PRECOMPILED)
@@ -97,6 +99,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "cold_runs": args.cold_runs,
             "warm_invocations": args.warm_invocations,
             "warm_rounds": args.warm_rounds,
+            "warm_batch": WARM_BATCH,
             "import_runs": args.import_runs,
             "full_run": args.cold_runs >= MIN_COLD_RUNS
             and args.warm_invocations >= MIN_WARM_INVOCATIONS,
@@ -107,8 +110,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "unpruned, as `pip install --target` ships them",
             "no_bytecode": "bundle without any .pyc, PYTHONDONTWRITEBYTECODE=1",
             "precompiled": "same bundle plus unchecked-hash .pyc files",
-            "warm": "one process (precompiled bundle), after its first request; "
-            "rounds of A, B, C processes, the process with the median p50 reported",
+            "warm": "one process per handler (precompiled folders), after its first request; "
+            "A, B and C alive side by side, taking turns of "
+            f"{WARM_BATCH} invocations in a rotating order; of several rounds, the process "
+            "with the median p50 reported",
             "peak_rss": "VmHWM of that warm process after all its invocations",
         },
         "handlers": {h.key: {"label": h.label, "entry_point": h.spec} for h in HANDLERS},
@@ -132,25 +137,29 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     bundle=bundle, database_url=plain_url, jwt_secret=BENCH_JWT_SECRET
                 )
 
-            def run(handler: Handler, variant: str, **kwargs: Any) -> dict[str, Any]:
+            def run(handler: Handler, variant: str) -> dict[str, Any]:
                 bundle = bundles[handler.folder][variant]
-                return run_handler_process(
-                    handler, bundle=bundle, env=env_for(bundle), event=event, **kwargs
-                )
+                return run_handler_process(handler, bundle=bundle, env=env_for(bundle), event=event)
 
             _log(f"cold starts: {args.cold_runs} rounds of A, B, C x 2 variants...")
             result["cold_start"] = measure_cold_starts(run, db, args.cold_runs)
 
             warm_rounds: dict[str, list[dict[str, Any]]] = {h.key: [] for h in HANDLERS}
+            warm_runs = [
+                (h, bundles[h.folder][PRECOMPILED], env_for(bundles[h.folder][PRECOMPILED]))
+                for h in HANDLERS
+            ]
             for number in range(1, args.warm_rounds + 1):
                 _log(
                     f"warm: round {number}/{args.warm_rounds}, {args.warm_invocations} "
-                    "invocations of A, B, C..."
+                    "invocations of A, B and C, interleaved..."
+                )
+                warm = run_warm_interleaved(
+                    warm_runs, event=event, invocations=args.warm_invocations
                 )
                 for handler in HANDLERS:
-                    warm = run(handler, PRECOMPILED, warm_invocations=args.warm_invocations)
-                    _check_answer(handler, warm, db)
-                    warm_rounds[handler.key].append(report.summarize_warm(warm))
+                    _check_answer(handler, warm[handler.key], db)
+                    warm_rounds[handler.key].append(report.summarize_warm(warm[handler.key]))
             result["warm"] = {key: report.median_round(r) for key, r in warm_rounds.items()}
 
             _log(f"import profile of A ({args.import_runs} processes)...")
