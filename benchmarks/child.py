@@ -4,7 +4,8 @@ The runner passes this file's source with `python -S -c`, from inside a bundle
 folder, so the process sees what a Lambda container sees: the bundle on
 `sys.path`, the interpreter's own precompiled standard library, nothing else.
 Everything it needs comes from environment variables read before the clock
-starts; the result is written as JSON to `BENCH_OUT`.
+starts; the result is written as JSON to `BENCH_OUT`. A warm process (`BENCH_WARM_FDS`)
+also takes its batches of invocations from the runner through a pipe.
 """
 
 from __future__ import annotations

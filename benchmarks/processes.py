@@ -107,9 +107,10 @@ def child_environment(
     return env | (extra or {})
 
 
-def _child_environment(
+def _handler_environment(
     handler: Handler, env: dict[str, str], event: dict[str, Any], out: Path
 ) -> dict[str, str]:
+    """`env` (from `child_environment`) plus what child.py reads about its one run."""
     return env | {
         "BENCH_HANDLER": handler.spec,
         "BENCH_EVENT": json.dumps(event),
@@ -117,9 +118,8 @@ def _child_environment(
     }
 
 
-def _read_result(handler: Handler, out: Path, failure: str) -> dict[str, Any]:
-    if not out.exists():
-        raise RuntimeError(f"handler {handler.key} failed: {failure}")
+def _read_result(handler: Handler, out: Path) -> dict[str, Any]:
+    """What a process that exited cleanly wrote; its first answer must have been a 200."""
     result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     if result["first_status"] != 200:
         raise RuntimeError(
@@ -139,19 +139,19 @@ def run_handler_process(
             completed = subprocess.run(
                 [sys.executable, "-S", "-c", CHILD_SOURCE],
                 cwd=bundle,
-                env=_child_environment(handler, env, event, out),
+                env=_handler_environment(handler, env, event, out),
                 stdout=stdout,
                 stderr=subprocess.PIPE,
                 timeout=PROCESS_TIMEOUT_SECONDS,
                 check=False,
             )
-        failure = (
-            f"exit {completed.returncode}:\n{completed.stderr.decode(errors='replace')[-4000:]}\n"
-            f"{log.read_text(errors='replace')[-2000:]}"
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"handler {handler.key} failed ({failure})")
-        return _read_result(handler, out, failure)
+        if completed.returncode != 0 or not out.exists():
+            raise RuntimeError(
+                f"handler {handler.key} failed (exit {completed.returncode}):\n"
+                f"{completed.stderr.decode(errors='replace')[-4000:]}\n"
+                f"{log.read_text(errors='replace')[-2000:]}"
+            )
+        return _read_result(handler, out)
 
 
 @dataclass
@@ -191,10 +191,12 @@ class _WarmChild:
         os.write(self.control, b"\n")
         returncode = self.process.wait(timeout=PROCESS_TIMEOUT_SECONDS)
         self.close_pipes()
-        failure = f"exit {returncode}:\n{self.log.read_text(errors='replace')[-4000:]}"
-        if returncode != 0:
-            raise RuntimeError(f"handler {self.handler.key} failed ({failure})")
-        return _read_result(self.handler, self.out, failure)
+        if returncode != 0 or not self.out.exists():
+            raise RuntimeError(
+                f"handler {self.handler.key} failed (exit {returncode}):\n"
+                f"{self.log.read_text(errors='replace')[-4000:]}"
+            )
+        return _read_result(self.handler, self.out)
 
 
 def _start_warm_child(
@@ -208,7 +210,7 @@ def _start_warm_child(
         process = subprocess.Popen(
             [sys.executable, "-S", "-c", CHILD_SOURCE],
             cwd=bundle,
-            env=_child_environment(handler, env, event, out)
+            env=_handler_environment(handler, env, event, out)
             | {"BENCH_WARM_FDS": f"{control_read},{ack_write}"},
             stdout=output,
             stderr=subprocess.STDOUT,
