@@ -68,6 +68,14 @@ class PayloadTooLarge(AppError):
     message = "Request body is too large"
 
 
+class UndecodableBody(AppError):
+    """The event's body isn't encoded as the event says (see lambda_app.handlers.api)."""
+
+    status_code = 400
+    code = "undecodable_body"
+    message = "Request body could not be decoded"
+
+
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

@@ -4,15 +4,21 @@ One `Settings` class holds every knob. Secrets are `SecretStr` so they never end
 up in a repr or a log line. On AWS the secrets come from Secrets Manager
 (`JWT_SECRET_ARN`, `DB_SECRET_ARN`, `FIRST_SUPERUSER_SECRET_ARN`), never from plain
 environment variables.
+
+Settings that are refused raise `SettingsError` from `get_settings()`: it names each
+variable and what is wrong with it, never a value.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A value that only exists so `make run` works out of the box. Outside local
@@ -83,12 +89,25 @@ class Settings(BaseSettings):
     def is_local(self) -> bool:
         return self.environment is Environment.LOCAL
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, level: str) -> str:
+        # Checked here rather than failing later in logging.setLevel, whose error names
+        # neither the variable nor the levels it accepts.
+        known = logging.getLevelNamesMapping()
+        if level.upper() not in known:
+            raise ValueError(f"unknown log level; expected one of {', '.join(known)}")
+        return level.upper()
+
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Self:
         if self.is_local or self.jwt_secret_arn:
             # With an ARN the real secret is fetched (and checked) at first use.
             return self
-        check_jwt_secret(self.jwt_secret.get_secret_value(), self.environment)
+        try:
+            check_jwt_secret(self.jwt_secret.get_secret_value(), self.environment)
+        except ValueError as exc:
+            raise _Refused("jwt_secret", str(exc)) from None
         return self
 
 
@@ -103,6 +122,54 @@ def check_jwt_secret(secret: str, environment: Environment) -> None:
         )
 
 
+class _Refused(ValueError):
+    """A model validator's refusal of one field: pydantic's error for it has no field loc."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    variable: str  # the environment variable, e.g. "JWT_SECRET"
+    message: str
+
+
+class SettingsError(ValueError):
+    """Settings refused: each problem names its variable and what is wrong, never a value.
+
+    pydantic's own `ValidationError` text repeats the input (`input_value=`), here every
+    setting read, secrets included; this is what reaches Lambda's init error and the log
+    instead. (Not `pydantic_settings.SettingsError`, which is about reading a source.)
+    """
+
+    def __init__(self, problems: Sequence[SettingProblem]) -> None:
+        self.problems = tuple(problems)
+        listed = "; ".join(f"{p.variable}: {p.message}" for p in self.problems)
+        super().__init__(f"invalid settings: {listed}")
+
+    @classmethod
+    def from_validation_error(cls, exc: ValidationError, *, prefix: str = "") -> SettingsError:
+        """The problems of `exc`, each field named as the variable `prefix` + FIELD."""
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            message = error["msg"]
+            raised = error.get("ctx", {}).get("error")  # a validator's own ValueError
+            if isinstance(raised, ValueError):
+                message = str(raised)  # without pydantic's "Value error, " in front
+            if isinstance(raised, _Refused):
+                field = raised.field
+            variable = f"{prefix}{field}".upper() if field else "settings"
+            problems.append(SettingProblem(variable, message))
+        return cls(problems)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # `from None`: printed with its cause, the ValidationError would show the values.
+        raise SettingsError.from_validation_error(exc) from None

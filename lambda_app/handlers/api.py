@@ -8,19 +8,36 @@ lazy (`lambda_app.core.db.get_engine`), created by the first request that needs 
 
 `lifespan="off"`: Mangum would otherwise run the ASGI lifespan around every single
 invocation, and the app has nothing to start or stop per container anyway.
+
+Events that can't become a request:
+- A body that can't be decoded as the event says it is encoded (`isBase64Encoded` over
+  text that isn't base64, a body that isn't a string) is answered: a 400
+  `undecodable_body` in the shared error shape and the event source's response format,
+  logged as one line without the body. Raised, it would be a function error, which API
+  Gateway and ALB answer with a 502 and Lambda counts against the function.
+- An event Mangum can't attribute to an HTTP source (S3, EventBridge, a console test
+  with `{}`) raises. No client waits for an HTTP answer and no response format fits;
+  a function error is what tells its invoker (retries, then the DLQ, for asynchronous
+  ones) that it reached the wrong function, where a 400 would be a quiet success.
+- So does an event that names a source but lacks what that source always sends (no
+  `httpMethod`, no `requestContext.http`): no AWS source sends one, and that source's
+  response format is built from those same fields.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from mangum import Mangum
-from mangum.types import LambdaContext
+from mangum.protocols import HTTPCycle
+from mangum.types import LambdaContext, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 LambdaEvent = dict[str, Any]
@@ -97,9 +114,55 @@ def make_handler(app: ASGIApp) -> LambdaHandler:
 
     def handle(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
         asyncio.set_event_loop(_container_loop())
-        return adapter(event, context)
+        # What `adapter(event, context)` does without lifespan, with the body decoded in a
+        # step of its own so that failing can be answered (see the module docstring).
+        source = adapter.infer(event, context)  # raises for an event from no HTTP source
+        scope = source.scope
+        try:
+            body = source.body
+        except _UNDECODABLE_BODY as exc:
+            return source(_undecodable_body(scope, context, exc))
+        return source(HTTPCycle(scope, body)(adapter.app))
 
     return handle
+
+
+# What decoding a body raises: binascii.Error (a ValueError) for text that isn't base64,
+# ValueError for non-ASCII text, UnicodeEncodeError (one too) for lone surrogates,
+# TypeError / AttributeError for a body that isn't a string.
+_UNDECODABLE_BODY = (ValueError, TypeError, AttributeError)
+
+
+def _undecodable_body(scope: Scope, context: LambdaContext, error: Exception) -> Response:
+    """The 400 for a body that can't be decoded, with a log line that leaves the body out."""
+    # Loaded by the app already; imported here to keep this module's own imports light.
+    from lambda_app.core.errors import UndecodableBody, error_body
+    from lambda_app.core.middleware import REQUEST_ID_HEADER, logger
+
+    request_id = str(getattr(context, "aws_request_id", None) or uuid.uuid4().hex)
+    _apply_stage_prefix(scope, scope["aws.event"])  # the path as the request log has it
+    logger.warning(
+        "undecodable request body",
+        extra={
+            "fields": {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": UndecodableBody.status_code,
+                "request_id": request_id,
+                # Not the message: the body's decoder may quote the body.
+                "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
+            }
+        },
+    )
+    payload = json.dumps(error_body(UndecodableBody.code, UndecodableBody.message))
+    return {
+        "status": UndecodableBody.status_code,
+        "headers": [
+            [b"content-type", b"application/json"],
+            [REQUEST_ID_HEADER.encode(), request_id.encode()],
+        ],
+        "body": payload.encode(),
+    }
 
 
 def _build_container_handler() -> LambdaHandler:

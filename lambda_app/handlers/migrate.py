@@ -30,7 +30,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from lambda_app.core.logging import configure_logging
-from lambda_app.core.settings import Settings, get_settings
+from lambda_app.core.settings import Settings, SettingsError, get_settings
 from lambda_app.migrations_runner import (
     ACTIONS,
     DEFAULT_LOCK_TIMEOUT_SECONDS,
@@ -190,20 +190,20 @@ async def _ensure_first_superuser(
             "(FIRST_SUPERUSER_PASSWORD or FIRST_SUPERUSER_SECRET_ARN)",
         }
     async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-        ensured = await ensure_superuser(session, spec)
+        try:
+            ensured = await ensure_superuser(session, spec)
+        except ValidationError as exc:
+            # The configured user is not a valid one: name the FIRST_SUPERUSER_* setting (or
+            # that key of its secret) rather than print pydantic's text, the password in it.
+            raise SettingsError.from_validation_error(exc, prefix="FIRST_SUPERUSER_") from None
         await session.commit()
     return {"username": ensured.username, "created": ensured.created}
 
 
 def safe_error_message(exc: BaseException) -> str:
-    """The error without SQL parameters (a failed INSERT would show a password hash)."""
-    if isinstance(exc, ValidationError):
-        # pydantic's message repeats the input values: the settings, secrets included.
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
-        return f"invalid settings: {problems}"[:MAX_ERROR_MESSAGE_CHARS]
+    """The error without SQL parameters (a failed INSERT would show a password hash).
+
+    Settings errors are already value-free (`SettingsError`)."""
     cause: BaseException = exc
     if isinstance(exc, StatementError) and exc.orig is not None:
         # The driver's own error (e.g. asyncpg's DivisionByZeroError), without the

@@ -1,7 +1,17 @@
+import traceback
+from collections.abc import Iterator
+
 import pytest
 from pydantic import ValidationError
 
-from lambda_app.core.settings import LOCAL_DEV_JWT_SECRET, Environment, Settings
+from lambda_app.core.settings import (
+    LOCAL_DEV_JWT_SECRET,
+    Environment,
+    SettingProblem,
+    Settings,
+    SettingsError,
+    get_settings,
+)
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
@@ -44,3 +54,67 @@ def test_reads_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQL_ECHO", "true")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.access_token_expire_minutes == 5 and settings.sql_echo is True
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """`get_settings()` reads the environment again, and the next test's settings too."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def refused(monkeypatch: pytest.MonkeyPatch, **environment: str) -> tuple[SettingsError, str]:
+    """The error `get_settings()` raises with these variables, and what Python prints for it
+    (causes included, as in Lambda's init error)."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+    return raised.value, "".join(traceback.format_exception(raised.value))
+
+
+def test_a_field_error_names_the_variable_not_the_values(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    error, printed = refused(
+        monkeypatch, DB_PORT="notanumber", FIRST_SUPERUSER_PASSWORD="super-secret-pw"
+    )
+
+    message = "Input should be a valid integer, unable to parse string as an integer"
+    assert f"invalid settings: DB_PORT: {message}" in printed
+    assert "notanumber" not in printed and "super-secret-pw" not in printed
+    assert "input_value" not in printed
+    assert error.problems == (SettingProblem("DB_PORT", message),)
+
+
+def test_an_unsafe_jwt_secret_is_named_as_jwt_secret(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    # The check runs on the whole model: pydantic's error for it names no field.
+    error, printed = refused(
+        monkeypatch,
+        ENVIRONMENT="dev",
+        JWT_SECRET="short-jwt-secret-value",
+        FIRST_SUPERUSER_PASSWORD="super-secret-pw",
+    )
+
+    assert "invalid settings: JWT_SECRET: JWT secret is missing" in printed
+    assert "short-jwt-secret-value" not in printed and "super-secret-pw" not in printed
+    assert "input_value" not in printed
+    (problem,) = error.problems
+    assert problem.variable == "JWT_SECRET"
+    assert problem.message.startswith("JWT secret is missing, the local default, or shorter")
+
+
+def test_the_log_level_must_be_one_logging_knows(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    error, printed = refused(monkeypatch, LOG_LEVEL="verbose")
+
+    assert "invalid settings: LOG_LEVEL: unknown log level; expected one of" in printed
+    assert error.problems[0].variable == "LOG_LEVEL"
+    # Any case, as before.
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    get_settings.cache_clear()
+    assert get_settings().log_level == "DEBUG"

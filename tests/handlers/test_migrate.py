@@ -392,6 +392,25 @@ def test_the_first_superuser_is_created_after_upgrade_once(
     assert password not in seen and hashed not in seen
 
 
+def test_an_invalid_superuser_names_the_setting_without_the_password(
+    fresh_db: Env, migrate_log: list[logging.LogRecord]
+) -> None:
+    password = uuid.uuid4().hex[:7]  # shorter than any user's password may be
+    fresh_db.set(
+        FIRST_SUPERUSER_USERNAME="root",
+        FIRST_SUPERUSER_EMAIL="root@example.com",
+        FIRST_SUPERUSER_PASSWORD=password,
+    )
+
+    with pytest.raises(MigrationFailed) as raised:
+        handler({}, CONTEXT)
+
+    assert "invalid settings: FIRST_SUPERUSER_PASSWORD: " in str(raised.value)
+    logged = json.dumps(logged_fields(migrate_log, "migration failed"))
+    assert password not in str(raised.value) and password not in logged
+    assert fetch(fresh_db.url, "SELECT count(*) AS n FROM users")[0]["n"] == 0
+
+
 def test_a_superuser_without_a_password_is_not_created(fresh_db: Env) -> None:
     fresh_db.set(FIRST_SUPERUSER_USERNAME="root", FIRST_SUPERUSER_EMAIL="root@example.com")
 

@@ -1,0 +1,90 @@
+"""Events whose body can't be decoded get a 400 in their source's response format, not a
+function error (a 502 from API Gateway and ALB), and the container keeps serving."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.handlers.lambda_events import (
+    SOURCES,
+    Event,
+    Handler,
+    HttpRequest,
+    invoke,
+    json_body,
+    rest_api_v1,
+)
+
+# What an invoker other than AWS may put in an event: (body, isBase64Encoded).
+UNDECODABLE_BODIES: dict[str, tuple[Any, bool]] = {
+    "not_base64": ("this is not base64!", True),
+    "not_ascii_base64": ("ñ" * 8, True),
+    "not_a_string": ({"username": "alice"}, False),
+}
+
+
+def undecodable(build: Any, body: Any, is_base64: bool) -> Event:
+    payload, headers = json_body({"username": "alice"})
+    event: Event = build(HttpRequest("POST", "/api/auth/register", headers=headers, body=payload))
+    event["body"], event["isBase64Encoded"] = body, is_base64
+    return event
+
+
+@pytest.mark.parametrize("kind", list(UNDECODABLE_BODIES))
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_an_undecodable_body_is_a_400_in_the_source_format(
+    api_handler: Handler, source: str, kind: str
+) -> None:
+    # given
+    build = SOURCES[source]
+    body, is_base64 = UNDECODABLE_BODIES[kind]
+
+    # when: the bad event, then a good one in the same container
+    rejected = invoke(api_handler, undecodable(build, body, is_base64))
+    served = invoke(api_handler, build(HttpRequest("GET", "/api/health")))
+
+    # then
+    assert rejected.status == 400
+    assert rejected.json() == {
+        "error": {
+            "code": "undecodable_body",
+            "message": "Request body could not be decoded",
+            "details": None,
+        }
+    }
+    assert rejected.header("content-type") == "application/json"
+    assert rejected.header("x-request-id") == rejected.request_id
+    # The same response format as any answer from this source (e.g. multiValueHeaders
+    # for a multi-value ALB target group, no multiValueHeaders for payload 2.0).
+    assert rejected.raw.keys() == served.raw.keys()
+    assert served.status == 200 and served.json() == {"status": "ok"}
+
+
+def test_an_undecodable_body_is_logged_once_without_the_body(
+    api_handler: Handler, log_lines: list[str]
+) -> None:
+    secret = f"password-{uuid.uuid4().hex}"
+    body = f"password={secret}&not base64"
+    with pytest.raises(binascii.Error):
+        base64.b64decode(body)
+
+    rejected = invoke(api_handler, undecodable(rest_api_v1, body, True))
+
+    assert rejected.status == 400
+    assert len(log_lines) == 1, log_lines
+    record = json.loads(log_lines[0])
+    assert record["level"] == "WARNING"
+    assert record["logger"] == "lambda_app.request"
+    assert record["message"] == "undecodable request body"
+    assert record["request_id"] == rejected.request_id
+    assert record["status"] == 400
+    assert record["method"] == "POST"
+    assert record["path"] == "/prod/api/auth/register"  # as the client called it
+    assert record["error_type"] == "binascii.Error"
+    assert secret not in log_lines[0] and "not base64" not in log_lines[0]
