@@ -1,6 +1,8 @@
-# Two commands do all the set-up on a fresh machine (python3 >= 3.11, make, git):
+# Two commands do all the set-up on a fresh machine (python3 >= 3.11 with venv, make, git,
+# Node.js >= 20):
 #   make run    serve the API on http://127.0.0.1:8000 (embedded PostgreSQL, migrated)
-#   make test   the whole test suite against a real PostgreSQL
+#   make test   the whole test suite against a real PostgreSQL, after installing the system
+#               tools it runs (tests/system_tools.py: with apt as root, else it prints how)
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -16,14 +18,16 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run gateway test bench lint format
+.PHONY: help install run gateway test bench lint format system-tools
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+REQUIRE_PYTHON := $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	{ echo "Python 3.11 or newer is required (found: $$($(PYTHON) --version))"; exit 1; }
 
 $(UV):
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "Python 3.11 or newer is required (found: $$($(PYTHON) --version))"; exit 1; }
+	@$(REQUIRE_PYTHON)
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
@@ -39,10 +43,18 @@ run: install ## serve the API (embedded PostgreSQL unless DATABASE_URL is set)
 gateway: install ## serve through the real Lambda handler (API Gateway 2.0 events)
 	$(PY) -m lambda_app serve --lambda
 
+# The tools the tests run (pgbouncer, chromium, node, ...), listed once in tests/system_tools.py,
+# which needs only the standard library: it runs before .venv exists. As root with apt-get it
+# installs what is missing; otherwise it stops with the command to run.
+SYSTEM_TOOLS := $(PYTHON) -m tests.system_tools
+system-tools: ## install the system tools the tests run (as root, with apt), or say how
+	@$(REQUIRE_PYTHON)
+	@$(SYSTEM_TOOLS) --install
+
 # Node.js runs the CDK's jsii runtime (the infrastructure tests) and the CDK CLI.
 .PHONY: check-node synth
 check-node:
-	@command -v node >/dev/null || { echo "Node.js is required (the AWS CDK runs on it): install Node.js 20 or newer, e.g. https://nodejs.org or 'apt-get install nodejs npm'"; exit 1; }
+	@$(SYSTEM_TOOLS) node
 
 # The CDK CLI pinned by package-lock.json (npx then uses it, offline).
 node_modules/.installed: package-lock.json | check-node
@@ -53,7 +65,8 @@ STAGE ?= dev
 synth: install node_modules/.installed ## synthesize the CDK app (hermetic: no AWS credentials needed)
 	npx cdk synth -c stage=$(STAGE)
 
-test: install check-node ## run the whole test suite
+# system-tools first: `install` needs python3-venv, and no test starts without its tools.
+test: system-tools install ## run the whole test suite
 	$(PY) -m pytest
 
 bench: install ## cold start, warm latency, memory and bundle size (writes benchmarks/results/latest.json)

@@ -1,6 +1,6 @@
 """The docs page in a real browser, behind a stage prefix, through the Lambda handler.
 
-Headless Chromium (Debian's `chromium`, installed by .ci/run) loads /prod/api/doc from
+Headless Chromium (Debian's `chromium`, which `make test` installs) loads /prod/api/doc from
 the local gateway with a named stage, so the page, its package-served assets and the
 schema all travel the Lambda path with the `/prod` prefix a REST API stage adds. The
 operations only appear in the DOM if the page found the schema at /prod/api/openapi.json.
@@ -9,7 +9,6 @@ operations only appear in the DOM if the page found the schema at /prod/api/open
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,20 +16,16 @@ from pathlib import Path
 import pytest
 
 from lambda_app.local.gateway import LambdaHandler
+from tests import system_tools
 from tests.handlers.harness import fresh_container, running_gateway
 
 CHROMIUM_TIMEOUT_SECONDS = 120  # a hang guard only: --virtual-time-budget ends the page's work
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    )
+    found = system_tools.find("chromium")
     if found is None:
-        pytest.fail(
-            "chromium is not installed: the docs page test needs Debian's `chromium` "
-            "package (`apt-get install -y chromium`, as .ci/run does)"
-        )
+        pytest.fail(system_tools.missing_message("chromium"))
     return found
 
 

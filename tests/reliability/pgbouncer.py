@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from tests import system_tools
 from tests.ports import free_port
 
 # PgBouncer refuses to run as root; the embedded PostgreSQL already has a system user.
@@ -31,13 +32,9 @@ ADMIN_USER = "postgres"
 
 
 def pgbouncer_binary() -> str:
-    found = shutil.which("pgbouncer") or (
-        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-    )
+    found = system_tools.find("pgbouncer")
     if found is None:
-        raise RuntimeError(
-            "pgbouncer is not installed: `apt-get install pgbouncer` (.ci/run installs it)"
-        )
+        raise RuntimeError(system_tools.missing_message("pgbouncer"))
     return found
 
 
