@@ -20,7 +20,7 @@ BENCH_USERNAME = "bench_user"
 
 @dataclass(frozen=True)
 class BenchDatabase:
-    url: str  # postgresql+asyncpg://... of the seeded database
+    url: str  # postgresql+asyncpg://... of the seeded database, as the API's role
     user_id: int
     username: str
     token: str  # a valid access token for that user, signed with BENCH_JWT_SECRET
@@ -47,7 +47,7 @@ async def _seed(url: str) -> tuple[int, int]:
 def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
     """A fresh, migrated database `name` with one user; dropped on exit."""
     from lambda_app.core.security import create_access_token
-    from lambda_app.local.database import database_url, server_admin_url
+    from lambda_app.local.database import database_url, prepare_api_role, server_admin_url
     from lambda_app.local.embedded_postgres import drop_database, ensure_database
     from lambda_app.migrations_runner import upgrade_to_head
 
@@ -65,7 +65,7 @@ def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
                 lifetime=dt.timedelta(hours=12),
             )
             yield BenchDatabase(
-                url=url, user_id=user_id, username=BENCH_USERNAME, token=token.token
+                url=prepare_api_role(url), user_id=user_id, username=BENCH_USERNAME, token=token.token
             )
         finally:
             asyncio.run(drop_database(admin, name))

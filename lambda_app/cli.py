@@ -52,35 +52,39 @@ async def _ensure_superuser(*, allow_local_default: bool) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from lambda_app.local.database import development_database
+    from lambda_app.local.database import development_database, prepare_api_role
     from lambda_app.migrations_runner import upgrade_to_head
 
-    with development_database() as url, _use_database(url):
-        upgrade_to_head(url)
-        asyncio.run(_ensure_superuser(allow_local_default=True))
-        print(
-            f"API on http://{args.host}:{args.port}/api  docs: http://{args.host}:{args.port}/api/doc"
-        )
-        if args.use_lambda:
-            from lambda_app.local.gateway import serve_gateway
+    with development_database() as url:
+        # Migrations and the first superuser as the owner, as the migration function
+        # does; the API as its own role, as on AWS.
+        with _use_database(url):
+            upgrade_to_head(url)
+            asyncio.run(_ensure_superuser(allow_local_default=True))
+        with _use_database(prepare_api_role(url)):
+            print(
+                f"API on http://{args.host}:{args.port}/api  docs: http://{args.host}:{args.port}/api/doc"
+            )
+            if args.use_lambda:
+                from lambda_app.local.gateway import serve_gateway
 
-            serve_gateway(host=args.host, port=args.port, stage=args.stage)
-        else:
-            import uvicorn
+                serve_gateway(host=args.host, port=args.port, stage=args.stage)
+            else:
+                import uvicorn
 
-            # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal with the
-            # handler it found. Make that a KeyboardInterrupt for both, so `kill` also
-            # leaves through `development_database()` and stops the embedded server.
-            for stop_signal in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(stop_signal, _interrupt)
-            with contextlib.suppress(KeyboardInterrupt):
-                uvicorn.run(
-                    "lambda_app.main:create_app",
-                    factory=True,
-                    host=args.host,
-                    port=args.port,
-                    log_level="warning",
-                )
+                # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal with the
+                # handler it found. Make that a KeyboardInterrupt for both, so `kill` also
+                # leaves through `development_database()` and stops the embedded server.
+                for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(stop_signal, _interrupt)
+                with contextlib.suppress(KeyboardInterrupt):
+                    uvicorn.run(
+                        "lambda_app.main:create_app",
+                        factory=True,
+                        host=args.host,
+                        port=args.port,
+                        log_level="warning",
+                    )
     return 0
 
 

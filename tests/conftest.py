@@ -25,7 +25,8 @@ def admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_url_for_tests(admin_url: str) -> Iterator[str]:
-    """A fresh test database, migrated to head (never the development database)."""
+    """A fresh test database, migrated to head (never the development database); the URL
+    of its owner, as the migrations connect. The app connects as the API role."""
     from lambda_app.local.embedded_postgres import drop_database, ensure_database
     from lambda_app.migrations_runner import upgrade_to_head
 
@@ -37,15 +38,23 @@ def database_url_for_tests(admin_url: str) -> Iterator[str]:
     yield url
 
 
+@pytest.fixture(scope="session")
+def api_database_url_for_tests(database_url_for_tests: str) -> str:
+    """The test database as the API sees it: its own least-privilege role."""
+    from lambda_app.local.database import prepare_api_role
+
+    return prepare_api_role(database_url_for_tests)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _test_settings(database_url_for_tests: str) -> Iterator[None]:
+def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
     from lambda_app.core.secrets import get_jwt_secret
     from lambda_app.core.settings import get_settings
 
     saved = dict(os.environ)
     os.environ.update(
         {
-            "DATABASE_URL": database_url_for_tests,
+            "DATABASE_URL": api_database_url_for_tests,
             "ENVIRONMENT": "local",
             "JWT_SECRET": "test-secret-that-is-long-enough-0123456789",
             "LOG_LEVEL": "INFO",

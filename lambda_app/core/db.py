@@ -8,10 +8,6 @@ connections would only go stale; RDS Proxy (or PgBouncer) pools on the server.
 
 from __future__ import annotations
 
-import itertools
-import os
-import secrets
-import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -25,30 +21,15 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import sqltypes
 
-from lambda_app.core import early_connection
 from lambda_app.core.db_credentials import ConnectionPlan, plan_connection
+from lambda_app.core.proxy_safe_connection import ProxySafeConnection
 from lambda_app.core.settings import Settings, get_settings
+from lambda_app.core.statement_names import unique_statement_name
 
 _engine: AsyncEngine | None = None
-# Each engine's way to open one asyncpg connection, for `early_connection`.
-_openers: weakref.WeakKeyDictionary[AsyncEngine, early_connection.Opener] = (
-    weakref.WeakKeyDictionary()
-)
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 # Set by set_sessionmaker (tests): then every request, read or write, uses it.
 _sessionmaker_override: async_sessionmaker[AsyncSession] | None = None
-
-
-# Behind a transaction-pooling proxy two clients can land on the same server
-# connection, so statement names must never repeat across clients: a random token
-# per process (128 bits, as a uuid4 has), the process id (a fork keeps the token),
-# and a counter. A uuid4 per statement cost about 1% of a warm request's CPU.
-_STATEMENT_TOKEN = secrets.token_hex(16)
-_statement_numbers = itertools.count()
-
-
-def _unique_statement_name() -> str:
-    return f"__asyncpg_{_STATEMENT_TOKEN}_{os.getpid()}_{next(_statement_numbers)}__"
 
 
 def proxy_safe_connect_args(settings: Settings) -> dict[str, Any]:
@@ -56,11 +37,14 @@ def proxy_safe_connect_args(settings: Settings) -> dict[str, Any]:
     return {
         "statement_cache_size": 0,  # asyncpg's own prepared-statement cache
         "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg adapter cache
-        "prepared_statement_name_func": _unique_statement_name,
+        "prepared_statement_name_func": unique_statement_name,
         "timeout": settings.db_connect_timeout_seconds,
         "command_timeout": settings.db_command_timeout_seconds,
         # Only application_name: other startup parameters make RDS Proxy pin sessions.
         "server_settings": {"application_name": settings.db_application_name},
+        # No set_config('jit', ...) around asyncpg's type lookups (they would pin):
+        # for every plan, since the URL path and the AWS creators all pass these on.
+        "connection_class": ProxySafeConnection,
     }
 
 
@@ -136,8 +120,7 @@ _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func"
 
 def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
-    # The engine dials through a creator of ours, for every plan: so that it can use a
-    # connection the request opened early (see `early_connection`), and because
+    # The engine dials through a creator of ours, for every plan, because
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
     # arguments, which would bring back its statement cache (100 entries) and
     # per-connection statement names: unsafe behind RDS Proxy. The adapter's
@@ -151,11 +134,7 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
         return await dbapi.asyncpg.connect(*url_args, **{**url_params, **connect_args})
 
     def creator() -> Any:
-        early = early_connection.take(open_connection)
-        return dbapi.connect(
-            async_creator_fn=lambda: early if early is not None else open_connection(),
-            **adapter_args,
-        )
+        return dbapi.connect(async_creator_fn=open_connection, **adapter_args)
 
     engine = create_async_engine(plan.url, creator=creator, **_engine_options(settings))
     dialect = engine.sync_engine.dialect
@@ -166,7 +145,6 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
     # `do_close` is the dialect's documented hook for closing a DBAPI connection;
     # NullPool calls it once per request.
     setattr(dialect, "do_close", _close_without_waiting)  # noqa: B010
-    _openers[engine] = open_connection
     return engine
 
 
@@ -216,22 +194,17 @@ async def _request_session() -> AsyncIterator[AsyncSession]:
     on the same server connection. In autocommit they can land on two different
     ones ("prepared statement does not exist"), as the PgBouncer load test showed.
 
-    The connection is opened first, before the other dependencies and the token
-    check run (`early_connection`); it is closed unused if the request ends early.
+    The session connects on its first query, not before: a request rejected before
+    it needs the database (no or a bad token, a validation error) opens no
+    connection, so a flood of them never becomes a flood of logins at the proxy.
     """
-    opener = None if _sessionmaker_override is not None else _openers.get(get_engine())
-    try:
-        if opener is not None:
-            await early_connection.start(opener)
-        async with get_sessionmaker()() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-    finally:
-        early_connection.discard()
+    async with get_sessionmaker()() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 # scope="function": commit before the response is sent, so a failed commit

@@ -16,6 +16,10 @@ from sqlalchemy.engine import make_url
 
 DEV_DATABASE = "lambda_app"
 TEST_DATABASE = "lambda_app_test"
+# The API role's password on local servers only (the embedded one trusts loopback and
+# ignores it; a server of your own with password logins needs one). On AWS the role
+# has no password: it logs in with IAM tokens.
+LOCAL_API_ROLE_PASSWORD = "lambda-app-api-local-only"  # noqa: S105
 
 
 def _external_url() -> str | None:
@@ -64,3 +68,24 @@ def test_database_name() -> str:
     # Lets parallel runs (e.g. two checkouts) keep to their own database.
     suffix = os.environ.get("TEST_DATABASE_SUFFIX", "")
     return f"{name}{suffix}"
+
+
+def api_database_url(owner_url: str) -> str:
+    """The same database as the API connects to it: as its own role, not as the owner."""
+    from lambda_app.core.database_roles import API_ROLE
+
+    url = make_url(owner_url).set(username=API_ROLE, password=LOCAL_API_ROLE_PASSWORD)
+    return url.render_as_string(hide_password=False)
+
+
+def prepare_api_role(owner_url: str) -> str:
+    """After the migrations made the API role: give it the local password; its URL."""
+    from lambda_app.core.database_roles import API_ROLE
+    from lambda_app.local.embedded_postgres import plain_connection
+
+    async def set_password() -> None:
+        async with plain_connection(owner_url) as conn:
+            await conn.execute(f"ALTER ROLE {API_ROLE} PASSWORD '{LOCAL_API_ROLE_PASSWORD}'")
+
+    asyncio.run(set_password())
+    return api_database_url(owner_url)

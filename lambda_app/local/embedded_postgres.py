@@ -49,6 +49,8 @@ class EmbeddedPostgres:
     data_root: Path = DEFAULT_DATA_ROOT
     port: int = int(os.environ.get("EMBEDDED_PG_PORT", DEFAULT_PORT))
     host: str = "127.0.0.1"
+    # More `-c name=value` server settings, e.g. statement logging for a test's own server.
+    settings: tuple[str, ...] = ()
 
     @property
     def pgdata(self) -> Path:
@@ -90,6 +92,7 @@ class EmbeddedPostgres:
                 f"-h {self.host} -p {self.port} -k {self.socket_dir} "
                 "-c fsync=off -c full_page_writes=off -c max_connections=200"
             )
+            options += "".join(f" -c '{setting}'" for setting in self.settings)
             # fsync off: a development database; speed matters more than crash safety.
             result = self._pg_ctl(
                 "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", options, check=False

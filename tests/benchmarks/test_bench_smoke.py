@@ -39,8 +39,12 @@ def test_importtime_lines_are_parsed() -> None:
     assert timings[0].self_us == 120
 
 
-def test_smoke_run_writes_every_figure(admin_url: str, tmp_path: Path) -> None:
-    # given: a database of its own, so a concurrent `make bench` or test run is untouched
+def test_smoke_run_writes_every_figure(
+    admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a database of its own, so a concurrent `make bench` or test run is untouched,
+    # made on the test server as its admin (the session's DATABASE_URL is the API's role)
+    monkeypatch.setenv("DATABASE_URL", admin_url)
     database = f"lambda_app_bench_smoke{os.environ.get('TEST_DATABASE_SUFFIX', '')}"
     output = tmp_path / "latest.json"
 

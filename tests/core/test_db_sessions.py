@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 
 from lambda_app.core import db
+from lambda_app.core.statement_names import unique_statement_name
 from lambda_app.models import User
 from tests.polling import count_backends, wait_until
 
@@ -89,13 +90,17 @@ def test_statement_names_differ_across_forked_processes() -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report one name and leave at once
-        os.write(write, db._unique_statement_name().encode())
+        os.write(write, unique_statement_name().encode())
         os._exit(0)
     os.close(write)
     os.waitpid(pid, 0)
     with os.fdopen(read, "rb") as pipe:
         child_name = pipe.read().decode()
-    parent_names = {db._unique_statement_name() for _ in range(3)}
+    parent_names = {unique_statement_name() for _ in range(3)}
     assert len(parent_names) == 3
     assert child_name not in parent_names
-    assert f"_{pid}_" in child_name
+    assert _token_of(child_name) != _token_of(next(iter(parent_names)))
+
+
+def _token_of(name: str) -> str:
+    return name.split("_")[3]

@@ -19,6 +19,10 @@ from sqlalchemy.engine import make_url
 from tests.ports import free_port
 from tests.reliability.databases import create_migrated_database
 from tests.reliability.pgbouncer import PgBouncer
+from tests.reliability.statement_log import (
+    StatementLoggedPostgres,
+    start_statement_logged_postgres,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +96,9 @@ def committing_app(committing_database: str, app, engine):  # type: ignore[no-un
     """The app wired to `committing_database`, committing for real; restored afterwards."""
     from lambda_app.core.db import build_engine, set_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.local.database import prepare_api_role
 
-    scratch = build_engine(get_settings(), database_url=committing_database)
+    scratch = build_engine(get_settings(), database_url=prepare_api_role(committing_database))
     set_engine(scratch)
     yield app
     set_engine(engine)  # NullPool: the scratch engine holds no connection to dispose
@@ -104,3 +109,23 @@ async def committing_client(committing_app) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=committing_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def statement_logged_postgres() -> Iterator[StatementLoggedPostgres]:
+    """A server of the session's own logging every statement and login (statement_log.py)."""
+    yield from start_statement_logged_postgres()
+
+
+@pytest.fixture(scope="session")
+def logged_database(statement_logged_postgres: StatementLoggedPostgres) -> str:
+    """A migrated database on that server; the URL of its owner (the migration's role)."""
+    return create_migrated_database(statement_logged_postgres.admin_url(), "lambda_app_logged")
+
+
+@pytest.fixture(scope="session")
+def logged_api_database(logged_database: str) -> str:
+    """The same database as the API connects to it: as its own role (see 0002_api_role)."""
+    from lambda_app.local.database import prepare_api_role
+
+    return prepare_api_role(logged_database)

@@ -4,8 +4,7 @@ NullPool closes every request's connection without waiting for the server
 (`lambda_app.core.db._close_without_waiting`). The Terminate message must still
 arrive, encrypted, before the socket closes; a client that just vanished would
 show up in the proxy's log on every request and leave it to guess whether the
-server connection is reusable. And the connection a request opens early
-(`lambda_app.core.early_connection`) must be the one it uses, not a second one.
+server connection is reusable.
 """
 
 from __future__ import annotations
@@ -108,14 +107,12 @@ async def test_each_request_opens_one_connection_and_closes_it(  # type: ignore[
             for _ in range(CONNECTIONS):
                 me = await client.get("/api/users/me", headers=bearer)
                 assert me.status_code == 200, me.text
-            # A request that ends before its first query still closes its early connection.
+            # A request refused before it needs the database opens no connection.
             refused = await client.get("/api/users/me", headers={"authorization": "Bearer x.y.z"})
             assert refused.status_code == 401
 
         await _wait_for_no_clients(tls_pgbouncer)
-        # One login per authenticated request (the connection opened early is the one
-        # used), plus at most one for the refused request, whose connection may have
-        # been dropped before it logged in.
-        assert _logins(tls_pgbouncer) - logins_before in (CONNECTIONS, CONNECTIONS + 1)
+        # One login per authenticated request, none for the refused one.
+        assert _logins(tls_pgbouncer) - logins_before == CONNECTIONS
     finally:
         set_engine(engine)

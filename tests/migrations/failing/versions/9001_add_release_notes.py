@@ -1,14 +1,14 @@
 """test only: a good revision after the real ones
 
 Revision ID: 9001
-Revises: 0001
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "9001"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

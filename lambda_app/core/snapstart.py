@@ -1,0 +1,35 @@
+"""SnapStart: state that must be made anew in every container restored from one snapshot.
+
+With SnapStart, Lambda runs init once, snapshots the memory and restores every new
+container from that snapshot. Whatever init made that must be unique (random
+tokens, counters, `random`'s seed) would be the same in all of them. Such state is
+made lazily, on first use, and reset by an after-restore hook registered here.
+
+Lambda's Python runtime ships `snapshot_restore_py` and runs its hooks; outside
+Lambda (tests, `make run`, a container elsewhere) nothing is ever restored, so a
+missing module just means no hook will ever be due.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+try:
+    from snapshot_restore_py import register_after_restore
+except ModuleNotFoundError:  # not on Lambda's runtime: there is no restore to hook
+
+    def register_after_restore(func: Callable[[], object]) -> Callable[[], object]:
+        return func
+
+
+def after_restore(hook: Callable[[], None]) -> Callable[[], None]:
+    """Run `hook` in each container restored from a snapshot, before its first request."""
+    register_after_restore(hook)
+    return hook
+
+
+# `random` seeds itself once, at import: every restored container would draw the same
+# numbers. Nothing here uses it for anything secret, but a library might count on
+# it to differ between containers (jitter, sampling).
+after_restore(random.seed)

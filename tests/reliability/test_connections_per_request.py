@@ -1,0 +1,128 @@
+"""A request opens a database connection only once it needs the database.
+
+On AWS every connection is a TLS handshake and an IAM-authenticated login at RDS
+Proxy. Requests rejected before they reach a query (no or a bad token, an unknown
+route, a validation error) must cost none, or an anonymous flood becomes a login
+flood. Counted at the server: every connection it accepted (`connection received`),
+whether or not it got as far as logging in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from lambda_app.core.secrets import get_jwt_secret
+from lambda_app.core.security import create_access_token
+from tests.reliability.statement_log import StatementLoggedPostgres
+
+APPLICATION_NAME = "lambda_app.connections_test"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def client(  # type: ignore[no-untyped-def]
+    app, engine, logged_api_database: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    from lambda_app.core.db import build_engine, set_engine
+    from lambda_app.core.settings import get_settings
+
+    settings = get_settings().model_copy(update={"db_application_name": APPLICATION_NAME})
+    set_engine(build_engine(settings, database_url=logged_api_database))
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+    finally:
+        set_engine(engine)
+
+
+async def _bearer(client: httpx.AsyncClient) -> dict[str, str]:
+    registered = await client.post(
+        "/api/auth/register",
+        json={"username": "conn_user", "email": "conn@example.com", "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    issued = await client.post(
+        "/api/auth/token", data={"username": "conn_user", "password": PASSWORD}
+    )
+    assert issued.status_code == 200, issued.text
+    return {"authorization": f"Bearer {issued.json()['access_token']}"}
+
+
+def _token(*, secret: str, lifetime: dt.timedelta) -> str:
+    return create_access_token(user_id=1, token_version=0, secret=secret, lifetime=lifetime).token
+
+
+REJECTED_EARLY: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "no token": ("GET", "/api/users/me", {}),
+    "malformed token": ("GET", "/api/users/me", {"headers": {"authorization": "Bearer x.y.z"}}),
+    "not a bearer token": ("GET", "/api/users/me", {"headers": {"authorization": "Basic eDp5"}}),
+    "unknown route": ("GET", "/api/no-such-route", {}),
+    "validation error": ("POST", "/api/auth/register", {"json": {"username": ""}}),
+    "unparseable JSON": (
+        "POST",
+        "/api/auth/register",
+        {"content": b"{", "headers": {"content-type": "application/json"}},
+    ),
+}
+STATUS = {"unknown route": 404, "validation error": 422, "unparseable JSON": 422}
+
+
+async def test_requests_rejected_before_the_database_open_no_connection(
+    client: httpx.AsyncClient, statement_logged_postgres: StatementLoggedPostgres
+) -> None:
+    secret = get_jwt_secret()
+    cases = {
+        **REJECTED_EARLY,
+        "forged token": (
+            "GET",
+            "/api/users/me",
+            {
+                "headers": {
+                    "authorization": "Bearer "
+                    + _token(
+                        secret="not-the-server-secret-0123456789abcdef",
+                        lifetime=dt.timedelta(minutes=5),
+                    )
+                }
+            },
+        ),
+        "expired token": (
+            "GET",
+            "/api/users/me",
+            {
+                "headers": {
+                    "authorization": "Bearer "
+                    + _token(secret=secret, lifetime=dt.timedelta(minutes=-5))
+                }
+            },
+        ),
+    }
+    for case, (method, path, options) in cases.items():
+        mark = statement_logged_postgres.mark()
+        for _ in range(20):
+            response = await client.request(method, path, **options)
+            assert response.status_code == STATUS.get(case, 401), (case, response.text)
+            assert "error" in response.json(), case
+        await asyncio.sleep(0.2)  # a connection started and dropped would be logged by now
+        opened = statement_logged_postgres.connections_received(since=mark)
+        assert opened == [], f"{case}: {len(opened)} connection(s) for 20 rejected requests"
+
+
+async def test_a_request_that_needs_the_database_opens_exactly_one(
+    client: httpx.AsyncClient, statement_logged_postgres: StatementLoggedPostgres
+) -> None:
+    bearer = await _bearer(client)
+    for _ in range(5):
+        mark = statement_logged_postgres.mark()
+        me = await client.get("/api/users/me", headers=bearer)
+        assert me.status_code == 200, me.text
+        opened = statement_logged_postgres.connections_received(since=mark)
+        logins = statement_logged_postgres.logins(since=mark, application_name=APPLICATION_NAME)
+        assert len(opened) == len(logins) == 1, opened
