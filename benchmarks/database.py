@@ -65,7 +65,10 @@ def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
                 lifetime=dt.timedelta(hours=12),
             )
             yield BenchDatabase(
-                url=prepare_api_role(url), user_id=user_id, username=BENCH_USERNAME, token=token.token
+                url=prepare_api_role(url),
+                user_id=user_id,
+                username=BENCH_USERNAME,
+                token=token.token,
             )
         finally:
             asyncio.run(drop_database(admin, name))
