@@ -10,11 +10,17 @@ from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra_cdk.nag import acknowledge, acknowledge_vpc_function
+from infra_cdk.nag import (
+    ENVIRONMENT_HOLDS_NO_SECRETS,
+    acknowledge,
+    acknowledge_vpc_function,
+    skip_checkov,
+)
 
 API_HANDLER = "lambda_app.handlers.api.handler"
 # Lambda's CPU share grows with memory (1 full vCPU at 1,769 MB). The slowest thing
@@ -79,6 +85,7 @@ class Api(Construct):
         snap_start: bool,
         throttle_rate_per_second: int,
         throttle_burst: int,
+        encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -90,7 +97,11 @@ class Api(Construct):
             description="API function: out to the RDS Proxy and the Secrets Manager endpoint only",
         )
         self.log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "FunctionLogs",
+            retention=log_retention,
+            encryption_key=encryption_key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.function = lambda_.Function(
             self,
@@ -108,9 +119,11 @@ class Api(Construct):
             environment=environment,
             log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,
-            # SnapStart restores a snapshot taken after init (imports, app built) instead of
-            # importing everything on each cold start. The app opens no connection and
-            # fetches no secret at init, so nothing stale is frozen into the snapshot.
+            # SnapStart restores a snapshot taken after init instead of importing
+            # everything on each cold start. The snapshot holds the imports and the built
+            # app, and no connection or secret: the app opens and fetches those on first
+            # use. What must be unique per execution environment (the token in prepared
+            # statement names) is made after restore, not frozen into the snapshot.
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             tracing=lambda_.Tracing.DISABLED,
             # Superseded versions are deleted once a deploy succeeds (a failed one rolls
@@ -119,6 +132,22 @@ class Api(Construct):
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
         )
         acknowledge_vpc_function(self.function)
+        checkov_reasons = {
+            "CKV_AWS_116": (
+                "API Gateway invokes the function synchronously and answers the client "
+                "with the error (a 5xx); Lambda sends only asynchronous invocations to a "
+                "dead-letter queue, so one here would never receive anything."
+            ),
+            "CKV_AWS_173": ENVIRONMENT_HOLDS_NO_SECRETS,
+        }
+        if reserved_concurrency is None:
+            checkov_reasons["CKV_AWS_115"] = (
+                "No reserved concurrency in this stage (StageConfig.api_reserved_concurrency): "
+                "Lambda refuses a reservation that leaves an account with a small quota "
+                "fewer than 100 unreserved executions. The HTTP API stage's throttle caps "
+                "the request rate instead."
+            )
+        skip_checkov(self.function, checkov_reasons)
         # API Gateway calls a published version through this alias: SnapStart applies
         # only to versions, and a deploy switches traffic in one step.
         self.alias = lambda_.Alias(
@@ -126,7 +155,11 @@ class Api(Construct):
         )
 
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "AccessLogs",
+            retention=log_retention,
+            encryption_key=encryption_key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.http_api = apigw.HttpApi(
             self,

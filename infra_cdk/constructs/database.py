@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from infra_cdk.nag import acknowledge
+from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
+from lambda_app.core.database_roles import API_ROLE
 
 # The major version only: RDS applies minor upgrades itself (auto_minor_version_upgrade)
 # and a pinned minor version would then fight them on the next deploy.
 POSTGRES_VERSION = rds.PostgresEngineVersion.VER_17
 DATABASE_NAME = "lambda_app"
-# The owner of the schema. Alembic connects as this user with the generated secret;
-# the API connects as the same user through the proxy with IAM tokens (the proxy
-# holds the password, the API never sees it).
-DATABASE_USER = "lambda_app"
+# The master user, owner of the schema: only the migration function connects as it,
+# directly to the instance, with the generated secret.
+DATABASE_OWNER = "lambda_app"
+# The API's own role (rows of the app's tables, nothing else), created by a migration
+# with the app's constant, so the grant here and the role there cannot drift apart.
+# It signs in to the proxy with IAM tokens, and the proxy to PostgreSQL the same way.
+API_DATABASE_USER = API_ROLE
 DATABASE_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
+# Enhanced monitoring: the instance's OS metrics (memory, swap, processes) every minute.
+MONITORING_INTERVAL = Duration.seconds(60)
 
 
 class Database(Construct):
@@ -39,12 +47,25 @@ class Database(Construct):
         deletion_protection: bool,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
+        encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         self.database_name = DATABASE_NAME
-        self.user = DATABASE_USER
+        self.api_user = API_DATABASE_USER
         self.port = ec2.Port.tcp(DATABASE_PORT)
 
+        # Enhanced monitoring's role, made here rather than by CDK so that its cdk-nag
+        # acknowledgment (below) can name it.
+        monitoring_role = iam.Role(
+            self,
+            "MonitoringRole",
+            assumed_by=iam.ServicePrincipal("monitoring.rds.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AmazonRDSEnhancedMonitoringRole"
+                )
+            ],
+        )
         instance_sg = ec2.SecurityGroup(
             self,
             "InstanceSecurityGroup",
@@ -62,8 +83,12 @@ class Database(Construct):
             vpc_subnets=subnets,
             security_groups=[instance_sg],
             database_name=DATABASE_NAME,
-            credentials=rds.Credentials.from_generated_secret(DATABASE_USER),
-            storage_encrypted=True,  # KMS, the AWS-managed RDS key
+            credentials=rds.Credentials.from_generated_secret(
+                DATABASE_OWNER, encryption_key=encryption_key
+            ),
+            # The AWS-managed RDS key: moving an existing instance to another key means
+            # replacing it from a snapshot, not an update.
+            storage_encrypted=True,
             storage_type=rds.StorageType.GP3,
             allocated_storage=allocated_storage_gib,
             max_allocated_storage=max_allocated_storage_gib,
@@ -72,8 +97,8 @@ class Database(Construct):
             deletion_protection=deletion_protection,
             removal_policy=removal_policy,
             auto_minor_version_upgrade=True,
-            # Required by RDS for IAM database users; the proxy does the IAM part for
-            # the API, but direct IAM logins (e.g. an operator) stay possible.
+            # RDS Proxy signs in to PostgreSQL with IAM as the API's user (end-to-end
+            # IAM authentication), which needs IAM database authentication on.
             iam_authentication=True,
             publicly_accessible=False,
             instance_identifier=instance_identifier,
@@ -85,6 +110,8 @@ class Database(Construct):
                 "log_min_duration_statement": "1000",
             },
             enable_performance_insights=False,  # not on db.t4g.micro; CloudWatch metrics suffice
+            monitoring_interval=MONITORING_INTERVAL,
+            monitoring_role=monitoring_role,
         )
         # The export log groups, made here with a retention before RDS writes to them
         # (cloudwatch_logs_retention would add a custom-resource Lambda to do the same).
@@ -94,6 +121,7 @@ class Database(Construct):
                 f"{export.capitalize()}Logs",
                 log_group_name=f"/aws/rds/instance/{instance_identifier}/{export}",
                 retention=log_retention,
+                encryption_key=encryption_key,
                 removal_policy=RemovalPolicy.DESTROY,
             )
             self.instance.node.add_dependency(log_group)
@@ -107,14 +135,34 @@ class Database(Construct):
             allow_all_outbound=False,
             description="RDS Proxy: reachable only from the API function",
         )
+        # End-to-end IAM: a client signs in to the proxy with an IAM token, and the proxy
+        # signs in to PostgreSQL as the same user with its own role's IAM token. The
+        # proxy holds no password, so it can sign in only as users that have `rds_iam`
+        # and that this role may connect as: the API's user, never the schema's owner.
+        proxy_role = iam.Role(
+            self, "ProxyRole", assumed_by=iam.ServicePrincipal("rds.amazonaws.com")
+        )
+        proxy_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["rds-db:connect"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="rds-db",
+                        resource="dbuser",
+                        resource_name=f"{self.instance.instance_resource_id}/{API_DATABASE_USER}",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         self.proxy = self.instance.add_proxy(
             "Proxy",
             vpc=vpc,
             vpc_subnets=subnets,
             security_groups=[proxy_sg],
-            secrets=[self.secret],  # the proxy logs in to PostgreSQL with these credentials
+            role=proxy_role,
+            default_auth_scheme=rds.DefaultAuthScheme.IAM_AUTH,
             require_tls=True,
-            iam_auth=True,  # clients authenticate with IAM tokens, never with the password
             debug_logging=False,  # would log SQL text: never in a deployed stage
             # A Lambda invocation holds a connection for one request at most.
             idle_client_timeout=Duration.minutes(5),
@@ -131,15 +179,15 @@ class Database(Construct):
                 "function, so a non-default port would add no protection."
             ),
             "AwsSolutions-SMG4": (
-                "The generated master secret is read only by RDS Proxy and the "
-                "migration function (and operators with Secrets Manager access); the API "
-                "code never receives it, it signs in with 15-minute IAM tokens. It is "
-                "rotated as a planned operation: automatic rotation while the proxy and a "
-                "running migration hold connections is not set up here."
+                "The generated master secret is read only by the migration function (and "
+                "operators with Secrets Manager access): the proxy signs in with IAM and "
+                "the API never receives it. It is rotated as a planned operation: automatic "
+                "rotation while a migration holds a connection is not set up here."
             ),
         }
+        checkov_reasons: dict[str, str] = {}
         if not multi_az:
-            reasons["AwsSolutions-RDS3"] = (
+            reasons["AwsSolutions-RDS3"] = checkov_reasons["CKV_AWS_157"] = (
                 "Single-AZ is this stage's choice (StageConfig.db_multi_az): a "
                 "non-production database where an AZ outage may mean downtime, at half the cost."
             )
@@ -150,3 +198,15 @@ class Database(Construct):
                 "`cdk destroy`; production stages turn it on."
             )
         acknowledge(self.instance, reasons)
+        if checkov_reasons:
+            skip_checkov(self.instance, checkov_reasons)
+        acknowledge(
+            monitoring_role,
+            {
+                managed_policy_finding("AmazonRDSEnhancedMonitoringRole"): (
+                    "AWS-maintained policy for enhanced monitoring: RDS may create and write "
+                    "the RDSOSMetrics log group (log groups named RDS*) and nothing else. A "
+                    "copy as a customer policy would only drift from it."
+                )
+            },
+        )

@@ -6,16 +6,29 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra_cdk.nag import acknowledge
-
 PERIOD = Duration.minutes(5)
 GIB = 1024**3
+
+
+def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
+    """Proxy-to-database connections pinned to one client session (dimension ProxyName).
+
+    Each of the proxy's nodes publishes its own value: Sum adds them up.
+    """
+    return cloudwatch.Metric(
+        namespace="AWS/RDS",
+        metric_name="DatabaseConnectionsCurrentlySessionPinned",
+        dimensions_map={"ProxyName": proxy.db_proxy_name},
+        statistic="Sum",
+        period=PERIOD,
+    )
 
 
 class Monitoring(Construct):
@@ -29,22 +42,16 @@ class Monitoring(Construct):
         api_function: lambda_.Function,
         migration_function: lambda_.Function,
         database: rds.DatabaseInstance,
+        proxy: rds.IDatabaseProxy,
         db_connections_threshold: int,
         alarm_email: str | None,
+        encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True)
-        acknowledge(
-            self.topic,
-            {
-                "AwsSolutions-SNS2": (
-                    "Alarm notifications hold only alarm names, states and metric values, "
-                    "no customer data; CloudWatch cannot publish to a topic encrypted with the "
-                    "AWS-managed SNS key, and a customer-managed key adds cost for no gain."
-                )
-            },
-        )
+        # Encrypted under the stack's key, whose policy lets CloudWatch alarms publish
+        # (CloudWatch cannot use the AWS-managed SNS key).
+        self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True, master_key=encryption_key)
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
 
@@ -102,6 +109,17 @@ class Monitoring(Construct):
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             description="Less than 2 GiB of database storage left (autoscaling may be at its cap).",
         )
+        self._alarm(
+            "ProxySessionPinning",
+            session_pinned_connections(proxy),
+            threshold=0,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=(
+                "RDS Proxy pinned a database connection to one client session (after a SET, "
+                "an SQL PREPARE, an advisory lock or a temporary table): a pinned "
+                "connection serves no other client, so the pool stops multiplexing."
+            ),
+        )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
@@ -147,6 +165,10 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Database free storage (bytes)",
                 left=[database.metric_free_storage_space(period=PERIOD, statistic="Minimum")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Proxy connections pinned to a session",
+                left=[session_pinned_connections(proxy)],
             ),
         )
 

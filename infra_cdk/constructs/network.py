@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -26,6 +27,7 @@ class Network(Construct):
         availability_zones: list[str],
         flow_log_traffic: ec2.FlowLogTrafficType,
         log_retention: logs.RetentionDays,
+        encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -45,7 +47,11 @@ class Network(Construct):
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
         flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "FlowLogs",
+            retention=log_retention,
+            encryption_key=encryption_key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.vpc.add_flow_log(
             "FlowLog",

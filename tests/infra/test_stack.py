@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from lambda_app.core.database_roles import API_ROLE
 from tests.infra.conftest import PROD_OPTIONS, Synth
 
 APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")
@@ -35,6 +36,16 @@ def db_secret_ref(synth: Synth) -> dict[str, str]:
 
 def sg_id(synth: Synth, prefix: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [one(synth, "AWS::EC2::SecurityGroup", prefix)[0], "GroupId"]}
+
+
+def key_arn(synth: Synth) -> dict[str, Any]:
+    (key_id,) = synth.of_type("AWS::KMS::Key")
+    return {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+def master_user(synth: Synth) -> str:
+    generator = props(synth, "AWS::SecretsManager::Secret", "LambdaApp")["GenerateSecretString"]
+    return str(json.loads(generator["SecretStringTemplate"])["username"])
 
 
 # --- functions ---------------------------------------------------------------------
@@ -170,6 +181,16 @@ def test_database_is_encrypted_backed_up_and_forces_tls(synth: Synth) -> None:
     assert params["Parameters"]["rds.force_ssl"] == "1"
 
 
+def test_database_has_enhanced_monitoring(synth: Synth) -> None:
+    db = props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")
+    assert db["MonitoringInterval"] == 60
+    role_id = db["MonitoringRoleArn"]["Fn::GetAtt"][0]
+    role = synth.resources[role_id]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    assert "AmazonRDSEnhancedMonitoringRole" in json.dumps(role["ManagedPolicyArns"])
+
+
 def test_database_credentials_are_generated_in_secrets_manager(synth: Synth) -> None:
     db = props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")
     password = json.dumps(db["MasterUserPassword"])
@@ -178,13 +199,14 @@ def test_database_credentials_are_generated_in_secrets_manager(synth: Synth) -> 
     assert "GenerateSecretString" in secret and "SecretString" not in secret
 
 
-def test_proxy_requires_tls_and_iam_auth_and_holds_the_db_secret(synth: Synth) -> None:
+def test_proxy_requires_tls_and_end_to_end_iam_auth_and_holds_no_secret(synth: Synth) -> None:
     proxy = props(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")
     assert proxy["RequireTLS"] is True
     assert proxy["EngineFamily"] == "POSTGRESQL"
-    (auth,) = proxy["Auth"]
-    assert auth["IAMAuth"] == "REQUIRED"
-    assert auth["SecretArn"] == db_secret_ref(synth)
+    # IAM from the client to the proxy and from the proxy to PostgreSQL: with no
+    # password to log in with, the proxy reaches only users that have rds_iam.
+    assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
+    assert "Auth" not in proxy
     assert proxy.get("DebugLogging", False) is False
 
 
@@ -193,17 +215,59 @@ def _statements(synth: Synth, policy_prefix: str) -> list[dict[str, Any]]:
     return list(policy["PolicyDocument"]["Statement"])
 
 
-def test_api_may_connect_to_the_proxy_as_the_app_user_only(synth: Synth) -> None:
+def _dbuser_arn(statement: dict[str, Any]) -> tuple[Any, str]:
+    """rds-db:connect's resource, as (the resource id part, the user name)."""
+    prefix, resource_id, user = statement["Resource"]["Fn::Join"][1]
+    assert prefix == "arn:aws:rds-db:us-east-1:123456789012:dbuser:"
+    assert user.startswith("/")
+    return resource_id, user[1:]
+
+
+def test_api_may_connect_to_the_proxy_as_the_api_user_only(synth: Synth) -> None:
     statements = [
         s
         for s in _statements(synth, "ApiFunctionServiceRoleDefaultPolicy")
         if s["Action"] == "rds-db:connect"
     ]
     assert len(statements) == 1
-    resource = json.dumps(statements[0]["Resource"])
-    assert ":dbuser:" in resource and "/lambda_app" in resource
-    assert "DatabaseInstanceProxy" in resource  # the proxy's resource id, from its ARN
-    assert "*" not in resource
+    resource_id, user = _dbuser_arn(statements[0])
+    assert user == API_ROLE  # the role the migration creates, not the schema's owner
+    assert user != master_user(synth)
+    proxy_id = one(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")[0]
+    # The proxy's resource id, the last part of its ARN.
+    assert json.dumps(resource_id) == json.dumps(
+        {"Fn::Select": [6, {"Fn::Split": [":", {"Fn::GetAtt": [proxy_id, "DBProxyArn"]}]}]}
+    )
+
+
+def test_proxy_signs_in_to_postgres_as_the_api_user_only(synth: Synth) -> None:
+    proxy = props(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")
+    role_id = proxy["RoleArn"]["Fn::GetAtt"][0]
+    trust = synth.resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "rds.amazonaws.com"}]
+    policies = [
+        p["Properties"]
+        for p in synth.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    assert len(policies) == 1
+    (statement,) = policies[0]["PolicyDocument"]["Statement"]  # no secret, no key
+    assert statement["Action"] == "rds-db:connect"
+    resource_id, user = _dbuser_arn(statement)
+    assert user == API_ROLE
+    db_id = one(synth, "AWS::RDS::DBInstance", "DatabaseInstance")[0]
+    assert resource_id == {"Fn::GetAtt": [db_id, "DbiResourceId"]}  # the instance's
+
+
+def test_no_role_may_connect_as_the_schema_owner_with_iam(synth: Synth) -> None:
+    # The owner signs in only with the password, directly: never through the proxy.
+    users = [
+        _dbuser_arn(statement)[1]
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "rds-db:connect"
+    ]
+    assert users == [API_ROLE, API_ROLE]  # the API function, and the proxy
 
 
 def _readable_secrets(statements: list[dict[str, Any]]) -> list[Any]:
@@ -223,6 +287,85 @@ def test_secret_read_grants_are_scoped(synth: Synth) -> None:
     assert _readable_secrets(api) == [jwt]  # never the database password
     migration_secrets = _readable_secrets(migrations)
     assert db_secret in migration_secrets and jwt not in migration_secrets
+
+
+# --- encryption at rest ------------------------------------------------------------------
+
+
+def test_one_customer_managed_key_with_rotation_that_outlives_the_stack(synth: Synth) -> None:
+    (key,) = synth.of_type("AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "key_property"),
+    [
+        ("AWS::Logs::LogGroup", "KmsKeyId"),
+        ("AWS::SecretsManager::Secret", "KmsKeyId"),
+        ("AWS::SNS::Topic", "KmsMasterKeyId"),
+    ],
+)
+def test_logs_secrets_and_alarm_topic_are_encrypted_with_the_key(
+    synth: Synth, resource_type: str, key_property: str
+) -> None:
+    resources = synth.of_type(resource_type)
+    assert resources
+    unencrypted = [
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource["Properties"].get(key_property) != key_arn(synth)
+    ]
+    assert unencrypted == []
+
+
+def _key_statements(synth: Synth) -> list[dict[str, Any]]:
+    (key,) = synth.of_type("AWS::KMS::Key").values()
+    return list(key["Properties"]["KeyPolicy"]["Statement"])
+
+
+def _service_statement(synth: Synth, service: str) -> dict[str, Any]:
+    (statement,) = [s for s in _key_statements(synth) if s["Principal"] == {"Service": service}]
+    return statement
+
+
+def test_key_lets_cloudwatch_logs_encrypt_this_accounts_log_groups_only(synth: Synth) -> None:
+    statement = _service_statement(synth, "logs.us-east-1.amazonaws.com")
+    assert "kms:GenerateDataKey*" in statement["Action"]
+    assert statement["Condition"] == {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:123456789012:log-group:*"
+        }
+    }
+
+
+def test_key_lets_this_accounts_alarms_publish_to_the_encrypted_topic(synth: Synth) -> None:
+    statement = _service_statement(synth, "cloudwatch.amazonaws.com")
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"},
+    }
+
+
+def test_functions_decrypt_with_the_key_only_through_secrets_manager(synth: Synth) -> None:
+    roles = {
+        one(synth, "AWS::IAM::Role", f"{function}ServiceRole")[0] for function in APP_FUNCTIONS
+    }
+    statements = [
+        s
+        for s in _key_statements(synth)
+        if roles & {p["Fn::GetAtt"][0] for p in s["Principal"].get("AWS", []) if "Fn::GetAtt" in p}
+    ]
+    assert statements
+    for statement in statements:
+        assert statement["Action"] == "kms:Decrypt"
+        assert statement["Condition"] == {
+            "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
+        }
+    assert all(
+        s["Principal"] != "*" and s["Principal"] != {"AWS": "*"} for s in _key_statements(synth)
+    )
 
 
 # --- API -------------------------------------------------------------------------------
@@ -259,7 +402,7 @@ def test_api_environment_points_at_the_proxy_with_iam_auth(synth: Synth) -> None
     env = props(synth, "AWS::Lambda::Function", "ApiFunction")["Environment"]["Variables"]
     proxy_id = one(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")[0]
     assert env["DB_HOST"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}
-    assert env["DB_IAM_AUTH"] == "true" and env["DB_USER"] == "lambda_app"
+    assert env["DB_IAM_AUTH"] == "true" and env["DB_USER"] == API_ROLE
     assert env["DB_SSL"] == "verify-full"
     assert env["ENVIRONMENT"] == synth.stage
     assert "DB_SECRET_ARN" not in env
@@ -366,6 +509,7 @@ EXPECTED_ALARMS = {
     ("AWS/RDS", "CPUUtilization"),
     ("AWS/RDS", "DatabaseConnections"),
     ("AWS/RDS", "FreeStorageSpace"),
+    ("AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned"),
 }
 
 
@@ -387,9 +531,22 @@ def test_duration_alarm_fires_before_the_timeout(synth: Synth) -> None:
     assert 0 < duration["Threshold"] < timeout_ms
 
 
-def test_dashboard_shows_the_alarms_and_the_database(synth: Synth) -> None:
+def test_session_pinning_alarm_watches_the_proxy(synth: Synth) -> None:
+    alarm = props(synth, "AWS::CloudWatch::Alarm", "MonitoringProxySessionPinning")
+    assert alarm["MetricName"] == "DatabaseConnectionsCurrentlySessionPinned"
+    proxy = ref_of(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")  # Ref: its name
+    assert alarm["Dimensions"] == [{"Name": "ProxyName", "Value": proxy}]
+    assert alarm["Statistic"] == "Sum"  # each proxy node reports its own pinned connections
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+    topic = ref_of(synth, "AWS::SNS::Topic", "MonitoringAlarmTopic")
+    assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+
+
+def test_dashboard_shows_the_alarms_the_database_and_the_proxy(synth: Synth) -> None:
     body = json.dumps(props(synth, "AWS::CloudWatch::Dashboard", "MonitoringDashboard"))
     assert "CPUUtilization" in body and "5xx" in body and "alarms" in body.lower()
+    proxy_id = one(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")[0]
+    assert "DatabaseConnectionsCurrentlySessionPinned" in body and proxy_id in body
 
 
 # --- stages ----------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""The stack's customer-managed KMS key: its log groups, secrets and alarm topic at rest."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class Encryption(Construct):
+    """One key, rotated yearly, whose policy names every service that uses it.
+
+    Account principals get the key only through IAM policies (CDK's default key policy
+    delegates to the account): the functions' roles are granted kms:Decrypt through
+    Secrets Manager alone, by the secrets' grant_read. Two AWS services act on the key
+    themselves, each limited to this account: CloudWatch Logs, for the log groups, and
+    CloudWatch alarms, which publish to the encrypted alarm topic.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, description: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=description,
+            enable_key_rotation=True,
+            # Kept when the stack is deleted: a deleted key would make anything still
+            # encrypted with it (a secret in its recovery window) unreadable for good.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # AWS's documented statement for encrypted log groups. The encryption context
+        # names the log group, so the service uses the key for this account's and
+        # region's log groups only. It can't name them one by one: the log groups
+        # reference the key, and a key policy naming them would be a cycle.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsEncryptsThisAccountsLogGroups",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+        # CloudWatch publishes alarm notifications as its service principal, and SNS
+        # encrypts each message under the topic's key on the publisher's behalf:
+        # without this statement an alarm on the encrypted topic notifies nobody.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToTheEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
