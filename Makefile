@@ -80,3 +80,9 @@ lint: install ## ruff and mypy
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix lambda_app infra_cdk migrations tests
 	$(VENV)/bin/ruff format lambda_app infra_cdk migrations tests
+
+# The shipped aarch64 bundles under Lambda's runtime client (awslambdaric) in qemu, with
+# Debian's arm64 python3.13 (cached in .cache/lambda-target). Needs qemu-user-static.
+.PHONY: target-test
+target-test: install ## the aarch64 bundles under awslambdaric in qemu (prints the cold-start ratio)
+	$(PY) -m pytest tests/lambda_target
