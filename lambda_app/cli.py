@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterator
 
 from lambda_app.core.settings import get_settings
+from lambda_app.migrate.settings import get_migration_settings
 
 
 @contextlib.contextmanager
@@ -29,14 +30,16 @@ def _use_database(url: str) -> Iterator[None]:
     """Point the app's settings (and so its engine) at `url` for this process."""
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
+    get_migration_settings.cache_clear()
     yield
 
 
 async def _ensure_superuser(*, allow_local_default: bool) -> None:
-    from lambda_app.core.db import get_engine, get_sessionmaker
-    from lambda_app.users.bootstrap import ensure_superuser, superuser_spec
+    from lambda_app.db.engine import get_engine
+    from lambda_app.db.session import get_sessionmaker
+    from lambda_app.migrate.superuser import ensure_superuser, superuser_spec
 
-    spec = superuser_spec(get_settings(), allow_local_default=allow_local_default)
+    spec = superuser_spec(get_migration_settings(), allow_local_default=allow_local_default)
     if spec is None:
         return
     async with get_sessionmaker()() as session:

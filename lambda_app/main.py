@@ -18,7 +18,7 @@ from lambda_app.auth.router import router as auth_router
 from lambda_app.core.errors import AppError, add_error_schemas, error_body, error_response
 from lambda_app.core.logging import configure_logging
 from lambda_app.core.middleware import RequestContextMiddleware
-from lambda_app.core.settings import Settings, get_settings
+from lambda_app.core.settings import ApiSettings, get_settings
 from lambda_app.docs_ui.router import OPENAPI_PATH, STATIC_DIR, STATIC_PATH
 from lambda_app.docs_ui.router import router as docs_router
 from lambda_app.health.router import router as health_router
@@ -71,7 +71,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lambda_app.core.settings import Settings
+from lambda_app.migrate.settings import MigrationSettings, get_migration_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def alembic_config(script_location: Path | None = None) -> Config:
     return config
 
 
-def migration_settings(settings: Settings) -> Settings:
+def migration_settings(settings: MigrationSettings) -> MigrationSettings:
     """The app's settings (same credential sources), with a statement timeout sized for DDL."""
     return settings.model_copy(
         update={
@@ -238,10 +238,9 @@ def upgrade_to_head(database_url: str) -> None:
 
 
 async def _upgrade_to_head(database_url: str) -> None:
-    from lambda_app.core.db import build_engine
-    from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine
 
-    engine = build_engine(migration_settings(get_settings()), database_url=database_url)
+    engine = build_engine(migration_settings(get_migration_settings()), database_url=database_url)
     try:
         await migrate(engine, "upgrade", "head")
     finally:

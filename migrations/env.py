@@ -48,12 +48,12 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_with_own_engine() -> None:
-    from lambda_app.core.db import build_engine
-    from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine
+    from lambda_app.migrate.settings import get_migration_settings
     from lambda_app.migrations_runner import migration_lock, migration_settings
 
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
-    engine = build_engine(migration_settings(get_settings()), database_url=url)
+    engine = build_engine(migration_settings(get_migration_settings()), database_url=url)
     try:
         async with migration_lock(engine), engine.connect() as connection:
             await connection.run_sync(_run_sync)

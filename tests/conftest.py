@@ -48,8 +48,9 @@ def api_database_url_for_tests(database_url_for_tests: str) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
-    from lambda_app.core.secrets import get_jwt_secret
     from lambda_app.core.settings import get_settings
+    from lambda_app.identity.signing_key import get_jwt_secret
+    from lambda_app.migrate.settings import get_migration_settings
 
     saved = dict(os.environ)
     os.environ.update(
@@ -63,6 +64,7 @@ def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
     for name in ("FIRST_SUPERUSER_USERNAME", "FIRST_SUPERUSER_EMAIL", "FIRST_SUPERUSER_PASSWORD"):
         os.environ.pop(name, None)
     get_settings.cache_clear()
+    get_migration_settings.cache_clear()
     get_jwt_secret.cache_clear()
     yield
     os.environ.clear()
@@ -71,8 +73,8 @@ def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 async def engine(_test_settings: None) -> AsyncIterator[AsyncEngine]:
-    from lambda_app.core.db import build_engine, set_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine, set_engine
 
     engine = build_engine(get_settings())
     set_engine(engine)
@@ -93,7 +95,7 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 @pytest.fixture
 async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
     """A session inside the test's outer transaction; the app's sessions join it too."""
-    from lambda_app.core.db import set_sessionmaker
+    from lambda_app.db.session import set_sessionmaker
 
     maker = async_sessionmaker(
         bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.security import hash_password
+from lambda_app.identity.passwords import hash_password
 from lambda_app.models import User
 from lambda_app.users.service import slugify
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
-from lambda_app.core.database_roles import API_ROLE
+from lambda_app.workload import API_ROLE
 
 # The major version only: RDS applies minor upgrades itself (auto_minor_version_upgrade)
 # and a pinned minor version would then fight them on the next deploy.

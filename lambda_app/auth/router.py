@@ -7,9 +7,9 @@ from fastapi import APIRouter, Form, status
 from lambda_app.auth import service
 from lambda_app.auth.errors import InvalidCredentials, TooManyLoginAttempts
 from lambda_app.auth.schemas import TokenResponse
-from lambda_app.core.db import DbSession
 from lambda_app.core.errors import error_responses
 from lambda_app.core.settings import get_settings
+from lambda_app.db.session import DbSession
 from lambda_app.users import service as users_service
 from lambda_app.users.errors import EmailTaken, UsernameTaken
 from lambda_app.users.schemas import PASSWORD_MAX, UserCreate, UserRead

@@ -1,4 +1,4 @@
-"""Logging in: check credentials, issue tokens, resolve the user behind a token."""
+"""Logging in: check credentials, throttle failures, issue tokens."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.auth import throttle
 from lambda_app.auth.errors import InvalidCredentials, TooManyLoginAttempts
-from lambda_app.core.errors import NotAuthenticated
-from lambda_app.core.secrets import get_jwt_secret
-from lambda_app.core.security import (
-    AccessToken,
-    InvalidToken,
-    burn_verify_time,
-    create_access_token,
-    decode_access_token,
-    verify_password,
-)
-from lambda_app.core.settings import Settings
-from lambda_app.models import User
+from lambda_app.core.settings import ApiSettings
+from lambda_app.identity.passwords import burn_verify_time, verify_password
+from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.tokens import AccessToken, create_access_token
 from lambda_app.users.repository import UserRepository
 
 
 async def login(
-    session: AsyncSession, *, login: str, password: str, settings: Settings
+    session: AsyncSession, *, login: str, password: str, settings: ApiSettings
 ) -> AccessToken:
     """Issue a token for valid credentials of an active user.
 
@@ -59,15 +51,3 @@ async def login(
         secret=get_jwt_secret(),
         lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
     )
-
-
-async def user_from_token(session: AsyncSession, token: str) -> User:
-    try:
-        claims = decode_access_token(token, secret=get_jwt_secret())
-    except InvalidToken:
-        raise NotAuthenticated() from None
-    user = await UserRepository(session).get(claims.user_id)
-    # Deleted, deactivated, or the password changed since the token was issued.
-    if user is None or not user.is_active or user.token_version != claims.token_version:
-        raise NotAuthenticated()
-    return user

@@ -13,8 +13,8 @@ from sqlalchemy import Table, case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.db import get_sessionmaker
-from lambda_app.core.settings import Settings
+from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import get_sessionmaker
 from lambda_app.models import LoginThrottle
 
 LOGIN_KEY_MAX = 320
@@ -25,7 +25,9 @@ def throttle_key(login: str) -> str:
     return login.replace("\x00", "").strip().lower()[:LOGIN_KEY_MAX]
 
 
-async def lockout_seconds(session: AsyncSession, key: str, settings: Settings) -> tuple[int, bool]:
+async def lockout_seconds(
+    session: AsyncSession, key: str, settings: ApiSettings
+) -> tuple[int, bool]:
     """(seconds the login is still locked out, whether a counter row exists)."""
     row = await session.scalar(select(LoginThrottle).where(LoginThrottle.login == key))
     if row is None:
@@ -37,7 +39,7 @@ async def lockout_seconds(session: AsyncSession, key: str, settings: Settings) -
     return (int(remaining) + 1 if remaining > 0 else 0), True
 
 
-async def record_failure(key: str, settings: Settings) -> None:
+async def record_failure(key: str, settings: ApiSettings) -> None:
     now = dt.datetime.now(dt.UTC)
     window_start = now - dt.timedelta(seconds=settings.login_failure_window_seconds)
     table = LoginThrottle.__table__

@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lambda_app.core.db_errors import is_database_unavailable
 from lambda_app.core.errors import AppError, DatabaseUnavailable, PayloadTooLarge, error_body
+from lambda_app.db.errors import is_database_unavailable
 
 logger = logging.getLogger("lambda_app.request")
 REQUEST_ID_HEADER = "x-request-id"

@@ -1,12 +1,13 @@
-"""Application settings, read once per process from the environment (and `.env`).
+"""Settings, read once per process from the environment (and `.env`).
 
-One `Settings` class holds every knob. Secrets are `SecretStr` so they never end
-up in a repr or a log line. On AWS the secrets come from Secrets Manager
-(`JWT_SECRET_ARN`, `DB_SECRET_ARN`, `FIRST_SUPERUSER_SECRET_ARN`), never from plain
-environment variables.
+Each function validates only what it uses: `ApiSettings` here for the API, and
+`lambda_app.migrate.settings.MigrationSettings` for the migration function; both build
+on `DatabaseSettings`. Secrets are `SecretStr`, so they never end up in a repr or a
+log line; on AWS they come from Secrets Manager (`JWT_SECRET_ARN`, `DB_SECRET_ARN`,
+`FIRST_SUPERUSER_SECRET_ARN`), never from plain environment variables.
 
-Settings that are refused raise `SettingsError` from `get_settings()`: it names each
-variable and what is wrong with it, never a value.
+Refused settings raise `SettingsError` (`load_settings`): it names each variable and
+what is wrong with it, never a value.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Self
+from typing import Any, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lambda_app import workload
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
 
 # A value that only exists so `make run` works out of the box. Outside local
 # development the app refuses to start with it (see `_refuse_unsafe_secrets`).
@@ -27,10 +32,7 @@ LOCAL_DEV_JWT_SECRET = "local-development-only-jwt-secret-change-me"  # noqa: S1
 MIN_JWT_SECRET_LENGTH = 32
 
 
-class Environment(StrEnum):
-    LOCAL = "local"
-    DEV = "dev"
-    PROD = "prod"
+LOCAL = "local"
 
 
 class DbSslMode(StrEnum):
@@ -39,16 +41,36 @@ class DbSslMode(StrEnum):
     VERIFY_FULL = "verify-full"  # encrypted, verified against the bundled RDS CA
 
 
-class Settings(BaseSettings):
+class BaseAppSettings(BaseSettings):
+    """What every function reads: its stage and its log level."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    environment: Environment = Environment.LOCAL
+    # The stage name the infrastructure passes (StageConfig.name); `local` is development.
+    environment: str = Field(default=LOCAL, pattern=r"^[a-z][a-z0-9-]{0,31}$")
     log_level: str = "INFO"
-    sql_echo: bool = False
 
-    # --- database: exactly one source (see lambda_app/core/db_credentials.py) -------
+    @property
+    def is_local(self) -> bool:
+        return self.environment == LOCAL
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, level: str) -> str:
+        # Checked here rather than failing later in logging.setLevel, whose error names
+        # neither the variable nor the levels it accepts.
+        known = logging.getLevelNamesMapping()
+        if level.upper() not in known:
+            raise ValueError(f"unknown log level; expected one of {', '.join(known)}")
+        return level.upper()
+
+
+class DatabaseSettings(BaseAppSettings):
+    """Where the database is and how to reach it: exactly one source (`lambda_app.db.sources`)."""
+
+    sql_echo: bool = False
     # (a) a full URL: postgresql+asyncpg://user:password@host:5432/name
     database_url: SecretStr | None = None
     # (b) RDS IAM authentication (db_iam_auth=true) or (c) a Secrets Manager secret
@@ -62,42 +84,31 @@ class Settings(BaseSettings):
     db_ssl: DbSslMode | None = None  # default: verify-full on AWS sources, as in the URL otherwise
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_command_timeout_seconds: float = Field(default=10.0, gt=0)
-    db_application_name: str = "lambda_app"
+    db_application_name: str = workload.NAME
 
-    # --- authentication ------------------------------------------------------------
-    jwt_secret: SecretStr = SecretStr(LOCAL_DEV_JWT_SECRET)
-    jwt_secret_arn: str | None = None
-    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
-    # Argon2id cost. Defaults: OWASP's recommended minimum (19 MiB, t=2, p=1), sized
-    # for a Lambda vCPU. Raising them is safe: old hashes are upgraded at next login.
+
+class PasswordHashSettings(BaseSettings):
+    """Argon2id's cost. Defaults: OWASP's recommended minimum (19 MiB, t=2, p=1), sized for
+    a Lambda vCPU. Raising them is safe: old hashes are upgraded at the next login."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
     password_hash_memory_kib: int = Field(default=19_456, ge=8_192)
     password_hash_time_cost: int = Field(default=2, ge=1)
     password_hash_parallelism: int = Field(default=1, ge=1)
+
+
+class ApiSettings(DatabaseSettings, PasswordHashSettings):
+    """The API function's settings."""
+
+    jwt_secret: SecretStr = SecretStr(LOCAL_DEV_JWT_SECRET)
+    jwt_secret_arn: str | None = None
+    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
-
-    # --- first superuser (created by `migrate` / `create-superuser` when configured) --
-    first_superuser_username: str | None = None
-    first_superuser_email: str | None = None
-    first_superuser_password: SecretStr | None = None
-    first_superuser_secret_arn: str | None = None
-
-    # --- HTTP ----------------------------------------------------------------------
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
-
-    @property
-    def is_local(self) -> bool:
-        return self.environment is Environment.LOCAL
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_log_level(cls, level: str) -> str:
-        # Checked here rather than failing later in logging.setLevel, whose error names
-        # neither the variable nor the levels it accepts.
-        known = logging.getLevelNamesMapping()
-        if level.upper() not in known:
-            raise ValueError(f"unknown log level; expected one of {', '.join(known)}")
-        return level.upper()
 
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Self:
@@ -111,14 +122,14 @@ class Settings(BaseSettings):
         return self
 
 
-def check_jwt_secret(secret: str, environment: Environment) -> None:
+def check_jwt_secret(secret: str, environment: str) -> None:
     """Fail fast on a JWT secret that would let anyone forge tokens."""
-    if environment is Environment.LOCAL:
+    if environment == LOCAL:
         return
     if not secret or secret == LOCAL_DEV_JWT_SECRET or len(secret) < MIN_JWT_SECRET_LENGTH:
         raise ValueError(
             f"JWT secret is missing, the local default, or shorter than {MIN_JWT_SECRET_LENGTH} "
-            f"characters: refusing to run with ENVIRONMENT={environment.value}"
+            f"characters: refusing to run with ENVIRONMENT={environment}"
         )
 
 
@@ -166,10 +177,16 @@ class SettingsError(ValueError):
         return cls(problems)
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def load_settings(model: type[AnySettings], **values: Any) -> AnySettings:
+    """`model(**values)`, read from the environment, refused with a `SettingsError`."""
     try:
-        return Settings()
+        return model(**values)
     except ValidationError as exc:
         # `from None`: printed with its cause, the ValidationError would show the values.
         raise SettingsError.from_validation_error(exc) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ApiSettings:
+    """The API function's settings, read once per process."""
+    return load_settings(ApiSettings)

@@ -4,7 +4,7 @@ Entry point: `lambda_app.handlers.api.handler`.
 
 Built once per container, at import: the FastAPI app (it opens no connection), the
 Mangum adapter and the one event loop every warm invocation reuses. The engine stays
-lazy (`lambda_app.core.db.get_engine`), created by the first request that needs it.
+lazy (`lambda_app.db.engine.get_engine`), created by the first request that needs it.
 
 `lifespan="off"`: Mangum would otherwise run the ASGI lifespan around every single
 invocation, and the app has nothing to start or stop per container anyway.

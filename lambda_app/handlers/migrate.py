@@ -30,7 +30,8 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from lambda_app.core.logging import configure_logging
-from lambda_app.core.settings import Settings, SettingsError, get_settings
+from lambda_app.core.settings import SettingsError
+from lambda_app.migrate.settings import MigrationSettings, get_migration_settings
 from lambda_app.migrations_runner import (
     ACTIONS,
     DEFAULT_LOCK_TIMEOUT_SECONDS,
@@ -94,7 +95,7 @@ class MigrationRequest:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (`lambda_app.handlers.migrate.handler`)."""
     try:
-        level = get_settings().log_level
+        level = get_migration_settings().log_level
     except Exception:  # invalid settings: reported (log-safely) by run_migration_event
         level = "INFO"
     configure_logging(level)
@@ -130,9 +131,9 @@ def run_migration_event(event: Any, *, request_id: str | None = None) -> dict[st
 
 
 async def _run(request: MigrationRequest) -> dict[str, Any]:
-    from lambda_app.core.db import build_engine
+    from lambda_app.db.engine import build_engine
 
-    settings = get_settings()
+    settings = get_migration_settings()
     # A fresh engine per invocation, disposed at the end: the function runs rarely, so a
     # warm container must not keep a connection open to the instance between releases.
     engine = build_engine(migration_settings(settings))
@@ -169,10 +170,10 @@ def _result(outcome: MigrationOutcome) -> dict[str, Any]:
 
 
 async def _ensure_first_superuser(
-    engine: AsyncEngine, settings: Settings, outcome: MigrationOutcome
+    engine: AsyncEngine, settings: MigrationSettings, outcome: MigrationOutcome
 ) -> dict[str, Any] | None:
     """Create the configured first superuser if missing; None when none is configured."""
-    from lambda_app.users.bootstrap import ensure_superuser, superuser_spec
+    from lambda_app.migrate.superuser import ensure_superuser, superuser_spec
 
     spec = superuser_spec(settings, allow_local_default=False)
     if spec is None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from lambda_app.core.db import get_engine
 from lambda_app.core.errors import DatabaseUnavailable, error_responses
+from lambda_app.db.engine import get_engine
 from lambda_app.health.schemas import HealthStatus
 
 router = APIRouter(prefix="/health", tags=["health"])

@@ -72,7 +72,7 @@ def test_database_name() -> str:
 
 def api_database_url(owner_url: str) -> str:
     """The same database as the API connects to it: as its own role, not as the owner."""
-    from lambda_app.core.database_roles import API_ROLE
+    from lambda_app.workload import API_ROLE
 
     url = make_url(owner_url).set(username=API_ROLE, password=LOCAL_API_ROLE_PASSWORD)
     return url.render_as_string(hide_password=False)
@@ -80,8 +80,8 @@ def api_database_url(owner_url: str) -> str:
 
 def prepare_api_role(owner_url: str) -> str:
     """After the migrations made the API role: give it the local password; its URL."""
-    from lambda_app.core.database_roles import API_ROLE
     from lambda_app.local.embedded_postgres import plain_connection
+    from lambda_app.workload import API_ROLE
 
     async def set_password() -> None:
         async with plain_connection(owner_url) as conn:

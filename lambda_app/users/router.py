@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from lambda_app.auth.dependencies import CurrentUser, Superuser
-from lambda_app.core.db import DbSession
 from lambda_app.core.errors import NotAuthenticated, PermissionDenied, error_responses
+from lambda_app.db.session import DbSession
+from lambda_app.identity.dependencies import CurrentUser, Superuser
 from lambda_app.users import service
 from lambda_app.users.errors import (
     CannotDeleteSelf,

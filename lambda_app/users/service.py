@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.security import hash_password, verify_password
+from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.models import User
 from lambda_app.users.errors import CannotDeleteSelf, UserNotFound, WrongCurrentPassword
 from lambda_app.users.repository import UserRepository

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from lambda_app.core.database_roles import API_ROLE
+from lambda_app.workload import API_ROLE
 
 revision: str = "0002"
 down_revision: str | None = "0001"

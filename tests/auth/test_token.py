@@ -1,8 +1,8 @@
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.security import decode_access_token
 from lambda_app.core.settings import get_settings
+from lambda_app.identity.tokens import decode_access_token
 from lambda_app.models import User
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 

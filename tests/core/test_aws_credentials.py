@@ -30,20 +30,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lambda_app.core import aws_credentials
-from lambda_app.core.aws_credentials import (
-    CachedDbSecret,
-    DbSecret,
-    IamAuthTokens,
-    IamConnector,
-    SecretConnector,
-    SecretFormatError,
-    fetch_secret_string,
-    plan_aws_connection,
-)
-from lambda_app.core.db import build_engine, engine_for_plan
-from lambda_app.core.db_credentials import DatabaseNotConfigured, rds_verify_full_context
-from lambda_app.core.settings import Settings
+from lambda_app.core.aws import SecretFormatError, fetch_secret_string, secret_fetcher
+from lambda_app.core.settings import ApiSettings
+from lambda_app.db.engine import build_engine, engine_for_plan
+from lambda_app.db.iam import IamAuthTokens, IamConnector
+from lambda_app.db.plan import DatabaseNotConfigured
+from lambda_app.db.secret import CachedDbSecret, DbSecret, SecretConnector
+from lambda_app.db.sources import plan_aws_connection
+from lambda_app.db.tls import rds_verify_full_context
 from lambda_app.local.embedded_postgres import EmbeddedPostgres
 from tests.core.test_db_credentials import settings
 from tests.ports import free_port
@@ -125,7 +119,7 @@ def test_iam_token_is_reused_for_ten_minutes_then_signed_again() -> None:
     assert "token" not in repr(tokens)
 
 
-def iam_settings(**values: Any) -> Settings:
+def iam_settings(**values: Any) -> ApiSettings:
     base: dict[str, Any] = {
         "db_iam_auth": True,
         "db_host": RDS_HOST,
@@ -224,7 +218,7 @@ def test_secret_is_cached_for_its_ttl(aws: Any) -> None:
     arn = create_db_secret(aws, username="app", password="first")
     fetches = count_secret_fetches()
     clock = FakeClock()
-    cache = CachedDbSecret(aws_credentials.secret_fetcher(arn), ttl_seconds=300, clock=clock)
+    cache = CachedDbSecret(secret_fetcher(arn), ttl_seconds=300, clock=clock)
     assert cache.get().password == "first"
 
     # when it changes in Secrets Manager, the cached copy is used until the TTL is over
@@ -243,7 +237,7 @@ def test_cached_secret_outlives_a_secrets_manager_failure(aws: Any) -> None:
     arn = create_db_secret(aws, username="app", password="still-Valid")
     fetches = count_secret_fetches()
     clock = FakeClock()
-    cache = CachedDbSecret(aws_credentials.secret_fetcher(arn), ttl_seconds=300, clock=clock)
+    cache = CachedDbSecret(secret_fetcher(arn), ttl_seconds=300, clock=clock)
     assert cache.get().password == "still-Valid"
     clock.now += 300
 
@@ -366,7 +360,7 @@ async def engines() -> AsyncIterator[list[AsyncEngine]]:
         await engine.dispose()
 
 
-def secret_settings(arn: str, **values: Any) -> Settings:
+def secret_settings(arn: str, **values: Any) -> ApiSettings:
     # No TLS on the embedded server; TLS has its own tests.
     return settings(**({"db_secret_arn": arn, "db_ssl": "disable"} | values))
 

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from lambda_app.core.database_roles import API_ROLE
+from lambda_app.workload import API_ROLE
 from tests.reliability.databases import asyncpg_dsn
 
 

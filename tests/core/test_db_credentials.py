@@ -15,20 +15,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from lambda_app.core.db import build_engine
-from lambda_app.core.db_credentials import (
-    DatabaseNotConfigured,
-    encrypted_unverified_context,
-    plan_connection,
-    rds_verify_full_context,
-)
-from lambda_app.core.settings import DbSslMode, Settings
+from lambda_app.core.settings import ApiSettings, DbSslMode
+from lambda_app.db.engine import build_engine
+from lambda_app.db.plan import DatabaseNotConfigured
+from lambda_app.db.sources import plan_connection
+from lambda_app.db.tls import encrypted_unverified_context, rds_verify_full_context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def settings(**values: Any) -> Settings:
-    """Settings with no database source unless given (the test session sets DATABASE_URL)."""
+def settings(**values: Any) -> ApiSettings:
+    """ApiSettings with no database source unless given (the test session sets DATABASE_URL)."""
     unset: dict[str, Any] = {
         "database_url": None,
         "db_host": None,
@@ -38,7 +35,7 @@ def settings(**values: Any) -> Settings:
         "db_secret_arn": None,
         "db_ssl": None,
     }
-    return Settings(_env_file=None, **(unset | values))  # type: ignore[call-arg]
+    return ApiSettings(_env_file=None, **(unset | values))  # type: ignore[call-arg]
 
 
 def with_scheme(url: str, scheme: str) -> str:
@@ -148,15 +145,16 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_app_and_url_engine_never_import_boto3() -> None:
     # One fresh interpreter (imports are slow on a busy machine): the app's import,
-    # then an engine on DATABASE_URL, must leave boto3 and the AWS module unloaded.
+    # then an engine on DATABASE_URL, must leave boto3 unloaded (lambda_app.core.aws makes
+    # its clients, and so imports boto3, only when a source needs one).
     result = run_python(
         "import sys\n"
         "import lambda_app.main\n"
         "assert 'boto3' not in sys.modules, 'lambda_app.main imported boto3'\n"
-        "from lambda_app.core.db import build_engine\n"
-        "from lambda_app.core.settings import Settings\n"
-        "build_engine(Settings(_env_file=None, database_url='postgresql://u@h/d'))\n"
-        "for name in ('boto3', 'botocore', 'lambda_app.core.aws_credentials'):\n"
+        "from lambda_app.db.engine import build_engine\n"
+        "from lambda_app.core.settings import ApiSettings\n"
+        "build_engine(ApiSettings(_env_file=None, database_url='postgresql://u@h/d'))\n"
+        "for name in ('boto3', 'botocore'):\n"
         "    assert name not in sys.modules, name + ' imported by the URL engine'\n"
     )
     assert result.returncode == 0, result.stderr

@@ -10,8 +10,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 
-from lambda_app.core import db
-from lambda_app.core.statement_names import unique_statement_name
+from lambda_app.db import session as db
+from lambda_app.db.statement_names import unique_statement_name
 from lambda_app.models import User
 from tests.polling import count_backends, wait_until
 

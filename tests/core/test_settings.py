@@ -6,9 +6,8 @@ from pydantic import ValidationError
 
 from lambda_app.core.settings import (
     LOCAL_DEV_JWT_SECRET,
-    Environment,
+    ApiSettings,
     SettingProblem,
-    Settings,
     SettingsError,
     get_settings,
 )
@@ -18,28 +17,41 @@ from lambda_app.core.settings import (
 @pytest.mark.parametrize("secret", ["", LOCAL_DEV_JWT_SECRET, "too-short"])
 def test_refuses_unsafe_jwt_secret_outside_local(environment: str, secret: str) -> None:
     with pytest.raises(ValidationError, match="JWT secret"):
-        Settings(environment=environment, jwt_secret=secret, _env_file=None)  # type: ignore[arg-type, call-arg]
+        ApiSettings(environment=environment, jwt_secret=secret, _env_file=None)  # type: ignore[arg-type, call-arg]
 
 
 def test_refuses_default_jwt_secret_outside_local(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JWT_SECRET", raising=False)
     with pytest.raises(ValidationError):
-        Settings(environment="prod", _env_file=None)  # type: ignore[arg-type, call-arg]
+        ApiSettings(environment="prod", _env_file=None)  # type: ignore[arg-type, call-arg]
 
 
 def test_accepts_a_strong_secret_in_prod() -> None:
-    settings = Settings(environment="prod", jwt_secret="x" * 48, _env_file=None)  # type: ignore[arg-type, call-arg]
-    assert settings.environment is Environment.PROD
+    settings = ApiSettings(environment="prod", jwt_secret="x" * 48, _env_file=None)  # type: ignore[arg-type, call-arg]
+    assert settings.environment == "prod"
+
+
+def test_any_stage_name_the_infrastructure_passes_is_a_stage() -> None:
+    # Adding a stage is one StageConfig: the app takes its name as it comes.
+    settings = ApiSettings(environment="staging", jwt_secret="x" * 48, _env_file=None)  # type: ignore[arg-type, call-arg]
+    assert settings.environment == "staging" and not settings.is_local
+    with pytest.raises(ValidationError, match="JWT secret"):
+        ApiSettings(environment="staging", jwt_secret="too-short", _env_file=None)  # type: ignore[arg-type, call-arg]
+
+
+def test_a_stage_name_is_a_plain_identifier() -> None:
+    with pytest.raises(ValidationError):
+        ApiSettings(environment="Prod Stage!", jwt_secret="x" * 48, _env_file=None)  # type: ignore[arg-type, call-arg]
 
 
 def test_local_development_works_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JWT_SECRET", raising=False)
-    settings = Settings(environment="local", _env_file=None)  # type: ignore[arg-type, call-arg]
+    settings = ApiSettings(environment="local", _env_file=None)  # type: ignore[arg-type, call-arg]
     assert settings.jwt_secret.get_secret_value() == LOCAL_DEV_JWT_SECRET
 
 
 def test_secrets_stay_out_of_repr() -> None:
-    settings = Settings(
+    settings = ApiSettings(
         environment="prod",
         jwt_secret="s" * 40,
         database_url="postgresql://u:hunter2@h/db",
@@ -52,7 +64,7 @@ def test_secrets_stay_out_of_repr() -> None:
 def test_reads_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "5")
     monkeypatch.setenv("SQL_ECHO", "true")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = ApiSettings(_env_file=None)  # type: ignore[call-arg]
     assert settings.access_token_expire_minutes == 5 and settings.sql_echo is True
 
 

@@ -73,8 +73,8 @@ def verbose_logging() -> Iterator[None]:
 
 
 async def _stored_hash(username: str) -> str:
-    from lambda_app.core.db import build_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine
 
     engine = build_engine(get_settings())
     try:

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from lambda_app.core import db
+from lambda_app.db import engine as db
 from tests.handlers.extra_routes import BOOM_MESSAGE
 from tests.handlers.lambda_events import (
     SOURCES,

@@ -30,7 +30,7 @@ def no_signing(*args, **kwargs):
 jwt.encode = no_signing
 
 from lambda_app.handlers import api
-from lambda_app.core import db, statement_names
+from lambda_app.db import engine as db, statement_names
 
 assert callable(api.handler)
 assert db._engine is None, "an engine was built at init"

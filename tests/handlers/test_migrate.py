@@ -24,6 +24,7 @@ from lambda_app.core.settings import get_settings
 from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
 from lambda_app.local.database import database_url
 from lambda_app.local.embedded_postgres import drop_database, ensure_database
+from lambda_app.migrate.settings import get_migration_settings
 from lambda_app.migrations_runner import MIGRATION_LOCK_KEY, alembic_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -88,11 +89,13 @@ class Env:
     def set(self, **values: str) -> None:
         os.environ.update(values)
         get_settings.cache_clear()
+        get_migration_settings.cache_clear()
 
     def restore(self) -> None:
         os.environ.clear()
         os.environ.update(self._saved)
         get_settings.cache_clear()
+        get_migration_settings.cache_clear()
 
 
 @pytest.fixture

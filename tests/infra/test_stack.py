@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from lambda_app.core.database_roles import API_ROLE
+from lambda_app.workload import API_ROLE
 from tests.infra.conftest import PROD_OPTIONS, Synth
 
 APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")

@@ -198,7 +198,7 @@ def test_every_module_comes_from_the_shipped_bytecode_and_nothing_is_written(
     imports = VerboseImports.parse(session.stderr)
     # Every lambda_app module that ran was loaded from its .pyc in the bundle...
     app_modules = {name for name in imports.modules if name.split(".")[0] == "lambda_app"}
-    assert {"lambda_app.handlers.api", "lambda_app.main", "lambda_app.core.db"} <= app_modules
+    assert {"lambda_app.handlers.api", "lambda_app.main", "lambda_app.db.engine"} <= app_modules
     not_from_bytecode = {
         name
         for name in app_modules

@@ -94,8 +94,8 @@ def committing_database(
 @pytest.fixture
 def committing_app(committing_database: str, app, engine):  # type: ignore[no-untyped-def]
     """The app wired to `committing_database`, committing for real; restored afterwards."""
-    from lambda_app.core.db import build_engine, set_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine, set_engine
     from lambda_app.local.database import prepare_api_role
 
     scratch = build_engine(get_settings(), database_url=prepare_api_role(committing_database))

@@ -36,7 +36,7 @@ async def insert_superuser(database_url: str, username: str, password: str) -> N
     """A superuser row written straight to `database_url`, outside the app."""
     import asyncpg
 
-    from lambda_app.core.security import hash_password
+    from lambda_app.identity.passwords import hash_password
 
     conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]
     try:

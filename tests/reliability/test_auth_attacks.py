@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.secrets import get_jwt_secret
+from lambda_app.identity.signing_key import get_jwt_secret
 from lambda_app.models import User
 from tests.factories import DEFAULT_PASSWORD, UserFactory, login
 

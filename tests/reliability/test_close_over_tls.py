@@ -1,7 +1,7 @@
 """Connections to a TLS-terminating proxy, as behind RDS Proxy: one per request, closed cleanly.
 
 NullPool closes every request's connection without waiting for the server
-(`lambda_app.core.db._close_without_waiting`). The Terminate message must still
+(`lambda_app.db.engine._close_without_waiting`). The Terminate message must still
 arrive, encrypted, before the socket closes; a client that just vanished would
 show up in the proxy's log on every request and leave it to guess whether the
 server connection is reusable.
@@ -58,8 +58,8 @@ async def _wait_for_no_clients(bouncer: PgBouncer) -> None:
 
 
 async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBouncer) -> None:
-    from lambda_app.core.db import build_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine
 
     engine = build_engine(get_settings(), database_url=f"{tls_pgbouncer.url()}?ssl=require")
     for _ in range(CONNECTIONS):
@@ -84,8 +84,8 @@ async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBou
 async def test_each_request_opens_one_connection_and_closes_it(  # type: ignore[no-untyped-def]
     tls_pgbouncer: PgBouncer, app, engine
 ) -> None:
-    from lambda_app.core.db import build_engine, set_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine, set_engine
 
     set_engine(build_engine(get_settings(), database_url=f"{tls_pgbouncer.url()}?ssl=require"))
     try:

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lambda_app.core.secrets import get_jwt_secret
-from lambda_app.core.security import create_access_token
+from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.tokens import create_access_token
 from tests.reliability.statement_log import StatementLoggedPostgres
 
 APPLICATION_NAME = "lambda_app.connections_test"
@@ -29,8 +29,8 @@ PASSWORD = "correct horse battery staple"
 async def client(  # type: ignore[no-untyped-def]
     app, engine, logged_api_database: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    from lambda_app.core.db import build_engine, set_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine, set_engine
 
     settings = get_settings().model_copy(update={"db_application_name": APPLICATION_NAME})
     set_engine(build_engine(settings, database_url=logged_api_database))

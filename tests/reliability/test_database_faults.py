@@ -424,8 +424,8 @@ def test_a_migration_failing_halfway_leaves_the_previous_revision_intact(
 ) -> None:
     from alembic.config import Config
 
-    from lambda_app.core.db import build_engine
     from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine
     from lambda_app.migrations_runner import migrate, migration_settings, migrations_dir
 
     # given: a database at the real head, with a user in it, and two more revisions

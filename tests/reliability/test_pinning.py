@@ -42,11 +42,11 @@ from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lambda_app.core.database_roles import API_ROLE
-from lambda_app.core.db import build_engine, set_engine
-from lambda_app.core.proxy_safe_connection import ProxySafeConnection
-from lambda_app.core.settings import DbSslMode, Settings, get_settings
+from lambda_app.core.settings import ApiSettings, DbSslMode, get_settings
+from lambda_app.db.engine import build_engine, set_engine
+from lambda_app.db.proxy_safe_connection import ProxySafeConnection
 from lambda_app.local.database import prepare_api_role
+from lambda_app.workload import API_ROLE
 from tests.reliability.databases import asyncpg_dsn, insert_superuser
 from tests.reliability.pinning_startup import PROTOCOL_3_0, StartupRecordingRelay
 from tests.reliability.pinning_statements import pinning_reason
@@ -165,7 +165,7 @@ def app_name() -> str:
 
 
 @pytest.fixture
-def logged_settings(app_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def logged_settings(app_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiSettings]:
     """The process-wide settings, with this test's application_name: routes read
     `get_settings()` themselves (the login throttle's limit, for one)."""
     monkeypatch.setenv("DB_APPLICATION_NAME", app_name)
@@ -176,7 +176,7 @@ def logged_settings(app_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @pytest.fixture
-def logged_app(app, engine: AsyncEngine, api_url: str, logged_settings: Settings):  # type: ignore[no-untyped-def]
+def logged_app(app, engine: AsyncEngine, api_url: str, logged_settings: ApiSettings):  # type: ignore[no-untyped-def]
     """The app, committing for real to the logged database, as the API role."""
     set_engine(build_engine(logged_settings, database_url=api_url))
     yield app
@@ -246,7 +246,7 @@ class Api:
         return {"Authorization": f"Bearer {token['access_token']}"}
 
 
-async def _exercise_the_surface(api: Api, owner_url: str, settings: Settings) -> None:
+async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings) -> None:
     """Every operation, each documented outcome a client can cause, as the app's users would."""
     tag = uuid.uuid4().hex[:8]
     alice, bob, carol, admin = (f"pin_{name}_{tag}" for name in ("alice", "bob", "carol", "admin"))
@@ -345,7 +345,7 @@ async def test_the_whole_api_surface_sends_nothing_that_pins(
     logged_app: Any,
     statement_logged_postgres: StatementLoggedPostgres,
     logged_database: str,
-    logged_settings: Settings,
+    logged_settings: ApiSettings,
     app_name: str,
 ) -> None:
     # given
@@ -430,7 +430,7 @@ async def test_enum_columns_send_nothing_that_pins(
     app_name: str,
 ) -> None:
     # given: the app's own engine (every connection new, as with NullPool in production)
-    engine = build_engine(Settings(db_application_name=app_name), database_url=api_url)
+    engine = build_engine(ApiSettings(db_application_name=app_name), database_url=api_url)
     mark = statement_logged_postgres.mark()
     # when: an enum value goes in as a parameter and comes out as a column
     async with engine.begin() as conn:
@@ -530,7 +530,7 @@ def _engine_through(plan: str, relay_port: int, api_url: str, app_name: str) -> 
     if plan == "database_url":
         relayed = url.set(host="127.0.0.1", port=relay_port)
         return build_engine(
-            Settings(
+            ApiSettings(
                 database_url=relayed.render_as_string(hide_password=False),
                 db_application_name=app_name,
             )
@@ -545,7 +545,7 @@ def _engine_through(plan: str, relay_port: int, api_url: str, app_name: str) -> 
     if plan == "iam_auth":
         # A real token, signed locally; the test server trusts loopback and ignores it.
         return build_engine(
-            Settings(
+            ApiSettings(
                 **aws,
                 db_iam_auth=True,
                 db_host="127.0.0.1",
@@ -566,7 +566,7 @@ def _engine_through(plan: str, relay_port: int, api_url: str, app_name: str) -> 
     arn = boto3.client("secretsmanager").create_secret(
         Name=_unique("pin-db"), SecretString=json.dumps(secret)
     )["ARN"]
-    return build_engine(Settings(**aws, db_secret_arn=arn))
+    return build_engine(ApiSettings(**aws, db_secret_arn=arn))
 
 
 @pytest.mark.parametrize("plan", PLANS)

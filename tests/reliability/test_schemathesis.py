@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from lambda_app.core.settings import Environment, Settings
+from lambda_app.core.settings import ApiSettings
 from lambda_app.docs_ui.router import OPENAPI_PATH
 from lambda_app.main import create_app
 from tests.reliability.databases import insert_superuser
@@ -44,9 +44,7 @@ EXAMPLES_PER_OPERATION = 15
 # pytest 9. Building the app opens no connection; which database its requests reach is
 # decided per test by `committing_app` (it installs the scratch database's engine).
 # Explicit local settings: nothing is read into the process-wide settings cache this early.
-schema = schemathesis.openapi.from_asgi(
-    OPENAPI_PATH, create_app(Settings(environment=Environment.LOCAL))
-)
+schema = schemathesis.openapi.from_asgi(OPENAPI_PATH, create_app(ApiSettings(environment="local")))
 
 
 async def _superuser_token(app: Any, database_url: str) -> str:

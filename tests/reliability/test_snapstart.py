@@ -75,7 +75,7 @@ def test_after_restore_makes_a_new_statement_token_without_a_fork() -> None:
     # The restore hook alone (no fork involved, as in a real restore) renews the token.
     import snapshot_restore_py
 
-    from lambda_app.core import statement_names
+    from lambda_app.db import statement_names
 
     before = statement_names.unique_statement_name()
     for func, args, kwargs in snapshot_restore_py.get_after_restore():

@@ -2,14 +2,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.security import verify_password
-from lambda_app.core.settings import Settings
+from lambda_app.identity.passwords import verify_password
+from lambda_app.migrate.settings import MigrationSettings
+from lambda_app.migrate.superuser import ensure_superuser, superuser_spec
 from lambda_app.models import User
-from lambda_app.users.bootstrap import ensure_superuser, superuser_spec
 
 
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+def settings(**values: object) -> MigrationSettings:
+    return MigrationSettings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
 
 
 async def test_configured_superuser_is_created_once(session: AsyncSession) -> None:

@@ -31,8 +31,8 @@ async def test_me_without_a_valid_token_is_401(
 async def test_expired_token_is_401(client: httpx.AsyncClient, user: User) -> None:
     import datetime as dt
 
-    from lambda_app.core.secrets import get_jwt_secret
-    from lambda_app.core.security import create_access_token
+    from lambda_app.identity.signing_key import get_jwt_secret
+    from lambda_app.identity.tokens import create_access_token
 
     token = create_access_token(
         user_id=user.id, token_version=0, secret=get_jwt_secret(), lifetime=dt.timedelta(seconds=-1)

@@ -35,7 +35,7 @@ import asyncpg
 
 
 class ProxySafeConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
-    """Pass as `connection_class=` to `asyncpg.connect` (see `lambda_app.core.db`)."""
+    """Pass as `connection_class=` to `asyncpg.connect` (see `lambda_app.db.engine`)."""
 
     __slots__ = ()  # like asyncpg's own Connection: no per-instance dict
 

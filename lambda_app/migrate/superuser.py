@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.settings import Settings
+from lambda_app.migrate.settings import MigrationSettings
 from lambda_app.users import service
 from lambda_app.users.repository import UserRepository
 from lambda_app.users.schemas import UserCreate
@@ -30,16 +30,18 @@ class EnsureResult:
     generated_password: str | None = None
 
 
-def superuser_spec(settings: Settings, *, allow_local_default: bool) -> SuperuserSpec | None:
+def superuser_spec(
+    settings: MigrationSettings, *, allow_local_default: bool
+) -> SuperuserSpec | None:
     """The configured first superuser, or None when there is nothing to create."""
     password: str | None = None
     username, email = settings.first_superuser_username, settings.first_superuser_email
     if settings.first_superuser_secret_arn:
         import json
 
-        from lambda_app.core import aws_credentials  # boto3 only on this path
+        from lambda_app.core import aws
 
-        data = json.loads(aws_credentials.fetch_secret_string(settings.first_superuser_secret_arn))
+        data = json.loads(aws.fetch_secret_string(settings.first_superuser_secret_arn))
         username = data.get("username", username)
         email = data.get("email", email)
         password = data["password"]

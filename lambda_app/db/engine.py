@@ -1,38 +1,27 @@
-"""The database engine and the per-request session.
-
-One engine per process (one Lambda container), created lazily on first use and
-never at import time. `NullPool`: a Lambda container serves one request at a
+"""The database engine: one per process (one Lambda container), created lazily on first use
+and never at import time. `NullPool`: a Lambda container serves one request at a
 time and may be frozen for minutes between requests, so pooled client-side
 connections would only go stale; RDS Proxy (or PgBouncer) pools on the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import sqltypes
 
-from lambda_app.core.db_credentials import ConnectionPlan, plan_connection
-from lambda_app.core.proxy_safe_connection import ProxySafeConnection
-from lambda_app.core.settings import Settings, get_settings
-from lambda_app.core.statement_names import unique_statement_name
+from lambda_app.core.settings import DatabaseSettings, get_settings
+from lambda_app.db.plan import ConnectionPlan
+from lambda_app.db.proxy_safe_connection import ProxySafeConnection
+from lambda_app.db.sources import plan_connection
+from lambda_app.db.statement_names import unique_statement_name
 
 _engine: AsyncEngine | None = None
-_sessionmaker: async_sessionmaker[AsyncSession] | None = None
-# Set by set_sessionmaker (tests): then every request, read or write, uses it.
-_sessionmaker_override: async_sessionmaker[AsyncSession] | None = None
 
 
-def proxy_safe_connect_args(settings: Settings) -> dict[str, Any]:
+def proxy_safe_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
     """asyncpg arguments that are safe behind RDS Proxy / PgBouncer transaction pooling."""
     return {
         "statement_cache_size": 0,  # asyncpg's own prepared-statement cache
@@ -48,7 +37,7 @@ def proxy_safe_connect_args(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_engine(settings: Settings, *, database_url: str | None = None) -> AsyncEngine:
+def build_engine(settings: DatabaseSettings, *, database_url: str | None = None) -> AsyncEngine:
     """Create an engine for `settings` (or an explicit URL, used by tests and tools)."""
     return engine_for_plan(plan_connection(settings, database_url=database_url), settings)
 
@@ -84,7 +73,7 @@ def _skip_json_codecs(engine: AsyncEngine) -> None:
     setattr(dialect, "setup_asyncpg_jsonb_codec", _no_codec)  # noqa: B010
 
 
-def _engine_options(settings: Settings) -> dict[str, Any]:
+def _engine_options(settings: DatabaseSettings) -> dict[str, Any]:
     return {
         "poolclass": NullPool,
         "echo": settings.sql_echo,
@@ -118,7 +107,7 @@ def _close_without_waiting(dbapi_connection: Any) -> None:
 _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
-def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
+def engine_for_plan(plan: ConnectionPlan, settings: DatabaseSettings) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
     # The engine dials through a creator of ours, for every plan, because
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
@@ -150,63 +139,15 @@ def engine_for_plan(plan: ConnectionPlan, settings: Settings) -> AsyncEngine:
 
 def get_engine() -> AsyncEngine:
     """The process-wide engine, created on first call."""
-    global _engine, _sessionmaker
+    global _engine
     if _engine is None:
         _engine = build_engine(get_settings())
         if not _maps_json_columns():
             _skip_json_codecs(_engine)
-        _sessionmaker = None
     return _engine
-
-
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
-    """Sessions that write: one transaction, committed once per request."""
-    global _sessionmaker
-    if _sessionmaker_override is not None:
-        return _sessionmaker_override
-    if _sessionmaker is None:
-        _sessionmaker = async_sessionmaker(get_engine(), expire_on_commit=False)
-    return _sessionmaker
 
 
 def set_engine(engine: AsyncEngine | None) -> None:
     """Install an engine (tests, the migration handler); `None` resets to lazy creation."""
-    global _engine, _sessionmaker
+    global _engine
     _engine = engine
-    _sessionmaker = None
-
-
-def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
-    """Install one session factory for every request, e.g. one bound to a test's outer
-    transaction; `None` goes back to the engine's own sessions."""
-    global _sessionmaker_override
-    _sessionmaker_override = maker
-
-
-async def _request_session() -> AsyncIterator[AsyncSession]:
-    """One session per request, committed once, here, after the endpoint returns.
-
-    Services and repositories only `flush()`. Any exception rolls everything back,
-    so a request never leaves a partial write behind.
-
-    Reads run in a transaction too, and must: behind a transaction-pooling proxy
-    (PgBouncer, RDS Proxy) only a transaction keeps asyncpg's prepare and execute
-    on the same server connection. In autocommit they can land on two different
-    ones ("prepared statement does not exist"), as the PgBouncer load test showed.
-
-    The session connects on its first query, not before: a request rejected before
-    it needs the database (no or a bad token, a validation error) opens no
-    connection, so a flood of them never becomes a flood of logins at the proxy.
-    """
-    async with get_sessionmaker()() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-# scope="function": commit before the response is sent, so a failed commit
-# becomes an error response instead of a success the client can't trust.
-DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -1,0 +1,91 @@
+"""Where the database credentials come from: exactly one source, picked from the settings.
+
+  (a) `DATABASE_URL`: a full URL, used as is;
+  (b) `DB_HOST`/`DB_NAME`/`DB_USER` with `DB_IAM_AUTH=true`: RDS IAM auth tokens
+      (`lambda_app.db.iam`), what the API uses through RDS Proxy;
+  (c) `DB_SECRET_ARN`: a Secrets Manager secret in the RDS/CDK JSON format
+      (`lambda_app.db.secret`), what the migration function uses.
+
+TLS (`DB_SSL`): verify-full against the bundled RDS certificate authorities by
+default on the AWS sources; with a URL, whatever the URL says unless `DB_SSL` is set.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.engine import URL, make_url
+
+from lambda_app.core.aws import secret_fetcher
+from lambda_app.core.settings import DatabaseSettings, DbSslMode
+from lambda_app.db.iam import iam_connector
+from lambda_app.db.plan import Clock, ConnectionPlan, DatabaseNotConfigured
+from lambda_app.db.secret import CachedDbSecret, SecretConnector
+from lambda_app.db.tls import ssl_argument
+
+
+def normalize_url(raw: str) -> URL:
+    """Accept postgres://, postgresql:// and postgresql+asyncpg:// URLs."""
+    try:
+        url = make_url(raw)
+    except Exception:
+        # The parser's message would quote the URL, password included.
+        raise DatabaseNotConfigured("DATABASE_URL is not a valid database URL") from None
+    if url.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+        return url.set(drivername="postgresql+asyncpg")
+    raise DatabaseNotConfigured(
+        f"unsupported database URL scheme {url.drivername!r}: use postgresql:// "
+        "(or postgres://, postgresql+asyncpg://)"
+    )
+
+
+def plan_connection(
+    settings: DatabaseSettings, *, database_url: str | None = None
+) -> ConnectionPlan:
+    if database_url is not None:
+        return ConnectionPlan(url=normalize_url(database_url))
+    if settings.database_url is not None:
+        url = normalize_url(settings.database_url.get_secret_value())
+        if settings.db_ssl is None:
+            return ConnectionPlan(url=url)  # `?ssl=...` in the URL, or asyncpg's default
+        return ConnectionPlan(url=url, connect_args={"ssl": ssl_argument(settings.db_ssl)})
+    if settings.db_iam_auth or settings.db_secret_arn:
+        return plan_aws_connection(settings)
+    raise DatabaseNotConfigured(
+        "no database configured: set DATABASE_URL, or DB_HOST/DB_NAME/DB_USER with "
+        "DB_IAM_AUTH=true, or DB_SECRET_ARN"
+    )
+
+
+def plan_aws_connection(settings: DatabaseSettings, *, clock: Clock = time.time) -> ConnectionPlan:
+    """A connection plan for IAM auth (b) or a Secrets Manager secret (c). No network call."""
+    if settings.db_iam_auth and settings.db_secret_arn:
+        raise DatabaseNotConfigured("set either DB_IAM_AUTH=true or DB_SECRET_ARN, not both")
+    ssl = ssl_argument(settings.db_ssl or DbSslMode.VERIFY_FULL)
+    # For the dialect and for display only: the creator dials, and there's no password.
+    url = URL.create(
+        "postgresql+asyncpg",
+        host=settings.db_host,
+        port=settings.db_port if settings.db_host else None,
+        database=settings.db_name,
+    )
+    if settings.db_iam_auth:
+        connector = iam_connector(settings, clock=clock)
+        return ConnectionPlan(url=url, connect_args={"ssl": ssl}, async_creator=connector)
+    assert settings.db_secret_arn is not None
+    # DB_PORT has a default: it only overrides the secret's port when actually set.
+    port = settings.db_port if "db_port" in settings.model_fields_set else None
+    return ConnectionPlan(
+        url=url,
+        connect_args={"ssl": ssl},
+        async_creator=SecretConnector(
+            secrets=CachedDbSecret(
+                secret_fetcher(settings.db_secret_arn),
+                ttl_seconds=settings.db_secret_ttl_seconds,
+                clock=clock,
+            ),
+            host=settings.db_host,
+            port=port,
+            database=settings.db_name,
+        ),
+    )

@@ -1,0 +1,54 @@
+"""`CurrentUser` and `Superuser`: the authenticated caller, as dependencies.
+
+Here, below both `users` and `auth`, so that the users' routes can require a caller
+without importing the login flow, which itself builds on users.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.core.errors import NotAuthenticated, PermissionDenied
+from lambda_app.db.session import DbSession
+from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.tokens import InvalidToken, decode_access_token
+from lambda_app.models import User
+
+# auto_error=False: a missing token is rendered by our own error handler, in our shape.
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+async def _current_user(
+    request: Request, session: DbSession, token: Annotated[str | None, Depends(_bearer)]
+) -> User:
+    if not token:
+        raise NotAuthenticated()
+    user = await user_from_token(session, token)
+    request.state.user_id = user.id  # for the request log line
+    return user
+
+
+async def user_from_token(session: AsyncSession, token: str) -> User:
+    try:
+        claims = decode_access_token(token, secret=get_jwt_secret())
+    except InvalidToken:
+        raise NotAuthenticated() from None
+    user = await session.get(User, claims.user_id)
+    # Deleted, deactivated, or the password changed since the token was issued.
+    if user is None or not user.is_active or user.token_version != claims.token_version:
+        raise NotAuthenticated()
+    return user
+
+
+async def _superuser(user: Annotated[User, Depends(_current_user)]) -> User:
+    if not user.is_superuser:
+        raise PermissionDenied()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+Superuser = Annotated[User, Depends(_superuser)]
