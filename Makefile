@@ -72,10 +72,11 @@ test: system-tools install ## run the whole test suite
 bench: install ## cold start, warm latency, memory and bundle size (writes benchmarks/results/latest.json)
 	$(PY) -m benchmarks
 
-lint: install ## ruff and mypy
-	$(VENV)/bin/ruff check lambda_app infra_cdk migrations tests
-	$(VENV)/bin/ruff format --check lambda_app infra_cdk migrations tests
+lint: install ## ruff, mypy and the import contracts (.importlinter)
+	$(VENV)/bin/ruff check lambda_app infra_cdk migrations tests benchmarks
+	$(VENV)/bin/ruff format --check lambda_app infra_cdk migrations tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix lambda_app infra_cdk migrations tests

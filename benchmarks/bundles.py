@@ -4,9 +4,10 @@ The Lambda bundle targets manylinux2014 aarch64 / CPython 3.13 and cannot run
 here, so the processes run from equivalent folders for the local interpreter,
 one per way of shipping code:
 
-- `api/`, A's: the runtime dependencies (the closure of `[project].dependencies`,
-  copied from the virtualenv without any bytecode) and `lambda_app/`, then pruned
-  by the API bundle's own rules (`infra_cdk.bundling.prune`): what A runs on Lambda;
+- `api/`, A's: the API bundle's dependencies (the closure of `[project].dependencies`
+  and the API flavour's dependency groups, copied from the virtualenv without any
+  bytecode) and the API flavour's parts of `lambda_app/`, chosen and pruned by the API
+  bundle's own rules (`infra_cdk.bundling.copy_sources`, `prune`): what A runs on Lambda;
 - `peers/`, B's and C's: the same dependency closure, unpruned, and the two peers:
   what `pip install --target` ships for a typical function.
 
@@ -43,8 +44,16 @@ def _canonical(name: str) -> str:
 
 
 def runtime_requirements() -> list[Requirement]:
+    """What the API bundle installs: the project's dependencies and the flavour's groups."""
+    from infra_cdk.bundling import API
+
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return [Requirement(spec) for spec in pyproject["project"]["dependencies"]]
+    groups = pyproject.get("dependency-groups", {})
+    specs = [
+        *pyproject["project"]["dependencies"],
+        *(spec for group in API.dependency_groups for spec in groups[group]),
+    ]
+    return [Requirement(spec) for spec in specs]
 
 
 def runtime_distributions() -> list[metadata.Distribution]:
@@ -84,13 +93,6 @@ def _copy_distribution(dist: metadata.Distribution, target: Path) -> None:
             shutil.copy2(source, destination)
 
 
-def _ignore_app(directory: str, names: list[str]) -> set[str]:
-    ignored = set(_IGNORED(directory, names))
-    if Path(directory) == PROJECT_ROOT / "lambda_app":
-        ignored |= {"local"} & set(names)  # dev-only tools, left out of the Lambda bundle too
-    return ignored
-
-
 def _copy_dependencies(target: Path) -> None:
     target.mkdir(parents=True)
     for dist in runtime_distributions():
@@ -98,11 +100,13 @@ def _copy_dependencies(target: Path) -> None:
 
 
 def build_api_sources(target: Path) -> Path:
-    """A's folder: the dependencies and the app, pruned like the API bundle. Sources only."""
-    from infra_cdk.bundling import API, prune  # the CDK app's own rules, not a copy of them
+    """A's folder: the dependencies and the app, chosen and pruned like the API bundle.
+    Sources only."""
+    # The CDK app's own rules, not a copy of them.
+    from infra_cdk.bundling import API, copy_sources, prune
 
     _copy_dependencies(target)
-    shutil.copytree(PROJECT_ROOT / "lambda_app", target / "lambda_app", ignore=_ignore_app)
+    copy_sources(flavour=API, project_root=PROJECT_ROOT, out=target)
     prune(flavour=API, out=target)
     return target
 

@@ -27,8 +27,8 @@ class BenchDatabase:
 
 
 async def _seed(url: str) -> tuple[int, int]:
+    from lambda_app.devtools.embedded_postgres import plain_connection
     from lambda_app.identity.passwords import hash_password
-    from lambda_app.local.embedded_postgres import plain_connection
 
     async with plain_connection(url) as conn:
         row = await conn.fetchrow(
@@ -46,10 +46,10 @@ async def _seed(url: str) -> tuple[int, int]:
 @contextlib.contextmanager
 def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
     """A fresh, migrated database `name` with one user; dropped on exit."""
+    from lambda_app.devtools.database import database_url, prepare_api_role, server_admin_url
+    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
     from lambda_app.identity.tokens import create_access_token
-    from lambda_app.local.database import database_url, prepare_api_role, server_admin_url
-    from lambda_app.local.embedded_postgres import drop_database, ensure_database
-    from lambda_app.migrations_runner import upgrade_to_head
+    from lambda_app.migrate.runner import upgrade_to_head
 
     with server_admin_url() as admin:
         asyncio.run(drop_database(admin, name))

@@ -105,9 +105,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             and args.warm_invocations >= MIN_WARM_INVOCATIONS,
             "cold_start": "fresh `python -S` process in the bundle folder: import the handler, "
             "answer one API Gateway 2.0 GET /api/users/me (valid token, one DB read)",
-            "bundle_folders": "A: the runtime dependencies and lambda_app, pruned by the API "
-            "bundle's own rules (infra_cdk.bundling.prune); B and C: the same dependencies "
-            "unpruned, as `pip install --target` ships them",
+            "bundle_folders": "A: the API bundle's dependencies and parts of lambda_app, "
+            "chosen by its own recipe (infra_cdk.bundling.copy_sources and prune); B and C: "
+            "the same dependencies unpruned, as `pip install --target` ships them",
             "no_bytecode": "bundle without any .pyc, PYTHONDONTWRITEBYTECODE=1",
             "precompiled": "same bundle plus unchecked-hash .pyc files",
             "warm": "one process per handler (precompiled folders), after its first request; "

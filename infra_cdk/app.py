@@ -22,6 +22,7 @@ from aws_cdk import App, Environment, Tags
 from infra_cdk.config import DEFAULT_STAGE, stage_config
 from infra_cdk.nag import add_checks
 from infra_cdk.stack import LambdaAppStack
+from lambda_app import workload
 
 # Only used when synthesizing without credentials; `cdk deploy` always knows the account.
 PLACEHOLDER_ACCOUNT = "123456789012"
@@ -29,7 +30,7 @@ PLACEHOLDER_REGION = "us-east-1"
 
 
 def stack_name(stage: str) -> str:
-    return f"LambdaApp-{stage}"
+    return f"{workload.STACK_PREFIX}-{stage}"
 
 
 def deployment_environment() -> Environment:
@@ -52,7 +53,7 @@ def build_app(app: App) -> LambdaAppStack:
         stack_name(config.name),
         config=config,
         env=deployment_environment(),
-        description=f"lambda_app ({config.name}): users and authentication API",
+        description=f"{workload.NAME} ({config.name}): users and authentication API",
         release_id=context("release_id"),
         alarm_email=context("alarm_email"),
         first_superuser_email=context("first_superuser_email"),
@@ -60,7 +61,7 @@ def build_app(app: App) -> LambdaAppStack:
     )
     # DBProxyTargetGroup takes no tags in CloudFormation (CDK would add them anyway).
     untaggable = ["AWS::RDS::DBProxyTargetGroup"]
-    Tags.of(stack).add("app", "lambda_app", exclude_resource_types=untaggable)
+    Tags.of(stack).add("app", workload.NAME, exclude_resource_types=untaggable)
     Tags.of(stack).add("stage", config.name, exclude_resource_types=untaggable)
     add_checks(app)
     return stack

@@ -2,20 +2,24 @@
 
 A bundle is what `/var/task` holds on Lambda:
 
-    lambda_app/      the application (without lambda_app/local/: dev-only tools)
-    migrations/      Alembic's scripts, found by lambda_app.migrations_runner
-                     (migration flavour only)
-    <packages>       the runtime dependencies from uv.lock, as binary wheels for the
-                     target platform and Python version (boto3 is not among them: the
-                     Lambda runtime provides it)
+    lambda_app/      the parts of the application this function runs (`Flavour.app_parts`)
+    migrations/      Alembic's scripts, found by lambda_app.migrate.runner
+                     (migration function only)
+    <packages>       the function's dependencies from uv.lock: `[project] dependencies`,
+                     plus its own dependency groups (`Flavour.dependency_groups`), as
+                     binary wheels for the target platform and Python version (boto3 is
+                     not among them: the Lambda runtime provides it)
     **/__pycache__   bytecode compiled by the *target* Python version, so cold starts
                      skip compilation (the bundle is read-only on Lambda)
 
-One recipe, two flavours: the API function's bundle leaves out what only migrations
-use (Alembic, Mako, migrations/, SQLAlchemy's other databases' dialects), so it stays
-small; the migration function's bundle keeps all of it. Both leave out what nothing
-reads at run time (test suites, Cython sources, type stubs) and the compiled
-extensions' debug info.
+One recipe, two flavours, each naming what goes in (`Flavour`), so a reader sees what
+each function runs and a new package ships nowhere until a flavour names it: the API
+function's bundle holds the HTTP app and no migration code, so it stays small; the
+migration function's holds the migration runner, the code its superuser step shares
+with the API (users, identity) and Alembic. Neither ships the development tools
+(lambda_app/devtools, lambda_app/local, the `python -m lambda_app` CLI). Both leave out
+what nothing reads at run time inside the packages they install (test suites, Cython
+sources, type stubs) and the compiled extensions' debug info.
 
 The recipe needs no CDK: `infra_cdk.lambda_code` plugs it into CDK assets, and the
 benchmark builds its folders by the same rules without starting the jsii runtime.
@@ -34,19 +38,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_PACKAGE = "lambda_app"
 
 # Bump when the bundling steps change, so a new recipe yields a new asset hash.
-BUNDLER_VERSION = "3"
+BUNDLER_VERSION = "4"
 
-# What no flavour runs or reads on Lambda, by path under the bundle root: console
-# scripts (they carry this machine's interpreter path), C headers, the dependencies'
-# own test suites and test harnesses (alembic's runtime never imports sqlalchemy.testing),
-# and pydantic's copy of its 1.x API. Nothing in the bundles uses pydantic 1.x: FastAPI
-# imports it only to reject 1.x models and takes its absence to mean there are none
-# (fastapi._compat.shared), but with it present that check costs every cold start about
-# 12 ms (README, Performance). pydantic 2 itself needs it only for classes with the 1.x
-# `__get_validators__` hook, which nothing in the bundles uses.
+# What no flavour runs or reads on Lambda, by path under the bundle root: uv's lock file
+# for the target folder, console scripts (they carry this machine's interpreter path),
+# C headers, the dependencies' own test suites and test harnesses (alembic's runtime
+# never imports sqlalchemy.testing), and pydantic's copy of its 1.x API. Nothing in the
+# bundles uses pydantic 1.x: FastAPI imports it only to reject 1.x models and takes its
+# absence to mean there are none (fastapi._compat.shared), but with it present that check
+# costs every cold start about 12 ms (README, Performance). pydantic 2 itself needs it
+# only for classes with the 1.x `__get_validators__` hook, which nothing in the bundles uses.
 UNUSED_PATHS = (
+    ".lock",
     "bin",
     "include",
     "*/tests",
@@ -58,50 +64,113 @@ UNUSED_PATHS = (
 # and type stubs (for type checkers only).
 UNUSED_SUFFIXES = (".pyx", ".pxd", ".c", ".h", ".pyi")
 
-# Imported by the migration function only: Alembic and its template engine (Mako, and
-# MarkupSafe, which only Mako needs), and the dialects of databases other than
-# PostgreSQL (imported by alembic.ddl, never by the app).
-MIGRATION_ONLY_PATHS = (
-    "alembic",
-    "alembic-*.dist-info",
-    "mako",
-    "mako-*.dist-info",
-    "markupsafe",
-    "markupsafe-*.dist-info",
-    *(f"sqlalchemy/dialects/{name}" for name in ("mysql", "mssql", "oracle", "sqlite")),
+# SQLAlchemy's dialects for databases other than PostgreSQL. SQLAlchemy loads a dialect
+# only when an engine URL names it, so the API never imports them; alembic.ddl imports
+# every dialect it supports, so the migration bundle keeps them.
+OTHER_DATABASES_DIALECTS = tuple(
+    f"sqlalchemy/dialects/{name}" for name in ("mysql", "mssql", "oracle", "sqlite")
 )
 
 
 @dataclass(frozen=True)
 class Flavour:
-    """What one function's bundle holds: one recipe, different things left out."""
+    """What one function's bundle holds, by name: nothing else goes in."""
 
     name: str
-    ships_migrations: bool
-    left_out: tuple[str, ...]  # globs under the bundle root, besides UNUSED_PATHS
+    # Under lambda_app/: packages (folders, whole) and single modules, with the parent
+    # package's __init__.py named when only some of a package ships.
+    app_parts: tuple[str, ...]
+    # uv dependency groups installed on top of `[project] dependencies`.
+    dependency_groups: tuple[str, ...] = ()
+    # Folders of the project root copied as they are to the bundle root.
+    data_dirs: tuple[str, ...] = ()
+    # Globs under the bundle root removed after the install, besides UNUSED_PATHS.
+    left_out: tuple[str, ...] = ()
 
     @property
     def asset_sources(self) -> tuple[str, ...]:
-        """What the asset (and so its hash) is made of: a change anywhere else in the
-        repo does not produce a new function version or re-run the migrations."""
-        migrations = ("migrations",) if self.ships_migrations else ()
-        return ("lambda_app", *migrations, "uv.lock", "pyproject.toml")
+        """What the asset (and so its hash) is made of, the bundle's inputs and nothing
+        else: a change anywhere else does not produce a new function version or re-run
+        the migrations."""
+        return (
+            *(f"{APP_PACKAGE}/{part}" for part in self.app_parts),
+            *self.data_dirs,
+            "uv.lock",
+            "pyproject.toml",
+        )
 
     @property
     def asset_excludes(self) -> list[str]:
-        return [
-            "/*",
-            *(f"!/{name}" for name in self.asset_sources),
-            "__pycache__/",
-            "*.pyc",
-            "/lambda_app/local/",
-        ]
+        """`asset_sources` as .gitignore rules (CDK's IgnoreMode.GIT).
+
+        Git cannot re-include a path whose parent folder is excluded, so each folder on
+        the way to a shipped part is re-included and its other children excluded again:
+        `/*`, `!/lambda_app`, `/lambda_app/*`, `!/lambda_app/core`, ...
+        """
+        return [*_ship_only(self.asset_sources), "__pycache__/", "*.pyc"]
 
 
-API = Flavour(name="api", ships_migrations=False, left_out=MIGRATION_ONLY_PATHS)
-MIGRATION = Flavour(name="migration", ships_migrations=True, left_out=())
+_PathTree = dict[str, "_PathTree"]  # a folder's children; a shipped part has none listed
+
+
+def _ship_only(paths: tuple[str, ...]) -> list[str]:
+    """.gitignore rules that exclude everything but `paths` (relative to the root)."""
+    tree: _PathTree = {}
+    for path in paths:
+        node = tree
+        for name in path.split("/"):
+            node = node.setdefault(name, {})
+
+    def rules(prefix: str, children: _PathTree) -> list[str]:
+        found = [f"{prefix}/*"]
+        for name, grandchildren in children.items():
+            found.append(f"!{prefix}/{name}")
+            if grandchildren:  # only some of this folder ships
+                found += rules(f"{prefix}/{name}", grandchildren)
+        return found
+
+    return rules("", tree)
+
+
+API = Flavour(
+    name="api",
+    app_parts=(
+        "__init__.py",
+        "main.py",  # create_app: the routers, the middleware, the docs UI
+        "workload.py",
+        "core",
+        "db",
+        "models",
+        "identity",
+        "users",
+        "auth",
+        "health",
+        "docs_ui",
+        "handlers/__init__.py",
+        "handlers/api.py",
+    ),
+    left_out=OTHER_DATABASES_DIALECTS,
+)
+MIGRATION = Flavour(
+    name="migration",
+    app_parts=(
+        "__init__.py",
+        "workload.py",
+        "core",
+        "db",
+        "models",  # the MetaData migrations/env.py compares the schema with
+        # The superuser step creates its user through the users service, which hashes
+        # the password with identity's hasher.
+        "identity",
+        "users",
+        "migrate",
+        "handlers/__init__.py",
+        "handlers/migrate.py",
+    ),
+    dependency_groups=("migration",),  # Alembic, and Mako for its script templates
+    data_dirs=("migrations",),
+)
 FLAVOURS = {flavour.name: flavour for flavour in (API, MIGRATION)}
-APP_DIRS_LEFT_OUT = ("local",)  # lambda_app/local: embedded PostgreSQL and dev servers
 
 
 class BundlingError(RuntimeError):
@@ -228,9 +297,18 @@ def _run(command: list[str], *, cwd: Path | None = None) -> None:
 
 
 def install_dependencies(
-    *, uv: str, python: str, project_root: Path, target: BundleTarget, out: Path
+    *,
+    flavour: Flavour,
+    uv: str,
+    python: str,
+    project_root: Path,
+    target: BundleTarget,
+    out: Path,
 ) -> None:
-    """The runtime dependency group exactly as uv.lock pins it, as wheels for the target."""
+    """The project's dependencies and the flavour's groups exactly as uv.lock pins them
+    (and nothing from the default groups: dev and infra tools never ship), as wheels
+    for the target."""
+    groups = [argument for group in flavour.dependency_groups for argument in ("--group", group)]
     with tempfile.TemporaryDirectory(prefix="lambda-bundle-") as scratch:
         requirements = Path(scratch) / "requirements.txt"
         _run(
@@ -239,6 +317,7 @@ def install_dependencies(
                 "export",
                 "--frozen",
                 "--no-default-groups",
+                *groups,
                 "--no-emit-project",
                 "--no-hashes",
                 "--no-header",
@@ -275,7 +354,8 @@ def install_dependencies(
 
 
 def prune(*, flavour: Flavour, out: Path) -> None:
-    """Remove what this flavour's function never imports or reads."""
+    """Remove the files inside the installed packages that this flavour's function never
+    imports or reads."""
     for pattern in (*UNUSED_PATHS, *flavour.left_out):
         for path in out.glob(pattern):
             if path.is_dir():
@@ -328,17 +408,23 @@ def strip_debug_info(*, tool: str | None, target: BundleTarget, out: Path) -> No
 
 
 def copy_sources(*, flavour: Flavour, project_root: Path, out: Path) -> None:
+    """The flavour's parts of the app, and its data folders, without bytecode."""
     ignore_caches = shutil.ignore_patterns("__pycache__", "*.pyc")
-
-    def ignore_app(directory: str, names: list[str]) -> set[str]:
-        left_out = set(ignore_caches(directory, names))
-        if Path(directory) == project_root / "lambda_app":
-            left_out |= set(APP_DIRS_LEFT_OUT) & set(names)
-        return left_out
-
-    shutil.copytree(project_root / "lambda_app", out / "lambda_app", ignore=ignore_app)
-    if flavour.ships_migrations:
-        shutil.copytree(project_root / "migrations", out / "migrations", ignore=ignore_caches)
+    for part in flavour.app_parts:
+        source = project_root / APP_PACKAGE / part
+        destination = out / APP_PACKAGE / part
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, destination, ignore=ignore_caches)
+        elif source.is_file():
+            shutil.copy2(source, destination)
+        else:
+            raise BundlingError(
+                f"the {flavour.name} bundle ships {APP_PACKAGE}/{part}, which does not "
+                f"exist: update its Flavour.app_parts in infra_cdk/bundling.py"
+            )
+    for name in flavour.data_dirs:
+        shutil.copytree(project_root / name, out / name, ignore=ignore_caches)
 
 
 def compile_bytecode(*, python: str, target: BundleTarget, out: Path) -> None:
@@ -391,7 +477,9 @@ def build_bundle(
     python = find_python(target.python_version)  # first: fail before any download
     uv = find_uv(project_root)
     strip_tool = find_strip_tool(target)
-    install_dependencies(uv=uv, python=python, project_root=project_root, target=target, out=out)
+    install_dependencies(
+        flavour=recipe, uv=uv, python=python, project_root=project_root, target=target, out=out
+    )
     prune(flavour=recipe, out=out)
     strip_debug_info(tool=strip_tool, target=target, out=out)
     copy_sources(flavour=recipe, project_root=project_root, out=out)

@@ -26,6 +26,7 @@ from infra_cdk.constructs.monitoring import Monitoring
 from infra_cdk.constructs.network import Network
 from infra_cdk.lambda_code import lambda_code
 from infra_cdk.nag import acknowledge, skip_checkov_on_cdk_providers
+from lambda_app import workload
 
 SUPERUSER_NAME = "admin"
 
@@ -57,7 +58,7 @@ class LambdaAppStack(Stack):
         )
 
         encryption = Encryption(
-            self, "Encryption", description=f"lambda_app {config.name}: logs, secrets, alarms"
+            self, "Encryption", description=f"{workload.NAME} {config.name}: logs, secrets, alarms"
         )
         key = encryption.key
 
@@ -91,7 +92,7 @@ class LambdaAppStack(Stack):
         jwt_secret = secretsmanager.Secret(
             self,
             "JwtSecret",
-            description=f"lambda_app {config.name}: JWT signing key",
+            description=f"{workload.NAME} {config.name}: JWT signing key",
             encryption_key=key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=64, exclude_punctuation=True
@@ -105,10 +106,6 @@ class LambdaAppStack(Stack):
             "DB_NAME": database.database_name,
             "DB_PORT": str(DATABASE_PORT),
             "DB_SSL": "verify-full",
-            # The migration function never signs tokens, but the app refuses to start
-            # outside local development without a JWT secret source. It gets the ARN
-            # and no permission to read it.
-            "JWT_SECRET_ARN": jwt_secret.secret_arn,
         }
         migration_env = {
             **shared_env,
@@ -126,7 +123,9 @@ class LambdaAppStack(Stack):
             superuser_secret = secretsmanager.Secret(
                 self,
                 "FirstSuperuserSecret",
-                description=f"lambda_app {config.name}: first superuser (created by the migration)",
+                description=(
+                    f"{workload.NAME} {config.name}: first superuser (created by the migration)"
+                ),
                 encryption_key=key,
                 generate_secret_string=secretsmanager.SecretStringGenerator(
                     secret_string_template=json.dumps(
@@ -162,6 +161,8 @@ class LambdaAppStack(Stack):
                 "DB_HOST": database.proxy.endpoint,
                 "DB_USER": database.api_user,
                 "DB_IAM_AUTH": "true",
+                # Read at first use (never at init) with the grant below.
+                "JWT_SECRET_ARN": jwt_secret.secret_arn,
             },
             log_retention=config.log_retention,
             reserved_concurrency=config.api_reserved_concurrency,
@@ -202,7 +203,7 @@ class LambdaAppStack(Stack):
         Monitoring(
             self,
             "Monitoring",
-            dashboard_name=f"lambda-app-{config.name}",
+            dashboard_name=f"{workload.SLUG}-{config.name}",
             http_api=api.http_api,
             api_function=api.function,
             migration_function=migrations.function,

@@ -1,3 +1,3 @@
-from lambda_app.cli import main
+from lambda_app.devtools.cli import main
 
 raise SystemExit(main())

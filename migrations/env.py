@@ -4,8 +4,9 @@ Two ways in:
 - `alembic upgrade head` / `alembic check` from the repo root: the URL comes from
   `-x url=...` or the app settings (DATABASE_URL, or the IAM / Secrets Manager sources);
   the run holds the same advisory lock as the migration Lambda;
-- programmatically (`lambda_app.migrations_runner`): the runner passes an open
-  connection in `config.attributes["connection"]` (its own connection holds the lock).
+- programmatically (`lambda_app.migrate.runner`): the runner passes an open
+  connection in `config.attributes["connection"]` (another of its connections holds the
+  lock), and `config.attributes["on_version_apply"]` to record what ran.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def _run_sync(connection: Connection) -> None:
 
 async def _run_with_own_engine() -> None:
     from lambda_app.db.engine import build_engine
-    from lambda_app.migrate.settings import get_migration_settings
-    from lambda_app.migrations_runner import migration_lock, migration_settings
+    from lambda_app.migrate.lock import migration_lock
+    from lambda_app.migrate.settings import get_migration_settings, migration_settings
 
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
     engine = build_engine(migration_settings(get_migration_settings()), database_url=url)

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from lambda_app.local.database import database_url, server_admin_url, test_database_name
+from lambda_app.devtools.database import database_url, server_admin_url, test_database_name
 
-pytest_plugins = ["tests.factories"]
+pytest_plugins = ["tests.fixtures.factories"]
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +27,8 @@ def admin_url() -> Iterator[str]:
 def database_url_for_tests(admin_url: str) -> Iterator[str]:
     """A fresh test database, migrated to head (never the development database); the URL
     of its owner, as the migrations connect. The app connects as the API role."""
-    from lambda_app.local.embedded_postgres import drop_database, ensure_database
-    from lambda_app.migrations_runner import upgrade_to_head
+    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.migrate.runner import upgrade_to_head
 
     name = test_database_name()
     asyncio.run(drop_database(admin_url, name))
@@ -41,7 +41,7 @@ def database_url_for_tests(admin_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def api_database_url_for_tests(database_url_for_tests: str) -> str:
     """The test database as the API sees it: its own least-privilege role."""
-    from lambda_app.local.database import prepare_api_role
+    from lambda_app.devtools.database import prepare_api_role
 
     return prepare_api_role(database_url_for_tests)
 

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from tests.ports import free_port
-from tests.serve_process import start_serve, wait_for_health
+from tests.fixtures.ports import free_port
+from tests.fixtures.serve_process import start_serve, wait_for_health
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

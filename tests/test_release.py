@@ -25,8 +25,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from lambda_app.cli import main
-from lambda_app.release import (
+from lambda_app.devtools.cli import main
+from lambda_app.devtools.release import (
     EXIT_FUNCTION_ERROR,
     EXIT_NOT_OK,
     EXIT_OK,
@@ -199,7 +199,7 @@ def test_a_stack_without_the_output_is_a_clear_error(
 
 def test_a_downgrade_needs_a_revision(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["release", "--function", FUNCTION, "--action", "downgrade"]) == 1
-    assert "needs --revision" in capsys.readouterr().err
+    assert "downgrade needs an explicit revision" in capsys.readouterr().err
 
 
 def test_a_missing_stack_is_a_clear_error(aws: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ from infra_cdk.nag import (
     acknowledge_vpc_function,
     skip_checkov,
 )
+from lambda_app import workload
 
 API_HANDLER = "lambda_app.handlers.api.handler"
 # Lambda's CPU share grows with memory (1 full vCPU at 1,769 MB). The slowest thing
@@ -106,7 +107,7 @@ class Api(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="lambda_app API (FastAPI through Mangum)",
+            description=f"{workload.NAME} API (FastAPI through Mangum)",
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.ARM_64,  # Graviton: ~20% cheaper per GB-second
             handler=API_HANDLER,
@@ -164,7 +165,7 @@ class Api(Construct):
         self.http_api = apigw.HttpApi(
             self,
             "HttpApi",
-            description="lambda_app users and authentication API",
+            description=f"{workload.NAME} users and authentication API",
             # Every path goes to FastAPI, which owns routing, auth and the 404s.
             default_integration=integrations.HttpLambdaIntegration("Lambda", self.alias),
             create_default_stage=False,

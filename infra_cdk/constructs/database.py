@@ -11,19 +11,19 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
-from lambda_app.workload import API_ROLE
+from lambda_app import workload
 
 # The major version only: RDS applies minor upgrades itself (auto_minor_version_upgrade)
 # and a pinned minor version would then fight them on the next deploy.
 POSTGRES_VERSION = rds.PostgresEngineVersion.VER_17
-DATABASE_NAME = "lambda_app"
+DATABASE_NAME = workload.DATABASE_NAME
 # The master user, owner of the schema: only the migration function connects as it,
 # directly to the instance, with the generated secret.
-DATABASE_OWNER = "lambda_app"
+DATABASE_OWNER = workload.DATABASE_OWNER
 # The API's own role (rows of the app's tables, nothing else), created by a migration
-# with the app's constant, so the grant here and the role there cannot drift apart.
+# with the same constant, so the grant here and the role there cannot drift apart.
 # It signs in to the proxy with IAM tokens, and the proxy to PostgreSQL the same way.
-API_DATABASE_USER = API_ROLE
+API_DATABASE_USER = workload.API_ROLE
 DATABASE_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
 # Enhanced monitoring: the instance's OS metrics (memory, swap, processes) every minute.

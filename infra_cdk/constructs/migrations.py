@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra_cdk.nag import ENVIRONMENT_HOLDS_NO_SECRETS, acknowledge_vpc_function, skip_checkov
+from lambda_app import workload
 
 MIGRATION_HANDLER = "lambda_app.handlers.migrate.handler"
 # Long enough for a real migration (an index build, a backfill). The trigger's call
@@ -66,7 +67,7 @@ class Migrations(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="lambda_app database migrations (alembic upgrade head)",
+            description=f"{workload.NAME} database migrations (alembic upgrade head)",
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.ARM_64,
             handler=MIGRATION_HANDLER,

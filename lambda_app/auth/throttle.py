@@ -21,7 +21,7 @@ LOGIN_KEY_MAX = 320
 
 
 def throttle_key(login: str) -> str:
-    # NUL can't go into a PostgreSQL text parameter (it was a 500); "bob\0" counts as "bob".
+    # NUL can't go into a PostgreSQL text parameter; "bob\0" counts as "bob".
     return login.replace("\x00", "").strip().lower()[:LOGIN_KEY_MAX]
 
 

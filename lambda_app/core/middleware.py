@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lambda_app.core.database_errors import is_database_unavailable
 from lambda_app.core.errors import AppError, DatabaseUnavailable, PayloadTooLarge, error_body
-from lambda_app.db.errors import is_database_unavailable
 
 logger = logging.getLogger("lambda_app.request")
 REQUEST_ID_HEADER = "x-request-id"
@@ -47,7 +47,7 @@ def _json_problem(body: bytes) -> str | None:
     try:
         parsed = json.loads(body, object_pairs_hook=_reject_duplicate_keys)
         # `"\ud800"` escapes parse to lone surrogates: valid JSON syntax, but not text.
-        # Nothing downstream can encode them (Argon2, asyncpg), which made them a 500.
+        # Nothing downstream can encode them (Argon2, asyncpg): refused here as a 422.
         json.dumps(parsed, ensure_ascii=False).encode()
     except (ValueError, UnicodeError) as exc:
         return str(exc)

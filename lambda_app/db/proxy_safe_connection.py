@@ -14,14 +14,12 @@ clears itself for servers without JIT (Redshift, CockroachDB). `ProxySafeConnect
 clears it right after asyncpg sets it: the lookup then runs with the server's own
 `jit` setting and no statement around it. Two fewer round trips, too.
 
-The cost: the lookup query's estimated cost is above PostgreSQL's default
-`jit_above_cost` (about 450,000 against 100,000, measured on PostgreSQL 18 with a
-near-empty catalog), so a server with JIT available and `jit = on` compiles it,
-which asyncpg's users measured at hundreds of milliseconds (MagicStack/asyncpg#530,
-#1082). It runs once per connection that meets an unknown type, so with NullPool
-once per such request. So the API's role has `jit = off` as its server-side default
-(migration 0002): no client statement, hence no pinning, and the app's short indexed
-queries never gain from JIT anyway.
+The cost: the lookup query's planned cost is above PostgreSQL's default
+`jit_above_cost`, so a server with JIT available and `jit = on` compiles it, which
+takes hundreds of milliseconds (MagicStack/asyncpg#530, #1082). It runs once per
+connection that meets an unknown type, so with NullPool once per such request. So
+the API's role has `jit = off` as its server-side default (migration 0002): no client
+statement, hence no pinning, and the app's short indexed queries never gain from JIT.
 
 `tests/reliability/test_pinning.py` checks both halves: that stock asyncpg still
 makes the `set_config` calls (else this module can go) and that this class makes none.

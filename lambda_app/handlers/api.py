@@ -168,12 +168,11 @@ def _undecodable_body(scope: Scope, context: LambdaContext, error: Exception) ->
 def _build_container_handler() -> LambdaHandler:
     """The container's handler, built with the cyclic garbage collector paused.
 
-    Importing FastAPI, SQLAlchemy and pydantic and building the app allocate some
-    160,000 objects that live as long as the container. Every full collection during
-    that build would walk all of them again to find next to nothing to free (under
-    1,000 objects): about a tenth of a cold start (README, Performance). Frozen
-    afterwards (`gc.freeze`), they are also left out of every later collection, on the
-    warm path too.
+    Importing FastAPI, SQLAlchemy and pydantic and building the app allocate over a
+    hundred thousand objects that live as long as the container. Every full collection
+    during that build would walk all of them again to find next to nothing to free, a
+    sizeable share of a cold start (docs/performance.md). Frozen afterwards
+    (`gc.freeze`), they are also left out of every later collection, on the warm path too.
     """
     collecting = gc.isenabled()
     gc.disable()

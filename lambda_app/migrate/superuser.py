@@ -1,12 +1,16 @@
-"""Making sure the first superuser exists (after migrations, and from the CLI)."""
+"""The first superuser: created after an upgrade reaches head, when one is configured."""
 
 from __future__ import annotations
 
+import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lambda_app.core.settings import SettingsError
 from lambda_app.migrate.settings import MigrationSettings
 from lambda_app.users import service
 from lambda_app.users.repository import UserRepository
@@ -17,17 +21,41 @@ LOCAL_DEFAULT_EMAIL = "admin@example.com"
 
 
 @dataclass(frozen=True)
-class SuperuserSpec:
-    username: str
-    email: str
-    password: str | None  # None: generate one (local development only)
+class SuperuserPolicy:
+    """Which first superuser a caller may create."""
+
+    # `admin` when none is configured, in local development only (`serve`).
+    local_default: bool = False
+    # A generated password must reach a person: only a caller that prints it (the CLI) may
+    # have one generated. The migration function refuses rather than create an account no
+    # one can log in to.
+    generate_password: bool = False
+
+
+# The migration function's: the configured user only, with its configured password.
+CONFIGURED_SUPERUSER = SuperuserPolicy()
 
 
 @dataclass(frozen=True)
-class EnsureResult:
-    created: bool
+class SuperuserSpec:
     username: str
-    generated_password: str | None = None
+    email: str
+    password: str | None  # None: generate one
+
+
+@dataclass(frozen=True)
+class SuperuserResult:
+    username: str
+    created: bool
+    skipped: str | None = None  # why it was not created, when that is not "it exists"
+    # Shown once by the CLI; never in the migration result or a log line.
+    generated_password: str | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"username": self.username, "created": self.created}
+        if self.skipped is not None:
+            result["skipped"] = self.skipped
+        return result
 
 
 def superuser_spec(
@@ -37,8 +65,6 @@ def superuser_spec(
     password: str | None = None
     username, email = settings.first_superuser_username, settings.first_superuser_email
     if settings.first_superuser_secret_arn:
-        import json
-
         from lambda_app.core import aws
 
         data = json.loads(aws.fetch_secret_string(settings.first_superuser_secret_arn))
@@ -54,14 +80,42 @@ def superuser_spec(
     return None
 
 
-async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> EnsureResult:
+async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> SuperuserResult:
     """Create the superuser unless a user with that username already exists. Flushes only."""
     if await UserRepository(session).get_by_login(spec.username) is not None:
-        return EnsureResult(created=False, username=spec.username)
+        return SuperuserResult(username=spec.username, created=False)
     generated = None
     password = spec.password
     if password is None:
         password = generated = secrets.token_urlsafe(18)
     data = UserCreate(username=spec.username, email=spec.email, password=password)
     await service.register(session, data, is_superuser=True)
-    return EnsureResult(created=True, username=spec.username, generated_password=generated)
+    return SuperuserResult(username=spec.username, created=True, generated_password=generated)
+
+
+async def ensure_first_superuser(
+    engine: AsyncEngine, settings: MigrationSettings, policy: SuperuserPolicy, *, at_head: bool
+) -> SuperuserResult | None:
+    """The step after an upgrade: the configured superuser, committed; None if none is."""
+    spec = superuser_spec(settings, allow_local_default=policy.local_default)
+    if spec is None:
+        return None
+    if not at_head:
+        # The ORM models describe the head schema; an older schema may not fit them.
+        return SuperuserResult(spec.username, created=False, skipped="database not at head")
+    if spec.password is None and not policy.generate_password:
+        return SuperuserResult(
+            spec.username,
+            created=False,
+            skipped="no password configured "
+            "(FIRST_SUPERUSER_PASSWORD or FIRST_SUPERUSER_SECRET_ARN)",
+        )
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        try:
+            result = await ensure_superuser(session, spec)
+        except ValidationError as exc:
+            # The configured user is not a valid one: name the FIRST_SUPERUSER_* setting (or
+            # that key of its secret) rather than print pydantic's text, the password in it.
+            raise SettingsError.from_validation_error(exc, prefix="FIRST_SUPERUSER_") from None
+        await session.commit()
+    return result

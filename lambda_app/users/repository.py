@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,10 +42,6 @@ class UserRepository:
         """Keyset page ordered by id: stable while rows are added or removed."""
         stmt = select(User).where(User.id > after_id).order_by(User.id).limit(limit)
         return list(await self.session.scalars(stmt))
-
-    async def count_superusers(self) -> int:
-        stmt = select(func.count()).select_from(User).where(User.is_superuser.is_(True))
-        return int(await self.session.scalar(stmt) or 0)
 
     async def save(self, user: User) -> User:
         """Insert or update `user`, turning unique violations into 409 domain errors.

@@ -7,7 +7,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from lambda_app.models import User
-from tests.factories import UserFactory
+from tests.fixtures.factories import UserFactory
 
 
 def payload(**overrides: object) -> dict[str, object]:

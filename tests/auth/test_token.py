@@ -4,7 +4,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.core.settings import get_settings
 from lambda_app.identity.tokens import decode_access_token
 from lambda_app.models import User
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.fixtures.accounts import DEFAULT_PASSWORD
+from tests.fixtures.factories import UserFactory
 
 
 async def test_token_with_username(client: httpx.AsyncClient, user: User) -> None:

@@ -38,9 +38,10 @@ from lambda_app.db.plan import DatabaseNotConfigured
 from lambda_app.db.secret import CachedDbSecret, DbSecret, SecretConnector
 from lambda_app.db.sources import plan_aws_connection
 from lambda_app.db.tls import rds_verify_full_context
-from lambda_app.local.embedded_postgres import EmbeddedPostgres
-from tests.core.test_db_credentials import settings
-from tests.ports import free_port
+from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
+from tests.fixtures.polling import wait_until
+from tests.fixtures.ports import free_port
+from tests.fixtures.settings import api_settings
 
 REGION = "eu-west-1"
 RDS_HOST = "app-db.cluster-abc123.eu-west-1.rds.amazonaws.com"
@@ -126,7 +127,7 @@ def iam_settings(**values: Any) -> ApiSettings:
         "db_name": "app",
         "db_user": "app_lambda",
     }
-    return settings(**(base | values))
+    return api_settings(**(base | values))
 
 
 def test_iam_token_is_signed_locally_with_the_lambda_credentials(aws: Any) -> None:
@@ -264,7 +265,7 @@ def test_fetch_secret_string_reads_secrets_manager(aws: Any) -> None:
 
 def test_secret_plan_is_hermetic_and_verifies_tls_by_default(aws: Any) -> None:
     fetches = count_secret_fetches()
-    plan = plan_aws_connection(settings(db_secret_arn="arn:aws:secretsmanager:eu-west-1:1:x"))
+    plan = plan_aws_connection(api_settings(db_secret_arn="arn:aws:secretsmanager:eu-west-1:1:x"))
     assert isinstance(plan.async_creator, SecretConnector)
     assert plan.connect_args["ssl"] is rds_verify_full_context()
     assert fetches == []  # nothing fetched until the first connection
@@ -297,16 +298,22 @@ class ScramServer:
 
 async def _wait_for_password_auth(host: str, port: int) -> None:
     """pg_reload_conf() only signals the server: wait until a password is asked for."""
-    for _ in range(300):  # at most ~30 s on a busy machine
+
+    async def asks_for_a_password() -> bool:
         try:
             conn = await asyncpg.connect(host=host, port=port, user="nobody", database="postgres")
             await conn.close()
         except asyncpg.InvalidPasswordError:
-            return
+            return True
         except asyncpg.InvalidAuthorizationSpecificationError:
             pass  # still trust auth: "role does not exist"
-        await asyncio.sleep(0.1)
-    raise AssertionError("the server never switched to password authentication")
+        return False
+
+    await wait_until(
+        asks_for_a_password,
+        lambda: "the server never switched to password authentication",
+        within=30,  # a busy machine
+    )
 
 
 def _start_on_a_free_port(data_root: Path) -> EmbeddedPostgres:
@@ -362,7 +369,7 @@ async def engines() -> AsyncIterator[list[AsyncEngine]]:
 
 def secret_settings(arn: str, **values: Any) -> ApiSettings:
     # No TLS on the embedded server; TLS has its own tests.
-    return settings(**({"db_secret_arn": arn, "db_ssl": "disable"} | values))
+    return api_settings(**({"db_secret_arn": arn, "db_ssl": "disable"} | values))
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -479,6 +486,7 @@ async def test_iam_token_is_the_password_and_reused_across_connections(
     plan = plan_aws_connection(iam, clock=clock)
     assert isinstance(plan.async_creator, IamConnector)
     token = plan.async_creator.tokens.current()
+    signed_by = int(time.time())  # no earlier than the token's X-Amz-Date second
     await scram_server.set_role("app_iam", token)
     engine = engine_for_plan(plan, iam)
     engines.append(engine)
@@ -488,7 +496,7 @@ async def test_iam_token_is_the_password_and_reused_across_connections(
         assert await whoami(engine) == "app_iam"
     # and after 10 minutes a new token is signed, which this server does not know
     # (a token's text changes with its signing second, X-Amz-Date: let one pass)
-    await asyncio.sleep(1.05 - time.time() % 1)
+    await wait_until(lambda: int(time.time()) > signed_by, lambda: "the clock stood still")
     clock.now += 600
     with pytest.raises(DBAPIError) as raised:
         await whoami(engine)
@@ -642,7 +650,7 @@ async def tls_secret_engine(
     values: dict[str, Any] = {"db_secret_arn": arn, "db_port": relay.port}
     if db_ssl is not None:
         values["db_ssl"] = db_ssl
-    return build_engine(settings(**values))
+    return build_engine(api_settings(**values))
 
 
 async def test_db_ssl_require_encrypts_without_verifying(
@@ -671,8 +679,7 @@ async def test_verify_full_is_the_default_and_rejects_a_non_rds_certificate(
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
         async with engine.connect():
             pass
-    for _ in range(100):  # the relay learns of the refusal from the client's alert
-        if tls_relay.refused_handshakes:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(  # the relay learns of the refusal from the client's alert
+        lambda: tls_relay.refused_handshakes > 0, lambda: "the relay saw no refused handshake"
+    )
     assert (tls_relay.handshakes, tls_relay.refused_handshakes) == (0, 1)

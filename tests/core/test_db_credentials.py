@@ -6,7 +6,6 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -15,27 +14,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from lambda_app.core.settings import ApiSettings, DbSslMode
+from lambda_app.core.settings import DbSslMode
 from lambda_app.db.engine import build_engine
 from lambda_app.db.plan import DatabaseNotConfigured
 from lambda_app.db.sources import plan_connection
 from lambda_app.db.tls import encrypted_unverified_context, rds_verify_full_context
+from tests.fixtures.settings import api_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def settings(**values: Any) -> ApiSettings:
-    """ApiSettings with no database source unless given (the test session sets DATABASE_URL)."""
-    unset: dict[str, Any] = {
-        "database_url": None,
-        "db_host": None,
-        "db_name": None,
-        "db_user": None,
-        "db_iam_auth": False,
-        "db_secret_arn": None,
-        "db_ssl": None,
-    }
-    return ApiSettings(_env_file=None, **(unset | values))  # type: ignore[call-arg]
 
 
 def with_scheme(url: str, scheme: str) -> str:
@@ -46,7 +32,7 @@ def with_scheme(url: str, scheme: str) -> str:
 async def test_database_url_forms_all_connect(database_url_for_tests: str, scheme: str) -> None:
     # given the test database's URL written the way Heroku, libpq or SQLAlchemy write it
     url = with_scheme(database_url_for_tests, scheme)
-    engine = build_engine(settings(database_url=url))
+    engine = build_engine(api_settings(database_url=url))
     try:
         # when
         async with engine.connect() as conn:
@@ -63,19 +49,19 @@ async def test_database_url_forms_all_connect(database_url_for_tests: str, schem
 )
 def test_other_url_schemes_are_refused_clearly(url: str) -> None:
     with pytest.raises(DatabaseNotConfigured, match="unsupported database URL scheme") as raised:
-        plan_connection(settings(database_url=url))
+        plan_connection(api_settings(database_url=url))
     assert "hunter2" not in str(raised.value)
 
 
 def test_unparseable_url_error_does_not_quote_it() -> None:
     with pytest.raises(DatabaseNotConfigured, match="not a valid database URL") as raised:
-        plan_connection(settings(database_url="hunter2-secret no url at all"))
+        plan_connection(api_settings(database_url="hunter2-secret no url at all"))
     assert "hunter2" not in str(raised.value)
 
 
 def test_nothing_configured_names_every_option() -> None:
     with pytest.raises(DatabaseNotConfigured) as raised:
-        build_engine(settings())
+        build_engine(api_settings())
     message = str(raised.value)
     for variable in ("DATABASE_URL", "DB_HOST", "DB_IAM_AUTH=true", "DB_SECRET_ARN"):
         assert variable in message
@@ -83,19 +69,21 @@ def test_nothing_configured_names_every_option() -> None:
 
 def test_url_plan_follows_db_ssl_only_when_set(database_url_for_tests: str) -> None:
     url = database_url_for_tests
-    assert plan_connection(settings(database_url=url)).connect_args == {}
-    assert plan_connection(settings(database_url=url, db_ssl="disable")).connect_args == {
+    assert plan_connection(api_settings(database_url=url)).connect_args == {}
+    assert plan_connection(api_settings(database_url=url, db_ssl="disable")).connect_args == {
         "ssl": False
     }
-    required = plan_connection(settings(database_url=url, db_ssl="require")).connect_args["ssl"]
+    required = plan_connection(api_settings(database_url=url, db_ssl="require")).connect_args["ssl"]
     assert required is encrypted_unverified_context()
     assert required.verify_mode is ssl.CERT_NONE and not required.check_hostname
-    verified = plan_connection(settings(database_url=url, db_ssl="verify-full")).connect_args
+    verified = plan_connection(api_settings(database_url=url, db_ssl="verify-full")).connect_args
     assert verified["ssl"] is rds_verify_full_context()
 
 
 async def test_db_ssl_disable_connects_in_plain_text(database_url_for_tests: str) -> None:
-    engine = build_engine(settings(database_url=database_url_for_tests, db_ssl=DbSslMode.DISABLE))
+    engine = build_engine(
+        api_settings(database_url=database_url_for_tests, db_ssl=DbSslMode.DISABLE)
+    )
     try:
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT 1")) == 1
@@ -122,7 +110,7 @@ def test_verify_full_context_trusts_the_bundled_rds_cas_only() -> None:
 async def test_verify_full_never_falls_back_to_plain_text(database_url_for_tests: str) -> None:
     # The embedded server has no TLS: verify-full must refuse it, not quietly go plaintext.
     engine = build_engine(
-        settings(database_url=database_url_for_tests, db_ssl=DbSslMode.VERIFY_FULL)
+        api_settings(database_url=database_url_for_tests, db_ssl=DbSslMode.VERIFY_FULL)
     )
     try:
         with pytest.raises(ConnectionError, match="SSL"):

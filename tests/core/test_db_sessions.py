@@ -13,7 +13,7 @@ from sqlalchemy.pool.base import ResetStyle
 from lambda_app.db import session as db
 from lambda_app.db.statement_names import unique_statement_name
 from lambda_app.models import User
-from tests.polling import count_backends, wait_until
+from tests.fixtures.polling import count_backends, wait_until
 
 
 async def test_request_sessions_read_inside_a_transaction(engine: AsyncEngine) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_app.local.gateway import LambdaHandler
+from lambda_app.devtools.gateway import LambdaHandler
 from tests import system_tools
-from tests.handlers.harness import fresh_container, running_gateway
+from tests.fixtures.harness import fresh_container, running_gateway
 
 CHROMIUM_TIMEOUT_SECONDS = 120  # a hang guard only: --virtual-time-budget ends the page's work
 

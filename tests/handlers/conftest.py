@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from lambda_app.core.logging import JsonFormatter
-from tests.handlers.harness import fresh_container
-from tests.handlers.lambda_events import Handler
+from tests.fixtures.harness import fresh_container
+from tests.fixtures.lambda_events import Handler
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from lambda_app.docs_ui.router import STATIC_DIR
-from tests.handlers.extra_routes import blob_bytes
-from tests.handlers.lambda_events import (
+from tests.fixtures.accounts import register_and_login_via_handler
+from tests.fixtures.lambda_events import (
     SOURCES,
     Handler,
     HttpRequest,
@@ -22,9 +22,9 @@ from tests.handlers.lambda_events import (
     http_api_v2,
     invoke,
     json_body,
-    register_and_login,
     rest_api_v1,
 )
+from tests.handlers.extra_routes import blob_bytes
 
 ALL_SOURCES = list(SOURCES)
 PAYLOAD_V2 = {"http_api_v2", "function_url"}
@@ -46,7 +46,7 @@ def test_health_answers_with_the_lambda_request_id(api_handler: Handler, source:
 def test_register_login_and_me(api_handler: Handler, source: str) -> None:
     # given: a user created and logged in through this source (the login form is base64)
     build = SOURCES[source]
-    account = register_and_login(api_handler, build)
+    account = register_and_login_via_handler(api_handler, build)
 
     # when
     me = invoke(
@@ -250,7 +250,7 @@ def test_lifespan_never_runs_per_invocation(lambda_container: None) -> None:
 
 
 def test_event_fixtures_are_valid_json_files() -> None:
-    from tests.handlers.lambda_events import EVENTS_DIR
+    from tests.fixtures.lambda_events import EVENTS_DIR
 
     names = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
     assert names == sorted(SOURCES)

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from tests.handlers.lambda_events import (
+from tests.fixtures.accounts import register_and_login_via_handler
+from tests.fixtures.lambda_events import (
     Handler,
     HttpRequest,
     bearer,
@@ -21,7 +22,6 @@ from tests.handlers.lambda_events import (
     http_api_v2,
     invoke,
     json_body,
-    register_and_login,
     request_log_records,
     rest_api_v1,
 )
@@ -30,7 +30,7 @@ from tests.handlers.lambda_events import (
 def test_one_json_line_per_request_with_the_lambda_request_id(
     api_handler: Handler, log_lines: list[str]
 ) -> None:
-    account = register_and_login(api_handler)
+    account = register_and_login_via_handler(api_handler)
     log_lines.clear()
 
     me = invoke(
@@ -92,7 +92,7 @@ def test_passwords_hashes_and_tokens_never_reach_the_logs(
     api_handler: Handler, log_lines: list[str], verbose_logging: None
 ) -> None:
     # given: a user registered and logged in, and a few requests that fail on secrets
-    account = register_and_login(api_handler, rest_api_v1)
+    account = register_and_login_via_handler(api_handler, rest_api_v1)
     me = invoke(
         api_handler, http_api_v2(HttpRequest("GET", "/api/users/me", headers=bearer(account.token)))
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.handlers.lambda_events import (
+from tests.fixtures.lambda_events import (
     SOURCES,
     Event,
     Handler,

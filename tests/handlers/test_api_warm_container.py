@@ -13,18 +13,18 @@ import subprocess
 import sys
 
 from lambda_app.db import engine as db
-from tests.handlers.extra_routes import BOOM_MESSAGE
-from tests.handlers.lambda_events import (
+from tests.fixtures.accounts import register_and_login_via_handler
+from tests.fixtures.lambda_events import (
     SOURCES,
     Handler,
     HttpRequest,
     bearer,
     http_api_v2,
     invoke,
-    register_and_login,
     request_log_records,
     rest_api_v1,
 )
+from tests.handlers.extra_routes import BOOM_MESSAGE
 
 WARM_INVOCATIONS = 200
 
@@ -61,7 +61,7 @@ def test_authenticated_db_request_after_200_warm_invocations(api_handler: Handle
     from lambda_app.handlers import api
 
     # given: a user, and the engine and event loop the container made for its requests
-    account = register_and_login(api_handler)
+    account = register_and_login_via_handler(api_handler)
     engine, loop = db.get_engine(), api._loop
     me_request = HttpRequest("GET", "/api/users/me", headers=bearer(account.token))
     builders = list(SOURCES.values())
@@ -87,7 +87,7 @@ def test_authenticated_db_request_after_200_warm_invocations(api_handler: Handle
 def test_unhandled_exception_is_a_500_and_the_container_stays_healthy(
     echo_app_handler: Handler, log_lines: list[str]
 ) -> None:
-    account = register_and_login(echo_app_handler)
+    account = register_and_login_via_handler(echo_app_handler)
 
     # when: a request raises, from two sources in a row
     boom = invoke(echo_app_handler, http_api_v2(HttpRequest("GET", "/api/_test/boom")))

@@ -6,43 +6,38 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from lambda_app.core.settings import get_settings
+from lambda_app.devtools.database import database_url
+from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
 from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
-from lambda_app.local.database import database_url
-from lambda_app.local.embedded_postgres import drop_database, ensure_database
+from lambda_app.migrate.lock import MIGRATION_LOCK_KEY
+from lambda_app.migrate.runner import alembic_config
 from lambda_app.migrate.settings import get_migration_settings
-from lambda_app.migrations_runner import MIGRATION_LOCK_KEY, alembic_config
+from tests.fixtures.lambda_context import FakeLambdaContext
+from tests.migrations.scripts import real_head, real_revisions, with_failing_revisions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FAILING_SCRIPTS = PROJECT_ROOT / "tests" / "migrations" / "failing"
-CONTEXT = SimpleNamespace(aws_request_id="test-request-id")
+CONTEXT = FakeLambdaContext(aws_request_id="test-request-id")
 BOUND_SECONDS = 60  # upper bound for waits in this file (never reached when things work)
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
-def real_revisions() -> list[str]:
-    """The real revision ids, oldest first."""
-    script = ScriptDirectory.from_config(alembic_config(PROJECT_ROOT / "migrations"))
-    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
-
-
-HEAD = real_revisions()[-1]
+HEAD = real_head()
 
 
 def plain_dsn(url: str) -> str:
@@ -242,23 +237,15 @@ def test_waiting_for_the_lock_is_bounded(fresh_db: Env) -> None:
 # --- a failing migration -------------------------------------------------------------------
 
 
-def test_the_failing_script_location_copies_the_real_revisions() -> None:
-    # The test-only location must run the real revisions, not a stale copy of them.
-    for real in (PROJECT_ROOT / "migrations" / "versions").glob("*.py"):
-        copy = FAILING_SCRIPTS / "versions" / real.name
-        if copy.exists():
-            assert copy.read_text() == real.read_text(), f"{copy} is out of date"
-
-
 def test_a_failing_migration_leaves_the_previous_revision_and_nothing_half_applied(
     fresh_db: Env, migrate_log: list[logging.LogRecord]
 ) -> None:
     # given: the real revisions, then 9001 (fine), then 9002 (creates a table, then fails)
-    fresh_db.set(MIGRATIONS_DIR=str(FAILING_SCRIPTS))
+    config = with_failing_revisions()
 
     # when
     with pytest.raises(MigrationFailed, match="division by zero"):
-        handler({"action": "upgrade"}, CONTEXT)
+        run_migration_event({"action": "upgrade"}, config=config, request_id="test-request-id")
 
     # then: every revision before the failing one is committed ...
     assert versions(fresh_db.url) == ["9001"]
@@ -277,11 +264,11 @@ def test_a_failing_migration_leaves_the_previous_revision_and_nothing_half_appli
 def test_after_a_failed_run_a_downgrade_undoes_the_revisions_that_did_apply(
     fresh_db: Env,
 ) -> None:
-    fresh_db.set(MIGRATIONS_DIR=str(FAILING_SCRIPTS))
+    config = with_failing_revisions()
     with pytest.raises(MigrationFailed):
-        handler({}, CONTEXT)
+        run_migration_event({}, config=config)
 
-    result = handler({"action": "downgrade", "revision": HEAD}, CONTEXT)
+    result = run_migration_event({"action": "downgrade", "revision": HEAD}, config=config)
 
     assert result["applied"] == ["9001"]
     assert versions(fresh_db.url) == [HEAD]
@@ -354,18 +341,25 @@ def test_invalid_requests_fail(fresh_db: Env, event: dict[str, Any], message: st
 def test_invalid_settings_fail_without_leaking_them(
     fresh_db: Env, migrate_log: list[logging.LogRecord]
 ) -> None:
-    db_password, jwt_secret = "db-password-" + uuid.uuid4().hex, "short-" + uuid.uuid4().hex[:8]
+    db_password = "db-password-" + uuid.uuid4().hex
+    superuser_password = "superuser-password-" + uuid.uuid4().hex
     url = make_url(fresh_db.url).set(password=db_password).render_as_string(hide_password=False)
-    fresh_db.set(ENVIRONMENT="prod", JWT_SECRET=jwt_secret, DATABASE_URL=url)
+    fresh_db.set(
+        ENVIRONMENT="prod",
+        DATABASE_URL=url,
+        FIRST_SUPERUSER_PASSWORD=superuser_password,
+        DB_CONNECT_TIMEOUT_SECONDS="0",
+    )
 
     with pytest.raises(MigrationFailed, match="invalid settings") as raised:
         handler({}, CONTEXT)
 
     logged = json.dumps(logged_fields(migrate_log, "migration failed"))
     assert logged != "[]"
-    for secret in (db_password, jwt_secret):
+    for secret in (db_password, superuser_password):
         assert secret not in str(raised.value) and secret not in logged
-    assert "JWT secret" in str(raised.value)
+    assert "DB_CONNECT_TIMEOUT_SECONDS" in str(raised.value)
+    assert versions(fresh_db.url) == []
 
 
 # --- first superuser -------------------------------------------------------------------------
@@ -428,7 +422,7 @@ def test_a_superuser_without_a_password_is_not_created(fresh_db: Env) -> None:
 
 
 def test_cli_migrate_prints_the_result(fresh_db: Env, capsys: pytest.CaptureFixture[str]) -> None:
-    from lambda_app.cli import main
+    from lambda_app.devtools.cli import main
 
     assert main(["migrate"]) == 0
     assert json.loads(capsys.readouterr().out)["applied"] == real_revisions()
@@ -437,8 +431,27 @@ def test_cli_migrate_prints_the_result(fresh_db: Env, capsys: pytest.CaptureFixt
     assert "explicit revision" in capsys.readouterr().err
 
 
+def test_cli_create_superuser_prints_a_generated_password_once(
+    fresh_db: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_app.devtools.cli import main
+    from lambda_app.identity.passwords import verify_password
+
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "")  # empty: generate one
+
+    assert main(["create-superuser", "--username", "root", "--email", "root@example.com"]) == 0
+
+    out = capsys.readouterr().out
+    assert "Created superuser 'root'." in out
+    [password] = re.findall(r"generated password: (\S+)", out)
+    [row] = fetch(fresh_db.url, "SELECT is_superuser, hashed_password FROM users")
+    assert row["is_superuser"] and verify_password(password, row["hashed_password"])[0]
+    assert versions(fresh_db.url) == [HEAD]
+
+
 def test_run_migration_event_is_the_handler_without_lambda(fresh_db: Env) -> None:
-    assert run_migration_event({"action": "upgrade"})["to_revision"] == HEAD
+    result = run_migration_event({"action": "upgrade"}, config=alembic_config())
+    assert result["to_revision"] == HEAD
 
 
 def test_alembic_command_line_upgrade_and_check(fresh_db: Env) -> None:

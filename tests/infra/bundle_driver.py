@@ -3,7 +3,7 @@
 Usage: python -I -S bundle_driver.py <bundle dir> <event template> <username>
 Sends API Gateway HTTP API (2.0) events to lambda_app.handlers.api.handler, the way
 the Lambda runtime would, and prints one JSON line: the responses, where the modules
-were imported from, and which migration-only modules could not be imported.
+were imported from, and which of the modules it must not ship could not be imported.
 """
 
 import base64
@@ -87,9 +87,19 @@ results["loaded_from_site_packages"] = sorted(
     if "site-packages" in (getattr(module, "__file__", None) or "")
 )
 results["sys_flags"] = {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site}
-# The API flavour leaves the migration tools (and pydantic's 1.x API) out: really absent.
+# The API flavour leaves the migration tools, the migration function's code, the dev
+# tools (and pydantic's 1.x API) out: really absent.
 missing = {}
-for name in ("alembic", "mako", "sqlalchemy.dialects.sqlite", "pydantic.v1"):
+for name in (
+    "alembic",
+    "mako",
+    "sqlalchemy.dialects.sqlite",
+    "pydantic.v1",
+    "lambda_app.migrate",
+    "lambda_app.handlers.migrate",
+    "lambda_app.devtools",
+    "lambda_app.local",
+):
     try:
         __import__(name)
     except ImportError as exc:

@@ -3,7 +3,9 @@
 Usage: python -I -S migration_driver.py <bundle dir>
 Invokes lambda_app.handlers.migrate.handler with the trigger's event (empty: upgrade
 to head), the way the Lambda runtime would, and prints one JSON line: its result and
-where the modules were imported from. The database comes from DATABASE_URL.
+where the modules were imported from, and which of the modules it must not ship could
+not be imported. The database comes from DATABASE_URL (the first superuser, if any, from
+FIRST_SUPERUSER_*).
 """
 
 import json
@@ -24,7 +26,16 @@ context = types.SimpleNamespace(
 results = {"result": migrate.handler({}, context)}
 results["imported_from"] = {
     name: getattr(sys.modules.get(name), "__file__", None)
-    for name in ("lambda_app", "alembic", "mako", "sqlalchemy", "asyncpg")
+    for name in (
+        "lambda_app",
+        "alembic",
+        "mako",
+        "sqlalchemy",
+        "asyncpg",
+        "lambda_app.migrate.superuser",  # imported by the superuser step only
+        "lambda_app.users.service",
+        "argon2",
+    )
 }
 results["loaded_from_site_packages"] = sorted(
     name
@@ -32,4 +43,12 @@ results["loaded_from_site_packages"] = sorted(
     if "site-packages" in (getattr(module, "__file__", None) or "")
 )
 results["sys_flags"] = {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site}
+# The migration flavour leaves the API's app and the dev tools out: really absent.
+missing = {}
+for name in ("lambda_app.main", "lambda_app.auth", "lambda_app.devtools", "lambda_app.local"):
+    try:
+        __import__(name)
+    except ImportError as exc:
+        missing[name] = type(exc).__name__
+results["missing"] = missing
 print(json.dumps(results))

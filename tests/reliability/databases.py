@@ -6,12 +6,12 @@ import asyncio
 
 from sqlalchemy.engine import make_url
 
-from lambda_app.local.database import database_url
+from lambda_app.devtools.database import database_url
 
 
 def create_migrated_database(admin_url: str, name: str) -> str:
-    from lambda_app.local.embedded_postgres import drop_database, ensure_database
-    from lambda_app.migrations_runner import upgrade_to_head
+    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.migrate.runner import upgrade_to_head
 
     asyncio.run(drop_database(admin_url, name))
     asyncio.run(ensure_database(admin_url, name))

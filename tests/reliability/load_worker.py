@@ -17,8 +17,9 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
+from tests.fixtures.lambda_context import FakeLambdaContext
+from tests.fixtures.lambda_events import http_api_event, response_json
 from tests.reliability.containers import container_environment, redirect_output
-from tests.reliability.lambda_events import FakeLambdaContext, http_api_event, response_json
 
 PASSWORD = "load-test password 1"
 # One cycle: 11 requests, of which 2 hash a password (register, token).

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from tests import system_tools
-from tests.ports import free_port
+from tests.fixtures.ports import free_port
 
 # PgBouncer refuses to run as root; the embedded PostgreSQL already has a system user.
 SYSTEM_USER = "embedded_postgres"

@@ -21,7 +21,8 @@ import sys
 
 import snapshot_restore_py
 
-from tests.reliability.lambda_events import FakeLambdaContext, http_api_event, response_json
+from tests.fixtures.lambda_context import FakeLambdaContext
+from tests.fixtures.lambda_events import http_api_event, response_json
 
 CLONE_NEWPID = 0x20000000
 CLONE_NEWUSER = 0x10000000

@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambda_app.local.embedded_postgres import EmbeddedPostgres
-from tests.ports import free_port
+from lambda_app.devtools.embedded_postgres import SUPERUSER, EmbeddedPostgres
+from tests.fixtures.ports import free_port
 
 # Parsed back by LINE below; no spaces, so it survives pg_ctl's shell quoting as is.
 LOG_LINE_PREFIX = "@@%a@@%p@@"
@@ -89,6 +90,34 @@ class StatementLoggedPostgres:
         return [
             e for e in self.entries(since=since) if e.message.startswith("connection received:")
         ]
+
+    async def connections_before_a_marker(self, *, since: int) -> list[LogEntry]:
+        """The connections accepted since `since`, read once a marker connection made now
+        shows in the log: the server accepts in order, so anything a client started
+        before the marker (even one it dropped half-made) is logged before it."""
+        import asyncpg
+
+        from tests.fixtures.polling import wait_until
+
+        marker = f"marker_{time.monotonic_ns()}"
+        server = self.server
+        conn = await asyncpg.connect(
+            host=server.host,
+            port=server.port,
+            user=SUPERUSER,
+            database="postgres",
+            server_settings={"application_name": marker},
+        )
+        await conn.close()
+
+        def marked() -> bool:
+            return any(
+                f"application_name={marker}" in entry.message for entry in self.entries(since=since)
+            )
+
+        await wait_until(marked, lambda: f"the marker connection {marker} was never logged")
+        received = self.connections_received(since=since)
+        return received[:-1]  # the marker's own
 
     def logins(self, *, since: int, application_name: str) -> list[LogEntry]:
         """Completed logins of this client: `connection authorized` names its application_name

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.polling import wait_until
+from tests.fixtures.accounts import register_and_login
+from tests.fixtures.polling import wait_until
 from tests.reliability.pgbouncer import AdminConsole, PgBouncer
 
 CONNECTIONS = 3
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +91,7 @@ async def test_each_request_opens_one_connection_and_closes_it(  # type: ignore[
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            registered = await client.post(
-                "/api/auth/register",
-                json={"username": "tls_user", "email": "tls@example.com", "password": PASSWORD},
-            )
-            assert registered.status_code == 201, registered.text
-            issued = await client.post(
-                "/api/auth/token", data={"username": "tls_user", "password": PASSWORD}
-            )
-            assert issued.status_code == 200, issued.text
-            bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
+            bearer = (await register_and_login(client)).headers
             await _wait_for_no_clients(tls_pgbouncer)
             logins_before = _logins(tls_pgbouncer)
 

@@ -9,7 +9,6 @@ whether or not it got as far as logging in.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,10 +18,10 @@ import pytest
 
 from lambda_app.identity.signing_key import get_jwt_secret
 from lambda_app.identity.tokens import create_access_token
+from tests.fixtures.accounts import register_and_login
 from tests.reliability.statement_log import StatementLoggedPostgres
 
 APPLICATION_NAME = "lambda_app.connections_test"
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
@@ -40,19 +39,6 @@ async def client(  # type: ignore[no-untyped-def]
             yield c
     finally:
         set_engine(engine)
-
-
-async def _bearer(client: httpx.AsyncClient) -> dict[str, str]:
-    registered = await client.post(
-        "/api/auth/register",
-        json={"username": "conn_user", "email": "conn@example.com", "password": PASSWORD},
-    )
-    assert registered.status_code == 201, registered.text
-    issued = await client.post(
-        "/api/auth/token", data={"username": "conn_user", "password": PASSWORD}
-    )
-    assert issued.status_code == 200, issued.text
-    return {"authorization": f"Bearer {issued.json()['access_token']}"}
 
 
 def _token(*, secret: str, lifetime: dt.timedelta) -> str:
@@ -110,15 +96,14 @@ async def test_requests_rejected_before_the_database_open_no_connection(
             response = await client.request(method, path, **options)
             assert response.status_code == STATUS.get(case, 401), (case, response.text)
             assert "error" in response.json(), case
-        await asyncio.sleep(0.2)  # a connection started and dropped would be logged by now
-        opened = statement_logged_postgres.connections_received(since=mark)
+        opened = await statement_logged_postgres.connections_before_a_marker(since=mark)
         assert opened == [], f"{case}: {len(opened)} connection(s) for 20 rejected requests"
 
 
 async def test_a_request_that_needs_the_database_opens_exactly_one(
     client: httpx.AsyncClient, statement_logged_postgres: StatementLoggedPostgres
 ) -> None:
-    bearer = await _bearer(client)
+    bearer = (await register_and_login(client)).headers
     for _ in range(5):
         mark = statement_logged_postgres.mark()
         me = await client.get("/api/users/me", headers=bearer)

@@ -13,7 +13,6 @@ import os
 import signal
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,12 @@ import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
 
-from lambda_app.local.embedded_postgres import EmbeddedPostgres
+from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
+from tests.fixtures.accounts import Credentials, register_and_login_via_handler
+from tests.fixtures.lambda_events import http_api_event, response_json
+from tests.fixtures.polling import wait_until
 from tests.reliability.containers import LambdaContainer, container_environment
 from tests.reliability.databases import asyncpg_dsn, create_migrated_database
-from tests.reliability.lambda_events import http_api_event, response_json
 
 pytestmark = pytest.mark.slow
 
@@ -119,31 +120,14 @@ def _call(container: LambdaContainer, event: dict[str, Any]) -> tuple[int, Any]:
 
 def _register(username: str) -> dict[str, Any]:
     return http_api_event(
-        "POST",
-        "/api/auth/register",
-        json={
-            "username": username,
-            "email": f"{username}@example.com",
-            "password": PASSWORD,
-        },
+        "POST", "/api/auth/register", json=Credentials(username, PASSWORD).registration()
     )
-
-
-def _login(container: LambdaContainer, username: str) -> str:
-    status, body = _call(
-        container,
-        http_api_event(
-            "POST", "/api/auth/token", form={"username": username, "password": PASSWORD}
-        ),
-    )
-    assert status == 200, body
-    return str(body["access_token"])
 
 
 def _register_and_login(container: LambdaContainer, username: str) -> str:
-    status, body = _call(container, _register(username))
-    assert status == 201, body
-    return _login(container, username)
+    """A token for a new user (the password is `PASSWORD`, which must never be logged)."""
+    credentials = Credentials(username, PASSWORD)
+    return register_and_login_via_handler(container, credentials=credentials).token
 
 
 def _assert_serves_normally(container: LambdaContainer, token: str, pid: int) -> None:
@@ -169,23 +153,26 @@ def _thaw(server: EmbeddedPostgres) -> None:
             os.kill(int(pid_file.read_text().splitlines()[0]), signal.SIGCONT)
 
 
-async def _wait_for_waiting_backend(url: str, lock: str, *, within: float = 30) -> int:
+async def _wait_for_waiting_backend(url: str, lock: str) -> int:
     """The pid of the backend waiting on a lock of type `lock` (the request's backend)."""
+    waiting: list[int] = []
     conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
+
+    async def found() -> bool:
+        pid = await conn.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND wait_event = $1 AND datname = current_database()",
+            lock,
+        )
+        if pid is not None:
+            waiting.append(int(pid))
+        return pid is not None
+
     try:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            pid = await conn.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND wait_event = $1 AND datname = current_database()",
-                lock,
-            )
-            if pid is not None:
-                return int(pid)
-            await asyncio.sleep(0.02)
+        await wait_until(found, lambda: "the request never reached the lock", within=30)
     finally:
         await conn.close()
-    raise AssertionError("the request never reached the lock")
+    return waiting[0]
 
 
 async def _wait_for_held_commit(url: str) -> tuple[int, bool]:
@@ -426,7 +413,7 @@ def test_a_migration_failing_halfway_leaves_the_previous_revision_intact(
 
     from lambda_app.core.settings import get_settings
     from lambda_app.db.engine import build_engine
-    from lambda_app.migrations_runner import migrate, migration_settings, migrations_dir
+    from lambda_app.migrate.runner import migrate, migration_settings, migrations_dir
 
     # given: a database at the real head, with a user in it, and two more revisions
     url = create_migrated_database(running_database.url(), "migration_fault")

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from lambda_app.core.settings import get_settings
-from lambda_app.local.embedded_postgres import PROJECT_ROOT
+from lambda_app.devtools.embedded_postgres import PROJECT_ROOT
 from tests.reliability.databases import asyncpg_dsn, insert_superuser
 from tests.reliability.load_worker import REQUESTS_PER_CYCLE, WorkerPlan, WorkerReport, run_worker
 from tests.reliability.pgbouncer import PgBouncer, PoolMonitor

@@ -18,7 +18,7 @@ own, connects as the API's least-privilege role, and reads back what it sent:
 
 Exempt: the migration function. It connects to the instance directly, not through
 the proxy, and pins on purpose (a session-level advisory lock, `set_config` for its
-lock timeout); see `lambda_app.migrations_runner` and `lambda_app.handlers.migrate`.
+lock timeout); see `lambda_app.migrate.runner` and `lambda_app.handlers.migrate`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lambda_app.core.settings import ApiSettings, DbSslMode, get_settings
 from lambda_app.db.engine import build_engine, set_engine
 from lambda_app.db.proxy_safe_connection import ProxySafeConnection
-from lambda_app.local.database import prepare_api_role
+from lambda_app.devtools.database import prepare_api_role
 from lambda_app.workload import API_ROLE
 from tests.reliability.databases import asyncpg_dsn, insert_superuser
 from tests.reliability.pinning_startup import PROTOCOL_3_0, StartupRecordingRelay

@@ -20,9 +20,22 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from lambda_app.core.settings import get_settings
+from lambda_app.devtools.release import add_release_command
+from lambda_app.migrate.actions import ACTIONS, DEFAULT_ACTION, MigrationRequest
 from lambda_app.migrate.settings import get_migration_settings
+from lambda_app.migrate.superuser import CONFIGURED_SUPERUSER, SuperuserPolicy, SuperuserResult
+
+if TYPE_CHECKING:
+    from lambda_app.migrate.result import MigrationResult
+
+# `serve`: `admin` in local development when none is configured; a generated password is
+# printed once.
+LOCAL_SUPERUSER = SuperuserPolicy(local_default=True, generate_password=True)
+# `create-superuser`: the one just prompted for; a generated password is printed once.
+PROMPTED_SUPERUSER = SuperuserPolicy(generate_password=True)
 
 
 @contextlib.contextmanager
@@ -34,19 +47,19 @@ def _use_database(url: str) -> Iterator[None]:
     yield
 
 
-async def _ensure_superuser(*, allow_local_default: bool) -> None:
-    from lambda_app.db.engine import get_engine
-    from lambda_app.db.session import get_sessionmaker
-    from lambda_app.migrate.superuser import ensure_superuser, superuser_spec
+def _run_migration(request: MigrationRequest, *, superuser: SuperuserPolicy) -> MigrationResult:
+    """The migration function's own entry point, on the shipped scripts."""
+    from lambda_app.migrate.runner import alembic_config, run_migration
 
-    spec = superuser_spec(get_migration_settings(), allow_local_default=allow_local_default)
-    if spec is None:
+    return asyncio.run(run_migration(request, config=alembic_config(), superuser=superuser))
+
+
+def _report_superuser(result: SuperuserResult | None) -> None:
+    if result is None:
         return
-    async with get_sessionmaker()() as session:
-        result = await ensure_superuser(session, spec)
-        await session.commit()
-    await get_engine().dispose()
-    if result.created:
+    if result.skipped:
+        print(f"Superuser {result.username!r} not created: {result.skipped}.", file=sys.stderr)
+    elif result.created:
         print(f"Created superuser {result.username!r}.")
         if result.generated_password:
             # Printed once, now: it is stored only as a hash.
@@ -55,21 +68,20 @@ async def _ensure_superuser(*, allow_local_default: bool) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from lambda_app.local.database import development_database, prepare_api_role
-    from lambda_app.migrations_runner import upgrade_to_head
+    from lambda_app.devtools.database import development_database, prepare_api_role
 
     with development_database() as url:
         # Migrations and the first superuser as the owner, as the migration function
         # does; the API as its own role, as on AWS.
         with _use_database(url):
-            upgrade_to_head(url)
-            asyncio.run(_ensure_superuser(allow_local_default=True))
+            migrated = _run_migration(MigrationRequest(), superuser=LOCAL_SUPERUSER)
+        _report_superuser(migrated.superuser)
         with _use_database(prepare_api_role(url)):
             print(
                 f"API on http://{args.host}:{args.port}/api  docs: http://{args.host}:{args.port}/api/doc"
             )
             if args.use_lambda:
-                from lambda_app.local.gateway import serve_gateway
+                from lambda_app.devtools.gateway import serve_gateway
 
                 serve_gateway(host=args.host, port=args.port, stage=args.stage)
             else:
@@ -96,28 +108,28 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from lambda_app.local.database import development_database
+    from lambda_app.devtools.database import development_database
+    from lambda_app.migrate.errors import safe_error_message
 
-    event = {"action": args.action}
-    if args.revision:
-        event["revision"] = args.revision
+    # Refused before any database starts.
+    request = MigrationRequest(action=args.action, revision=args.revision)
     with development_database() as url, _use_database(url):
-        from lambda_app.handlers.migrate import MigrationFailed, run_migration_event
-
         try:
-            result = run_migration_event(event)
-        except MigrationFailed as exc:
+            # What the migration function does, superuser step included.
+            result = _run_migration(request, superuser=CONFIGURED_SUPERUSER)
+        except Exception as exc:
             # The message is log-safe (no SQL parameters); LAMBDA_APP_DEBUG=1 shows the cause.
             if os.environ.get("LAMBDA_APP_DEBUG"):
                 raise
-            print(f"migration failed ({args.action}): {exc}", file=sys.stderr)
+            message = safe_error_message(exc)
+            print(f"migration failed ({request.action}): {message}", file=sys.stderr)
             return 1
-    print(json.dumps(result, indent=2))
-    return 0 if result.get("ok") else 1
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0 if result.ok else 1
 
 
 def _cmd_create_superuser(args: argparse.Namespace) -> int:
-    from lambda_app.local.database import development_database
+    from lambda_app.devtools.database import development_database
 
     username = args.username or input("Username: ")
     email = args.email or input("Email: ")
@@ -126,15 +138,13 @@ def _cmd_create_superuser(args: argparse.Namespace) -> int:
     if password:
         os.environ["FIRST_SUPERUSER_PASSWORD"] = password
     with development_database() as url, _use_database(url):
-        from lambda_app.migrations_runner import upgrade_to_head
-
-        upgrade_to_head(url)
-        asyncio.run(_ensure_superuser(allow_local_default=False))
+        migrated = _run_migration(MigrationRequest(), superuser=PROMPTED_SUPERUSER)
+    _report_superuser(migrated.superuser)
     return 0
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from lambda_app.local.embedded_postgres import EmbeddedPostgres
+    from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
 
     server = EmbeddedPostgres()
     if args.action == "start":
@@ -177,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "action",
         nargs="?",
-        default="upgrade",
-        choices=["upgrade", "downgrade", "current", "history", "check"],
+        default=DEFAULT_ACTION,
+        choices=ACTIONS,
     )
     migrate.add_argument("revision", nargs="?", default=None)
     migrate.set_defaults(func=_cmd_migrate)
@@ -193,10 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["start", "stop", "status", "url"])
     db.set_defaults(func=_cmd_db)
 
-    with contextlib.suppress(ImportError):
-        from lambda_app.release import add_release_command
-
-        add_release_command(commands)
+    add_release_command(commands)
     return parser
 
 

@@ -21,10 +21,14 @@ import json
 import sys
 from typing import Any
 
-from lambda_app.migrations_runner import ACTIONS
+from lambda_app.migrate.actions import (
+    ACTIONS,
+    DEFAULT_ACTION,
+    LAMBDA_MAX_RUN_SECONDS,
+    MigrationRequest,
+)
 
 MIGRATION_OUTPUT_KEY = "MigrationFunctionName"
-LAMBDA_MAX_RUN_SECONDS = 900
 READ_TIMEOUT_SECONDS = LAMBDA_MAX_RUN_SECONDS + 60  # the whole run, plus start-up slack
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -48,7 +52,7 @@ def add_release_command(subparsers: Any) -> None:
     target.add_argument("--stack", help="CloudFormation stack with a MigrationFunctionName output")
     target.add_argument("--function", help="name or ARN of the migration function")
     release.add_argument("--region", help="AWS region (default: from the AWS configuration)")
-    release.add_argument("--action", choices=ACTIONS, default="upgrade")
+    release.add_argument("--action", choices=ACTIONS, default=DEFAULT_ACTION)
     release.add_argument("--revision", help="target revision (required for downgrade)")
     release.set_defaults(func=run_release)
 
@@ -94,14 +98,7 @@ def find_migration_function(cloudformation: Any, stack: str) -> str:
     )
 
 
-def migration_event(action: str, revision: str | None) -> dict[str, str]:
-    event = {"action": action}
-    if revision:
-        event["revision"] = revision
-    return event
-
-
-def invoke_migration(client: Any, function: str, event: dict[str, str]) -> int:
+def invoke_migration(client: Any, function: str, event: dict[str, Any]) -> int:
     """Invoke synchronously, print the result (or the error), return the exit code."""
     response = client.invoke(
         FunctionName=function,
@@ -135,17 +132,15 @@ def run_release(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import ReadTimeoutError
 
-    if args.action == "downgrade" and not args.revision:
-        raise ReleaseError("--action downgrade needs --revision (e.g. base, or a revision id)")
+    # The migration function's own rules: a bad request fails here, before any AWS call.
+    request = MigrationRequest(action=args.action, revision=args.revision)
     function = args.function
     if args.stack:
         cloudformation = boto3.client("cloudformation", region_name=args.region)
         function = find_migration_function(cloudformation, args.stack)
     print(f"invoking {function} ({args.action}) and waiting for it to finish...", file=sys.stderr)
     try:
-        return invoke_migration(
-            lambda_client(args.region), function, migration_event(args.action, args.revision)
-        )
+        return invoke_migration(lambda_client(args.region), function, request.to_event())
     except ReadTimeoutError:
         raise ReleaseError(
             f"no answer from {function} after {READ_TIMEOUT_SECONDS} s; it may still be "

@@ -35,7 +35,7 @@ def server_admin_url() -> Iterator[str]:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
-        from lambda_app.local.embedded_postgres import EmbeddedPostgres
+        from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
 
     with EmbeddedPostgres().session() as server:
         yield server.url()
@@ -55,7 +55,7 @@ def development_database() -> Iterator[str]:
         yield external
         return
     with server_admin_url() as admin:
-        from lambda_app.local.embedded_postgres import ensure_database
+        from lambda_app.devtools.embedded_postgres import ensure_database
 
         asyncio.run(ensure_database(admin, DEV_DATABASE))
         yield database_url(admin, DEV_DATABASE)
@@ -80,7 +80,7 @@ def api_database_url(owner_url: str) -> str:
 
 def prepare_api_role(owner_url: str) -> str:
     """After the migrations made the API role: give it the local password; its URL."""
-    from lambda_app.local.embedded_postgres import plain_connection
+    from lambda_app.devtools.embedded_postgres import plain_connection
     from lambda_app.workload import API_ROLE
 
     async def set_password() -> None:

@@ -1,0 +1,65 @@
+"""The migration lock: a PostgreSQL advisory lock that serializes runs that change the schema.
+
+It is held on a connection of its own for the whole run (two Lambda invocations, a deploy
+beside `make run`), and it is session-level, not transaction-level, so it survives the
+per-revision commits. Session-level locks pin RDS Proxy sessions, which is why the
+migration function connects to the database instance directly, not through the proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lambda_app.migrate.actions import DEFAULT_LOCK_TIMEOUT_SECONDS
+
+# Fixed 64-bit key: the ASCII bytes of "lambdamg". Advisory locks are per database, so
+# every copy of the app (dev, test, prod) has its own.
+MIGRATION_LOCK_KEY = int.from_bytes(b"lambdamg", "big")
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE raised when lock_timeout expires
+
+
+class MigrationLockTimeout(RuntimeError):
+    """Another run held the migration lock for longer than we were willing to wait."""
+
+
+@contextlib.asynccontextmanager
+async def migration_lock(
+    engine: AsyncEngine, *, timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+) -> AsyncIterator[None]:
+    """Hold the migration lock on a dedicated connection for the block.
+
+    A second caller waits (PostgreSQL's `lock_timeout` bounds the wait) and gets the lock
+    once the first one is done; it then finds nothing left to apply.
+    """
+    async with engine.connect() as raw_connection:
+        # Autocommit: the lock connection never sits "idle in transaction" for minutes.
+        connection = await raw_connection.execution_options(isolation_level="AUTOCOMMIT")
+        timeout_ms = max(1, int(timeout_seconds * 1000))
+        await connection.execute(
+            text("SELECT set_config('lock_timeout', :timeout, false)"),
+            {"timeout": f"{timeout_ms}ms"},
+        )
+        try:
+            await connection.execute(
+                text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise MigrationLockTimeout(
+                    f"another migration run still holds the migration lock after "
+                    f"{timeout_seconds:g} s; try again when it has finished"
+                ) from None
+            raise
+        try:
+            yield
+        finally:
+            # Closing the connection would release it too; unlocking says so explicitly.
+            with contextlib.suppress(DBAPIError):
+                await connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )

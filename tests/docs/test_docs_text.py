@@ -1,0 +1,411 @@
+"""The documentation stays true to the repository: links, names and the commands it shows.
+
+Reads README.md, docs/*.md and benchmarks/README.md as text. Nothing here runs a command
+from the docs: `make` targets are read from the Makefile, `python -m lambda_app`
+subcommands and their options from the CLI's own `--help`, and `.venv/bin/` tools are
+looked up on disk. No deploy, no network.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+README_MAX_WORDS = 2_000
+PAGES = sorted([README, *(ROOT / "docs").glob("*.md"), ROOT / "benchmarks" / "README.md"])
+HELP_TIMEOUT_SECONDS = 120
+
+FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$", re.MULTILINE)
+INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
+# [text](target) and ![alt](target); the title, if any, follows the target after a space.
+LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_DEFINITION = re.compile(
+    r"^ {0,3}\[[^\]]+\]:\s*<?(?P<target>\S+?)>?(?:\s|$)", re.MULTILINE
+)
+HEADING = re.compile(r"^ {0,3}#{1,6}\s+(?P<text>.+?)\s*#*\s*$", re.MULTILINE)
+HTML_ANCHOR = re.compile(r"""<a\s+(?:name|id)=["'](?P<name>[^"']+)["']""")
+SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+# The stack is `LambdaApp-<stage>` (infra_cdk/app.py). Old names and kebab-case guesses at it
+# would send `release --stack` and `cdk` commands at a stack that does not exist.
+WRONG_STACK_NAME = re.compile(
+    r"lambda[-_]app-(?:dev|prod|staging|test|<stage>|\{stage\}|\$\{?stage)"
+)
+STACK_ARGUMENT = re.compile(r"--stack[= ]+(?P<name>\S+)")
+STACK_NAME = re.compile(r"^LambdaApp-[a-z][a-z0-9-]*$")
+# Run history belongs in benchmarks/, not on the pages a user reads to build on the project.
+RUN_HISTORY = re.compile(
+    r"\b20\d\d-\d\d-\d\d\b"  # a run's date
+    r"|tried,? (?:and )?(?:measured,? and )?not adopted|earlier runs|runs that night",
+    re.IGNORECASE,
+)
+PYTHONS = re.compile(r"^(?:\S*/)?python(?:3(?:\.\d+)?)?$")
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+FIND_MODULE = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+SHELL_OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", "$(", "`"}
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    info: str  # the fence's info string: "bash", "mermaid", "python", ...
+    text: str
+
+
+def _text(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
+
+
+def _split_fences(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The prose with fenced blocks blanked out, and the blocks as (info, body)."""
+    prose: list[str] = []
+    blocks: list[tuple[str, str]] = []
+    position = 0
+    while (opening := FENCE.search(text, position)) is not None:
+        fence = opening["fence"]
+        closing = re.compile(rf"^ {{0,3}}{fence[0]}{{{len(fence)},}}\s*$", re.MULTILINE)
+        end = closing.search(text, opening.end())
+        body_end = end.start() if end else len(text)
+        prose.append(text[position : opening.start()])
+        blocks.append((opening["info"].strip(), text[opening.end() + 1 : body_end]))
+        position = end.end() if end else len(text)
+    prose.append(text[position:])
+    return "\n".join(prose), blocks
+
+
+def _prose(page: Path) -> str:
+    """What renders as text: no fenced blocks, no inline code."""
+    return INLINE_CODE.sub("", _split_fences(_text(page))[0])
+
+
+def _blocks(page: Path) -> list[Block]:
+    return [Block(page, info, body) for info, body in _split_fences(_text(page))[1]]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text only
+    text = re.sub(r"<[^>]+>", "", text).replace("`", "").strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+@functools.cache
+def _anchors(page: Path) -> frozenset[str]:
+    prose, _ = _split_fences(_text(page))
+    seen: dict[str, int] = {}
+    anchors = set(HTML_ANCHOR.findall(prose))
+    for match in HEADING.finditer(prose):
+        slug = _slug(match["text"])
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return frozenset(anchors)
+
+
+def _relative_links() -> list[tuple[Path, str]]:
+    links = []
+    for page in PAGES:
+        prose = _prose(page)
+        for pattern in (LINK, REFERENCE_DEFINITION):
+            for match in pattern.finditer(prose):
+                target = match["target"]
+                if not SCHEME.match(target):
+                    links.append((page, target))
+    return links
+
+
+def _shown(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+# --- the README is a front page ----------------------------------------------------------
+
+
+def test_the_readme_is_at_most_2000_words() -> None:
+    words = len(_text(README).split())
+    assert words <= README_MAX_WORDS, (
+        f"README.md has {words} words (at most {README_MAX_WORDS}): move reference material "
+        "to docs/"
+    )
+
+
+def test_the_readme_draws_the_architecture_in_mermaid() -> None:
+    diagrams = [block for block in _blocks(README) if block.info.split()[:1] == ["mermaid"]]
+    assert diagrams, "README.md has no ```mermaid block"
+    diagram = "\n".join(block.text for block in diagrams)
+    assert re.search(r"^\s*(?:flowchart|graph)\b", diagram, re.MULTILINE), diagram
+    for part in ("API Gateway", "Mangum", "FastAPI", "RDS Proxy", "PostgreSQL", "cdk deploy"):
+        assert part in diagram, f"the architecture diagram does not show {part}"
+    assert re.search(r"migration", diagram, re.IGNORECASE), "the diagram shows no migration path"
+
+
+def test_the_front_page_and_docs_keep_no_run_history() -> None:
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    found = [
+        f"{_shown(page)}: {match[0]!r}"
+        for page in pages
+        for match in RUN_HISTORY.finditer(_text(page))
+    ]
+    assert not found, "run history belongs in benchmarks/README.md:\n" + "\n".join(found)
+
+
+# --- links ---------------------------------------------------------------------------------
+
+
+def test_the_pages_have_relative_links_to_check() -> None:
+    assert any(page == README for page, _ in _relative_links())
+
+
+@pytest.mark.parametrize(
+    ("page", "target"), _relative_links(), ids=lambda value: str(value).replace(str(ROOT), "")
+)
+def test_each_relative_link_resolves_inside_the_repository(page: Path, target: str) -> None:
+    path_part, _, anchor = target.partition("#")
+    resolved = (page.parent / unquote(path_part)).resolve() if path_part else page
+    assert resolved.is_relative_to(ROOT), (
+        f"{_shown(page)} links to {target}, outside the repository: a reader of a clone or of "
+        "the published repository has nothing there"
+    )
+    assert resolved.exists(), f"{_shown(page)} links to {target}, which does not exist"
+    if anchor:
+        assert resolved.suffix == ".md", f"{_shown(page)}: an anchor into a non-Markdown file"
+        assert anchor in _anchors(resolved), (
+            f"{_shown(page)} links to {target}: {_shown(resolved)} has no heading with anchor "
+            f"#{anchor} (it has: {', '.join(sorted(_anchors(resolved)))})"
+        )
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def test_stack_names_are_the_real_ones() -> None:
+    wrong = []
+    for page in PAGES:
+        text = _text(page)
+        wrong += [f"{_shown(page)}: {m[0]}" for m in WRONG_STACK_NAME.finditer(text)]
+        wrong += [
+            f"{_shown(page)}: --stack {m['name']}"
+            for m in STACK_ARGUMENT.finditer(text)
+            if not STACK_NAME.match(m["name"].strip("`'\""))
+        ]
+    assert not wrong, "the stack is LambdaApp-<stage> (infra_cdk/app.py):\n" + "\n".join(wrong)
+
+
+def test_the_stack_name_rule_matches_the_cdk_app() -> None:
+    app = (ROOT / "infra_cdk" / "app.py").read_text(encoding="utf-8")
+    workload = (ROOT / "lambda_app" / "workload.py").read_text(encoding="utf-8")
+    named_in_app = re.search(r'return f"LambdaApp-\{stage\}"', app)
+    named_in_workload = re.search(r'STACK_PREFIX\s*=\s*"LambdaApp"', workload) and re.search(
+        r"STACK_PREFIX", app
+    )
+    assert named_in_app or named_in_workload, (
+        "the CDK app no longer names its stack LambdaApp-<stage>: update the docs and "
+        "STACK_NAME here"
+    )
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def _logical_lines(script: str) -> list[str]:
+    """Shell lines with backslash continuations joined."""
+    return script.replace("\\\n", " ").splitlines()
+
+
+def _words(line: str) -> list[str]:
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()`")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    try:
+        return list(lexer)
+    except ValueError:  # an unbalanced quote in a shown command: fall back to plain words
+        return line.split("#", 1)[0].split()
+
+
+def _simple_commands(line: str) -> list[list[str]]:
+    commands: list[list[str]] = [[]]
+    for word in _words(line):
+        if word in SHELL_OPERATORS or set(word) <= set(";&|()`"):
+            commands.append([])
+        elif word.startswith("$("):
+            commands.append([word[2:]] if word[2:] else [])
+        else:
+            commands[-1].append(word)
+    # Leading variable assignments (STAGE=prod make synth) are not the command.
+    stripped = []
+    for command in commands:
+        while command and ENV_ASSIGNMENT.match(command[0]):
+            command = command[1:]
+        if command:
+            stripped.append(command)
+    return stripped
+
+
+@dataclass(frozen=True)
+class ShownCommand:
+    page: Path
+    words: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{_shown(self.page)}: {shlex.join(self.words)}"
+
+
+def shown_commands() -> list[ShownCommand]:
+    """Every command in the fenced bash/sh/shell blocks of the pages, in order."""
+    commands = []
+    for page in PAGES:
+        for block in _blocks(page):
+            if block.info.split()[:1] not in (["bash"], ["sh"], ["shell"], ["console"]):
+                continue
+            for line in _logical_lines(block.text):
+                commands += [ShownCommand(page, tuple(c)) for c in _simple_commands(line)]
+    return commands
+
+
+SHOWN = shown_commands()
+
+
+def _make_commands() -> list[ShownCommand]:
+    return [command for command in SHOWN if command.words[0] == "make"]
+
+
+def _lambda_app_commands() -> list[ShownCommand]:
+    return [
+        command
+        for command in SHOWN
+        if PYTHONS.match(command.words[0]) and command.words[1:3] == ("-m", "lambda_app")
+    ]
+
+
+def _venv_commands() -> list[ShownCommand]:
+    return [command for command in SHOWN if command.words[0].startswith(".venv/bin/")]
+
+
+@functools.cache
+def _makefile_targets() -> frozenset[str]:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set()
+    for match in re.finditer(r"^(?P<names>[A-Za-z0-9_./%-][^:=\n]*?)\s*::?(?!=)", makefile, re.M):
+        targets.update(name for name in match["names"].split() if not name.startswith("$"))
+    for match in re.finditer(r"^\.PHONY\s*:(?P<names>.*)$", makefile, re.MULTILINE):
+        targets.update(match["names"].split())
+    return frozenset(targets - {".PHONY", ".DEFAULT_GOAL"})
+
+
+@functools.cache
+def _help(*arguments: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "lambda_app", *arguments, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=HELP_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"python -m lambda_app {' '.join(arguments)} --help failed:\n{result.stderr[-3000:]}"
+    )
+    return result.stdout
+
+
+@functools.cache
+def _subcommands() -> frozenset[str]:
+    usage = _help()
+    # argparse lists the subcommands as {serve,migrate,...} in the usage line.
+    match = re.search(r"\{(?P<names>[a-z][a-z0-9,-]*)\}", usage)
+    assert match, f"no subcommands found in python -m lambda_app --help:\n{usage}"
+    return frozenset(match["names"].split(","))
+
+
+def test_the_pages_show_commands_for_the_quick_start() -> None:
+    shown = {shlex.join(command.words) for command in SHOWN if command.page == README}
+    assert {"make run", "make test"} <= shown, sorted(shown)
+    assert _make_commands() and _lambda_app_commands() and _venv_commands()
+
+
+@pytest.mark.parametrize("command", _make_commands(), ids=str)
+def test_each_make_target_shown_exists(command: ShownCommand) -> None:
+    targets = [word for word in command.words[1:] if not word.startswith("-") and "=" not in word]
+    missing = [target for target in targets if target not in _makefile_targets()]
+    assert not missing, (
+        f"{command}: no Makefile target {', '.join(missing)} "
+        f"(targets: {', '.join(sorted(_makefile_targets()))})"
+    )
+
+
+@pytest.mark.parametrize("command", _lambda_app_commands(), ids=str)
+def test_each_lambda_app_subcommand_and_option_shown_exists(command: ShownCommand) -> None:
+    arguments = command.words[3:]
+    if not arguments or arguments[0].startswith("-"):
+        return  # `python -m lambda_app --help`
+    subcommand = arguments[0]
+    assert subcommand in _subcommands(), (
+        f"{command}: `python -m lambda_app` has no subcommand {subcommand!r} "
+        f"(it has: {', '.join(sorted(_subcommands()))})"
+    )
+    options = {word.split("=", 1)[0] for word in arguments[1:] if word.startswith("--")}
+    known = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", _help(subcommand)))
+    assert options <= known, (
+        f"{command}: `python -m lambda_app {subcommand}` has no option "
+        f"{', '.join(sorted(options - known))} (it has: {', '.join(sorted(known))})"
+    )
+
+
+@pytest.mark.parametrize("command", _venv_commands(), ids=str)
+def test_each_venv_tool_shown_exists(command: ShownCommand) -> None:
+    tool = ROOT / command.words[0]
+    assert tool.exists(), f"{command}: {command.words[0]} is not in the virtual environment"
+    if PYTHONS.match(command.words[0]) and command.words[1:2] == ("-m",):
+        module = command.words[2]
+        found = subprocess.run(
+            [str(tool), "-c", FIND_MODULE, module],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=HELP_TIMEOUT_SECONDS,
+            check=False,
+        )
+        assert found.returncode == 0, f"{command}: there is no module {module!r}\n{found.stderr}"
+
+
+# --- the settings table --------------------------------------------------------------------
+
+
+def _documented_settings() -> dict[str, str]:
+    """docs/configuration.md's table: each variable (lower case) and who reads it."""
+    readers = {}
+    for line in _text(ROOT / "docs" / "configuration.md").splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for variable in re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]):
+            readers[variable.lower()] = cells[2]
+    return readers
+
+
+def test_the_settings_table_lists_each_setting_with_the_function_that_reads_it() -> None:
+    from lambda_app.core.settings import ApiSettings
+    from lambda_app.migrate.settings import MigrationSettings
+
+    api, migration = set(ApiSettings.model_fields), set(MigrationSettings.model_fields)
+    documented = _documented_settings()
+    wrong = []
+    for field in sorted(api | migration):
+        if field in api and field in migration:
+            reader = "both"
+        else:
+            reader = "API" if field in api else "migration"
+        if documented.get(field) != reader:
+            wrong.append(f"{field.upper()}: read by {reader}, documented: {documented.get(field)}")
+    assert not wrong, "docs/configuration.md is out of date:\n" + "\n".join(wrong)

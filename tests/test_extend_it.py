@@ -1,0 +1,141 @@
+"""Adding a revision the way the README's "Extend it" recipe does breaks no migration test.
+
+In a copy of the repository (the copy's code, this checkout's .venv), it adds the recipe's
+notes model, has Alembic write the revision against a fresh database and check it, then
+runs the migration tests there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from lambda_app.devtools import database as devtools_database
+from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+from tests.migrations.scripts import real_revisions
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("lambda_app", "migrations", "tests", "pyproject.toml")
+STEP_SECONDS = 120  # per command; the whole test takes well under a minute
+
+# README, "Extend it", step 1.
+NOTE_MODEL = """\
+from sqlalchemy import ForeignKey, Identity, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lambda_app.models.base import Base, TimestampMixin
+
+
+class Note(TimestampMixin, Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    # CASCADE: deleting a user deletes their notes instead of failing on the foreign key.
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, server_default="")
+"""
+
+
+def copy_repository(target: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+    # The recipe's commands name .venv/bin/...: this checkout's environment.
+    (target / ".venv").symlink_to(ROOT / ".venv")
+    return target
+
+
+def add_note_model(repository: Path) -> None:
+    """Step 1: the model, exported from lambda_app/models so Alembic sees it."""
+    models = repository / "lambda_app" / "models"
+    assert not (models / "note.py").exists(), "the notes domain is real now: extend another"
+    (models / "note.py").write_text(NOTE_MODEL)
+    init = (models / "__init__.py").read_text()
+    last_import = "from lambda_app.models.user import User\n"
+    assert last_import in init and "__all__ = [" in init, "lambda_app/models/__init__.py moved on"
+    init = init.replace(last_import, f"{last_import}from lambda_app.models.note import Note\n")
+    (models / "__init__.py").write_text(init.replace("__all__ = [", '__all__ = ["Note", '))
+
+
+@pytest.fixture
+def extend_database(admin_url: str) -> Iterator[tuple[str, str]]:
+    """A fresh database for the recipe (its development database), and a test database
+    suffix of its own for the copy's test run; both dropped afterwards."""
+    token = uuid.uuid4().hex[:10]
+    name, suffix = f"lambda_app_extend_{token}", f"_extend_{token}"
+    url = devtools_database.database_url(admin_url, name)
+    asyncio.run(ensure_database(admin_url, name))
+    with mock.patch.dict(os.environ, {"DATABASE_URL": url, "TEST_DATABASE_SUFFIX": suffix}):
+        copy_test_database = devtools_database.test_database_name()
+    try:
+        yield url, suffix
+    finally:
+        for database in (name, copy_test_database):
+            asyncio.run(drop_database(admin_url, database))
+
+
+def test_a_new_revision_breaks_no_migration_test(
+    extend_database: tuple[str, str], tmp_path: Path
+) -> None:
+    url, suffix = extend_database
+    repository = copy_repository(tmp_path / "repository")
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FIRST_SUPERUSER_")},
+        "DATABASE_URL": url,  # the recipe's `export DATABASE_URL=...`
+        "PYTHONPATH": str(repository),
+        "TEST_DATABASE_SUFFIX": suffix,
+    }
+
+    def run(*command: str) -> str:
+        done = subprocess.run(
+            command,
+            cwd=repository,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=STEP_SECONDS,
+            check=False,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{' '.join(command)}:\n{output[-5000:]}"
+        return output
+
+    # given: the model, and the development database at the real head
+    add_note_model(repository)
+    run(".venv/bin/python", "-m", "lambda_app", "migrate", "upgrade")
+
+    # when: Alembic writes the revision and it is applied and checked, as the README says
+    rev_id = f"{len(real_revisions()) + 1:04d}"  # the next in the 0001, 0002, ... series
+    run(".venv/bin/alembic", "revision", "--autogenerate", "--rev-id", rev_id, "-m", "add notes")
+    run(".venv/bin/alembic", "upgrade", "head")
+    assert "No new upgrade operations detected" in run(".venv/bin/alembic", "check")
+
+    # then: the revision creates the table, and the migration tests pass with it
+    revision = repository / "migrations" / "versions" / f"{rev_id}_add_notes.py"
+    assert "create_table('notes'" in revision.read_text().replace('"', "'")
+    tests = run(
+        ".venv/bin/python",
+        "-m",
+        "pytest",
+        "tests/handlers/test_migrate.py",
+        "tests/migrations",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert " passed" in tests.splitlines()[-1], tests  # and none failed: the exit code was 0
