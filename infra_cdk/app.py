@@ -11,6 +11,11 @@ Context values (all optional):
     first_superuser_email  creates a first superuser "admin" with a generated password
     availability_zones     two AZs, comma-separated (default: <region>a,<region>b; some
                            accounts lack one of those, e.g. ap-northeast-1b)
+    github_repository      owner/name: adds LambdaApp-ci, the GitHub Actions deploy role
+    github_oidc_provider_arn  reuse the account's GitHub OIDC provider (one per account)
+    domain_name            a custom domain for the API (docs/deploying.md, "Custom domain"),
+                           with hosted_zone_id [+ hosted_zone_name] and/or certificate_arn,
+                           and base_path (the API mapping key, e.g. v1)
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import os
 
 from aws_cdk import App, Environment, Tags
 
-from infra_cdk.config import DEFAULT_STAGE, stage_config
+from infra_cdk.ci import GithubDeployStack
+from infra_cdk.config import DEFAULT_STAGE, STAGES, stage_config
+from infra_cdk.constructs.domain import CustomDomainConfig
 from infra_cdk.nag import add_checks
 from infra_cdk.stack import LambdaAppStack
 from lambda_app import workload
@@ -58,11 +65,23 @@ def build_app(app: App) -> LambdaAppStack:
         alarm_email=context("alarm_email"),
         first_superuser_email=context("first_superuser_email"),
         availability_zones=_split(context("availability_zones")),
+        custom_domain=CustomDomainConfig.from_context(context),
     )
     # DBProxyTargetGroup takes no tags in CloudFormation (CDK would add them anyway).
     untaggable = ["AWS::RDS::DBProxyTargetGroup"]
     Tags.of(stack).add("app", workload.NAME, exclude_resource_types=untaggable)
     Tags.of(stack).add("stage", config.name, exclude_resource_types=untaggable)
+    if repository := context("github_repository"):
+        ci = GithubDeployStack(
+            app,
+            stack_name("ci"),
+            repository=repository,
+            deployed_stacks=[stack_name(stage) for stage in STAGES],
+            oidc_provider_arn=context("github_oidc_provider_arn"),
+            env=deployment_environment(),
+            description=f"{workload.NAME}: the GitHub Actions deploy role (OIDC)",
+        )
+        Tags.of(ci).add("app", workload.NAME)
     add_checks(app)
     return stack
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
@@ -37,6 +38,8 @@ class StageConfig:
     api_snap_start: bool
     api_throttle_rate_per_second: int
     api_throttle_burst: int
+    # How CodeDeploy shifts the `live` alias to a new version (infra_cdk/constructs/deployment.py).
+    api_deployment_config: codedeploy.ILambdaDeploymentConfig
     # --- observability ----------------------------------------------------------
     log_retention: logs.RetentionDays
     flow_log_traffic: ec2.FlowLogTrafficType
@@ -59,6 +62,8 @@ STAGES: dict[str, StageConfig] = {
         api_snap_start=False,
         api_throttle_rate_per_second=20,
         api_throttle_burst=40,
+        # No one to protect from a bad version, and a deploy should not wait five minutes.
+        api_deployment_config=codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
         log_retention=logs.RetentionDays.TWO_WEEKS,
         flow_log_traffic=ec2.FlowLogTrafficType.REJECT,
     ),
@@ -80,6 +85,8 @@ STAGES: dict[str, StageConfig] = {
         api_snap_start=True,
         api_throttle_rate_per_second=200,
         api_throttle_burst=400,
+        # 10% of requests go to the new version for five minutes, watched by its alarms.
+        api_deployment_config=codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
         log_retention=logs.RetentionDays.THREE_MONTHS,
         flow_log_traffic=ec2.FlowLogTrafficType.ALL,
     ),

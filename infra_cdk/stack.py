@@ -20,6 +20,8 @@ from infra_cdk.bundling import API, MIGRATION
 from infra_cdk.config import StageConfig
 from infra_cdk.constructs.api import Api
 from infra_cdk.constructs.database import DATABASE_PORT, Database
+from infra_cdk.constructs.deployment import Deployment
+from infra_cdk.constructs.domain import CustomDomain, CustomDomainConfig
 from infra_cdk.constructs.encryption import Encryption
 from infra_cdk.constructs.migrations import Migrations
 from infra_cdk.constructs.monitoring import Monitoring
@@ -44,6 +46,7 @@ class LambdaAppStack(Stack):
         alarm_email: str | None = None,
         first_superuser_email: str | None = None,
         availability_zones: list[str] | None = None,
+        custom_domain: CustomDomainConfig | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -163,6 +166,12 @@ class LambdaAppStack(Stack):
                 "DB_IAM_AUTH": "true",
                 # Read at first use (never at init) with the grant below.
                 "JWT_SECRET_ARN": jwt_secret.secret_arn,
+                # The mapping key stays in the request path: the handler's root_path.
+                **(
+                    {"API_BASE_PATH": custom_domain.base_path}
+                    if custom_domain and custom_domain.base_path
+                    else {}
+                ),
             },
             log_retention=config.log_retention,
             reserved_concurrency=config.api_reserved_concurrency,
@@ -199,10 +208,23 @@ class LambdaAppStack(Stack):
         api_function_resource = api.function.node.default_child
         assert api_function_resource is not None
         api_function_resource.node.add_dependency(migrations.trigger)
+        # -> new version -> pre-traffic hook -> CodeDeploy shifts `live` to it.
+        Deployment(
+            self,
+            "ApiDeployment",
+            function=api.function,
+            alias=api.alias,
+            http_api=api.http_api,
+            hook_code=api_code,
+            deployment_config=config.api_deployment_config,
+            log_retention=config.log_retention,
+            encryption_key=key,
+        )
 
         Monitoring(
             self,
             "Monitoring",
+            stage=config.name,
             dashboard_name=f"{workload.SLUG}-{config.name}",
             http_api=api.http_api,
             api_function=api.function,
@@ -214,7 +236,12 @@ class LambdaAppStack(Stack):
             encryption_key=key,
         )
 
-        CfnOutput(self, "ApiUrl", value=api.url, description="Base URL of the HTTP API")
+        api_url = api.url
+        if custom_domain is not None:
+            api_url = CustomDomain(
+                self, "Domain", config=custom_domain, http_api=api.http_api, stage=api.stage
+            ).url
+        CfnOutput(self, "ApiUrl", value=api_url, description="Base URL of the HTTP API")
         CfnOutput(
             self,
             "MigrationFunctionName",

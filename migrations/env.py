@@ -1,12 +1,15 @@
 """Alembic environment: async, NullPool, one transaction per migration.
 
-Two ways in:
+Three ways in:
 - `alembic upgrade head` / `alembic check` from the repo root: the URL comes from
   `-x url=...` or the app settings (DATABASE_URL, or the IAM / Secrets Manager sources);
   the run holds the same advisory lock as the migration Lambda;
 - programmatically (`lambda_app.migrate.runner`): the runner passes an open
   connection in `config.attributes["connection"]` (another of its connections holds the
-  lock), and `config.attributes["on_version_apply"]` to record what ran.
+  lock), and `config.attributes["on_version_apply"]` to record what ran;
+- offline, `alembic upgrade <from>:<to> --sql`: no database, the SQL a run would send,
+  printed (or written to `config.output_buffer`) for the PostgreSQL dialect. The migration
+  lint (`lambda_app.devtools.migration_lint`, `make lint`) reads each revision's SQL so.
 """
 
 from __future__ import annotations
@@ -62,6 +65,21 @@ async def _run_with_own_engine() -> None:
         await engine.dispose()
 
 
+def run_migrations_offline() -> None:
+    context.configure(
+        # The dialect alone: no driver, no connection. Literal binds, so the SQL stands on
+        # its own (a linter, a DBA) without its parameters.
+        dialect_name="postgresql",
+        target_metadata=target_metadata,
+        literal_binds=True,
+        # BEGIN/COMMIT around each revision, as online: an autocommit block (a concurrent
+        # index build) shows up between a COMMIT and the next BEGIN.
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
@@ -71,5 +89,6 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline (--sql) mode is not supported; run against a database")
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -21,6 +21,7 @@ from infra_cdk.nag import (
     acknowledge_vpc_function,
     skip_checkov,
 )
+from infra_cdk.tracing import enable_active_tracing
 from lambda_app import workload
 
 API_HANDLER = "lambda_app.handlers.api.handler"
@@ -126,12 +127,14 @@ class Api(Construct):
             # use. What must be unique per execution environment (the token in prepared
             # statement names) is made after restore, not frozen into the snapshot.
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
-            tracing=lambda_.Tracing.DISABLED,
-            # Superseded versions are deleted once a deploy succeeds (a failed one rolls
-            # back to them): no pile of old versions, each holding a bundle (and, with
-            # SnapStart, a cached snapshot).
-            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+            # Superseded versions are kept (removed from the stack, not deleted), so
+            # `release rollback` has a version to point `live` back at. Pruning them is
+            # docs/migrations-and-releases.md's "Rolling back"; with SnapStart each one
+            # caches its snapshot until it goes 14 days without an invocation.
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
         )
+        # Traces show where a slow request spends its time (cold start, proxy, queries).
+        enable_active_tracing(self.function)
         acknowledge_vpc_function(self.function)
         checkov_reasons = {
             "CKV_AWS_116": (
@@ -150,7 +153,8 @@ class Api(Construct):
             )
         skip_checkov(self.function, checkov_reasons)
         # API Gateway calls a published version through this alias: SnapStart applies
-        # only to versions, and a deploy switches traffic in one step.
+        # only to versions. CodeDeploy shifts it to each new version
+        # (infra_cdk/constructs/deployment.py).
         self.alias = lambda_.Alias(
             self, "Live", alias_name="live", version=self.function.current_version
         )

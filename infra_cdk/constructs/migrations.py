@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra_cdk.nag import ENVIRONMENT_HOLDS_NO_SECRETS, acknowledge_vpc_function, skip_checkov
+from infra_cdk.tracing import enable_active_tracing
 from lambda_app import workload
 
 MIGRATION_HANDLER = "lambda_app.handlers.migrate.handler"
@@ -87,6 +88,7 @@ class Migrations(Construct):
             # to them): no pile of old versions, each holding a copy of the bundle.
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
         )
+        enable_active_tracing(self.function)
         acknowledge_vpc_function(self.function)
         skip_checkov(
             self.function,

@@ -1,6 +1,13 @@
-"""Alarms on what breaks users first, one SNS topic they notify, and a dashboard."""
+"""Alarms on what breaks users first, one SNS topic they notify, and a dashboard.
+
+Besides AWS's own metrics, the app's: EMF lines the API and migration functions write
+(`lambda_app.core.metrics`, namespace `LambdaApp`, every one with a `Stage` dimension).
+The metric names come from that module, so the dashboard reads what the app writes.
+"""
 
 from __future__ import annotations
+
+import math
 
 from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
@@ -13,8 +20,21 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from lambda_app.core import metrics as app_metrics
+
 PERIOD = Duration.minutes(5)
+# The 5xx rate is read per minute: a canary deployment watches it for a few minutes only.
+RATE_PERIOD = Duration.minutes(1)
 GIB = 1024**3
+# Below this many requests in a minute the 5xx rate is taken as 0: one failed request
+# out of two in a quiet minute is not an outage (the function-error alarm still fires).
+MIN_REQUESTS_FOR_RATE = 5
+API_5XX_RATE_PERCENT = 5
+# Logins newly locked out (10 failures each) in 5 minutes: a user who forgot a password
+# locks one; several at once is someone trying many accounts (credential stuffing).
+LOCKOUT_SPIKE = 5
+# RDS Proxy's own default, when the target group sets no MaxConnectionsPercent.
+PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT = 100
 
 
 def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
@@ -31,12 +51,58 @@ def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
     )
 
 
+def proxy_client_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
+    """Client connections to the proxy (the API's containers), summed over its nodes."""
+    return cloudwatch.Metric(
+        namespace="AWS/RDS",
+        metric_name="ClientConnections",
+        dimensions_map={"ProxyName": proxy.db_proxy_name},
+        statistic="Sum",
+        period=PERIOD,
+    )
+
+
+def proxy_max_connections_percent(proxy: rds.IDatabaseProxy) -> int:
+    """The share of max_connections the proxy may open, read from its target group."""
+    group = proxy.node.try_find_child("ProxyTargetGroup")
+    info = getattr(group, "connection_pool_configuration_info", None)
+    percent = getattr(info, "max_connections_percent", None)
+    return percent if isinstance(percent, int) else PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT
+
+
+def app_metric(name: str, *, stage: str, statistic: str = "Sum") -> cloudwatch.Metric:
+    """One of the app's EMF metrics with the Stage dimension only (cold starts, logins)."""
+    return cloudwatch.Metric(
+        namespace=app_metrics.NAMESPACE,
+        metric_name=name,
+        dimensions_map={app_metrics.STAGE: stage},
+        statistic=statistic,
+        period=PERIOD,
+    )
+
+
+def latency_by_route(*, stage: str, statistic: str) -> cloudwatch.MathExpression:
+    """One line per route and method: a search, so new routes appear without a deploy."""
+    dimensions = ",".join(
+        [app_metrics.NAMESPACE, app_metrics.METHOD, app_metrics.ROUTE, app_metrics.STAGE]
+    )
+    query = (
+        f'{{{dimensions}}} MetricName="{app_metrics.REQUEST_LATENCY}" {app_metrics.STAGE}="{stage}"'
+    )
+    return cloudwatch.MathExpression(
+        expression=f"SEARCH('{query}', '{statistic}', {int(PERIOD.to_seconds())})",
+        label="",  # each line is labelled by its route and method
+        period=PERIOD,
+    )
+
+
 class Monitoring(Construct):
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
+        stage: str,
         dashboard_name: str,
         http_api: apigw.HttpApi,
         api_function: lambda_.Function,
@@ -57,11 +123,26 @@ class Monitoring(Construct):
 
         api_timeout_ms = (api_function.timeout or Duration.seconds(3)).to_milliseconds()
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        self._alarm(
-            "Api5xx",
-            http_api.metric_server_error(period=PERIOD, statistic="Sum"),
-            threshold=5,
-            description="The HTTP API answered 5XX (a crash, a timeout or the database down).",
+        # A rate, not a count: 5 errors are an outage at 10 requests a minute and noise
+        # at 10,000. The deployment group rolls a canary back on it too.
+        self.api_5xx_rate_alarm = self._alarm(
+            "Api5xxRate",
+            cloudwatch.MathExpression(
+                expression=(f"IF(requests >= {MIN_REQUESTS_FOR_RATE}, 100 * errors / requests, 0)"),
+                using_metrics={
+                    "errors": http_api.metric_server_error(period=RATE_PERIOD, statistic="Sum"),
+                    "requests": http_api.metric_count(period=RATE_PERIOD, statistic="Sum"),
+                },
+                label="5xx rate (%)",
+                period=RATE_PERIOD,
+            ),
+            threshold=API_5XX_RATE_PERCENT,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            description=(
+                f"Over {API_5XX_RATE_PERCENT}% of the HTTP API's answers were 5XX in 2 of the "
+                "last 3 minutes (a crash, a timeout or the database down)."
+            ),
         )
         self._alarm(
             "ApiFunctionErrors",
@@ -121,6 +202,34 @@ class Monitoring(Construct):
             ),
         )
 
+        self._alarm(
+            "LoginLockoutSpike",
+            app_metric(app_metrics.LOGIN_LOCKOUTS, stage=stage),
+            threshold=LOCKOUT_SPIKE,
+            description=(
+                f"{LOCKOUT_SPIKE} or more login names were locked out within 5 minutes: "
+                "someone is trying passwords on many accounts (credential stuffing)."
+            ),
+        )
+        # Each API container holds one client connection, and a request borrows a
+        # database connection for its transaction: when every client is busy at once
+        # the proxy needs as many database connections as it has clients. It may open
+        # max_connections_percent of max_connections; past that, requests wait (borrow
+        # timeout) and then fail with 503. `db_connections_threshold` is ~80% of
+        # max_connections, so this is ~80% of what the proxy may open.
+        proxy_percent = proxy_max_connections_percent(proxy)
+        self._alarm(
+            "ProxyClientConnections",
+            proxy_client_connections(proxy),
+            threshold=math.floor(db_connections_threshold * proxy_percent / 100),
+            evaluation_periods=2,
+            description=(
+                "RDS Proxy client connections near the database connections it may open "
+                f"({proxy_percent}% of max_connections): requests at peak would wait for "
+                "a connection and then fail."
+            ),
+        )
+
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
@@ -170,6 +279,41 @@ class Monitoring(Construct):
                 title="Proxy connections pinned to a session",
                 left=[session_pinned_connections(proxy)],
             ),
+            cloudwatch.GraphWidget(
+                title="Proxy client connections",
+                left=[proxy_client_connections(proxy)],
+            ),
+        )
+        # The app's own metrics (EMF): latency as the app measured it, per route template.
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="App latency by route, p50 (ms)",
+                left=[latency_by_route(stage=stage, statistic="p50")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="App latency by route, p99 (ms)",
+                left=[latency_by_route(stage=stage, statistic="p99")],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Cold starts",
+                left=[app_metric(app_metrics.COLD_START, stage=stage)],
+                right=[
+                    app_metric(app_metrics.INIT_DURATION, stage=stage, statistic="p50"),
+                    app_metric(app_metrics.INIT_DURATION, stage=stage, statistic="p99"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Logins failed and locked out",
+                left=[
+                    app_metric(app_metrics.LOGIN_FAILURES, stage=stage),
+                    app_metric(app_metrics.LOGIN_LOCKOUTS, stage=stage),
+                ],
+            ),
+            # (Recovery-email metrics get their widget here when they exist.)
         )
 
     def _alarm(
@@ -180,16 +324,18 @@ class Monitoring(Construct):
         threshold: float,
         description: str,
         evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
         comparison: cloudwatch.ComparisonOperator = (
             cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         ),
-    ) -> None:
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
             metric=metric,
             threshold=threshold,
             evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
             comparison_operator=comparison,
             # No traffic is not an incident.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -198,3 +344,4 @@ class Monitoring(Construct):
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         alarm.add_ok_action(actions.SnsAction(self.topic))
         self.alarms[construct_id] = alarm
+        return alarm

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.auth import throttle
 from lambda_app.auth.errors import InvalidCredentials, TooManyLoginAttempts
+from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity.passwords import burn_verify_time, verify_password
 from lambda_app.identity.signing_key import get_jwt_secret
@@ -38,6 +39,7 @@ async def login(
 
     if user is None or not valid or not user.is_active:
         await throttle.record_failure(key, settings)
+        metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()
 
     if new_hash is not None:  # stored hash used outdated parameters

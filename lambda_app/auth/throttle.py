@@ -13,6 +13,7 @@ from sqlalchemy import Table, case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import get_sessionmaker
 from lambda_app.models import LoginThrottle
@@ -56,9 +57,12 @@ async def record_failure(key: str, settings: ApiSettings) -> None:
                 "window_started_at": case((expired, now), else_=table.c.window_started_at),
             },
         )
+        .returning(table.c.failures)
     )
     async with get_sessionmaker()() as session, session.begin():
-        await session.execute(stmt)
+        failures = await session.scalar(stmt)
+    if failures == settings.login_max_failures:  # this failure locked the login out
+        metrics.count(metrics.LOGIN_LOCKOUTS, stage=settings.environment)
 
 
 async def clear(session: AsyncSession, key: str) -> None:

@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request id, body limits, the request log line, last-resort errors.
+"""The outermost ASGI layer: request and trace ids, body limits, the request log line and
+metrics, last-resort errors.
 
 A plain ASGI middleware (not `BaseHTTPMiddleware`) so it adds no task or
 context copy per request and sees every exception the app did not handle.
@@ -14,11 +15,23 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lambda_app.core import metrics
 from lambda_app.core.database_errors import is_database_unavailable
 from lambda_app.core.errors import AppError, DatabaseUnavailable, PayloadTooLarge, error_body
+from lambda_app.core.logging import (
+    bind_trace_id,
+    invocation_trace_id,
+    parse_trace_id,
+    unbind_trace_id,
+)
+from lambda_app.core.settings import get_settings
 
 logger = logging.getLogger("lambda_app.request")
 REQUEST_ID_HEADER = "x-request-id"
+# The X-Ray trace id, returned to the client. Not `x-amzn-trace-id`: `x-amzn-*` headers
+# are AWS's own, which API Gateway may overwrite or drop on the way out.
+TRACE_ID_HEADER = "x-trace-id"
+_TRACE_HEADER = b"x-amzn-trace-id"  # what API Gateway and ALB forward
 _JSON_TYPES = ("application/json", "+json")
 
 
@@ -33,6 +46,17 @@ def _request_id(scope: Scope) -> str:
             if 0 < len(candidate) <= 128 and candidate.isprintable():
                 return candidate
     return uuid.uuid4().hex
+
+
+def _trace_id(scope: Scope) -> str | None:
+    """Lambda's trace id for this invocation (the one X-Ray records), else the request's."""
+    trace_id = invocation_trace_id()
+    if trace_id:
+        return trace_id
+    for name, value in scope.get("headers", []):
+        if name == _TRACE_HEADER:
+            return parse_trace_id(value.decode("latin-1"))
+    return None
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -55,9 +79,11 @@ def _json_problem(body: bytes) -> str | None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, stage: str | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # The metrics' Stage dimension (default: the API's ENVIRONMENT setting).
+        self.stage = stage or get_settings().environment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,6 +94,11 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        trace_id = _trace_id(scope)
+        trace_token = bind_trace_id(trace_id)
+        extra_headers = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
+        if trace_id:
+            extra_headers.append((TRACE_ID_HEADER.encode(), trace_id.encode()))
         status = 500
         response_started = False
 
@@ -76,8 +107,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers = [*message.get("headers", []), *extra_headers]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -125,6 +155,7 @@ class RequestContextMiddleware:
                 logger.exception("unhandled error", extra={"fields": {"request_id": request_id}})
                 await respond_with(AppError)  # the base class is the 500 `internal_error`
         finally:
+            duration_ms = (time.perf_counter() - started) * 1000
             logger.info(
                 "request",
                 extra={
@@ -132,12 +163,25 @@ class RequestContextMiddleware:
                         "method": scope.get("method"),
                         "path": scope.get("path"),  # never the query string: it may hold secrets
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(duration_ms, 2),
                         "request_id": request_id,
                         "user_id": state.get("user_id"),
                     }
                 },
             )
+            self._record_metrics(scope, status, duration_ms)
+            unbind_trace_id(trace_token)
+
+    def _record_metrics(self, scope: Scope, status: int, duration_ms: float) -> None:
+        try:
+            metrics.record_request(
+                stage=self.stage,
+                scope=scope,  # the router put the matched route in it: its template, never the path
+                status=status,
+                duration_ms=duration_ms,
+            )
+        except Exception:  # a metric is never worth failing (or hiding) a request over
+            logger.warning("metrics not written", exc_info=True)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None when it exceeds the limit."""

@@ -13,6 +13,7 @@ what is wrong with it, never a value.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,6 +34,8 @@ MIN_JWT_SECRET_LENGTH = 32
 
 
 LOCAL = "local"
+# What API Gateway accepts as an API mapping key (several levels for an HTTP API).
+_MAPPING_KEY = re.compile(r"[A-Za-z0-9$\-_.+!*'()]+(/[A-Za-z0-9$\-_.+!*'()]+)*")
 
 
 class DbSslMode(StrEnum):
@@ -109,6 +112,20 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings):
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The API mapping key of the custom domain (`v1` for https://api.example.com/v1/):
+    # HTTP API events keep it in the path without saying which part it is.
+    api_base_path: str | None = None
+
+    @field_validator("api_base_path")
+    @classmethod
+    def _mapping_key(cls, value: str | None) -> str | None:
+        key = (value or "").strip("/")
+        # (a `.` or `..` segment would be resolved away by the client before it is sent)
+        if key and (
+            not _MAPPING_KEY.fullmatch(key) or any(not s.strip(".") for s in key.split("/"))
+        ):
+            raise ValueError("not an API mapping key: letters, digits, $-_.+!*'() and inner '/'")
+        return key or None
 
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Self:

@@ -7,6 +7,7 @@ migrate           run Alembic (upgrade/downgrade/current/history/check)
 create-superuser  create a superuser interactively or from flags
 db                start/stop/status/url of the embedded PostgreSQL
 release           invoke the deployed migration Lambda (see `release --help`)
+release rollback  point the deployed API's live alias back at an earlier version
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from lambda_app.core.settings import get_settings
 from lambda_app.devtools.release import add_release_command
+from lambda_app.devtools.rollback import add_rollback_command
 from lambda_app.migrate.actions import ACTIONS, DEFAULT_ACTION, MigrationRequest
 from lambda_app.migrate.settings import get_migration_settings
 from lambda_app.migrate.superuser import CONFIGURED_SUPERUSER, SuperuserPolicy, SuperuserResult
@@ -83,7 +85,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             if args.use_lambda:
                 from lambda_app.devtools.gateway import serve_gateway
 
-                serve_gateway(host=args.host, port=args.port, stage=args.stage)
+                serve_gateway(
+                    host=args.host, port=args.port, stage=args.stage, base_path=args.base_path
+                )
             else:
                 import uvicorn
 
@@ -181,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="$default",
         help="with --lambda: an API Gateway stage name, served under /<stage>",
     )
+    serve.add_argument(
+        "--base-path",
+        default=None,
+        help=(
+            "with --lambda: a custom domain's API mapping key, served under /<base-path> "
+            "(the stage is then not in the URL), as API_BASE_PATH tells the function"
+        ),
+    )
     serve.set_defaults(func=_cmd_serve)
 
     migrate = commands.add_parser("migrate", help="run database migrations")
@@ -203,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["start", "stop", "status", "url"])
     db.set_defaults(func=_cmd_db)
 
-    add_release_command(commands)
+    add_rollback_command(add_release_command(commands))
     return parser
 
 

@@ -11,6 +11,12 @@ would start the same migration a second time while the first one still runs.
 Exit codes: 0 the migration ran and reported ok; 3 the function failed (FunctionError,
 error payload printed to stderr); 4 the function ran but reported ok=false (e.g. `check`
 found drift); 1 the release itself failed (stack or function not found, AWS error).
+
+    python -m lambda_app release rollback --stack NAME [--to VERSION] [--region REGION]
+
+points the API's `live` alias back at the version before the one it serves (or at
+VERSION), after stopping any deployment still shifting traffic. It never touches the
+database: the schema stays as the last migration left it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from lambda_app.migrate.actions import (
 )
 
 MIGRATION_OUTPUT_KEY = "MigrationFunctionName"
+# Written by infra_cdk/constructs/deployment.py (kept in step by tests/devtools/test_rollback.py).
+# A deployment in one of these may still move the alias.
+# How long a stopped deployment may take to roll its own traffic shift back.
 READ_TIMEOUT_SECONDS = LAMBDA_MAX_RUN_SECONDS + 60  # the whole run, plus start-up slack
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -41,20 +50,25 @@ class ReleaseError(RuntimeError):
     pass
 
 
-def add_release_command(subparsers: Any) -> None:
+def add_release_command(subparsers: Any) -> Any:
+    """Add `release`; returns its subcommands, for `release rollback`."""
     release = subparsers.add_parser(
         "release",
         help="invoke the deployed migration Lambda and wait for its result",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    target = release.add_mutually_exclusive_group(required=True)
+    # Required unless a subcommand (rollback) is given: checked in run_release.
+    target = release.add_mutually_exclusive_group()
     target.add_argument("--stack", help="CloudFormation stack with a MigrationFunctionName output")
     target.add_argument("--function", help="name or ARN of the migration function")
     release.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     release.add_argument("--action", choices=ACTIONS, default=DEFAULT_ACTION)
     release.add_argument("--revision", help="target revision (required for downgrade)")
-    release.set_defaults(func=run_release)
+    release.set_defaults(func=run_release, release_parser=release)
+
+    # `release rollback` is added by lambda_app.devtools.rollback.
+    return release.add_subparsers(dest="release_command", metavar="{rollback}")
 
 
 def invoke_config() -> Any:
@@ -131,6 +145,9 @@ def invoke_migration(client: Any, function: str, event: dict[str, Any]) -> int:
 def run_release(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import ReadTimeoutError
+
+    if not (args.stack or args.function):
+        args.release_parser.error("one of the arguments --stack --function is required")
 
     # The migration function's own rules: a bad request fails here, before any AWS call.
     request = MigrationRequest(action=args.action, revision=args.revision)

@@ -63,54 +63,79 @@ def _is_segment_prefix(path: str, prefix: str) -> bool:
 
 
 class StagePrefixMiddleware:
-    """Expose the API Gateway stage the client sees as the ASGI `root_path`.
+    """Expose the URL prefix the client sees (a stage, or a mapping key) as the ASGI `root_path`.
 
     Behind a named stage the client calls `/prod/api/users/me`. Mangum routes on
     the stage-less path but leaves `root_path` empty, so the docs page would load
     `/api/openapi.json` (a 403 from API Gateway) and the schema would name no server.
     With `root_path="/prod"` and the full client path in `path` (as the ASGI spec
     wants), Starlette routes on the rest and FastAPI publishes `/prod` as the server.
+
+    Behind a custom domain the stage is never in the URL, but an API mapping key may be:
+    `https://api.example.com/v1/api/doc` arrives with `/v1/api/doc` in `rawPath` and
+    `requestContext.http.path` (the key is removed only for API Gateway's own route
+    matching), `domainName` `api.example.com` and stage `$default`. The event doesn't say
+    which part of the path is the key, so it comes from a setting (`API_BASE_PATH`,
+    `base_path` here, which the stack sets from the mapping it creates).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, base_path: str | None = None) -> None:
         self.app = app
+        self.base_path = base_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         event = scope.get("aws.event")
         if scope["type"] == "http" and isinstance(event, dict):
-            _apply_stage_prefix(scope, event)
+            _apply_stage_prefix(scope, event, base_path=self.base_path)
         await self.app(scope, receive, send)
 
 
-def _apply_stage_prefix(scope: Scope, event: LambdaEvent) -> None:
-    context = event.get("requestContext") or {}
+def _behind_custom_domain(context: dict[str, Any]) -> bool:
+    """Called through a domain other than the API's own (`<apiId>.execute-api.…`)."""
+    domain, api_id = context.get("domainName"), context.get("apiId")
+    return isinstance(domain, str) and bool(api_id) and not domain.startswith(f"{api_id}.")
+
+
+def _url_prefix(context: dict[str, Any], base_path: str | None) -> str | None:
+    if base_path and _behind_custom_domain(context):
+        return f"/{base_path}"
     stage = context.get("stage")
     if not stage or stage == "$default":
+        return None
+    return f"/{stage}"
+
+
+def _apply_stage_prefix(scope: Scope, event: LambdaEvent, *, base_path: str | None) -> None:
+    context = event.get("requestContext") or {}
+    prefix = _url_prefix(context, base_path)
+    if prefix is None:
         return
     # The path as the client typed it: REST (1.0) keeps it in requestContext.path,
-    # HTTP API (2.0) in rawPath; both include the stage when the stage is in the URL
-    # (not behind a custom domain mapping).
+    # HTTP API (2.0) in rawPath; both include the stage when the stage is in the URL,
+    # and the mapping key behind a custom domain.
     client_path = event.get("rawPath") if event.get("version") == "2.0" else context.get("path")
     if not isinstance(client_path, str):
         return
     client_path = unquote(client_path)
-    prefix = f"/{stage}"
     if not _is_segment_prefix(client_path, prefix):
         return
     path: str = scope["path"]
-    if client_path == path:  # HTTP API: the routed path still carries the stage
+    if client_path == path:  # HTTP API (and any mapping key): the routed path keeps the prefix
         scope["root_path"] = prefix
     elif client_path in (prefix + path, prefix + path.rstrip("/")):  # REST API: stage stripped
         scope["root_path"] = prefix
         scope["path"] = prefix + path
 
 
-def make_handler(app: ASGIApp) -> LambdaHandler:
-    """A Lambda handler serving `app` (tests build one around an app with extra routes)."""
+def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler:
+    """A Lambda handler serving `app` (tests build one around an app with extra routes).
+
+    `base_path`: the custom domain's API mapping key, if any (`ApiSettings.api_base_path`).
+    """
     # Mangum looks the loop up with asyncio.get_event_loop(); making ours current first
     # keeps it the same loop for every invocation, from any thread (the local gateway).
     asyncio.set_event_loop(_container_loop())
-    adapter = Mangum(StagePrefixMiddleware(app), lifespan="off")
+    adapter = Mangum(StagePrefixMiddleware(app, base_path=base_path), lifespan="off")
 
     def handle(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
         asyncio.set_event_loop(_container_loop())
@@ -121,7 +146,7 @@ def make_handler(app: ASGIApp) -> LambdaHandler:
         try:
             body = source.body
         except _UNDECODABLE_BODY as exc:
-            return source(_undecodable_body(scope, context, exc))
+            return source(_undecodable_body(scope, context, exc, base_path=base_path))
         return source(HTTPCycle(scope, body)(adapter.app))
 
     return handle
@@ -133,14 +158,17 @@ def make_handler(app: ASGIApp) -> LambdaHandler:
 _UNDECODABLE_BODY = (ValueError, TypeError, AttributeError)
 
 
-def _undecodable_body(scope: Scope, context: LambdaContext, error: Exception) -> Response:
+def _undecodable_body(
+    scope: Scope, context: LambdaContext, error: Exception, *, base_path: str | None
+) -> Response:
     """The 400 for a body that can't be decoded, with a log line that leaves the body out."""
     # Loaded by the app already; imported here to keep this module's own imports light.
     from lambda_app.core.errors import UndecodableBody, error_body
     from lambda_app.core.middleware import REQUEST_ID_HEADER, logger
 
     request_id = str(getattr(context, "aws_request_id", None) or uuid.uuid4().hex)
-    _apply_stage_prefix(scope, scope["aws.event"])  # the path as the request log has it
+    # the path as the request log has it
+    _apply_stage_prefix(scope, scope["aws.event"], base_path=base_path)
     logger.warning(
         "undecodable request body",
         extra={
@@ -177,13 +205,18 @@ def _build_container_handler() -> LambdaHandler:
     collecting = gc.isenabled()
     gc.disable()
     try:
+        from lambda_app.core.settings import get_settings
         from lambda_app.main import create_app  # the heavy imports: most of a cold start
 
-        return make_handler(create_app())
+        settings = get_settings()
+        return make_handler(create_app(settings), base_path=settings.api_base_path)
     finally:
         gc.freeze()
         if collecting:
             gc.enable()
+        from lambda_app.core.metrics import mark_init_complete
+
+        mark_init_complete()  # the container's InitDuration ends here, not at its first request
 
 
 handler: LambdaHandler = _build_container_handler()

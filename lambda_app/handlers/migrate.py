@@ -24,6 +24,7 @@ from typing import Any
 
 from alembic.config import Config
 
+from lambda_app.core import metrics
 from lambda_app.core.logging import configure_logging
 from lambda_app.migrate.actions import MigrationRequest
 from lambda_app.migrate.errors import own_frames, safe_error_message
@@ -78,6 +79,13 @@ def run_migration_event(
         raise MigrationFailed(message) from exc
     response = result.as_dict()
     logger.info("migration finished", extra={"fields": {"request_id": request_id, **response}})
+    metrics.record_migration(
+        # The settings the run just used (cached), so the stage is the one it migrated.
+        stage=get_migration_settings().environment,
+        action=result.action,
+        applied=len(result.applied),
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
     return response
 
 

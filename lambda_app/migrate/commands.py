@@ -45,7 +45,14 @@ def _run_sync(connection: Connection, request: MigrationRequest, config: Config)
 
     config.attributes["connection"] = connection
     config.attributes["on_version_apply"] = record
-    if request.action == "upgrade":
+    if request.action == "upgrade" and _unknown_to(script, _current_heads(connection)):
+        # The database is at a revision these scripts don't have: a newer release
+        # migrated it, and this is older code being deployed again (a CloudFormation
+        # rollback re-runs the previous trigger, an old version redeployed). Its schema
+        # is a superset of what this code needs (expand, then contract), so there is
+        # nothing to do; failing here would fail the rollback itself.
+        result.ahead_of_scripts = True
+    elif request.action == "upgrade":
         command.upgrade(config, request.target)
     elif request.action == "downgrade":
         command.downgrade(config, request.target)
@@ -60,6 +67,11 @@ def _run_sync(connection: Connection, request: MigrationRequest, config: Config)
     if request.mutates:
         result.to_revision = _revision_label(_current_heads(connection))
     return result
+
+
+def _unknown_to(script: ScriptDirectory, heads: tuple[str, ...]) -> bool:
+    known = {rev.revision for rev in script.walk_revisions()}
+    return any(head not in known for head in heads)
 
 
 def _revision_label(heads: tuple[str, ...] | list[str]) -> str | None:

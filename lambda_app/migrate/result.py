@@ -20,6 +20,8 @@ class MigrationResult:
     drift: list[str] | None = None  # `check` only
     superuser: SuperuserResult | None = None  # `upgrade` only
     duration_ms: int | None = None
+    # `upgrade` only: the database is at a revision newer than these scripts know.
+    ahead_of_scripts: bool = False
 
     @property
     def ok(self) -> bool:
@@ -41,6 +43,8 @@ class MigrationResult:
         }
         if self.action == "upgrade":
             result["superuser"] = self.superuser.as_dict() if self.superuser else None
+        if self.ahead_of_scripts:
+            result["ahead_of_scripts"] = True
         if self.history is not None:
             result["history"] = self.history
         if self.drift is not None:

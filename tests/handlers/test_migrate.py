@@ -278,6 +278,24 @@ def test_after_a_failed_run_a_downgrade_undoes_the_revisions_that_did_apply(
 # --- other actions -------------------------------------------------------------------------
 
 
+def test_older_scripts_leave_a_database_migrated_by_newer_ones_alone(fresh_db: Env) -> None:
+    # given: a newer release migrated the database past what the older scripts know
+    newer = with_failing_revisions()
+    run_migration_event({"action": "upgrade", "revision": "9001"}, config=newer)
+    assert versions(fresh_db.url) == ["9001"]
+
+    # when: the older code's migration runs again (a rollback, a redeploy)
+    result = run_migration_event({"action": "upgrade"}, config=alembic_config())
+
+    # then: nothing is applied or undone, and the run succeeds
+    assert result["ok"] is True and result["ahead_of_scripts"] is True
+    assert result["applied"] == []
+    assert result["from_revision"] == result["to_revision"] == "9001"
+    assert result["head"] == HEAD
+    assert versions(fresh_db.url) == ["9001"]
+    assert "release_notes" in tables(fresh_db.url)
+
+
 def test_current_history_and_check(fresh_db: Env) -> None:
     before = handler({"action": "current"}, CONTEXT)
     assert before["ok"] is True

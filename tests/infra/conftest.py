@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,12 @@ def _no_aws_credentials() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def synthesize(stage: str, outdir: Path, **options: str) -> Synth:
+# Adds the optional GitHub Actions deploy role stack, LambdaApp-ci (infra_cdk/ci.py).
+CI_OPTIONS = {"github_repository": "octo-org/octo-repo"}
+
+
+def synthesize(stage: str, outdir: Path, *, stack: str | None = None, **options: str) -> Synth:
+    """Synthesize the app for `stage`; the Synth is of `stack` (default: the stage's own)."""
     from aws_cdk import App
 
     from infra_cdk.app import build_app, stack_name
@@ -87,7 +92,7 @@ def synthesize(stage: str, outdir: Path, **options: str) -> Synth:
         app.synth()
     except RuntimeError as exc:  # jsii surfaces CDK's ValidationFailed this way
         error = str(exc)
-    template_path = outdir / f"{stack_name(stage)}.template.json"
+    template_path = outdir / f"{stack or stack_name(stage)}.template.json"
     return Synth(
         stage=stage, outdir=outdir, template=json.loads(template_path.read_text()), error=error
     )
@@ -101,6 +106,15 @@ def dev(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def prod(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize("prod", tmp_path_factory.mktemp("cdk-prod"), **PROD_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def ci(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    from infra_cdk.app import stack_name
+
+    outdir = tmp_path_factory.mktemp("cdk-ci")
+    synth = synthesize("dev", outdir, stack=stack_name("ci"), **CI_OPTIONS)
+    return replace(synth, stage="ci")
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

@@ -111,7 +111,10 @@ APP = {
         "handlers",
     },
 }
-HANDLERS = {"api": {"__init__.py", "api.py"}, "migration": {"__init__.py", "migrate.py"}}
+HANDLERS = {
+    "api": {"__init__.py", "api.py", "pre_traffic.py"},
+    "migration": {"__init__.py", "migrate.py"},
+}
 # Said outright, though the sets above imply it: no bundle ships the development tools
 # (CLI, release script, local gateway, embedded PostgreSQL), and the API's no migration code.
 NEVER_SHIPPED = ("lambda_app/devtools", "lambda_app/local", "lambda_app/__main__.py")
@@ -337,6 +340,7 @@ PROJECT_FILES = (
     "lambda_app/docs_ui/static/swagger-ui.css",
     "lambda_app/handlers/__init__.py",
     "lambda_app/handlers/api.py",
+    "lambda_app/handlers/pre_traffic.py",
     "lambda_app/handlers/migrate.py",
     "lambda_app/migrate/runner.py",
     "lambda_app/devtools/cli.py",
@@ -378,6 +382,7 @@ def _fingerprint(root: Path, flavour: Flavour) -> str:
         ("lambda_app/health/router.py", True, False),
         ("lambda_app/docs_ui/static/swagger-ui.css", True, False),
         ("lambda_app/handlers/api.py", True, False),
+        ("lambda_app/handlers/pre_traffic.py", True, False),  # the hook runs from this asset
         # The migration function's own: a new migration run, not a new API version
         ("lambda_app/migrate/runner.py", False, True),
         ("lambda_app/handlers/migrate.py", False, True),

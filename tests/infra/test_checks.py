@@ -69,9 +69,9 @@ def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
 
 # --- checkov -----------------------------------------------------------------------------
 # checkov runs in its own environment (the `checkov` dependency group, which uv.lock
-# pins apart from dev and infra), once over four templates: each stage as synthesized,
-# with its per-resource skips, and each stage with the skips taken out ("raw"), which
-# shows what every skip silences.
+# pins apart from dev and infra), once over six templates: each stage and the CI stack
+# (infra_cdk/ci.py) as synthesized, with their per-resource skips, and each with the
+# skips taken out ("raw"), which shows what every skip silences.
 
 Findings = dict[str, list[dict[str, Any]]]  # "failed" / "skipped" -> checkov's results
 
@@ -124,12 +124,12 @@ def _run_checkov(templates: dict[str, Path]) -> dict[str, Findings]:
 
 @pytest.fixture(scope="session")
 def checkov(
-    dev: Synth, prod: Synth, tmp_path_factory: pytest.TempPathFactory
+    dev: Synth, prod: Synth, ci: Synth, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Findings]:
-    """Findings per template: "dev" and "prod" as synthesized, "dev-raw", "prod-raw"."""
+    """Findings per template: "dev", "prod" and "ci" as synthesized, and each "<name>-raw"."""
     out = tmp_path_factory.mktemp("checkov")
     templates: dict[str, Path] = {}
-    for synth in (dev, prod):
+    for synth in (dev, prod, ci):
         for name, template in [
             (synth.stage, synth.template),
             (f"{synth.stage}-raw", _without_checkov_skips(synth.template)),
@@ -169,6 +169,12 @@ def test_every_checkov_skip_silences_a_real_finding(
     # stale, and none hides more than the one resource it names.
     raw_failures = _checks(checkov[f"{synth.stage}-raw"]["failed"])
     assert raw_failures == _checks(checkov[synth.stage]["skipped"])
+
+
+def test_ci_stack_passes_checkov_with_no_skips(checkov: dict[str, Findings]) -> None:
+    # The deploy role (infra_cdk/ci.py) needs no exception at all.
+    assert _checks(checkov["ci-raw"]["failed"]) == set()
+    assert _checks(checkov["ci"]["skipped"]) == set()
 
 
 def test_checkov_config_skips_no_check_globally() -> None:

@@ -1,0 +1,236 @@
+"""`python -m lambda_app release rollback` against moto's CloudFormation, Lambda versions
+and aliases. moto's CodeDeploy lists deployments but cannot stop one, so the in-flight
+case plays CodeDeploy back with botocore's Stubber."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from infra_cdk.constructs.deployment import (
+    API_FUNCTION_OUTPUT,
+    DEPLOYMENT_APPLICATION_OUTPUT,
+    DEPLOYMENT_GROUP_OUTPUT,
+)
+from lambda_app.devtools.cli import main
+from lambda_app.devtools.release import ReleaseError
+from lambda_app.devtools.rollback import (
+    ACTIVE_DEPLOYMENT_STATUSES,
+    find_api_deployment,
+    roll_back,
+    stop_deployments,
+)
+
+REGION = "eu-west-1"
+STACK = "LambdaApp-prod"
+FUNCTION = "lambda-app-prod-api"
+APPLICATION = "lambda-app-prod-deploy"
+GROUP = "lambda-app-prod-api"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield
+
+
+def _zip(text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", text)
+    return buffer.getvalue()
+
+
+def deploy(*, versions: int, live: str, weights: dict[str, float] | None = None) -> Any:
+    """A stage: the stack's outputs, the API function with `versions` published, `live`."""
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="api", AssumeRolePolicyDocument=json.dumps({"Statement": []}))[
+        "Role"
+    ]["Arn"]
+    lambda_client = boto3.client("lambda")
+    lambda_client.create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.13",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": _zip("# release 1")},
+    )
+    for release in range(1, versions + 1):
+        lambda_client.update_function_code(FunctionName=FUNCTION, ZipFile=_zip(f"# {release}"))
+        lambda_client.publish_version(FunctionName=FUNCTION)
+    alias: dict[str, Any] = {"FunctionName": FUNCTION, "Name": "live", "FunctionVersion": live}
+    if weights:
+        alias["RoutingConfig"] = {"AdditionalVersionWeights": weights}
+    lambda_client.create_alias(**alias)
+    codedeploy = boto3.client("codedeploy")
+    codedeploy.create_application(applicationName=APPLICATION, computePlatform="Lambda")
+    codedeploy.create_deployment_group(
+        applicationName=APPLICATION, deploymentGroupName=GROUP, serviceRoleArn=role
+    )
+    template = {
+        "Resources": {
+            "Marker": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "lambda-app-marker", "Type": "String", "Value": "1"},
+            }
+        },
+        "Outputs": {
+            API_FUNCTION_OUTPUT: {"Value": FUNCTION},
+            DEPLOYMENT_APPLICATION_OUTPUT: {"Value": APPLICATION},
+            DEPLOYMENT_GROUP_OUTPUT: {"Value": GROUP},
+        },
+    }
+    boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    return lambda_client
+
+
+def live(lambda_client: Any) -> tuple[str, dict[str, float]]:
+    alias = lambda_client.get_alias(FunctionName=FUNCTION, Name="live")
+    weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return alias["FunctionVersion"], weights
+
+
+def test_rollback_points_live_at_the_previous_version(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: three releases, the third one live
+    lambda_client = deploy(versions=3, live="3")
+    # when
+    code = main(["release", "rollback", "--stack", STACK, "--region", REGION])
+    # then
+    assert code == 0
+    assert live(lambda_client) == ("2", {})
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {
+        "function": FUNCTION,
+        "alias": "live",
+        "from_version": "3",
+        "from_weights": {},
+        "to_version": "2",
+        "stopped_deployments": [],
+    }
+    assert "now serves version 2 (was 3); the database was not touched" in out.err
+
+
+def test_rollback_to_a_named_version(aws: None) -> None:
+    lambda_client = deploy(versions=3, live="3")
+    assert main(["release", "rollback", "--stack", STACK, "--to", "1"]) == 0
+    assert live(lambda_client) == ("1", {})
+
+
+def test_an_unknown_version_is_refused_and_live_stays(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lambda_client = deploy(versions=2, live="2")
+    assert main(["release", "rollback", "--stack", STACK, "--to", "9"]) == 1
+    assert "has no published version '9' (published: 1, 2)" in capsys.readouterr().err
+    assert live(lambda_client) == ("2", {})
+
+
+def test_without_an_earlier_version_it_says_to_redeploy(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lambda_client = deploy(versions=1, live="1")
+    assert main(["release", "rollback", "--stack", STACK]) == 1
+    assert "deploy the previous commit instead" in capsys.readouterr().err
+    assert live(lambda_client) == ("1", {})
+
+
+def test_a_stack_without_traffic_shifting_outputs_is_a_clear_error(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boto3.client("cloudformation").create_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {
+                    "Marker": {
+                        "Type": "AWS::SSM::Parameter",
+                        "Properties": {"Name": "m", "Type": "String", "Value": "1"},
+                    }
+                },
+                "Outputs": {"ApiUrl": {"Value": "https://example.com/"}},
+            }
+        ),
+    )
+    assert main(["release", "rollback", "--stack", STACK]) == 1
+    assert "has no ApiFunctionName, ApiDeploymentApplication, ApiDeploymentGroup output" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_canary_in_flight_is_stopped_and_its_traffic_goes_back(aws: None) -> None:
+    # given: a canary sending 10% of requests to version 3 while version 2 serves the rest
+    lambda_client = deploy(versions=3, live="2", weights={"3": 0.1})
+    codedeploy = boto3.client("codedeploy")
+    listing = {
+        "applicationName": APPLICATION,
+        "deploymentGroupName": GROUP,
+        "includeOnlyStatuses": ACTIVE_DEPLOYMENT_STATUSES,
+    }
+    waits: list[float] = []
+    with Stubber(codedeploy) as stubber:
+        stubber.add_response("list_deployments", {"deployments": ["d-CANARY"]}, listing)
+        stubber.add_response(
+            "stop_deployment",
+            {"status": "Pending", "statusMessage": "stopping"},
+            {"deploymentId": "d-CANARY", "autoRollbackEnabled": True},
+        )
+        stubber.add_response("list_deployments", {"deployments": ["d-CANARY"]}, listing)
+        stubber.add_response("list_deployments", {"deployments": []}, listing)
+        # when
+        result = roll_back(
+            cloudformation=boto3.client("cloudformation"),
+            lambda_client=lambda_client,
+            codedeploy=codedeploy,
+            stack=STACK,
+            sleep=waits.append,
+        )
+        stubber.assert_no_pending_responses()
+    # then: the version that served before the canary takes all traffic again
+    assert result["stopped_deployments"] == ["d-CANARY"]
+    assert result["from_weights"] == {"3": 0.1}
+    assert live(lambda_client) == ("2", {})
+    assert len(waits) == 1  # waited for the stopped deployment once, then went on
+
+
+def test_a_deployment_that_will_not_stop_leaves_live_alone(aws: None) -> None:
+    lambda_client = deploy(versions=3, live="2", weights={"3": 0.1})
+    codedeploy = boto3.client("codedeploy")
+    listing = {
+        "applicationName": APPLICATION,
+        "deploymentGroupName": GROUP,
+        "includeOnlyStatuses": ACTIVE_DEPLOYMENT_STATUSES,
+    }
+    with Stubber(codedeploy) as stubber:
+        stubber.add_response("list_deployments", {"deployments": ["d-STUCK"]}, listing)
+        stubber.add_response(
+            "stop_deployment",
+            {"status": "Pending"},
+            {"deploymentId": "d-STUCK", "autoRollbackEnabled": True},
+        )
+        for _ in range(3):
+            stubber.add_response("list_deployments", {"deployments": ["d-STUCK"]}, listing)
+        with pytest.raises(ReleaseError, match="still active after 10 s: d-STUCK"):
+            stop_deployments(
+                codedeploy,
+                find_api_deployment(boto3.client("cloudformation"), STACK),
+                wait_seconds=10,
+                sleep=lambda _: None,
+            )
+    assert live(lambda_client) == ("2", {"3": 0.1})

@@ -1,0 +1,26 @@
+"""test only: an index built without CONCURRENTLY, on an existing table
+
+Revision ID: 8002
+Revises: the real head, whichever it is
+"""
+
+from pathlib import Path
+
+from alembic import op
+from alembic.script import ScriptDirectory
+
+# Attached to the real head, as tests/migrations/failing/9001 is (see there).
+REAL_SCRIPTS = Path(__file__).resolve().parents[3] / "migrations"
+
+revision = "8002"
+down_revision = ScriptDirectory(str(REAL_SCRIPTS)).get_current_head()
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_users_first_name", "users", ["first_name"])
+
+
+def downgrade() -> None:
+    raise NotImplementedError("rendered, never run")

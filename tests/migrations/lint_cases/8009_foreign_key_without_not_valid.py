@@ -1,0 +1,28 @@
+"""test only: a foreign key added without NOT VALID
+
+Revision ID: 8009
+Revises: the real head, whichever it is
+"""
+
+from pathlib import Path
+
+from alembic import op
+from alembic.script import ScriptDirectory
+
+# Attached to the real head, as tests/migrations/failing/9001 is (see there).
+REAL_SCRIPTS = Path(__file__).resolve().parents[3] / "migrations"
+
+revision = "8009"
+down_revision = ScriptDirectory(str(REAL_SCRIPTS)).get_current_head()
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_foreign_key(
+        "fk_login_throttle_login", "login_throttle", "users", ["login"], ["email"]
+    )
+
+
+def downgrade() -> None:
+    raise NotImplementedError("rendered, never run")
