@@ -53,13 +53,14 @@ def _run_sync(connection: Connection) -> None:
 
 async def _run_with_own_engine() -> None:
     from lambda_app.db.engine import build_engine
-    from lambda_app.migrate.lock import migration_lock
+    from lambda_app.migrate.lock import DDL_LOCK_TIMEOUT_SECONDS, limit_lock_waits, migration_lock
     from lambda_app.migrate.settings import get_migration_settings, migration_settings
 
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
     engine = build_engine(migration_settings(get_migration_settings()), database_url=url)
     try:
         async with migration_lock(engine), engine.connect() as connection:
+            await limit_lock_waits(connection, DDL_LOCK_TIMEOUT_SECONDS)
             await connection.run_sync(_run_sync)
     finally:
         await engine.dispose()

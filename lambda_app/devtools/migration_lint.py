@@ -62,8 +62,9 @@ NOT_CHECKED: dict[str, str] = {
         "lambda_app/migrate/settings.py); an index build or a backfill may take minutes"
     ),
     "require-lock-timeout": (
-        "belongs to the runner, not to each revision: the migration connection sets no "
-        "lock_timeout yet; once it does, this rule comes back"
+        "belongs to the runner, not to each revision: the migration session sets "
+        "lock_timeout (lambda_app/migrate/lock.py, DDL_LOCK_TIMEOUT_SECONDS) before any "
+        "revision runs, which a revision's own SQL does not show"
     ),
 }
 

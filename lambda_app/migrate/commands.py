@@ -19,6 +19,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.migrate.actions import MigrationRequest
+from lambda_app.migrate.lock import (
+    DDL_LOCK_TIMEOUT_ATTRIBUTE,
+    DDL_LOCK_TIMEOUT_SECONDS,
+    limit_lock_waits,
+)
 from lambda_app.migrate.result import MigrationResult
 
 
@@ -27,6 +32,8 @@ async def run_alembic(
 ) -> MigrationResult:
     """Run the request's Alembic command on a fresh connection (the caller holds the lock)."""
     async with engine.connect() as connection:
+        timeout = config.attributes.get(DDL_LOCK_TIMEOUT_ATTRIBUTE, DDL_LOCK_TIMEOUT_SECONDS)
+        await limit_lock_waits(connection, timeout)
         return await connection.run_sync(_run_sync, request, config)
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lambda_app.migrate.actions import DEFAULT_LOCK_TIMEOUT_SECONDS
 
@@ -21,6 +21,23 @@ from lambda_app.migrate.actions import DEFAULT_LOCK_TIMEOUT_SECONDS
 # every copy of the app (dev, test, prod) has its own.
 MIGRATION_LOCK_KEY = int.from_bytes(b"lambdamg", "big")
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE raised when lock_timeout expires
+
+
+# How long a revision's DDL may wait for a table lock. ALTER TABLE queues behind a long
+# transaction on that table, and every request that touches the table then queues behind
+# the ALTER: past this, the revision fails and rolls back (the release can be retried)
+# rather than stall the API. Tests shorten it through the Alembic config's attributes.
+DDL_LOCK_TIMEOUT_SECONDS = 10.0
+DDL_LOCK_TIMEOUT_ATTRIBUTE = "ddl_lock_timeout_seconds"
+
+
+async def limit_lock_waits(connection: AsyncConnection, seconds: float) -> None:
+    """Set `lock_timeout` for the session, and end the transaction that opened."""
+    await connection.execute(
+        text("SELECT set_config('lock_timeout', :value, false)"),
+        {"value": f"{int(seconds * 1000)}ms"},
+    )
+    await connection.commit()
 
 
 class MigrationLockTimeout(RuntimeError):

@@ -23,8 +23,8 @@ from lambda_app.core.settings import get_settings
 from lambda_app.devtools.database import database_url
 from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
 from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
-from lambda_app.migrate.lock import MIGRATION_LOCK_KEY
-from lambda_app.migrate.runner import alembic_config
+from lambda_app.migrate.lock import DDL_LOCK_TIMEOUT_ATTRIBUTE, MIGRATION_LOCK_KEY
+from lambda_app.migrate.runner import alembic_config, migrations_dir
 from lambda_app.migrate.settings import get_migration_settings
 from tests.fixtures.lambda_context import FakeLambdaContext
 from tests.migrations.scripts import real_head, real_revisions, with_failing_revisions
@@ -37,6 +37,7 @@ BOUND_SECONDS = 60  # upper bound for waits in this file (never reached when thi
 # --- helpers -------------------------------------------------------------------------
 
 
+LOCKING_REVISIONS = Path(__file__).resolve().parents[1] / "migrations" / "locking"
 HEAD = real_head()
 
 
@@ -498,3 +499,46 @@ def test_alembic_command_line_upgrade_and_check(fresh_db: Env) -> None:
     assert check.returncode == 0, check.stderr
     assert "No new upgrade operations detected" in check.stdout + check.stderr
     assert versions(fresh_db.url) == [HEAD]
+
+
+def test_ddl_that_waits_too_long_for_a_table_lock_fails_instead_of_stalling(
+    fresh_db: Env,
+) -> None:
+    # given: the database at head, and a transaction holding a lock on a table
+    run_migration_event({"action": "upgrade"}, config=alembic_config())
+    config = alembic_config()
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations",
+        os.pathsep.join(map(str, [migrations_dir() / "versions", LOCKING_REVISIONS])),
+    )
+    config.attributes[DDL_LOCK_TIMEOUT_ATTRIBUTE] = 0.5
+
+    async def upgrade_while_the_table_is_in_use() -> BaseException | None:
+        holder = await asyncpg.connect(plain_dsn(fresh_db.url))
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE login_throttle IN ACCESS SHARE MODE")
+                try:
+                    # Bounded: without a lock timeout the upgrade would wait for ever.
+                    run = asyncio.to_thread(run_migration_event, {}, config=config)
+                    await asyncio.wait_for(run, timeout=BOUND_SECONDS)
+                except MigrationFailed as exc:
+                    return exc
+                except TimeoutError:
+                    return None
+                return None
+        finally:
+            await holder.close()
+
+    # when: a revision needs that table exclusively
+    failure = asyncio.run(upgrade_while_the_table_is_in_use())
+
+    # then: it gave up after the lock timeout, and nothing of it was applied
+    assert failure is not None and "lock timeout" in str(failure)
+    assert versions(fresh_db.url) == [HEAD]
+    columns = fetch(
+        fresh_db.url,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'login_throttle'",
+    )
+    assert "note" not in {row["column_name"] for row in columns}
