@@ -48,6 +48,7 @@ def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
     """A fresh, migrated database `name` with one user; dropped on exit."""
     from lambda_app.devtools.database import database_url, prepare_api_role, server_admin_url
     from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.identity.keyring import SigningKey
     from lambda_app.identity.tokens import create_access_token
     from lambda_app.migrate.runner import upgrade_to_head
 
@@ -61,7 +62,7 @@ def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
             token = create_access_token(
                 user_id=user_id,
                 token_version=token_version,
-                secret=BENCH_JWT_SECRET,
+                key=SigningKey.from_plain(BENCH_JWT_SECRET),
                 lifetime=dt.timedelta(hours=12),
             )
             yield BenchDatabase(

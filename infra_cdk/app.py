@@ -13,23 +13,30 @@ Context values (all optional):
                            accounts lack one of those, e.g. ap-northeast-1b)
     github_repository      owner/name: adds LambdaApp-ci, the GitHub Actions deploy role
     github_oidc_provider_arn  reuse the account's GitHub OIDC provider (one per account)
+    cors_allowed_origins   browser origins allowed to call the API, comma-separated
+                           (replaces the stage's StageConfig.cors_allowed_origins; empty: none)
     domain_name            a custom domain for the API (docs/deploying.md, "Custom domain"),
                            with hosted_zone_id [+ hosted_zone_name] and/or certificate_arn,
                            and base_path (the API mapping key, e.g. v1)
+    email_from             the SES sender, with frontend_url (https, where links point)
+                           [+ email_identity=address|domain]: docs/deploying.md, "Email"
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from aws_cdk import App, Environment, Tags
 
 from infra_cdk.ci import GithubDeployStack
-from infra_cdk.config import DEFAULT_STAGE, STAGES, stage_config
+from infra_cdk.config import DEFAULT_STAGE, STAGES, StageConfig, stage_config
 from infra_cdk.constructs.domain import CustomDomainConfig
+from infra_cdk.constructs.email import EmailConfig
 from infra_cdk.nag import add_checks
 from infra_cdk.stack import LambdaAppStack
 from lambda_app import workload
+from lambda_app.core.origins import ANY_ORIGIN, parse_origins
 
 # Only used when synthesizing without credentials; `cdk deploy` always knows the account.
 PLACEHOLDER_ACCOUNT = "123456789012"
@@ -51,10 +58,25 @@ def _split(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()] if value else None
 
 
+def with_cors_origins(config: StageConfig, value: str | None) -> StageConfig:
+    """`config` with the `cors_allowed_origins` context's origins, if given, checked now:
+    a list the API would refuse at init fails the synth, not the deploy."""
+    origins = config.cors_allowed_origins if value is None else value
+    try:
+        checked = parse_origins(origins)
+    except ValueError as exc:
+        raise ValueError(f"cors_allowed_origins: {exc}") from None
+    if ANY_ORIGIN in checked:  # a deployed stage is never ENVIRONMENT=local
+        raise ValueError("cors_allowed_origins: '*' is for local development only")
+    return replace(config, cors_allowed_origins=checked)
+
+
 def build_app(app: App) -> LambdaAppStack:
     """Add the stage's stack (chosen by the `stage` context) and cdk-nag to `app`."""
     context = app.node.try_get_context
-    config = stage_config(context("stage") or DEFAULT_STAGE)
+    config = with_cors_origins(
+        stage_config(context("stage") or DEFAULT_STAGE), context("cors_allowed_origins")
+    )
     stack = LambdaAppStack(
         app,
         stack_name(config.name),
@@ -66,6 +88,7 @@ def build_app(app: App) -> LambdaAppStack:
         first_superuser_email=context("first_superuser_email"),
         availability_zones=_split(context("availability_zones")),
         custom_domain=CustomDomainConfig.from_context(context),
+        email=EmailConfig.from_context(context),
     )
     # DBProxyTargetGroup takes no tags in CloudFormation (CDK would add them anyway).
     untaggable = ["AWS::RDS::DBProxyTargetGroup"]

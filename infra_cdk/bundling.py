@@ -141,6 +141,7 @@ API = Flavour(
         "core",
         "db",
         "models",
+        "mail",  # outgoing mail (SES on AWS); the migration function sends none
         "identity",
         "users",
         "auth",
@@ -151,6 +152,9 @@ API = Flavour(
         # CodeDeploy's pre-traffic check of a new version: its own small function,
         # from this same asset (stdlib and boto3 only).
         "handlers/pre_traffic.py",
+        # Secrets Manager's rotation of the JWT signing key: its own small function from
+        # this asset too (stdlib and boto3, and identity's keyring format it writes).
+        "handlers/rotate_signing_key.py",
     ),
     left_out=OTHER_DATABASES_DIALECTS,
 )

@@ -40,6 +40,9 @@ class StageConfig:
     api_throttle_burst: int
     # How CodeDeploy shifts the `live` alias to a new version (infra_cdk/constructs/deployment.py).
     api_deployment_config: codedeploy.ILambdaDeploymentConfig
+    # Browser origins allowed to call the API (CORS_ALLOWED_ORIGINS; the app answers CORS,
+    # API Gateway doesn't). `-c cors_allowed_origins=https://a,https://b` overrides it.
+    cors_allowed_origins: tuple[str, ...] = ()
     # --- observability ----------------------------------------------------------
     log_retention: logs.RetentionDays
     flow_log_traffic: ec2.FlowLogTrafficType

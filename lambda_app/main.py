@@ -11,12 +11,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambda_app.auth.router import router as auth_router
+from lambda_app.core.cors import CorsMiddleware
 from lambda_app.core.errors import AppError, add_error_schemas, error_body, error_response
 from lambda_app.core.logging import configure_logging
+from lambda_app.core.metrics import route_template
 from lambda_app.core.middleware import RequestContextMiddleware
 from lambda_app.core.settings import ApiSettings, get_settings
 from lambda_app.docs_ui.router import OPENAPI_PATH, STATIC_DIR, STATIC_PATH
@@ -64,11 +67,32 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message, details), status_code=422)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405 and (allow := _allow(request)):
+        headers = {**(headers or {}), "Allow": allow}
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
+
+
+def _allow(request: Request) -> str | None:
+    """Every method the request's path template serves, for a 405's `Allow`.
+
+    Starlette's own `Allow` names the methods of the first route matching the path only:
+    `GET` on /api/users/me, which PATCH also serves. Built on the first 405, once per app.
+    """
+    state = request.app.state
+    allow_by_path: dict[str, str] | None = getattr(state, "allow_by_path", None)
+    if allow_by_path is None:
+        methods: dict[str, set[str]] = {}
+        for route in iter_route_contexts(request.app.routes):  # with the routers' prefixes
+            if route.path_format and route.methods:
+                methods.setdefault(route.path_format, set()).update(route.methods)
+        allow_by_path = {path: ", ".join(sorted(names)) for path, names in methods.items()}
+        state.allow_by_path = allow_by_path
+    return allow_by_path.get(route_template(request.scope))
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -102,6 +126,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    if settings.cors_allowed_origins:  # otherwise nothing on the request path at all
+        # Added last, so outside RequestContextMiddleware: the errors it answers itself
+        # (413, invalid JSON, 500, 503) carry the CORS headers too, or a browser could not
+        # read them. The price: a preflight it answers gets no request log line.
+        app.add_middleware(CorsMiddleware, allowed_origins=settings.cors_allowed_origins)
     _document_error_schemas(app)
     return app
 

@@ -49,7 +49,7 @@ def api_database_url_for_tests(database_url_for_tests: str) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
     from lambda_app.core.settings import get_settings
-    from lambda_app.identity.signing_key import get_jwt_secret
+    from lambda_app.identity import signing_key
     from lambda_app.migrate.settings import get_migration_settings
 
     saved = dict(os.environ)
@@ -65,7 +65,7 @@ def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
         os.environ.pop(name, None)
     get_settings.cache_clear()
     get_migration_settings.cache_clear()
-    get_jwt_secret.cache_clear()
+    signing_key.clear_cache()
     yield
     os.environ.clear()
     os.environ.update(saved)

@@ -1,4 +1,4 @@
-"""The VPC: isolated subnets only, and a private path to the one AWS API the functions call."""
+"""The VPC: isolated subnets only, and private paths to the AWS APIs the functions call."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ class Network(Construct):
     """Two AZs of isolated subnets: no internet gateway, no NAT gateway.
 
     Nothing in the VPC needs the internet: the functions reach PostgreSQL (in the VPC)
-    and Secrets Manager (through an interface endpoint). Lambda ships their logs
+    and Secrets Manager (through an interface endpoint), and with email the SES API
+    (another interface endpoint, infra_cdk/constructs/email.py). Lambda ships their logs
     outside the VPC, and RDS IAM auth tokens are signed locally without an API call,
     so no CloudWatch Logs, STS or RDS endpoint is needed either. A NAT gateway would
     cost ~$33/month per AZ for traffic we don't have.
@@ -28,6 +29,7 @@ class Network(Construct):
         flow_log_traffic: ec2.FlowLogTrafficType,
         log_retention: logs.RetentionDays,
         encryption_key: kms.IKey,
+        ses_api_endpoint: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -68,3 +70,15 @@ class Network(Construct):
             private_dns_enabled=True,
             open=False,
         )
+
+        # Only with email (-c email_from): the SES API (v1 and v2, `email.<region>`), not
+        # `email-smtp`, which speaks SMTP only. Opened by the stack to the API function.
+        self.ses_endpoint: ec2.InterfaceVpcEndpoint | None = None
+        if ses_api_endpoint:
+            self.ses_endpoint = self.vpc.add_interface_endpoint(
+                "Ses",
+                service=ec2.InterfaceVpcEndpointAwsService.EMAIL,
+                subnets=self.subnets,
+                private_dns_enabled=True,
+                open=False,
+            )

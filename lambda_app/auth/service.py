@@ -11,7 +11,7 @@ from lambda_app.auth.errors import InvalidCredentials, TooManyLoginAttempts
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity.passwords import burn_verify_time, verify_password
-from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import AccessToken, create_access_token
 from lambda_app.users.repository import UserRepository
 
@@ -50,6 +50,6 @@ async def login(
     return create_access_token(
         user_id=user.id,
         token_version=user.token_version,
-        secret=get_jwt_secret(),
+        key=current_signing_key(),
         lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
     )

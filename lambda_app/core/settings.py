@@ -18,12 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Self, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import EmailStr, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lambda_app import workload
+from lambda_app.core.origins import ANY_ORIGIN, parse_origins
 
 AnySettings = TypeVar("AnySettings", bound=BaseSettings)
 
@@ -103,11 +106,95 @@ class PasswordHashSettings(BaseSettings):
     password_hash_parallelism: int = Field(default=1, ge=1)
 
 
-class ApiSettings(DatabaseSettings, PasswordHashSettings):
+# --- mail (lambda_app.mail) ---------------------------------------------------------------
+class EmailBackend(StrEnum):
+    FILE = "file"  # local development: one .eml file per message under MAIL_DIR
+    SES = "ses"  # on AWS: Amazon SES, from EMAIL_FROM
+
+
+LOCAL_FRONTEND_URL = "http://localhost:3000"
+
+
+class MailSettings(BaseAppSettings):
+    """How mail leaves and where its links point. Unset EMAIL_BACKEND means `file`
+    locally and no mail at all elsewhere (sending raises `MailNotConfigured`): the stack
+    sets `ses` only when it was deployed with an identity (`-c email_from=...`)."""
+
+    email_backend: EmailBackend | None = None
+    email_from: EmailStr | None = None
+    # Links in messages point at the frontend: {FRONTEND_URL}/reset-password?token=...
+    frontend_url: str | None = None
+    mail_dir: Path = Path(".local/mail")
+
+    @property
+    def mail_backend(self) -> EmailBackend | None:
+        return self.email_backend or (EmailBackend.FILE if self.is_local else None)
+
+    @property
+    def mail_frontend_url(self) -> str | None:
+        return self.frontend_url or (LOCAL_FRONTEND_URL if self.is_local else None)
+
+    @field_validator("frontend_url")
+    @classmethod
+    def _origin_and_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("not an http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("a base URL takes no query string or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _mail_fits_the_stage(self) -> Self:
+        if self.email_backend is EmailBackend.SES and self.email_from is None:
+            raise _Refused("email_from", "required with EMAIL_BACKEND=ses")
+        if self.is_local:
+            return self
+        if self.email_backend is EmailBackend.FILE:
+            # The code folder is read-only on Lambda, and nobody would read the files.
+            raise _Refused("email_backend", "the file backend is for local development: use ses")
+        if self.email_backend is EmailBackend.SES and self.frontend_url is None:
+            raise _Refused("frontend_url", "required with EMAIL_BACKEND=ses")
+        if self.frontend_url is not None and not self.frontend_url.startswith("https://"):
+            raise _Refused("frontend_url", "links outside local development must use https")
+        return self
+
+
+# --- CORS (lambda_app.core.cors) ---------------------------------------------------------
+class CorsSettings(BaseAppSettings):
+    """Which browser origins may call the API (docs/api.md, "Browser clients (CORS)")."""
+
+    # Exact origins, comma-separated (`https://app.example.com,http://localhost:5173`); not
+    # JSON, hence NoDecode. Empty: no CORS middleware, no CORS headers. `*` only locally.
+    cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> tuple[str, ...]:
+        return parse_origins(value)
+
+    @model_validator(mode="after")
+    def _no_wildcard_outside_local(self) -> Self:
+        if ANY_ORIGIN in self.cors_allowed_origins and not self.is_local:
+            raise _Refused(
+                "cors_allowed_origins",
+                f"'*' (any origin) is for local development only: list the origins "
+                f"(ENVIRONMENT={self.environment})",
+            )
+        return self
+
+
+class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSettings):
     """The API function's settings."""
 
     jwt_secret: SecretStr = SecretStr(LOCAL_DEV_JWT_SECRET)
     jwt_secret_arn: str | None = None
+    # --- signing keys (lambda_app/identity/signing_key.py) ---
+    # How long a process keeps the fetched keys: it signs with a rotated key within this
+    # long (and accepts the previous key throughout). 0: fetched for every token.
+    jwt_secret_ttl_seconds: int = Field(default=300, ge=0)
     access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)

@@ -1,10 +1,36 @@
-"""Constrained string types shared by the request schemas."""
+"""Constrained string types shared by the request schemas.
+
+What a validator here refuses, the JSON schema declares too (a `pattern`), so
+clients and test generators know which schema-valid-looking strings are refused.
+The patterns are documentation only: the validators keep their own, clearer errors.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
+
+# ECMA-262 and Python regex syntax alike: any string without U+0000.
+NUL_FREE_PATTERN = r"^[^\u0000]*$"
+
+# RFC 6761 special-use names, which email_validator refuses as email domains: a copy of
+# its SPECIAL_USE_DOMAIN_NAMES (importing it here would load it on every cold start;
+# tests/users/test_schema_patterns.py keeps the two equal).
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _any_case(word: str) -> str:
+    # JSON Schema patterns have no flags: spell case-insensitivity out, `[tT][eE]...`.
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+# Refuses an address whose domain is, or ends in, a special-use name (`a@b.test`,
+# `a@x.LOCAL`), and NUL anywhere. Exact for those two refusals; others (malformed
+# addresses the `email` format lets through) are only described.
+EMAIL_PATTERN = (
+    "^(?!.*[.@](?:" + "|".join(_any_case(name) for name in SPECIAL_USE_DOMAINS) + r")$)[^\u0000]*$"
+)
 
 
 def _no_nul(value: str) -> str:
@@ -26,4 +52,8 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
-NoNulStr = Annotated[str, AfterValidator(_no_nul)]
+NoNulStr = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    Field(json_schema_extra={"pattern": NUL_FREE_PATTERN}),
+]

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import NotAuthenticated, PermissionDenied
 from lambda_app.db.session import DbSession
-from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.signing_key import signing_key_for
 from lambda_app.identity.tokens import InvalidToken, decode_access_token
 from lambda_app.models import User
 
@@ -34,7 +34,7 @@ async def _current_user(
 
 async def user_from_token(session: AsyncSession, token: str) -> User:
     try:
-        claims = decode_access_token(token, secret=get_jwt_secret())
+        claims = decode_access_token(token, key_for=signing_key_for)
     except InvalidToken:
         raise NotAuthenticated() from None
     user = await session.get(User, claims.user_id)

@@ -1,17 +1,28 @@
-"""JWT access tokens (PyJWT, HS256): issued at login, checked on every protected request."""
+"""JWT access tokens (PyJWT, HS256): issued at login, checked on every protected request.
+
+Each token names the key that signed it in its header (`kid`, lambda_app.identity.keyring).
+The check picks that one key by its kid before verifying: a token whose kid is missing or
+unknown is refused like a forged one, and no other key is ever tried.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
+
+from lambda_app.identity.keyring import SigningKey
 
 JWT_ALGORITHM = "HS256"
 # The only algorithms a token may claim. A fixed list closes `alg: none` and
 # HS/RS confusion: PyJWT rejects anything else before looking at the signature.
 ACCEPTED_JWT_ALGORITHMS = [JWT_ALGORITHM]
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "ver"]
+
+# kid -> the key it names, or None for a kid we do not know.
+KeyLookup = Callable[[str], SigningKey | None]
 
 
 @dataclass(frozen=True)
@@ -31,7 +42,7 @@ class InvalidToken(Exception):
 
 
 def create_access_token(
-    *, user_id: int, token_version: int, secret: str, lifetime: dt.timedelta
+    *, user_id: int, token_version: int, key: SigningKey, lifetime: dt.timedelta
 ) -> AccessToken:
     now = dt.datetime.now(dt.UTC)
     claims = {
@@ -41,15 +52,23 @@ def create_access_token(
         "nbf": now,
         "exp": now + lifetime,
     }
-    token = jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+    token = jwt.encode(claims, key.key, algorithm=JWT_ALGORITHM, headers={"kid": key.kid})
     return AccessToken(token=token, expires_in=int(lifetime.total_seconds()))
 
 
-def decode_access_token(token: str, *, secret: str) -> TokenClaims:
+def decode_access_token(token: str, *, key_for: KeyLookup) -> TokenClaims:
+    try:
+        # Unverified, and only to choose the key: everything else comes from jwt.decode.
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    key = key_for(kid) if isinstance(kid, str) and kid else None
+    if key is None:
+        raise InvalidToken("missing or unknown kid")
     try:
         claims = jwt.decode(
             token,
-            secret,
+            key.key,
             algorithms=ACCEPTED_JWT_ALGORITHMS,
             options={"require": REQUIRED_CLAIMS},
         )

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from lambda_app.core.errors import NotAuthenticated, PermissionDenied, error_responses
 from lambda_app.db.session import DbSession
@@ -25,6 +26,21 @@ from lambda_app.users.schemas import (
 
 INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`
 UserId = Annotated[int, Path(ge=1, le=INT4_MAX, description="The user's id")]
+
+
+class _UserIdSegment(StringConvertor):
+    """The `{user_id}` path segment: any segment but `me`, which is /users/me's own path.
+
+    OpenAPI matches concrete paths before templated ones, so DELETE /users/me is a 405
+    (/users/me serves GET and PATCH), not delete_user with user_id="me" (a 422).
+    Malformed ids still reach validation, and their 422.
+    """
+
+    regex = "(?!me$)[^/]+"
+
+
+register_url_convertor("user_id", _UserIdSegment())
+USER_PATH = "/{user_id:user_id}"  # documented as /users/{user_id}
 
 router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(NotAuthenticated))
 
@@ -77,7 +93,7 @@ async def list_users(
 
 
 @router.get(
-    "/{user_id}",
+    USER_PATH,
     response_model=UserRead,
     responses=error_responses(UserNotFound),
     summary="A user by id",
@@ -87,7 +103,7 @@ async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> User
 
 
 @router.patch(
-    "/{user_id}",
+    USER_PATH,
     response_model=UserRead,
     responses=error_responses(PermissionDenied, UserNotFound, UsernameTaken, EmailTaken),
     summary="Update any user (superuser only)",
@@ -100,7 +116,7 @@ async def update_user(
 
 
 @router.delete(
-    "/{user_id}",
+    USER_PATH,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(PermissionDenied, CannotDeleteSelf, UserNotFound),

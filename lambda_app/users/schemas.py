@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from lambda_app.core.schemas import Schema
-from lambda_app.core.types import NoNulStr, normalize_email
+from lambda_app.core.types import EMAIL_PATTERN, NoNulStr, normalize_email
 from lambda_app.models.user import EMAIL_MAX, NAME_MAX, USERNAME_MAX
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -26,9 +26,13 @@ Email = Annotated[
     StringConstraints(max_length=EMAIL_MAX),
     AfterValidator(normalize_email),
     Field(
-        description="Stored lower-cased; unique regardless of case",
+        description=(
+            "Stored lower-cased; unique regardless of case. Addresses on special-use"
+            " domains (RFC 6761: `.test`, `.local`, `.localhost`, `.invalid`, `.onion`,"
+            " `.arpa`) are refused"
+        ),
         examples=["alice@example.com"],
-        json_schema_extra={"format": "email"},
+        json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
     ),
 ]
 Password = Annotated[

@@ -1,6 +1,6 @@
 """The docs page in a real browser, behind a URL prefix, through the Lambda handler.
 
-Headless Chromium (Debian's `chromium`, which `make test` installs) loads /prod/api/doc from
+Headless Chromium (tests/fixtures/chromium.py) loads /prod/api/doc from
 the local gateway with a named stage, so the page, its package-served assets and the
 schema all travel the Lambda path with the `/prod` prefix a REST API stage adds. The
 operations only appear in the DOM if the page found the schema at /prod/api/openapi.json.
@@ -10,24 +10,14 @@ The same again behind a custom domain's API mapping key (`--base-path v1`): /v1/
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lambda_app.devtools.gateway import LambdaHandler
-from tests import system_tools
+from tests.fixtures.chromium import rendered_dom
 from tests.fixtures.harness import fresh_container, running_gateway
-
-CHROMIUM_TIMEOUT_SECONDS = 120  # a hang guard only: --virtual-time-budget ends the page's work
-
-
-def _chromium() -> str:
-    found = system_tools.find("chromium")
-    if found is None:
-        pytest.fail(system_tools.missing_message("chromium"))
-    return found
 
 
 @pytest.fixture
@@ -55,38 +45,11 @@ def mapped_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaHandler]:
         get_settings.cache_clear()
 
 
-def _rendered_dom(url: str, profile_dir: Path) -> str:
-    completed = subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile_dir}",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=CHROMIUM_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    return completed.stdout
-
-
 def test_docs_page_lists_the_operations_behind_a_stage_prefix(
     handler: LambdaHandler, tmp_path: Path
 ) -> None:
     with running_gateway(handler, stage="prod") as url:
-        dom = _rendered_dom(f"{url}/prod/api/doc", tmp_path / "profile")
+        dom = rendered_dom(f"{url}/prod/api/doc", tmp_path / "profile")
 
     # Swagger UI rendered the schema: one block per operation, the tags, /prod as the server
     rendered_paths = set(re.findall(r'data-path="([^"]+)"', dom))
@@ -107,7 +70,7 @@ def test_docs_page_lists_the_operations_behind_a_custom_domain_mapping_key(
     # given: the local gateway as a custom domain mapped at /v1 (the stage not in the URL)
     with running_gateway(mapped_handler, base_path="v1") as url:
         # when
-        dom = _rendered_dom(f"{url}/v1/api/doc", tmp_path / "profile")
+        dom = rendered_dom(f"{url}/v1/api/doc", tmp_path / "profile")
 
     # then: the page found its assets and /v1/api/openapi.json, and names /v1 as the server
     rendered_paths = set(re.findall(r'data-path="([^"]+)"', dom))

@@ -92,6 +92,7 @@ APP = {
         "core",
         "db",
         "models",
+        "mail",
         "identity",
         "users",
         "auth",
@@ -112,7 +113,7 @@ APP = {
     },
 }
 HANDLERS = {
-    "api": {"__init__.py", "api.py", "pre_traffic.py"},
+    "api": {"__init__.py", "api.py", "pre_traffic.py", "rotate_signing_key.py"},
     "migration": {"__init__.py", "migrate.py"},
 }
 # Said outright, though the sets above imply it: no bundle ships the development tools
@@ -341,6 +342,7 @@ PROJECT_FILES = (
     "lambda_app/handlers/__init__.py",
     "lambda_app/handlers/api.py",
     "lambda_app/handlers/pre_traffic.py",
+    "lambda_app/handlers/rotate_signing_key.py",
     "lambda_app/handlers/migrate.py",
     "lambda_app/migrate/runner.py",
     "lambda_app/devtools/cli.py",
@@ -383,6 +385,7 @@ def _fingerprint(root: Path, flavour: Flavour) -> str:
         ("lambda_app/docs_ui/static/swagger-ui.css", True, False),
         ("lambda_app/handlers/api.py", True, False),
         ("lambda_app/handlers/pre_traffic.py", True, False),  # the hook runs from this asset
+        ("lambda_app/handlers/rotate_signing_key.py", True, False),  # so does the rotation
         # The migration function's own: a new migration run, not a new API version
         ("lambda_app/migrate/runner.py", False, True),
         ("lambda_app/handlers/migrate.py", False, True),

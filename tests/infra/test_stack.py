@@ -144,7 +144,11 @@ def test_only_the_proxy_and_the_migrations_reach_the_database(synth: Synth) -> N
 
 def test_only_the_functions_reach_the_secrets_manager_endpoint(synth: Synth) -> None:
     sources = _ingress_sources(synth, "NetworkVpcSecretsManagerSecurityGroup")
-    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == ["Api", "Migrations"]
+    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == [
+        "Api",
+        "JwtSecretRotation",
+        "Migrations",
+    ]
     assert {port for _, port in sources} == {443}
 
 
@@ -348,6 +352,11 @@ def test_key_lets_this_accounts_alarms_publish_to_the_encrypted_topic(synth: Syn
     }
 
 
+def _aws_principals(statement: dict[str, Any]) -> list[Any]:
+    principals = statement["Principal"].get("AWS", [])
+    return principals if isinstance(principals, list) else [principals]
+
+
 def test_functions_decrypt_with_the_key_only_through_secrets_manager(synth: Synth) -> None:
     roles = {
         one(synth, "AWS::IAM::Role", f"{function}ServiceRole")[0] for function in APP_FUNCTIONS
@@ -355,7 +364,7 @@ def test_functions_decrypt_with_the_key_only_through_secrets_manager(synth: Synt
     statements = [
         s
         for s in _key_statements(synth)
-        if roles & {p["Fn::GetAtt"][0] for p in s["Principal"].get("AWS", []) if "Fn::GetAtt" in p}
+        if roles & {p["Fn::GetAtt"][0] for p in _aws_principals(s) if "Fn::GetAtt" in p}
     ]
     assert statements
     for statement in statements:

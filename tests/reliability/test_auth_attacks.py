@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
 from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login, register
@@ -49,7 +49,7 @@ def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
 
 def _hs256_with_key(key: bytes, claims: dict[str, Any]) -> str:
     """HS256 by hand: PyJWT itself refuses to use a PEM public key as an HMAC secret."""
-    signing_input = _unsigned({"alg": "HS256", "typ": "JWT"}, claims)
+    signing_input = _unsigned({"alg": "HS256", "typ": "JWT", "kid": _kid()}, claims)
     signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64(signature)}"
 
@@ -67,8 +67,20 @@ def _claims(user: User, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
+def _kid() -> str:
+    return current_signing_key().kid
+
+
+def _signed(
+    claims: dict[str, Any], *, headers: dict[str, Any] | None = None, algorithm: str = "HS256"
+) -> str:
+    """Signed with the server's current key, whose kid the header names unless `headers`."""
+    headers = {"kid": _kid()} if headers is None else headers
+    return jwt.encode(claims, current_signing_key().key, algorithm=algorithm, headers=headers)
+
+
 def _valid(user: User, **overrides: Any) -> str:
-    return jwt.encode(_claims(user, **overrides), get_jwt_secret(), algorithm="HS256")
+    return _signed(_claims(user, **overrides))
 
 
 async def _me(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -92,22 +104,31 @@ def _forged_tokens(user: User) -> dict[str, str]:
     issued_then_expired = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
-        secret=get_jwt_secret(),
+        key=current_signing_key(),
         lifetime=dt.timedelta(seconds=-1),
     ).token
     return {
         "alg none": _unsigned({"alg": "none", "typ": "JWT"}, _claims(user)) + ".",
         "alg None, signature kept": _unsigned({"alg": "None"}, _claims(user)) + f".{signature}",
-        "RS256 signed with an attacker key": jwt.encode(_claims(user), key, algorithm="RS256"),
+        "RS256 signed with an attacker key": jwt.encode(
+            _claims(user), key, algorithm="RS256", headers={"kid": _kid()}
+        ),
         "HS256 keyed with an RSA public key": _hs256_with_key(public_pem, _claims(user)),
-        "HS512 with the right secret": jwt.encode(_claims(user), get_jwt_secret(), "HS512"),
+        "HS512 with the right secret": _signed(_claims(user), algorithm="HS512"),
+        # The right key, but the header does not say so: the key is chosen by kid alone.
+        "no kid": _signed(_claims(user), headers={}),
+        "unknown kid": _signed(_claims(user), headers={"kid": "20990101-deadbeef"}),
+        "empty kid": _signed(_claims(user), headers={"kid": ""}),
         "expired": _valid(user, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
         "issued by the app, then expired": issued_then_expired,
         "not yet valid": _valid(user, nbf=now + 3600, exp=now + 7200),
         "tampered payload": f"{header}.{other_user_payload}.{signature}",
         "tampered signature": f"{header}.{payload}.{signature[:-4]}AAAA",
         "signed with another secret": jwt.encode(
-            _claims(user), "another-secret-that-is-long-enough-0123456789", algorithm="HS256"
+            _claims(user),
+            "another-secret-that-is-long-enough-0123456789",
+            algorithm="HS256",
+            headers={"kid": _kid()},
         ),
         "no exp": _valid(user, exp=None),
         "no ver": _valid(user, ver=None),

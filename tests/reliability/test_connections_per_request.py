@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lambda_app.identity.signing_key import get_jwt_secret
+from lambda_app.identity.keyring import SigningKey
+from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
 from tests.fixtures.accounts import register_and_login
 from tests.reliability.statement_log import StatementLoggedPostgres
@@ -41,8 +42,8 @@ async def client(  # type: ignore[no-untyped-def]
         set_engine(engine)
 
 
-def _token(*, secret: str, lifetime: dt.timedelta) -> str:
-    return create_access_token(user_id=1, token_version=0, secret=secret, lifetime=lifetime).token
+def _token(*, key: SigningKey, lifetime: dt.timedelta) -> str:
+    return create_access_token(user_id=1, token_version=0, key=key, lifetime=lifetime).token
 
 
 REJECTED_EARLY: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -63,7 +64,7 @@ STATUS = {"unknown route": 404, "validation error": 422, "unparseable JSON": 422
 async def test_requests_rejected_before_the_database_open_no_connection(
     client: httpx.AsyncClient, statement_logged_postgres: StatementLoggedPostgres
 ) -> None:
-    secret = get_jwt_secret()
+    key = current_signing_key()
     cases = {
         **REJECTED_EARLY,
         "forged token": (
@@ -73,7 +74,8 @@ async def test_requests_rejected_before_the_database_open_no_connection(
                 "headers": {
                     "authorization": "Bearer "
                     + _token(
-                        secret="not-the-server-secret-0123456789abcdef",
+                        # the server's kid, another key
+                        key=SigningKey(kid=key.kid, key="not-the-server-secret-0123456789abcdef"),
                         lifetime=dt.timedelta(minutes=5),
                     )
                 }
@@ -84,8 +86,7 @@ async def test_requests_rejected_before_the_database_open_no_connection(
             "/api/users/me",
             {
                 "headers": {
-                    "authorization": "Bearer "
-                    + _token(secret=secret, lifetime=dt.timedelta(minutes=-5))
+                    "authorization": "Bearer " + _token(key=key, lifetime=dt.timedelta(minutes=-5))
                 }
             },
         ),

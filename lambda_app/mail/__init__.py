@@ -1,0 +1,51 @@
+"""Outgoing mail: `await send(Message(...))`, with links built by `link(path, token)`.
+
+The backend follows the settings (`EMAIL_BACKEND`): `file` locally (an `.eml` file per
+message under `MAIL_DIR`), `ses` on AWS (Amazon SES through the VPC's SES API endpoint,
+from `EMAIL_FROM`). Without a backend (on AWS without `-c email_from`), `send` raises
+`MailNotConfigured`. docs/deploying.md, "Email", has the infrastructure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+
+from lambda_app.core.settings import EmailBackend, get_settings
+from lambda_app.mail.backends import FileMailer, Mailer, MailNotConfigured, MailNotSent, SesMailer
+from lambda_app.mail.message import Message, frontend_link
+
+__all__ = ["MailNotConfigured", "MailNotSent", "Mailer", "Message", "get_mailer", "link", "send"]
+
+# The sender of local messages when EMAIL_FROM is unset (nothing is delivered locally).
+LOCAL_SENDER = "no-reply@localhost"
+
+
+@lru_cache(maxsize=1)
+def get_mailer() -> Mailer:
+    """The mailer of this process's settings, made once (a cheap object: no client yet)."""
+    settings = get_settings()
+    backend = settings.mail_backend
+    if backend is EmailBackend.FILE:
+        return FileMailer(settings.mail_dir, sender=settings.email_from or LOCAL_SENDER)
+    if backend is EmailBackend.SES and settings.email_from is not None:
+        return SesMailer(sender=settings.email_from)
+    raise MailNotConfigured(
+        f"no mail backend with ENVIRONMENT={settings.environment}: deploy the stack with "
+        "-c email_from=... -c frontend_url=... (docs/deploying.md, Email)"
+    )
+
+
+async def send(message: Message) -> None:
+    """Send `message`. SES is a blocking HTTPS call: it runs in a worker thread, so the
+    event loop keeps serving (the log lines keep the request's trace id)."""
+    mailer = get_mailer()
+    await asyncio.to_thread(mailer.send, message)
+
+
+def link(path: str, token: str) -> str:
+    """`{FRONTEND_URL}/{path}?token=…`, e.g. `link("reset-password", token)`."""
+    frontend_url = get_settings().mail_frontend_url
+    if frontend_url is None:
+        raise MailNotConfigured("FRONTEND_URL is not set: links in messages need it")
+    return frontend_link(frontend_url, path, token)

@@ -1,0 +1,99 @@
+"""The two ways a message leaves: a file on the developer's disk, or Amazon SES.
+
+Log lines name the subject and, locally, the recipient, never the body: the body carries
+links with single-use tokens. Errors name the SES error code, never the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from email.policy import SMTP
+from pathlib import Path
+from typing import Any, Protocol
+
+from lambda_app.core import aws
+from lambda_app.mail.message import Message
+
+logger = logging.getLogger(__name__)
+
+
+class MailNotConfigured(RuntimeError):
+    """No backend for this stage: on AWS, the stack was deployed without `-c email_from`."""
+
+
+class MailNotSent(RuntimeError):
+    """SES refused or could not be reached. The message says why, never what was sent."""
+
+
+class Mailer(Protocol):
+    def send(self, message: Message) -> object: ...  # backend-specific receipt
+
+
+class FileMailer:
+    """Local development: each message becomes one `.eml` file under `directory`.
+
+    Names sort by the time of sending (UTC, to the microsecond) and a random suffix keeps
+    two messages of one microsecond apart. Any mail client opens them.
+    """
+
+    def __init__(self, directory: Path, *, sender: str) -> None:
+        self.directory = directory
+        self.sender = sender
+
+    def send(self, message: Message) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.eml"
+        path = self.directory / name
+        with path.open("xb") as file:  # exclusive: never overwrite another message
+            file.write(message.to_email(self.sender).as_bytes(policy=SMTP))
+        logger.info(
+            "mail written to a file",
+            extra={"fields": {"subject": message.subject, "to": message.to, "path": str(path)}},
+        )
+        return path
+
+
+class SesMailer:
+    """Amazon SES (API v2 `SendEmail`, raw content: the same MIME message as locally).
+
+    The client is made at the first send, never at init (SnapStart's snapshot holds no
+    client), and kept for the container's later sends.
+    """
+
+    def __init__(self, *, sender: str) -> None:
+        self.sender = sender
+        self._client: Any = None
+
+    def send(self, message: Message) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._client is None:
+            self._client = aws.client("sesv2")
+        raw = message.to_email(self.sender).as_bytes(policy=SMTP)
+        try:
+            response = self._client.send_email(
+                FromEmailAddress=self.sender,
+                Destination={"ToAddresses": [message.to]},
+                Content={"Raw": {"Data": raw}},
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise MailNotSent(f"SES refused the message: {code}") from None
+        except BotoCoreError as exc:
+            raise MailNotSent(f"SES could not be reached: {type(exc).__name__}") from None
+        message_id = str(response["MessageId"])
+        # The recipient's domain only: the full address is personal data, and the SES
+        # message id finds the delivery in SES's own events.
+        logger.info(
+            "mail sent through SES",
+            extra={
+                "fields": {
+                    "subject": message.subject,
+                    "to_domain": message.to.rpartition("@")[2],
+                    "ses_message_id": message_id,
+                }
+            },
+        )
+        return message_id

@@ -1,0 +1,37 @@
+"""A message to one recipient, and the link it carries to the frontend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import make_msgid
+from urllib.parse import quote, urlencode
+
+
+@dataclass(frozen=True)
+class Message:
+    """Plain text, optionally with an HTML alternative. One recipient: a mail about an
+    account (a reset link, a verification link) goes to that account's address only."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+    def to_email(self, sender: str) -> EmailMessage:
+        """The MIME message, as SES sends it and as the file backend writes it."""
+        message = EmailMessage(policy=SMTP)
+        message["From"] = sender
+        message["To"] = self.to
+        message["Subject"] = self.subject
+        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or None)
+        message.set_content(self.text)
+        if self.html is not None:
+            message.add_alternative(self.html, subtype="html")
+        return message
+
+
+def frontend_link(frontend_url: str, path: str, token: str) -> str:
+    """`{frontend_url}/{path}?token=…`, the path and the token percent-encoded."""
+    return f"{frontend_url.rstrip('/')}/{quote(path.strip('/'))}?{urlencode({'token': token})}"

@@ -1,0 +1,205 @@
+"""Signing keys: the secret's format, the per-process cache, and rotation as users see it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from lambda_app.core import settings as core_settings
+from lambda_app.core.aws import SecretFormatError
+from lambda_app.identity import signing_key
+from lambda_app.identity.keyring import (
+    MIN_KEY_LENGTH,
+    SigningKey,
+    SigningKeys,
+    derived_kid,
+    parse_signing_keys,
+)
+from lambda_app.identity.signing_key import (
+    STALE_RETRY_SECONDS,
+    UNKNOWN_KID_REFETCH_SECONDS,
+    SigningKeyCache,
+)
+from lambda_app.identity.tokens import InvalidToken, create_access_token, decode_access_token
+from lambda_app.models import User
+from tests.fixtures.rotation import moto_jwt_secret, rotate
+
+A = SigningKey(kid="a", key="a" * 40)
+B = SigningKey(kid="b", key="b" * 40)
+
+# --- the format ------------------------------------------------------------------------
+
+
+def test_a_plain_secret_is_one_current_key_with_a_derived_kid() -> None:
+    keys = parse_signing_keys("x" * 64)
+    assert keys == SigningKeys(current=SigningKey(kid=derived_kid("x" * 64), key="x" * 64))
+    assert keys.current.kid.startswith("plain-") and "x" not in keys.current.kid
+
+
+def test_the_json_format_round_trips() -> None:
+    keys = SigningKeys(current=B, previous=A)
+    assert parse_signing_keys(keys.to_secret_string()) == keys
+    assert json.loads(keys.to_secret_string())["previous"] == {"kid": "a", "key": "a" * 40}
+    assert parse_signing_keys(SigningKeys(current=A).to_secret_string()).previous is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{not json",
+        '{"current": "k"}',
+        '{"previous": null}',
+        '{"current": {"kid": "a"}}',
+        '{"current": {"kid": "has space", "key": "k"}}',
+        '{"current": {"kid": "a", "key": "k"}, "previous": {"kid": "a", "key": "j"}}',
+    ],
+)
+def test_a_broken_key_ring_is_refused_without_quoting_it(raw: str) -> None:
+    with pytest.raises(SecretFormatError) as raised:
+        parse_signing_keys(raw)
+    assert '"k"' not in str(raised.value) and 'key": ' not in str(raised.value)
+
+
+def test_keys_never_show_in_a_repr() -> None:
+    assert "a" * 40 not in repr(SigningKeys(current=A, previous=B))
+
+
+def test_the_key_length_floor_is_the_settings_one() -> None:
+    assert MIN_KEY_LENGTH == core_settings.MIN_JWT_SECRET_LENGTH
+    assert len(SigningKey.generate().key) >= 64
+
+
+def test_tokens_name_their_key_and_are_checked_with_that_one_only() -> None:
+    token = create_access_token(
+        user_id=7, token_version=0, key=B, lifetime=dt.timedelta(minutes=5)
+    ).token
+    asked: list[str] = []
+
+    def lookup(kid: str) -> SigningKey | None:
+        asked.append(kid)
+        return SigningKeys(current=B, previous=A).find(kid)
+
+    assert decode_access_token(token, key_for=lookup).user_id == 7
+    assert asked == ["b"]
+    with pytest.raises(InvalidToken):
+        decode_access_token(token, key_for=SigningKeys(current=A).find)  # b is not known
+
+
+# --- the cache -------------------------------------------------------------------------
+
+
+class _Source:
+    def __init__(self, keys: SigningKeys) -> None:
+        self.keys: SigningKeys | Exception = keys
+        self.loads = 0
+
+    def __call__(self) -> SigningKeys:
+        self.loads += 1
+        if isinstance(self.keys, Exception):
+            raise self.keys
+        return self.keys
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_keys_are_kept_for_the_ttl_then_fetched_again() -> None:
+    source, clock = _Source(SigningKeys(current=A)), _Clock()
+    cache = SigningKeyCache(source, ttl_seconds=300, clock=clock)
+    assert source.loads == 0  # nothing until first use
+    assert cache.get().current == A
+    source.keys = SigningKeys(current=B, previous=A)
+    clock.now += 299
+    assert cache.get().current == A and source.loads == 1
+    clock.now += 1
+    assert cache.get().current == B and source.loads == 2
+
+
+def test_a_failed_refresh_keeps_the_cached_keys() -> None:
+    source, clock = _Source(SigningKeys(current=A)), _Clock()
+    cache = SigningKeyCache(source, ttl_seconds=300, clock=clock)
+    cache.get()
+    source.keys = RuntimeError("Secrets Manager is down")
+    clock.now += 300
+    assert cache.get().current == A and source.loads == 2
+    clock.now += STALE_RETRY_SECONDS - 1
+    assert cache.get().current == A and source.loads == 2  # not hammered while it is down
+    clock.now += 1
+    cache.get()
+    assert source.loads == 3
+
+
+def test_an_unknown_kid_fetches_again_at_most_once_in_a_while() -> None:
+    source, clock = _Source(SigningKeys(current=A)), _Clock()
+    cache = SigningKeyCache(source, ttl_seconds=300, clock=clock)
+    assert cache.key_for("a") == A and source.loads == 1
+    # a container that fetched the rotated secret first signed with b
+    source.keys = SigningKeys(current=B, previous=A)
+    assert cache.key_for("b") == B and source.loads == 2
+    # forged kids: one fetch per UNKNOWN_KID_REFETCH_SECONDS, not one per request
+    assert cache.key_for("forged-1") is None and source.loads == 2  # (just fetched)
+    clock.now += UNKNOWN_KID_REFETCH_SECONDS
+    assert cache.key_for("forged-2") is None and source.loads == 3
+    assert cache.key_for("forged-3") is None and source.loads == 3
+
+
+# --- rotation, as a signed-in user sees it ---------------------------------------------
+
+
+@pytest.fixture
+def keys_from_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    """The API reading its keys from (moto's) Secrets Manager, fetched on every use."""
+    with moto_jwt_secret(monkeypatch) as (client, arn):
+        monkeypatch.setenv("JWT_SECRET_ARN", arn)
+        monkeypatch.setenv("JWT_SECRET_TTL_SECONDS", "0")
+        core_settings.get_settings.cache_clear()
+        signing_key.clear_cache()
+        yield client, arn
+    monkeypatch.undo()
+    core_settings.get_settings.cache_clear()
+    signing_key.clear_cache()
+
+
+async def _me(client: httpx.AsyncClient, token: str) -> int:
+    response = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code
+
+
+async def test_a_token_outlives_one_rotation_but_not_two(
+    client: httpx.AsyncClient, user: User, keys_from_secrets_manager: tuple[Any, str]
+) -> None:
+    secrets, arn = keys_from_secrets_manager
+    # given: a token signed with today's plain key
+    before = create_access_token(
+        user_id=user.id,
+        token_version=user.token_version,
+        key=signing_key.current_signing_key(),
+        lifetime=dt.timedelta(minutes=30),
+    ).token
+    assert await _me(client, before) == 200
+
+    # when: the key is rotated, the old token still works and new ones use the new key
+    rotate(secrets, arn)
+    assert await _me(client, before) == 200
+    after = create_access_token(
+        user_id=user.id,
+        token_version=user.token_version,
+        key=signing_key.current_signing_key(),
+        lifetime=dt.timedelta(minutes=30),
+    ).token
+    assert after != before and await _me(client, after) == 200
+
+    # then: a second rotation retires the first key, but not the second
+    rotate(secrets, arn)
+    assert await _me(client, before) == 401
+    assert await _me(client, after) == 200
