@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.auth import throttle
 from lambda_app.auth.errors import InvalidCredentials, TooManyLoginAttempts
+from lambda_app.auth.sessions import IssuedTokens, issue_tokens
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity.passwords import burn_verify_time, verify_password
-from lambda_app.identity.signing_key import current_signing_key
-from lambda_app.identity.tokens import AccessToken, create_access_token
 from lambda_app.users.repository import UserRepository
 
 
 async def login(
     session: AsyncSession, *, login: str, password: str, settings: ApiSettings
-) -> AccessToken:
-    """Issue a token for valid credentials of an active user.
+) -> IssuedTokens:
+    """Issue tokens (an access token, a refresh token starting a session) to an active user.
 
     Unknown users, wrong passwords and inactive accounts get the same error after
     the same work (a real or a dummy hash verification), so neither the message
@@ -47,9 +44,4 @@ async def login(
     if has_failures:
         await throttle.clear(session, key)
     await session.flush()
-    return create_access_token(
-        user_id=user.id,
-        token_version=user.token_version,
-        key=current_signing_key(),
-        lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
-    )
+    return await issue_tokens(session, user, settings)

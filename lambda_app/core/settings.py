@@ -195,7 +195,10 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     # How long a process keeps the fetched keys: it signs with a rotated key within this
     # long (and accepts the previous key throughout). 0: fetched for every token.
     jwt_secret_ttl_seconds: int = Field(default=300, ge=0)
-    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Short: an access token can't be revoked before it expires (unless the password
+    # changes); the refresh token (lambda_app/identity/sessions.py) keeps the session.
+    access_token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_expire_days: int = Field(default=30, ge=1, le=365)
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -2,6 +2,7 @@
 
 from lambda_app.models.base import Base
 from lambda_app.models.login_throttle import LoginThrottle
+from lambda_app.models.refresh_token import RefreshToken
 from lambda_app.models.user import User
 
-__all__ = ["Base", "LoginThrottle", "User"]
+__all__ = ["Base", "LoginThrottle", "RefreshToken", "User"]

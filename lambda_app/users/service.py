@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.identity.passwords import hash_password, verify_password
+from lambda_app.identity.sessions import revoke_all_sessions
 from lambda_app.models import User
 from lambda_app.users.errors import CannotDeleteSelf, UserNotFound, WrongCurrentPassword
 from lambda_app.users.repository import UserRepository
@@ -55,7 +56,11 @@ async def update(session: AsyncSession, user: User, data: UserUpdateMe | UserUpd
         user.slug = slugify(changes["username"])
     if password is not None:
         _set_password(user, password)
-    return await UserRepository(session).save(user)
+    # After the save: it flushes the user first and turns a taken name into a 409.
+    saved = await UserRepository(session).save(user)
+    if password is not None or changes.get("is_active") is False:
+        await revoke_all_sessions(session, user.id)
+    return saved
 
 
 async def change_password(session: AsyncSession, user: User, data: PasswordChange) -> None:
@@ -64,6 +69,7 @@ async def change_password(session: AsyncSession, user: User, data: PasswordChang
         raise WrongCurrentPassword()
     _set_password(user, data.new_password)
     await UserRepository(session).save(user)
+    await revoke_all_sessions(session, user.id)
 
 
 async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:
@@ -73,6 +79,7 @@ async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:
     user = await repo.get(user_id)
     if user is None:
         raise UserNotFound()
+    # Its refresh tokens go with it (ON DELETE CASCADE): every session ends.
     await repo.delete(user)
 
 

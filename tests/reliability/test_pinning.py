@@ -279,6 +279,18 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
         await api.expect(401, "POST", token, data=nobody)
     await api.expect(429, "POST", token, data=nobody)
 
+    # sessions: refresh (rotated, replayed, malformed, oversized), then log out
+    refresh, logout = "/api/auth/refresh", "/api/auth/logout"
+    form = {"username": bob, "password": PASSWORD}
+    first = (await api.expect(200, "POST", token, data=form)).json()["refresh_token"]
+    await api.expect(200, "POST", refresh, json={"refresh_token": first})
+    await api.expect(401, "POST", refresh, json={"refresh_token": first})  # replayed
+    await api.expect(422, "POST", refresh, json={"refresh_token": ""})
+    await api.expect(413, "POST", refresh, json={"refresh_token": too_big})
+    await api.expect(204, "POST", logout, json={"refresh_token": first})
+    await api.expect(422, "POST", logout, json={})
+    await api.expect(413, "POST", logout, json={"refresh_token": too_big})
+
     # me: read, update, change the password
     me, password = "/api/users/me", "/api/users/me/password"
     alice_id = (await api.expect(200, "GET", me, headers=alice_h)).json()["id"]

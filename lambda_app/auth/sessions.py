@@ -1,0 +1,78 @@
+"""Sessions: issuing an access token with a refresh token, refreshing, logging out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.auth.errors import InvalidRefreshToken
+from lambda_app.core.settings import ApiSettings
+from lambda_app.identity import sessions
+from lambda_app.identity.signing_key import current_signing_key
+from lambda_app.identity.tokens import AccessToken, create_access_token
+from lambda_app.models import User
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access: AccessToken
+    refresh_token: str
+
+
+async def issue_tokens(
+    session: AsyncSession,
+    user: User,
+    settings: ApiSettings,
+    *,
+    family_id: uuid.UUID | None = None,
+) -> IssuedTokens:
+    """An access token, and a refresh token in `family_id` (None: a new session)."""
+    refresh_token = await sessions.issue_refresh_token(
+        session,
+        user=user,
+        family_id=family_id,
+        lifetime=dt.timedelta(days=settings.refresh_token_expire_days),
+    )
+    access = create_access_token(
+        user_id=user.id,
+        token_version=user.token_version,
+        key=current_signing_key(),
+        lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
+    )
+    return IssuedTokens(access=access, refresh_token=refresh_token)
+
+
+async def refresh(session: AsyncSession, refresh_token: str, settings: ApiSettings) -> IssuedTokens:
+    """Spend `refresh_token` for new tokens in its family.
+
+    Every failure is the same 401. A spent token presented again revokes its family, in
+    a transaction of its own (this request rolls back): whichever of the two holders
+    is the thief, both are signed out.
+    """
+    spent = await sessions.spend_refresh_token(session, refresh_token)
+    if spent is None:
+        row = await sessions.find_refresh_token(session, refresh_token)
+        if row is not None and row.spent_at is not None and row.revoked_at is None:
+            family_id = row.family_id
+            # This request fails anyway. End its transaction first: the UPDATE that lost
+            # a race changed nothing but still holds the row's lock (READ COMMITTED locks
+            # a concurrently updated row to re-check it), which the revocation needs.
+            await session.rollback()
+            await sessions.revoke_family_now(family_id)
+        raise InvalidRefreshToken()
+    user = await session.get(User, spent.user_id)
+    # Deactivated, or the password changed since the session began (deleted users'
+    # tokens are gone with them: ON DELETE CASCADE).
+    if user is None or not user.is_active or user.token_version != spent.token_version:
+        raise InvalidRefreshToken()
+    return await issue_tokens(session, user, settings, family_id=spent.family_id)
+
+
+async def logout(session: AsyncSession, refresh_token: str) -> None:
+    """Revoke the token's family. Unknown or already revoked: nothing to do, no error."""
+    row = await sessions.find_refresh_token(session, refresh_token)
+    if row is not None:
+        await sessions.revoke_family(session, row.family_id)

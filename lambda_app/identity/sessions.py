@@ -1,0 +1,130 @@
+"""Refresh tokens and the sessions (families) they belong to.
+
+Here, below both `users` and `auth`: the users' rules revoke every session of a user
+(a password change, a deactivation) without importing the login flow.
+
+A refresh token is 32 random bytes (`secrets.token_urlsafe`), shown to the client once
+and stored only as its SHA-256: a fast hash is right for a high-entropy random value,
+which no dictionary can guess. Refreshing spends a token and adds the next one to the
+same family; a spent token presented again means two parties hold the family, so the
+whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.db.session import get_sessionmaker
+from lambda_app.models import RefreshToken, User
+
+REFRESH_TOKEN_BYTES = 32
+# Expired rows deleted per issued token: cheap and bounded, yet faster than they accrue
+# (a user gains at most one row per refresh).
+EXPIRED_ROWS_DELETED_PER_ISSUE = 20
+
+
+@dataclass(frozen=True)
+class SpentToken:
+    """What a successfully spent refresh token tells: whose session, and which."""
+
+    user_id: int
+    family_id: uuid.UUID
+    token_version: int
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue_refresh_token(
+    session: AsyncSession,
+    *,
+    user: User,
+    lifetime: dt.timedelta,
+    family_id: uuid.UUID | None = None,
+) -> str:
+    """A new refresh token for `user`: in `family_id`, or starting a new family (a login).
+
+    Also deletes a few of the user's expired rows (at most EXPIRED_ROWS_DELETED_PER_ISSUE,
+    found through the user_id index): the user's own logins and refreshes clean up
+    after them, without a sweeper and without an unbounded delete in a request.
+    """
+    token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+    expired = (
+        select(RefreshToken.id)
+        .where(RefreshToken.user_id == user.id, RefreshToken.expires_at < func.now())
+        .limit(EXPIRED_ROWS_DELETED_PER_ISSUE)
+        .scalar_subquery()
+    )
+    await session.execute(delete(RefreshToken).where(RefreshToken.id.in_(expired)))
+    session.add(
+        RefreshToken(
+            user_id=user.id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=hash_refresh_token(token),
+            token_version=user.token_version,
+            expires_at=dt.datetime.now(dt.UTC) + lifetime,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken | None:
+    """Mark an active token spent; None if it is unknown, spent, revoked or expired.
+
+    One statement decides: of two requests spending the same token at once, the second
+    waits for the first's row lock, then finds `spent_at` set and updates nothing.
+    """
+    stmt = (
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == hash_refresh_token(token),
+            RefreshToken.spent_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > func.now(),
+        )
+        .values(spent_at=func.now())
+        .returning(RefreshToken.user_id, RefreshToken.family_id, RefreshToken.token_version)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else SpentToken(row.user_id, row.family_id, row.token_version)
+
+
+async def find_refresh_token(session: AsyncSession, token: str) -> RefreshToken | None:
+    stmt = select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
+    return await session.scalar(stmt)
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
+async def revoke_family_now(family_id: uuid.UUID) -> None:
+    """Revoke a family in a short transaction of its own, committed at once.
+
+    For reuse detection: the request that detects a replay fails (401) and rolls back,
+    but the revocation must stand.
+    """
+    async with get_sessionmaker()() as session, session.begin():
+        await revoke_family(session, family_id)
+
+
+async def revoke_all_sessions(session: AsyncSession, user_id: int) -> None:
+    """End every session of the user: each refresh token still active is revoked."""
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )

@@ -1,0 +1,328 @@
+"""Sessions: refresh tokens issued at login, rotated on refresh, revoked on logout."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from lambda_app.core.settings import get_settings
+from lambda_app.identity.sessions import EXPIRED_ROWS_DELETED_PER_ISSUE
+from lambda_app.models import RefreshToken, User
+from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials, register
+
+TOKEN, REFRESH, LOGOUT = "/api/auth/token", "/api/auth/refresh", "/api/auth/logout"
+INVALID_REFRESH_TOKEN = {
+    "error": {
+        "code": "invalid_refresh_token",
+        "message": "Invalid, expired or revoked refresh token",
+        "details": None,
+    }
+}
+
+
+async def _login(client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD) -> str:
+    response = await client.post(TOKEN, data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["refresh_token"])
+
+
+async def _refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post(REFRESH, json={"refresh_token": token})
+
+
+def _assert_refused(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json() == INVALID_REFRESH_TOKEN
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def _row(session: AsyncSession, token: str) -> RefreshToken:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    row = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest))
+    assert row is not None
+    await session.refresh(row)
+    return row
+
+
+# --- in the tests' rolled-back transaction -----------------------------------------------
+
+
+async def test_login_returns_an_oauth2_token_response_with_a_refresh_token(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    response = await client.post(
+        TOKEN, data={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert body["expires_in"] == 15 * 60  # the default
+    # stored only as its SHA-256, in a new family, expiring after REFRESH_TOKEN_EXPIRE_DAYS
+    row = await _row(session, body["refresh_token"])
+    stored = await session.scalar(
+        select(func.count()).where(RefreshToken.token_hash == body["refresh_token"])
+    )
+    assert stored == 0
+    assert row.user_id == user.id and row.spent_at is None and row.revoked_at is None
+    lifetime = row.expires_at - row.created_at
+    assert abs(
+        lifetime - dt.timedelta(days=get_settings().refresh_token_expire_days)
+    ) < dt.timedelta(minutes=1)
+
+
+async def test_refresh_rotates_the_token_within_its_family(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    # given
+    first = await _login(client, user.username)
+    # when
+    response = await _refresh(client, first)
+    # then
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["refresh_token"] != first
+    me = await client.get(
+        "/api/users/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert me.json()["id"] == user.id
+    old, new = await _row(session, first), await _row(session, body["refresh_token"])
+    assert old.spent_at is not None and new.spent_at is None
+    assert old.family_id == new.family_id
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["unknown", "x" * 43, "not-a-token\u00e9", "with\x00nul"],
+    ids=["short", "43", "unicode", "nul"],
+)
+async def test_unknown_tokens_get_the_one_401(client: httpx.AsyncClient, token: str) -> None:
+    _assert_refused(await _refresh(client, token))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"refresh_token": ""},
+        {"refresh_token": "x" * 129},
+        {"refresh_token": 42},
+        {"refresh_token": None},
+        {"refresh_token": "x", "extra": 1},
+        [],
+    ],
+    ids=["missing", "empty", "too-long", "number", "null", "unknown-field", "array"],
+)
+@pytest.mark.parametrize("path", [REFRESH, LOGOUT])
+async def test_malformed_bodies_get_422(client: httpx.AsyncClient, path: str, body: object) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "x" * 129 not in response.text
+
+
+async def test_an_expired_token_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    token = await _login(client, user.username)
+    row = await _row(session, token)
+    row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    await session.flush()
+    _assert_refused(await _refresh(client, token))
+
+
+async def test_issuing_deletes_a_bounded_number_of_the_users_expired_rows(
+    client: httpx.AsyncClient, session: AsyncSession, user: User, user_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # given: more expired rows than one issue deletes, of this user and of another
+    other = await user_factory()
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    for owner in (user, other):
+        session.add_all(
+            RefreshToken(
+                user_id=owner.id,
+                family_id=uuid.uuid4(),
+                token_hash=uuid.uuid4().hex * 2,
+                token_version=0,
+                expires_at=past,
+            )
+            for _ in range(EXPIRED_ROWS_DELETED_PER_ISSUE + 5)
+        )
+    await session.flush()
+    # when
+    await _login(client, user.username)
+
+    # then
+    async def expired(owner: User) -> int:
+        query = select(func.count()).where(
+            RefreshToken.user_id == owner.id, RefreshToken.expires_at < func.now()
+        )
+        return int(await session.scalar(query) or 0)
+
+    assert await expired(user) == 5
+    assert await expired(other) == EXPIRED_ROWS_DELETED_PER_ISSUE + 5
+
+
+async def test_a_bumped_token_version_or_an_inactive_user_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, user: User, user_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # Written directly (no revocation), so the refresh's own checks must refuse them.
+    bumped = await _login(client, user.username)
+    await session.execute(
+        update(User).where(User.id == user.id).values(token_version=User.token_version + 1)
+    )
+    _assert_refused(await _refresh(client, bumped))
+
+    other = await user_factory()
+    inactive = await _login(client, other.username)
+    await session.execute(update(User).where(User.id == other.id).values(is_active=False))
+    _assert_refused(await _refresh(client, inactive))
+
+
+async def test_a_password_change_ends_every_session(client: httpx.AsyncClient, user: User) -> None:
+    sessions = [await _login(client, user.username) for _ in range(2)]
+    access = (
+        await client.post(TOKEN, data={"username": user.username, "password": DEFAULT_PASSWORD})
+    ).json()
+    change = {"current_password": DEFAULT_PASSWORD, "new_password": "a brand new password"}
+    response = await client.post(
+        "/api/users/me/password",
+        json=change,
+        headers={"Authorization": f"Bearer {access['access_token']}"},
+    )
+    assert response.status_code == 204
+    for token in [*sessions, access["refresh_token"]]:
+        _assert_refused(await _refresh(client, token))
+
+
+async def test_deactivation_by_a_superuser_ends_every_session(
+    client: httpx.AsyncClient, session: AsyncSession, user: User, superuser_headers: dict[str, str]
+) -> None:
+    token = await _login(client, user.username)
+    response = await client.patch(
+        f"/api/users/{user.id}", json={"is_active": False}, headers=superuser_headers
+    )
+    assert response.status_code == 200
+    assert (await _row(session, token)).revoked_at is not None
+    # reactivated, the old session stays ended
+    await client.patch(f"/api/users/{user.id}", json={"is_active": True}, headers=superuser_headers)
+    _assert_refused(await _refresh(client, token))
+
+
+async def test_a_password_set_by_a_superuser_ends_every_session(
+    client: httpx.AsyncClient, user: User, superuser_headers: dict[str, str]
+) -> None:
+    token = await _login(client, user.username)
+    response = await client.patch(
+        f"/api/users/{user.id}", json={"password": "set by an admin"}, headers=superuser_headers
+    )
+    assert response.status_code == 200
+    _assert_refused(await _refresh(client, token))
+
+
+async def test_deletion_ends_every_session(
+    client: httpx.AsyncClient, session: AsyncSession, user: User, superuser_headers: dict[str, str]
+) -> None:
+    token = await _login(client, user.username)
+    response = await client.delete(f"/api/users/{user.id}", headers=superuser_headers)
+    assert response.status_code == 204
+    count = await session.scalar(select(func.count()).where(RefreshToken.user_id == user.id))
+    assert count == 0  # ON DELETE CASCADE
+    _assert_refused(await _refresh(client, token))
+
+
+async def test_logout_ends_the_session_and_is_idempotent(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    # given: a session refreshed once (two tokens in its family) and another session
+    first = await _login(client, user.username)
+    current = (await _refresh(client, first)).json()["refresh_token"]
+    other = await _login(client, user.username)
+    # when: logging out with the session's spent token
+    response = await client.post(LOGOUT, json={"refresh_token": first})
+    # then
+    assert response.status_code == 204 and response.content == b""
+    _assert_refused(await _refresh(client, current))
+    assert (await _row(session, other)).revoked_at is None  # other sessions live on
+    for token in (first, current, "never-issued"):  # revoked again, or unknown
+        assert (await client.post(LOGOUT, json={"refresh_token": token})).status_code == 204
+
+
+# --- committing for real: the replay's revocation outlives its failed request ----------
+
+
+@pytest.fixture
+async def committing(
+    app, engine: AsyncEngine
+) -> AsyncIterator[tuple[httpx.AsyncClient, Credentials]]:  # type: ignore[no-untyped-def]
+    """A client whose requests commit, and a registered user; the user (and its
+    tokens, by cascade) deleted afterwards."""
+    transport = httpx.ASGITransport(app=app)
+    credentials = Credentials.new("session")
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        try:
+            await register(client, credentials)
+            yield client, credentials
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(delete(User).where(User.username == credentials.username))
+
+
+async def _family_revoked(engine: AsyncEngine, token: str) -> bool:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    family = select(RefreshToken.family_id).where(RefreshToken.token_hash == digest)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(RefreshToken.revoked_at).where(
+                    RefreshToken.family_id == family.scalar_subquery()
+                )
+            )
+        ).all()
+    assert rows
+    return all(row.revoked_at is not None for row in rows)
+
+
+async def test_a_replayed_token_revokes_its_family(
+    committing: tuple[httpx.AsyncClient, Credentials], engine: AsyncEngine
+) -> None:
+    client, account = committing
+    # given: the legitimate holder refreshed; an attacker kept the old token
+    first = await _login(client, account.username, account.password)
+    current = (await _refresh(client, first)).json()["refresh_token"]
+    # when: the spent token comes back
+    _assert_refused(await _refresh(client, first))
+    # then: the holder's current token died with the family
+    assert await _family_revoked(engine, first)
+    _assert_refused(await _refresh(client, current))
+
+
+async def test_two_concurrent_refreshes_of_one_token_give_one_success(
+    committing: tuple[httpx.AsyncClient, Credentials], engine: AsyncEngine
+) -> None:
+    """Each request on its own connection and transaction, committing for real: the
+    UPDATE ... WHERE spent_at IS NULL of one waits for the other's row lock, then finds
+    the token spent, which is a replay: the family is revoked."""
+    client, account = committing
+    token = await _login(client, account.username, account.password)
+    responses = await asyncio.gather(_refresh(client, token), _refresh(client, token))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 401], [r.text for r in responses]
+    winner = next(r for r in responses if r.status_code == 200).json()["refresh_token"]
+    assert await _family_revoked(engine, token)
+    _assert_refused(await _refresh(client, winner))
+
+
+async def test_a_taken_email_in_a_password_change_by_a_superuser_is_still_a_409(
+    client: httpx.AsyncClient, user: User, superuser: User, superuser_headers: dict[str, str]
+) -> None:
+    # The sessions are revoked after the user is saved, so the save reports the conflict.
+    change = {"email": superuser.email, "password": "set by an admin"}
+    response = await client.patch(f"/api/users/{user.id}", json=change, headers=superuser_headers)
+    assert response.status_code == 409, response.text
