@@ -4,30 +4,26 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cfnlint.api import ManualArgs, lint
 
-from tests.infra.conftest import ROOT, Synth
+from tests.infra.conftest import Synth
+from tests.infra.template_checks import (
+    CHECKOV_CONFIG,
+    Findings,
+    cdk_nag_failures,
+    cfn_lint_errors,
+    run_checkov,
+)
 
 MIN_REASON_LENGTH = 60  # a sentence a reviewer can check, not "needed" or "n/a"
-CHECKOV_CONFIG = ROOT / ".checkov.yaml"
 
 
 def test_synth_has_no_unacknowledged_cdk_nag_findings(synth: Synth) -> None:
-    report = synth.validation_report()
-    failures = [
-        (violation["ruleName"], [c["constructPath"] for c in violation["violatingConstructs"]])
-        for plugin in report["pluginReports"]
-        for violation in plugin.get("violations", [])
-    ]
+    failures = cdk_nag_failures(synth)
     assert synth.error is None and failures == [], f"{synth.error}\n{failures}"
 
 
@@ -60,11 +56,7 @@ def test_no_wildcard_iam_acknowledgments(synth: Synth) -> None:
 
 
 def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
-    matches = lint(
-        json.dumps(synth.template), config=ManualArgs(regions=["us-east-1", "eu-west-1"])
-    )
-    errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
-    assert errors == []
+    assert cfn_lint_errors(synth.template) == []
 
 
 # --- checkov -----------------------------------------------------------------------------
@@ -73,53 +65,12 @@ def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
 # (infra_cdk/ci.py) as synthesized, with their per-resource skips, and each with the
 # skips taken out ("raw"), which shows what every skip silences.
 
-Findings = dict[str, list[dict[str, Any]]]  # "failed" / "skipped" -> checkov's results
-
-
-def _uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    found = str(local) if local.is_file() else shutil.which("uv")
-    assert found, "checkov runs through uv (`make install` puts it in .tools/bin)"
-    return found
-
 
 def _without_checkov_skips(template: dict[str, Any]) -> dict[str, Any]:
     raw = copy.deepcopy(template)
     for resource in raw["Resources"].values():
         resource.get("Metadata", {}).pop("checkov", None)
     return raw
-
-
-def _run_checkov(templates: dict[str, Path]) -> dict[str, Findings]:
-    command = [
-        _uv(),
-        "run",
-        "--quiet",
-        "--frozen",
-        "--isolated",
-        "--only-group=checkov",
-        f"--python={sys.executable}",
-        "checkov",
-        f"--config-file={CHECKOV_CONFIG}",
-        "--output=json",
-        *(f"--file={path}" for path in templates.values()),
-    ]
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    # checkov exits 1 when a check failed: the tests below say which.
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    reports = json.loads(result.stdout)  # a list only when several frameworks ran
-    (report,) = reports if isinstance(reports, list) else [reports]
-    assert report["check_type"] == "cloudformation"
-    assert report["summary"]["parsing_errors"] == 0
-    by_file = {path.resolve(): name for name, path in templates.items()}
-    findings: dict[str, Findings] = {name: {"failed": [], "skipped": []} for name in templates}
-    for kind in ("failed", "skipped"):
-        for check in report["results"][f"{kind}_checks"]:
-            findings[by_file[Path(check["file_abs_path"]).resolve()]][kind].append(check)
-    return findings
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +87,7 @@ def checkov(
         ]:
             templates[name] = out / f"{name}.template.json"
             templates[name].write_text(json.dumps(template))
-    return _run_checkov(templates)
+    return run_checkov(templates)
 
 
 def _checks(findings: list[dict[str, Any]]) -> set[tuple[str, str]]:

@@ -4,18 +4,14 @@ cdk-nag, cfn-lint and checkov like the stages without one (test_checks.py)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.api import ManualArgs, lint
 
 from infra_cdk.constructs.domain import CustomDomainConfig
-from tests.infra.conftest import ROOT, Synth, synthesize
+from tests.infra.conftest import Synth, synthesize
+from tests.infra.template_checks import cdk_nag_failures, cfn_lint_errors, run_checkov
 
 ZONE_ID = "Z0123456789ABCDEFGHIJ"
 CERTIFICATE_ARN = (
@@ -144,57 +140,19 @@ def test_synth_with_a_domain_looks_nothing_up(domain_synth: Synth) -> None:
 
 
 def test_no_unacknowledged_cdk_nag_findings(domain_synth: Synth) -> None:
-    report = domain_synth.validation_report()
-    failures = [
-        (violation["ruleName"], [c["constructPath"] for c in violation["violatingConstructs"]])
-        for plugin in report["pluginReports"]
-        for violation in plugin.get("violations", [])
-    ]
+    failures = cdk_nag_failures(domain_synth)
     assert domain_synth.error is None and failures == [], f"{domain_synth.error}\n{failures}"
 
 
 def test_cfn_lint_finds_no_errors(domain_synth: Synth) -> None:
-    matches = lint(
-        json.dumps(domain_synth.template), config=ManualArgs(regions=["us-east-1", "eu-west-1"])
-    )
-    assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
-
-
-def _uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    found = str(local) if local.is_file() else shutil.which("uv")
-    assert found, "checkov runs through uv (`make install` puts it in .tools/bin)"
-    return found
+    assert cfn_lint_errors(domain_synth.template) == []
 
 
 def test_checkov_finds_no_failed_checks(domain_synth: Synth, tmp_path: Path) -> None:
     template = tmp_path / "domain.template.json"
     template.write_text(json.dumps(domain_synth.template))
-    result = subprocess.run(
-        [
-            _uv(),
-            "run",
-            "--quiet",
-            "--frozen",
-            "--isolated",
-            "--only-group=checkov",
-            f"--python={sys.executable}",
-            "checkov",
-            f"--config-file={ROOT / '.checkov.yaml'}",
-            "--output=json",
-            f"--file={template}",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    report = json.loads(result.stdout)
-    assert report["summary"]["parsing_errors"] == 0
-    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    findings = run_checkov({"domain": template})
+    failed = [f"{c['check_id']} {c['resource']}" for c in findings["domain"]["failed"]]
     assert failed == []
 
 

@@ -5,18 +5,14 @@ cdk-nag, cfn-lint and checkov like the stages without it (test_checks.py)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.api import ManualArgs, lint
 
 from infra_cdk.constructs.email import EmailConfig
-from tests.infra.conftest import PROD_OPTIONS, ROOT, Synth, synthesize
+from tests.infra.conftest import PROD_OPTIONS, Synth, synthesize
+from tests.infra.template_checks import cdk_nag_failures, cfn_lint_errors, run_checkov
 
 SENDER = "no-reply@example.com"
 FRONTEND = "https://app.example.com"
@@ -178,55 +174,17 @@ def email_synth(request: pytest.FixtureRequest) -> Synth:
 
 
 def test_no_unacknowledged_cdk_nag_findings(email_synth: Synth) -> None:
-    report = email_synth.validation_report()
-    failures = [
-        (violation["ruleName"], [c["constructPath"] for c in violation["violatingConstructs"]])
-        for plugin in report["pluginReports"]
-        for violation in plugin.get("violations", [])
-    ]
+    failures = cdk_nag_failures(email_synth)
     assert email_synth.error is None and failures == [], f"{email_synth.error}\n{failures}"
 
 
 def test_cfn_lint_finds_no_errors(email_synth: Synth) -> None:
-    matches = lint(
-        json.dumps(email_synth.template), config=ManualArgs(regions=["us-east-1", "eu-west-1"])
-    )
-    assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
-
-
-def _uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    found = str(local) if local.is_file() else shutil.which("uv")
-    assert found, "checkov runs through uv (`make install` puts it in .tools/bin)"
-    return found
+    assert cfn_lint_errors(email_synth.template) == []
 
 
 def test_checkov_finds_no_failed_checks(emailing: Synth, tmp_path: Path) -> None:
     template = tmp_path / "email.template.json"
     template.write_text(json.dumps(emailing.template))
-    result = subprocess.run(
-        [
-            _uv(),
-            "run",
-            "--quiet",
-            "--frozen",
-            "--isolated",
-            "--only-group=checkov",
-            f"--python={sys.executable}",
-            "checkov",
-            f"--config-file={ROOT / '.checkov.yaml'}",
-            "--output=json",
-            f"--file={template}",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    report = json.loads(result.stdout)
-    assert report["summary"]["parsing_errors"] == 0
-    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    findings = run_checkov({"email": template})
+    failed = [f"{c['check_id']} {c['resource']}" for c in findings["email"]["failed"]]
     assert failed == []
