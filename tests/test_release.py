@@ -23,7 +23,6 @@ import pytest
 import requests
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from lambda_app.devtools.cli import main
 from lambda_app.devtools.release import (
@@ -34,6 +33,7 @@ from lambda_app.devtools.release import (
     invoke_migration,
     lambda_client,
 )
+from tests.fixtures.aws import moto_aws
 
 REGION = "eu-west-1"
 STACK = "lambda-app-dev"
@@ -53,14 +53,7 @@ SUCCESS = {
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         yield
 
 

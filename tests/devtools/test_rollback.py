@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from infra_cdk.constructs.deployment import (
     API_FUNCTION_OUTPUT,
@@ -28,6 +27,7 @@ from lambda_app.devtools.rollback import (
     roll_back,
     stop_deployments,
 )
+from tests.fixtures.aws import moto_aws
 
 REGION = "eu-west-1"
 STACK = "LambdaApp-prod"
@@ -38,14 +38,7 @@ GROUP = "lambda-app-prod-api"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    with moto_aws(monkeypatch, REGION):
         yield
 
 
