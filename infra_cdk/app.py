@@ -20,6 +20,7 @@ Context values (all optional):
                            and base_path (the API mapping key, e.g. v1)
     email_from             the SES sender, with frontend_url (https, where links point)
                            [+ email_identity=address|domain]: docs/deploying.md, "Email"
+                           [+ require_verified_email=true: logins need a verified email]
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ API = Flavour(
         "core",
         "db",
         "models",
-        "mail",  # outgoing mail (SES on AWS); the migration function sends none
+        "mail",  # outgoing mail (SES on AWS): reset and verification links
         "identity",
         "users",
         "auth",
@@ -167,8 +167,10 @@ MIGRATION = Flavour(
         "db",
         "models",  # the MetaData migrations/env.py compares the schema with
         # The superuser step creates its user through the users service, which hashes
-        # the password with identity's hasher.
+        # the password with identity's hasher. The same service sends verification
+        # emails on an email change, hence mail, which the migration function never calls.
         "identity",
+        "mail",
         "users",
         "migrate",
         "handlers/__init__.py",

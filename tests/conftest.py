@@ -47,7 +47,9 @@ def api_database_url_for_tests(database_url_for_tests: str) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
+def _test_settings(
+    api_database_url_for_tests: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     from lambda_app.core.settings import get_settings
     from lambda_app.identity import signing_key
     from lambda_app.migrate.settings import get_migration_settings
@@ -59,6 +61,10 @@ def _test_settings(api_database_url_for_tests: str) -> Iterator[None]:
             "ENVIRONMENT": "local",
             "JWT_SECRET": "test-secret-that-is-long-enough-0123456789",
             "LOG_LEVEL": "INFO",
+            # The mail the app sends (the file backend): out of the developer's .local/mail.
+            "MAIL_DIR": str(tmp_path_factory.mktemp("mail")),
+            # No padding of password-recovery answers, but in the test that checks it.
+            "PASSWORD_RECOVERY_MIN_SECONDS": "0",
         }
     )
     for name in ("FIRST_SUPERUSER_USERNAME", "FIRST_SUPERUSER_EMAIL", "FIRST_SUPERUSER_PASSWORD"):

@@ -32,6 +32,8 @@ class EmailConfig:
     sender: str
     frontend_url: str
     identity_kind: str = "address"
+    # `-c require_verified_email=true`: logging in needs a verified email (REQUIRE_VERIFIED_EMAIL).
+    require_verified_email: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sender", self.sender.strip().lower())
@@ -51,12 +53,22 @@ class EmailConfig:
     def from_context(cls, context: Callable[[str], Any]) -> EmailConfig | None:
         """The config the CDK context values describe, or None without `email_from`."""
         sender = context("email_from")
+        required = str(context("require_verified_email") or "false").strip().lower()
+        if required not in ("true", "false"):
+            raise ValueError("require_verified_email must be true or false")
         if not sender:
+            if required == "true":
+                raise ValueError("require_verified_email needs email_from: nobody could verify")
             return None
         frontend_url = context("frontend_url")
         if not frontend_url:
             raise ValueError("email_from needs frontend_url: the links in messages point at it")
-        return cls(sender, frontend_url, context("email_identity") or "address")
+        return cls(
+            sender,
+            frontend_url,
+            context("email_identity") or "address",
+            require_verified_email=required == "true",
+        )
 
 
 class Email(Construct):
@@ -88,6 +100,7 @@ class Email(Construct):
             "EMAIL_BACKEND": "ses",
             "EMAIL_FROM": self.config.sender,
             "FRONTEND_URL": self.config.frontend_url,
+            **({"REQUIRE_VERIFIED_EMAIL": "true"} if self.config.require_verified_email else {}),
         }
 
     def grant_send(self, grantee: iam.IGrantable) -> None:

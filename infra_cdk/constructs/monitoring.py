@@ -211,6 +211,15 @@ class Monitoring(Construct):
                 "someone is trying passwords on many accounts (credential stuffing)."
             ),
         )
+        self._alarm(
+            "MailFailures",
+            app_metric(app_metrics.MAIL_FAILURES, stage=stage),
+            threshold=1,
+            description=(
+                "A password-reset or verification email could not be sent (SES refused it "
+                "or could not be reached): the API still answers, but nobody gets the link."
+            ),
+        )
         # Each API container holds one client connection, and a request borrows a
         # database connection for its transaction: when every client is busy at once
         # the proxy needs as many database connections as it has clients. It may open
@@ -313,7 +322,13 @@ class Monitoring(Construct):
                     app_metric(app_metrics.LOGIN_LOCKOUTS, stage=stage),
                 ],
             ),
-            # (Recovery-email metrics get their widget here when they exist.)
+            cloudwatch.GraphWidget(
+                title="Account emails failed and throttled",
+                left=[
+                    app_metric(app_metrics.MAIL_FAILURES, stage=stage),
+                    app_metric(app_metrics.ACCOUNT_EMAILS_THROTTLED, stage=stage),
+                ],
+            ),
         )
 
     def _alarm(

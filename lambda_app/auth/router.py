@@ -2,14 +2,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, Form, Response, status
 
-from lambda_app.auth import service, sessions
-from lambda_app.auth.errors import InvalidCredentials, InvalidRefreshToken, TooManyLoginAttempts
-from lambda_app.auth.schemas import RefreshTokenBody, TokenResponse
+from lambda_app.auth import recovery, service, sessions, verification
+from lambda_app.auth.errors import (
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidResetToken,
+    InvalidVerificationToken,
+    TooManyLoginAttempts,
+)
+from lambda_app.auth.schemas import (
+    EmailVerification,
+    PasswordRecoveryRequest,
+    PasswordReset,
+    RefreshTokenBody,
+    TokenResponse,
+)
 from lambda_app.core.errors import error_responses
+from lambda_app.core.schemas import Accepted
 from lambda_app.core.settings import get_settings
 from lambda_app.db.session import DbSession
+from lambda_app.identity import account_emails
+from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.users import service as users_service
 from lambda_app.users.errors import EmailTaken, UsernameTaken
 from lambda_app.users.schemas import PASSWORD_MAX, UserCreate, UserRead
@@ -22,17 +38,18 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
     responses=error_responses(UsernameTaken, EmailTaken),
-    summary="Create an account",
+    summary="Create an account (and email it a verification link)",
 )
 async def register(data: UserCreate, session: DbSession) -> UserRead:
     user = await users_service.register(session, data)
+    await account_emails.send_verification(session, user, get_settings())
     return UserRead.model_validate(user)
 
 
 @router.post(
     "/token",
     response_model=TokenResponse,
-    responses=error_responses(InvalidCredentials, TooManyLoginAttempts),
+    responses=error_responses(InvalidCredentials, EmailNotVerified, TooManyLoginAttempts),
     summary="Log in (OAuth2 password flow) with a username or an email",
 )
 async def token(
@@ -65,6 +82,45 @@ async def refresh(data: RefreshTokenBody, session: DbSession) -> TokenResponse:
 )
 async def logout(data: RefreshTokenBody, session: DbSession) -> None:
     await sessions.logout(session, data.refresh_token)
+
+
+RECOVERY_ACCEPTED = (
+    "If an active account has this address, a link to reset its password is on its way."
+)
+
+
+@router.post(
+    "/password-recovery",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=error_responses(AccountEmailsUnavailable),
+    summary="Email a single-use password reset link (the same answer for any address)",
+)
+async def password_recovery(data: PasswordRecoveryRequest, session: DbSession) -> Accepted:
+    await recovery.request_reset(session, data.email, get_settings())
+    return Accepted(message=RECOVERY_ACCEPTED)
+
+
+@router.post(
+    "/reset-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(InvalidResetToken),
+    summary="Set a new password with a reset link's token (ends every session)",
+)
+async def reset_password(data: PasswordReset, session: DbSession) -> None:
+    await recovery.reset_password(session, data.token, data.new_password)
+
+
+@router.post(
+    "/verify-email",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(InvalidVerificationToken),
+    summary="Verify an email address with a verification link's token",
+)
+async def verify_email(data: EmailVerification, session: DbSession) -> None:
+    await verification.verify_email(session, data.token)
 
 
 def _token_response(issued: sessions.IssuedTokens) -> TokenResponse:

@@ -1,11 +1,21 @@
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from lambda_app.core.schemas import Schema
+from lambda_app.identity.opaque_tokens import TOKEN_MAX_LENGTH
+from lambda_app.users.schemas import Email, Password
 
-# token_urlsafe(32) is 43 characters: the bound refuses junk before any hashing.
-REFRESH_TOKEN_MAX = 128
+OpaqueToken = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=TOKEN_MAX_LENGTH),
+    Field(description="The token exactly as it was issued (43 URL-safe characters)"),
+]
+
+
+class _Input(Schema):
+    # Built at import, like the users' request bodies (lambda_app/users/schemas.py).
+    model_config = ConfigDict(extra="forbid", defer_build=False)
 
 
 class TokenResponse(Schema):
@@ -15,9 +25,20 @@ class TokenResponse(Schema):
     refresh_token: str
 
 
-class RefreshTokenBody(Schema):
+class RefreshTokenBody(_Input):
     """The body of `POST /api/auth/refresh` and `POST /api/auth/logout`."""
 
-    model_config = ConfigDict(extra="forbid")
+    refresh_token: OpaqueToken
 
-    refresh_token: str = Field(min_length=1, max_length=REFRESH_TOKEN_MAX)
+
+class PasswordRecoveryRequest(_Input):
+    email: Email
+
+
+class PasswordReset(_Input):
+    token: OpaqueToken = Field(description="From the reset link: `?token=…`")
+    new_password: Password
+
+
+class EmailVerification(_Input):
+    token: OpaqueToken = Field(description="From the verification link: `?token=…`")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.auth import throttle
-from lambda_app.auth.errors import InvalidCredentials, TooManyLoginAttempts
+from lambda_app.auth.errors import EmailNotVerified, InvalidCredentials, TooManyLoginAttempts
 from lambda_app.auth.sessions import IssuedTokens, issue_tokens
+from lambda_app.auth.verification import send_verification_now
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity.passwords import burn_verify_time, verify_password
@@ -20,7 +21,8 @@ async def login(
 
     Unknown users, wrong passwords and inactive accounts get the same error after
     the same work (a real or a dummy hash verification), so neither the message
-    nor the timing tells an attacker which usernames exist.
+    nor the timing tells an attacker which usernames exist. With
+    `REQUIRE_VERIFIED_EMAIL`, an unverified user with the right password gets a 403.
     """
     key = throttle.throttle_key(login)
     locked_for, has_failures = await throttle.lockout_seconds(session, key, settings)
@@ -38,6 +40,11 @@ async def login(
         await throttle.record_failure(key, settings)
         metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()
+
+    if settings.require_verified_email and not user.email_verified:
+        # The right password proves who is asking: send them a fresh link (throttled).
+        await send_verification_now(user.id, settings)
+        raise EmailNotVerified()
 
     if new_hash is not None:  # stored hash used outdated parameters
         user.hashed_password = new_hash

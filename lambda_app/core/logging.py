@@ -75,6 +75,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+# Their DEBUG lines carry whole request and response bodies: a secret's value from
+# GetSecretValue, a mail with its single-use link for SendEmail. Never below INFO, even
+# with LOG_LEVEL=DEBUG.
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Install the JSON handler on the root logger once per process.
 
@@ -84,6 +90,8 @@ def configure_logging(level: str = "INFO") -> None:
     global _configured
     root = logging.getLogger()
     root.setLevel(level.upper())
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     if _configured:
         return
     handler = logging.StreamHandler(sys.stdout)

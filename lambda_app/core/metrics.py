@@ -79,6 +79,9 @@ INIT_DURATION = "InitDuration"  # Milliseconds, process start -> app built
 # Logins, dimension set (Stage)
 LOGIN_FAILURES = "LoginFailures"  # Count: a wrong password, an unknown or inactive user
 LOGIN_LOCKOUTS = "LoginLockouts"  # Count: a login name reached the failure limit
+# Account emails (lambda_app/identity/account_emails.py)
+MAIL_FAILURES = "MailFailures"  # Count: a reset or verification email SES refused or lost
+ACCOUNT_EMAILS_THROTTLED = "AccountEmailsThrottled"  # Count: an address past its hourly share
 # (Recovery-email metrics, when that feature lands, go here: Count, dimension set (Stage).)
 # The migration function, dimension set (Stage, Action)
 MIGRATION_REVISIONS_APPLIED = "MigrationRevisionsApplied"  # Count (run or undone)

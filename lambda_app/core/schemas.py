@@ -10,3 +10,9 @@ class Schema(BaseModel):
     # start then builds only what its first request needs (see benchmarks/). Most
     # of these models are only ever needed to render the OpenAPI schema.
     model_config = ConfigDict(defer_build=True)
+
+
+class Accepted(Schema):
+    """A request taken (202): what happens next, in words."""
+
+    message: str

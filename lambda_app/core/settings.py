@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import EmailStr, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import EmailStr, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lambda_app import workload
 from lambda_app.core.origins import ANY_ORIGIN, parse_origins
-
-AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+from lambda_app.core.settings_loading import Refused
+from lambda_app.core.settings_loading import SettingsError as SettingsError  # re-exported
+from lambda_app.core.settings_loading import load_settings as load_settings  # re-exported
 
 # A value that only exists so `make run` works out of the box. Outside local
 # development the app refuses to start with it (see `_refuse_unsafe_secrets`).
@@ -149,16 +148,16 @@ class MailSettings(BaseAppSettings):
     @model_validator(mode="after")
     def _mail_fits_the_stage(self) -> Self:
         if self.email_backend is EmailBackend.SES and self.email_from is None:
-            raise _Refused("email_from", "required with EMAIL_BACKEND=ses")
+            raise Refused("email_from", "required with EMAIL_BACKEND=ses")
         if self.is_local:
             return self
         if self.email_backend is EmailBackend.FILE:
             # The code folder is read-only on Lambda, and nobody would read the files.
-            raise _Refused("email_backend", "the file backend is for local development: use ses")
+            raise Refused("email_backend", "the file backend is for local development: use ses")
         if self.email_backend is EmailBackend.SES and self.frontend_url is None:
-            raise _Refused("frontend_url", "required with EMAIL_BACKEND=ses")
+            raise Refused("frontend_url", "required with EMAIL_BACKEND=ses")
         if self.frontend_url is not None and not self.frontend_url.startswith("https://"):
-            raise _Refused("frontend_url", "links outside local development must use https")
+            raise Refused("frontend_url", "links outside local development must use https")
         return self
 
 
@@ -178,7 +177,7 @@ class CorsSettings(BaseAppSettings):
     @model_validator(mode="after")
     def _no_wildcard_outside_local(self) -> Self:
         if ANY_ORIGIN in self.cors_allowed_origins and not self.is_local:
-            raise _Refused(
+            raise Refused(
                 "cors_allowed_origins",
                 f"'*' (any origin) is for local development only: list the origins "
                 f"(ENVIRONMENT={self.environment})",
@@ -202,6 +201,16 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # --- account emails (lambda_app/identity/account_emails.py) ---
+    # When true, logging in needs a verified email (403 `email_not_verified`).
+    require_verified_email: bool = False
+    password_reset_expire_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    email_verification_expire_hours: int = Field(default=24, ge=1, le=30 * 24)
+    # Per address and purpose (reset, verification), per rolling hour; past it nothing is sent.
+    account_emails_per_hour: int = Field(default=3, ge=1, le=100)
+    # Password recovery answers no sooner than this, so that sending a mail (an existing
+    # account) takes no longer, to the caller, than sending none (docs/api.md).
+    password_recovery_min_seconds: float = Field(default=0.5, ge=0, le=5)
     # The API mapping key of the custom domain (`v1` for https://api.example.com/v1/):
     # HTTP API events keep it in the path without saying which part it is.
     api_base_path: str | None = None
@@ -218,6 +227,15 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
         return key or None
 
     @model_validator(mode="after")
+    def _verification_needs_mail(self) -> Self:
+        if self.require_verified_email and self.mail_backend is None:
+            raise Refused(
+                "require_verified_email",
+                "needs a mail backend (EMAIL_BACKEND=ses): nobody could ever verify",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Self:
         if self.is_local or self.jwt_secret_arn:
             # With an ARN the real secret is fetched (and checked) at first use.
@@ -225,7 +243,7 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
         try:
             check_jwt_secret(self.jwt_secret.get_secret_value(), self.environment)
         except ValueError as exc:
-            raise _Refused("jwt_secret", str(exc)) from None
+            raise Refused("jwt_secret", str(exc)) from None
         return self
 
 
@@ -238,59 +256,6 @@ def check_jwt_secret(secret: str, environment: str) -> None:
             f"JWT secret is missing, the local default, or shorter than {MIN_JWT_SECRET_LENGTH} "
             f"characters: refusing to run with ENVIRONMENT={environment}"
         )
-
-
-class _Refused(ValueError):
-    """A model validator's refusal of one field: pydantic's error for it has no field loc."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True)
-class SettingProblem:
-    variable: str  # the environment variable, e.g. "JWT_SECRET"
-    message: str
-
-
-class SettingsError(ValueError):
-    """Settings refused: each problem names its variable and what is wrong, never a value.
-
-    pydantic's own `ValidationError` text repeats the input (`input_value=`), here every
-    setting read, secrets included; this is what reaches Lambda's init error and the log
-    instead. (Not `pydantic_settings.SettingsError`, which is about reading a source.)
-    """
-
-    def __init__(self, problems: Sequence[SettingProblem]) -> None:
-        self.problems = tuple(problems)
-        listed = "; ".join(f"{p.variable}: {p.message}" for p in self.problems)
-        super().__init__(f"invalid settings: {listed}")
-
-    @classmethod
-    def from_validation_error(cls, exc: ValidationError, *, prefix: str = "") -> SettingsError:
-        """The problems of `exc`, each field named as the variable `prefix` + FIELD."""
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else ""
-            message = error["msg"]
-            raised = error.get("ctx", {}).get("error")  # a validator's own ValueError
-            if isinstance(raised, ValueError):
-                message = str(raised)  # without pydantic's "Value error, " in front
-            if isinstance(raised, _Refused):
-                field = raised.field
-            variable = f"{prefix}{field}".upper() if field else "settings"
-            problems.append(SettingProblem(variable, message))
-        return cls(problems)
-
-
-def load_settings(model: type[AnySettings], **values: Any) -> AnySettings:
-    """`model(**values)`, read from the environment, refused with a `SettingsError`."""
-    try:
-        return model(**values)
-    except ValidationError as exc:
-        # `from None`: printed with its cause, the ValidationError would show the values.
-        raise SettingsError.from_validation_error(exc) from None
 
 
 @lru_cache(maxsize=1)

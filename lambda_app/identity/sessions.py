@@ -3,9 +3,8 @@
 Here, below both `users` and `auth`: the users' rules revoke every session of a user
 (a password change, a deactivation) without importing the login flow.
 
-A refresh token is 32 random bytes (`secrets.token_urlsafe`), shown to the client once
-and stored only as its SHA-256: a fast hash is right for a high-entropy random value,
-which no dictionary can guess. Refreshing spends a token and adds the next one to the
+A refresh token is an opaque token (lambda_app/identity/opaque_tokens.py), shown to the
+client once and stored only as its SHA-256. Refreshing spends a token and adds the next one to the
 same family; a spent token presented again means two parties hold the family, so the
 whole family is revoked.
 """
@@ -13,8 +12,6 @@ whole family is revoked.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -22,9 +19,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.db.session import get_sessionmaker
+from lambda_app.identity.opaque_tokens import new_token, token_digest
 from lambda_app.models import RefreshToken, User
 
-REFRESH_TOKEN_BYTES = 32
 # Expired rows deleted per issued token: cheap and bounded, yet faster than they accrue
 # (a user gains at most one row per refresh).
 EXPIRED_ROWS_DELETED_PER_ISSUE = 20
@@ -37,10 +34,6 @@ class SpentToken:
     user_id: int
     family_id: uuid.UUID
     token_version: int
-
-
-def hash_refresh_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def issue_refresh_token(
@@ -56,7 +49,7 @@ async def issue_refresh_token(
     found through the user_id index): the user's own logins and refreshes clean up
     after them, without a sweeper and without an unbounded delete in a request.
     """
-    token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+    token = new_token()
     expired = (
         select(RefreshToken.id)
         .where(RefreshToken.user_id == user.id, RefreshToken.expires_at < func.now())
@@ -68,7 +61,7 @@ async def issue_refresh_token(
         RefreshToken(
             user_id=user.id,
             family_id=family_id or uuid.uuid4(),
-            token_hash=hash_refresh_token(token),
+            token_hash=token_digest(token),
             token_version=user.token_version,
             expires_at=dt.datetime.now(dt.UTC) + lifetime,
         )
@@ -86,7 +79,7 @@ async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken |
     stmt = (
         update(RefreshToken)
         .where(
-            RefreshToken.token_hash == hash_refresh_token(token),
+            RefreshToken.token_hash == token_digest(token),
             RefreshToken.spent_at.is_(None),
             RefreshToken.revoked_at.is_(None),
             RefreshToken.expires_at > func.now(),
@@ -99,7 +92,7 @@ async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken |
 
 
 async def find_refresh_token(session: AsyncSession, token: str) -> RefreshToken | None:
-    stmt = select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
+    stmt = select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
     return await session.scalar(stmt)
 
 

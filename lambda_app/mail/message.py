@@ -26,10 +26,21 @@ class Message:
         message["To"] = self.to
         message["Subject"] = self.subject
         message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or None)
-        message.set_content(self.text)
+        message.set_content(self.text, cte=_transfer_encoding(self.text))
         if self.html is not None:
             message.add_alternative(self.html, subtype="html")
         return message
+
+
+# What SMTP allows on one line (RFC 5321), without the CRLF.
+SMTP_LINE_MAX = 998
+
+
+def _transfer_encoding(text: str) -> str:
+    """`7bit` for plain ASCII, so a link stays on one line of the raw message and can be
+    copied from the `.eml` file; quoted-printable (which wraps at 76) for anything else."""
+    fits = all(len(line) <= SMTP_LINE_MAX for line in text.splitlines())
+    return "7bit" if text.isascii() and fits else "quoted-printable"
 
 
 def frontend_link(frontend_url: str, path: str, token: str) -> str:

@@ -89,7 +89,7 @@ async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> Superu
     if password is None:
         password = generated = secrets.token_urlsafe(18)
     data = UserCreate(username=spec.username, email=spec.email, password=password)
-    await service.register(session, data, is_superuser=True)
+    await service.register(session, data, is_superuser=True, email_verified=True)
     return SuperuserResult(username=spec.username, created=True, generated_password=generated)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import Boolean, CheckConstraint, Identity, Integer, String, text
+import datetime as dt
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Identity, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lambda_app.models.base import Base, TimestampMixin
@@ -29,6 +31,13 @@ class User(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     # Bumped on every password change; tokens carry it, so older tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Set when the user follows a verification link sent to `email`; cleared when the
+    # email changes.
+    email_verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     def __repr__(self) -> str:  # never include the hash
         return f"User(id={self.id!r}, username={self.username!r})"

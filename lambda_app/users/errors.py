@@ -29,3 +29,15 @@ class WrongCurrentPassword(AppError):
     status_code = 400
     code = "wrong_current_password"
     message = "The current password is incorrect"
+
+
+class EmailAlreadyVerified(AppError):
+    status_code = 409
+    code = "email_already_verified"
+    message = "This email address is already verified"
+
+
+class TooManyEmails(AppError):
+    status_code = 429
+    code = "too_many_emails"
+    message = "Too many emails sent to this address, try again later"

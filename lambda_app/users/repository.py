@@ -38,6 +38,9 @@ class UserRepository:
         stmt = select(User).where(or_(User.username == login, User.email == login.lower()))
         return (await self.session.scalars(stmt)).first()
 
+    async def get_by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email.lower()))
+
     async def list_after(self, *, after_id: int, limit: int) -> list[User]:
         """Keyset page ordered by id: stable while rows are added or removed."""
         stmt = select(User).where(User.id > after_id).order_by(User.id).limit(limit)

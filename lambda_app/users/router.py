@@ -6,12 +6,17 @@ from fastapi import APIRouter, Path, Query, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from lambda_app.core.errors import NotAuthenticated, PermissionDenied, error_responses
+from lambda_app.core.schemas import Accepted
+from lambda_app.core.settings import get_settings
 from lambda_app.db.session import DbSession
+from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.identity.dependencies import CurrentUser, Superuser
 from lambda_app.users import service
 from lambda_app.users.errors import (
     CannotDeleteSelf,
+    EmailAlreadyVerified,
     EmailTaken,
+    TooManyEmails,
     UsernameTaken,
     UserNotFound,
     WrongCurrentPassword,
@@ -54,10 +59,25 @@ async def read_me(user: CurrentUser) -> UserRead:
     "/me",
     response_model=UserRead,
     responses=error_responses(UsernameTaken, EmailTaken),
-    summary="Update the current user",
+    summary="Update the current user (a new email must be verified again)",
 )
 async def update_me(data: UserUpdateMe, user: CurrentUser, session: DbSession) -> UserRead:
-    return UserRead.model_validate(await service.update(session, user, data))
+    return UserRead.model_validate(await service.update(session, user, data, get_settings()))
+
+
+VERIFICATION_SENT = "A verification link is on its way to your email address."
+
+
+@router.post(
+    "/me/verify-email",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=error_responses(EmailAlreadyVerified, TooManyEmails, AccountEmailsUnavailable),
+    summary="Send the current user a new verification link",
+)
+async def resend_verification(user: CurrentUser, session: DbSession) -> Accepted:
+    await service.resend_verification(session, user, get_settings())
+    return Accepted(message=VERIFICATION_SENT)
 
 
 @router.post(
@@ -112,7 +132,7 @@ async def update_user(
     user_id: UserId, data: UserUpdateAdmin, _: Superuser, session: DbSession
 ) -> UserRead:
     user = await service.get(session, user_id)
-    return UserRead.model_validate(await service.update(session, user, data))
+    return UserRead.model_validate(await service.update(session, user, data, get_settings()))
 
 
 @router.delete(

@@ -90,6 +90,10 @@ class UserRead(Schema):
     last_name: str
     is_active: bool
     is_superuser: bool
+    email_verified: bool = Field(
+        description="Whether the user followed a verification link sent to `email`;"
+        " false again after the email changes"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lambda_app.core.settings import ApiSettings
+from lambda_app.identity import account_emails
+from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
 from lambda_app.models import User
-from lambda_app.users.errors import CannotDeleteSelf, UserNotFound, WrongCurrentPassword
+from lambda_app.users.errors import (
+    CannotDeleteSelf,
+    EmailAlreadyVerified,
+    TooManyEmails,
+    UserNotFound,
+    WrongCurrentPassword,
+)
 from lambda_app.users.repository import UserRepository
 from lambda_app.users.schemas import PasswordChange, UserCreate, UserUpdateAdmin, UserUpdateMe
 
@@ -17,7 +28,15 @@ def slugify(username: str) -> str:
     return username.lower().replace("_", "-")
 
 
-async def register(session: AsyncSession, data: UserCreate, *, is_superuser: bool = False) -> User:
+async def register(
+    session: AsyncSession,
+    data: UserCreate,
+    *,
+    is_superuser: bool = False,
+    email_verified: bool = False,
+) -> User:
+    """Create the account. The caller sends the verification email, if any (the first
+    superuser's address comes from its operator: it is created verified)."""
     user = User(
         username=data.username,
         slug=slugify(data.username),
@@ -26,6 +45,7 @@ async def register(session: AsyncSession, data: UserCreate, *, is_superuser: boo
         last_name=data.last_name,
         hashed_password=hash_password(data.password),
         is_superuser=is_superuser,
+        email_verified_at=dt.datetime.now(dt.UTC) if email_verified else None,
     )
     return await UserRepository(session).save(user)
 
@@ -47,27 +67,55 @@ async def list_page(
     return page, (page[-1].id if has_more else None)
 
 
-async def update(session: AsyncSession, user: User, data: UserUpdateMe | UserUpdateAdmin) -> User:
+async def update(
+    session: AsyncSession,
+    user: User,
+    data: UserUpdateMe | UserUpdateAdmin,
+    settings: ApiSettings,
+) -> User:
+    """Apply the fields sent. A new email is unverified until its own link is followed:
+    the verification email goes to the new address."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     password = changes.pop("password", None)
+    new_email = changes.get("email") not in (None, user.email)
     for field, value in changes.items():
         setattr(user, field, value)
     if "username" in changes:
         user.slug = slugify(changes["username"])
+    if new_email:
+        user.email_verified_at = None
     if password is not None:
         _set_password(user, password)
     # After the save: it flushes the user first and turns a taken name into a 409.
     saved = await UserRepository(session).save(user)
     if password is not None or changes.get("is_active") is False:
         await revoke_all_sessions(session, user.id)
+    if new_email:
+        await account_emails.send_verification(session, saved, settings)
     return saved
+
+
+async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
+    if user.email_verified:
+        raise EmailAlreadyVerified()
+    delivery = await account_emails.send_verification(session, user, settings)
+    if delivery.outcome is Outcome.THROTTLED:
+        raise TooManyEmails(headers={"Retry-After": str(delivery.retry_after_seconds)})
+    if delivery.outcome is Outcome.NOT_SENT:
+        raise AccountEmailsUnavailable()
 
 
 async def change_password(session: AsyncSession, user: User, data: PasswordChange) -> None:
     valid, _ = verify_password(data.current_password, user.hashed_password)
     if not valid:
         raise WrongCurrentPassword()
-    _set_password(user, data.new_password)
+    await set_new_password(session, user, data.new_password)
+
+
+async def set_new_password(session: AsyncSession, user: User, password: str) -> None:
+    """Set the password and end everything issued before: access tokens (their version
+    is bumped) and every session."""
+    _set_password(user, password)
     await UserRepository(session).save(user)
     await revoke_all_sessions(session, user.id)
 

@@ -6,17 +6,16 @@ import asyncio
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from lambda_app.core.settings import get_settings
 from lambda_app.identity.sessions import EXPIRED_ROWS_DELETED_PER_ISSUE
 from lambda_app.models import RefreshToken, User
-from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials, register
+from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials
 
 TOKEN, REFRESH, LOGOUT = "/api/auth/token", "/api/auth/refresh", "/api/auth/logout"
 INVALID_REFRESH_TOKEN = {
@@ -255,23 +254,6 @@ async def test_logout_ends_the_session_and_is_idempotent(
 
 
 # --- committing for real: the replay's revocation outlives its failed request ----------
-
-
-@pytest.fixture
-async def committing(
-    app, engine: AsyncEngine
-) -> AsyncIterator[tuple[httpx.AsyncClient, Credentials]]:  # type: ignore[no-untyped-def]
-    """A client whose requests commit, and a registered user; the user (and its
-    tokens, by cascade) deleted afterwards."""
-    transport = httpx.ASGITransport(app=app)
-    credentials = Credentials.new("session")
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        try:
-            await register(client, credentials)
-            yield client, credentials
-        finally:
-            async with engine.begin() as conn:
-                await conn.execute(delete(User).where(User.username == credentials.username))
 
 
 async def _family_revoked(engine: AsyncEngine, token: str) -> bool:

@@ -7,10 +7,10 @@ from pydantic import ValidationError
 from lambda_app.core.settings import (
     LOCAL_DEV_JWT_SECRET,
     ApiSettings,
-    SettingProblem,
     SettingsError,
     get_settings,
 )
+from lambda_app.core.settings_loading import SettingProblem
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])

@@ -107,6 +107,7 @@ APP = {
         "db",
         "models",
         "identity",
+        "mail",
         "users",
         "migrate",
         "handlers",

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import App, Stack
 
-from infra_cdk.constructs.email import EmailConfig
+from infra_cdk.constructs.email import Email, EmailConfig
 from tests.infra.conftest import PROD_OPTIONS, Synth, synthesize
 from tests.infra.template_checks import cdk_nag_failures, cfn_lint_errors, run_checkov
 
@@ -158,11 +159,22 @@ def test_without_email_from_nothing_of_it_is_created(dev: Synth, prod: Synth) ->
             {"email_from": SENDER, "frontend_url": FRONTEND, "email_identity": "dns"},
             "address, domain",
         ),
+        ({"require_verified_email": "true"}, "needs email_from"),
+        ({**EMAIL_OPTIONS, "require_verified_email": "yes"}, "true or false"),
     ],
 )
 def test_unfit_email_context_fails_the_synth(values: dict[str, str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         EmailConfig.from_context(values.get)
+
+
+def test_requiring_verified_email_reaches_the_api_only_when_asked() -> None:
+    asked = EmailConfig.from_context({**EMAIL_OPTIONS, "require_verified_email": "true"}.get)
+    default = EmailConfig.from_context(EMAIL_OPTIONS.get)
+    assert asked is not None and default is not None
+    stack = Stack(App(), "EmailEnvironment")
+    assert Email(stack, "Asked", config=asked).environment["REQUIRE_VERIFIED_EMAIL"] == "true"
+    assert "REQUIRE_VERIFIED_EMAIL" not in Email(stack, "Default", config=default).environment
 
 
 # --- the same checks as the stages without email ------------------------------------------

@@ -50,6 +50,14 @@ def test_lockout_spike_alarm_watches_the_apps_metric(synth: Synth) -> None:
     assert alarm["Statistic"] == "Sum" and alarm["Threshold"] >= 2
 
 
+def test_mail_failures_alarm_fires_on_the_first_one(synth: Synth) -> None:
+    alarm = _alarm(synth, "MonitoringMailFailures")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (metrics.NAMESPACE, metrics.MAIL_FAILURES)
+    assert alarm["Dimensions"] == [{"Name": metrics.STAGE, "Value": synth.stage}]
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [_topic(synth)]
+
+
 def test_proxy_client_connections_alarm_stays_under_what_the_proxy_may_open(synth: Synth) -> None:
     alarm = _alarm(synth, "MonitoringProxyClientConnections")
     assert alarm["MetricName"] == "ClientConnections" and alarm["Statistic"] == "Sum"
@@ -87,3 +95,5 @@ def test_dashboard_shows_latency_by_route_cold_starts_and_lockouts(synth: Synth)
     logins = json.dumps(widgets["Logins failed and locked out"]["metrics"])
     assert metrics.LOGIN_LOCKOUTS in logins and metrics.LOGIN_FAILURES in logins
     assert metrics.NAMESPACE in logins and synth.stage in logins
+    emails = json.dumps(widgets["Account emails failed and throttled"]["metrics"])
+    assert metrics.MAIL_FAILURES in emails and metrics.ACCOUNT_EMAILS_THROTTLED in emails

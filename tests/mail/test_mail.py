@@ -8,7 +8,7 @@ import email
 import logging
 from collections.abc import Iterator
 from email.message import Message as ParsedMessage
-from email.policy import default
+from email.policy import SMTP, default
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -94,6 +94,17 @@ async def test_locally_each_message_is_an_eml_file_and_the_log_has_no_token(
     assert logged[0].fields["subject"] == "Reset your password"  # type: ignore[attr-defined]
     assert logged[0].fields["to"] == RECIPIENT  # type: ignore[attr-defined]
     assert TOKEN not in caplog.text and "token=" not in caplog.text
+
+
+def test_an_ascii_link_stays_on_one_line_of_the_raw_file() -> None:
+    url = "http://localhost:3000/reset-password?token=" + "T" * 43
+    raw = Message(to=RECIPIENT, subject="Reset", text=f"Open it:\n{url}\n").to_email(SENDER)
+    assert url in raw.as_string().splitlines()  # copied as it is from the .eml file
+
+    accented = Message(to=RECIPIENT, subject="Réinitialiser", text=f"Voilà :\n{url}\n")
+    parsed = _parse(accented.to_email(SENDER).as_bytes(policy=SMTP))
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert _token_of_link_in(parsed)[1] == "T" * 43
 
 
 @pytest.fixture

@@ -502,3 +502,53 @@ async def test_sql_looking_input_is_data_and_the_tables_are_intact(
         assert await session.scalar(text(f"SELECT to_regclass('{table}') IS NOT NULL"))
     stored = set(await session.scalars(select(User.first_name)))
     assert set(SQL_LOOKING) <= stored
+
+
+# --- account-email tokens and addresses ---------------------------------------------------
+
+HOSTILE_TOKENS = [
+    "a\x00b",  # NUL: no PostgreSQL text holds it
+    "' OR '1'='1",
+    "x'; DROP TABLE account_tokens; --",
+    "🚀" * 30,  # 30 characters, 120 bytes of UTF-8
+    "\u202e\u200b\ufeff",
+    " " * 43,
+    "%00%27",
+]
+
+
+@pytest.mark.parametrize("token", HOSTILE_TOKENS)
+async def test_hostile_tokens_are_a_400_or_422_and_change_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, token: str
+) -> None:
+    for path, body in (
+        ("/api/auth/reset-password", {"token": token, "new_password": "a long new password"}),
+        ("/api/auth/verify-email", {"token": token}),
+        ("/api/auth/refresh", {"refresh_token": token}),
+        ("/api/auth/logout", {"refresh_token": token}),
+    ):
+        response = await client.post(path, json=body)
+        assert response.status_code in (204, 400, 401, 422), (path, response.text)
+        if response.status_code != 204:  # logout answers 204 whatever the token
+            assert_error(response, response.status_code)
+    tables = await session.scalar(
+        text("SELECT count(*) FROM pg_tables WHERE tablename IN ('account_tokens', 'users')")
+    )
+    assert tables == 2
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["a\x00@example.com", "a@b@example.com", "' OR 1=1 --@example.com", "é" * 300, "", 42, None],
+)
+async def test_hostile_recovery_addresses_are_a_422(
+    client: httpx.AsyncClient, email: object
+) -> None:
+    response = await client.post("/api/auth/password-recovery", json={"email": email})
+    assert_error(response, 422, "validation_error")
+
+
+async def test_a_nul_in_the_new_password_of_a_reset_is_a_422(client: httpx.AsyncClient) -> None:
+    body = {"token": "t" * 43, "new_password": "new\x00password"}
+    response = await client.post("/api/auth/reset-password", json=body)
+    assert_error(response, 422, "validation_error")

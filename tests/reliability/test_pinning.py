@@ -23,9 +23,11 @@ lock timeout); see `lambda_app.migrate.runner` and `lambda_app.handlers.migrate`
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import inspect
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -47,6 +49,7 @@ from lambda_app.db.engine import build_engine, set_engine
 from lambda_app.db.proxy_safe_connection import ProxySafeConnection
 from lambda_app.devtools.database import prepare_api_role
 from lambda_app.workload import API_ROLE
+from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn, insert_superuser
 from tests.reliability.pinning_startup import PROTOCOL_3_0, StartupRecordingRelay
 from tests.reliability.pinning_statements import pinning_reason
@@ -68,6 +71,22 @@ FAULT_STATUSES = {500, 503}
 # the client's encoding (asyncpg always sends it) and application_name. Anything else
 # (`options`, `statement_timeout`, `jit`, `search_path`...) it refuses.
 PROXY_SAFE_STARTUP_KEYS = {"user", "database", "client_encoding", "application_name"}
+
+
+@contextlib.contextmanager
+def _setting(name: str, value: str) -> Iterator[None]:
+    """One setting changed for the routes (they read `get_settings()`), then put back."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = saved
+        get_settings.cache_clear()
 
 
 def _unique(prefix: str) -> str:
@@ -290,6 +309,35 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(204, "POST", logout, json={"refresh_token": first})
     await api.expect(422, "POST", logout, json={})
     await api.expect(413, "POST", logout, json={"refresh_token": too_big})
+
+    # account emails: the registration's verification link, resending, requiring it
+    mailbox, verify_subject = Mailbox(), "Verify your email address"
+    verify, resend = "/api/auth/verify-email", "/api/users/me/verify-email"
+    carol_link = mailbox.last_to(f"{carol}@example.com", verify_subject)
+    await api.expect(204, "POST", verify, json={"token": carol_link.token})
+    await api.expect(400, "POST", verify, json={"token": carol_link.token})  # used
+    await api.expect(422, "POST", verify, json={})
+    await api.expect(413, "POST", verify, json={"token": too_big})
+    for _ in range(settings.account_emails_per_hour - 1):  # the registration sent one
+        await api.expect(202, "POST", resend, headers=alice_h)
+    await api.expect(429, "POST", resend, headers=alice_h)
+    await api.expect(409, "POST", resend, headers=await api.bearer(carol))  # verified
+    await api.expect(401, "POST", resend, headers=anonymous)
+    with _setting("REQUIRE_VERIFIED_EMAIL", "true"):
+        await api.expect(403, "POST", token, data={"username": bob, "password": PASSWORD})
+
+    # password recovery: ask (the same answer for anyone), reset, replay
+    recovery, reset = "/api/auth/password-recovery", "/api/auth/reset-password"
+    await api.expect(202, "POST", recovery, json={"email": f"{bob}@example.com"})
+    await api.expect(202, "POST", recovery, json={"email": f"pin_nobody_{tag}@example.com"})
+    await api.expect(422, "POST", recovery, json={"email": "not an address"})
+    await api.expect(413, "POST", recovery, json={"email": too_big})
+    reset_link = mailbox.last_to(f"{bob}@example.com", "Reset your password")
+    bob_reset = {"token": reset_link.token, "new_password": PASSWORD}
+    await api.expect(204, "POST", reset, json=bob_reset)
+    await api.expect(400, "POST", reset, json=bob_reset)  # used
+    await api.expect(422, "POST", reset, json={**bob_reset, "new_password": "short"})
+    await api.expect(413, "POST", reset, json={**bob_reset, "new_password": too_big})
 
     # me: read, update, change the password
     me, password = "/api/users/me", "/api/users/me/password"

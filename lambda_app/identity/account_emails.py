@@ -1,0 +1,118 @@
+"""The emails about an account: a password-reset link and an email-verification link.
+
+Each carries a single-use token (lambda_app/identity/account_tokens.py) in a link to the
+frontend. Sending is throttled per address (lambda_app/identity/email_throttle.py). A
+message that can't be sent is logged and counted (`MailFailures`), never raised: the
+account change that asked for it (a registration, a new email) has happened and stands.
+Neither the log lines nor the errors carry the token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app import mail
+from lambda_app.core import metrics
+from lambda_app.core.errors import AppError
+from lambda_app.core.settings import ApiSettings
+from lambda_app.identity import account_tokens, email_throttle
+from lambda_app.models import TokenPurpose, User
+
+logger = logging.getLogger(__name__)
+
+RESET_PATH = "reset-password"
+VERIFY_PATH = "verify-email"
+
+
+class AccountEmailsUnavailable(AppError):
+    """No mail backend (a stack deployed without `-c email_from`), or SES failed."""
+
+    status_code = 503
+    code = "mail_unavailable"
+    message = "Email could not be sent, try again later"
+
+
+class Outcome(Enum):
+    SENT = "sent"
+    THROTTLED = "throttled"  # the address had its hourly share
+    NOT_SENT = "not_sent"  # no mail backend, or SES failed (logged, counted)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: Outcome
+    retry_after_seconds: int = 0  # when THROTTLED
+
+
+def mail_configured(settings: ApiSettings) -> bool:
+    return settings.mail_backend is not None
+
+
+async def send_password_reset(session: AsyncSession, user: User, settings: ApiSettings) -> bool:
+    """Issue a reset token and mail its link to the user. Whether it was sent."""
+    lifetime = dt.timedelta(minutes=settings.password_reset_expire_minutes)
+    token = await account_tokens.issue(session, user, TokenPurpose.RESET_PASSWORD, lifetime)
+    minutes = settings.password_reset_expire_minutes
+    text = (
+        f"Hello {user.username},\n\n"
+        "Someone asked to reset the password of your account. To choose a new password,\n"
+        f"open this link within {minutes} minutes (it works once):\n\n"
+        f"{mail.link(RESET_PATH, token)}\n\n"
+        "If it wasn't you, ignore this message: your password stays as it is.\n"
+    )
+    message = mail.Message(to=user.email, subject="Reset your password", text=text)
+    return await _deliver(message, TokenPurpose.RESET_PASSWORD, settings)
+
+
+async def send_verification(session: AsyncSession, user: User, settings: ApiSettings) -> Delivery:
+    """Mail a verification link to the user's current address, unless the address had
+    its hourly share already. Without a mail backend, nothing is sent (logged)."""
+    if not mail_configured(settings):
+        logger.warning("no mail backend: email verification not sent")
+        return Delivery(Outcome.NOT_SENT)
+    allowance = await throttle(session, TokenPurpose.VERIFY_EMAIL, user.email, settings)
+    if not allowance.allowed:
+        return Delivery(Outcome.THROTTLED, allowance.retry_after_seconds)
+    hours = settings.email_verification_expire_hours
+    lifetime = dt.timedelta(hours=hours)
+    token = await account_tokens.issue(session, user, TokenPurpose.VERIFY_EMAIL, lifetime)
+    text = (
+        f"Hello {user.username},\n\n"
+        f"To confirm that {user.email} is your address, open this link within {hours} hours:\n\n"
+        f"{mail.link(VERIFY_PATH, token)}\n\n"
+        "If you didn't create an account or change your email, ignore this message.\n"
+    )
+    message = mail.Message(to=user.email, subject="Verify your email address", text=text)
+    sent = await _deliver(message, TokenPurpose.VERIFY_EMAIL, settings)
+    return Delivery(Outcome.SENT if sent else Outcome.NOT_SENT)
+
+
+async def throttle(
+    session: AsyncSession, purpose: TokenPurpose, email: str, settings: ApiSettings
+) -> email_throttle.Allowance:
+    allowance = await email_throttle.take(
+        session, purpose, email, per_hour=settings.account_emails_per_hour
+    )
+    if not allowance.allowed:
+        logger.info("account email throttled", extra={"fields": {"purpose": purpose.value}})
+        metrics.count(metrics.ACCOUNT_EMAILS_THROTTLED, stage=settings.environment)
+    return allowance
+
+
+async def _deliver(message: mail.Message, purpose: TokenPurpose, settings: ApiSettings) -> bool:
+    try:
+        await mail.send(message)
+    except (mail.MailNotSent, mail.MailNotConfigured) as exc:
+        # The reason (an SES error code, a missing setting), never the message itself.
+        logger.error(
+            "account email not sent",
+            extra={"fields": {"purpose": purpose.value, "reason": str(exc)}},
+        )
+        metrics.count(metrics.MAIL_FAILURES, stage=settings.environment)
+        return False
+    return True

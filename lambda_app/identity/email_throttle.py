@@ -1,0 +1,65 @@
+"""How many account emails an address may be sent, per purpose, kept in PostgreSQL so
+every Lambda container shares the count.
+
+Every request counts (one upsert), whether or not an account has that address: the
+same work either way, and spraying one address gets it nothing beyond the limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Table, case, delete, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.models import EmailThrottle, TokenPurpose
+
+WINDOW = dt.timedelta(hours=1)
+# Finished windows deleted per request: bounded, through the window_started_at index, and
+# as fast as rows are added (at most one per request).
+FINISHED_ROWS_DELETED_PER_REQUEST = 5
+
+
+@dataclass(frozen=True)
+class Allowance:
+    allowed: bool
+    retry_after_seconds: int  # 0 when allowed
+
+
+async def take(
+    session: AsyncSession, purpose: TokenPurpose, email: str, *, per_hour: int
+) -> Allowance:
+    """Count one request for `email` and say whether an email may be sent for it."""
+    now = dt.datetime.now(dt.UTC)
+    table = EmailThrottle.__table__
+    assert isinstance(table, Table)
+    finished = (
+        select(table.c.purpose, table.c.email)
+        .where(table.c.window_started_at < now - WINDOW)
+        .limit(FINISHED_ROWS_DELETED_PER_REQUEST)
+        # Rows another request is deleting are left to it: two requests can't lock the
+        # same rows in opposite orders (a deadlock).
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(table).where(tuple_(table.c.purpose, table.c.email).in_(finished)))
+    expired = table.c.window_started_at < now - WINDOW
+    stmt = (
+        insert(table)
+        .values(purpose=purpose.value, email=email, requests=1, window_started_at=now)
+        .on_conflict_do_update(
+            index_elements=[table.c.purpose, table.c.email],
+            set_={
+                # A request after the window has passed starts a new count.
+                "requests": case((expired, 1), else_=table.c.requests + 1),
+                "window_started_at": case((expired, now), else_=table.c.window_started_at),
+            },
+        )
+        .returning(table.c.requests, table.c.window_started_at)
+    )
+    row = (await session.execute(stmt)).one()
+    if row.requests <= per_hour:
+        return Allowance(allowed=True, retry_after_seconds=0)
+    remaining = (row.window_started_at + WINDOW - now).total_seconds()
+    return Allowance(allowed=False, retry_after_seconds=max(1, int(remaining) + 1))

@@ -1,0 +1,192 @@
+"""Account emails on a deployed stage: Amazon SES (moto), the same links as locally, no
+token in any log line at any level, and a failing or missing SES that breaks nothing
+else and tells nobody who has an account."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import boto3
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app import mail
+from lambda_app.auth.router import RECOVERY_ACCEPTED
+from lambda_app.core import metrics
+from lambda_app.core.logging import JsonFormatter, configure_logging
+from lambda_app.core.settings import get_settings
+from lambda_app.models import User
+from tests.fixtures.accounts import Credentials
+from tests.fixtures.aws import moto_aws
+from tests.fixtures.mailbox import sent_through_moto_ses
+
+SENDER = "no-reply@example.com"
+FRONTEND = "https://app.example.com"
+REGION = "us-east-1"
+
+
+def _settle() -> None:
+    get_settings.cache_clear()
+    mail.get_mailer.cache_clear()
+
+
+@pytest.fixture
+async def app_in_service(client: httpx.AsyncClient) -> None:
+    """The shared app has answered a request: Starlette builds its middleware (which
+    reads the stage once) on the first one, and that must not happen on a stage below."""
+    assert (await client.get("/api/health")).status_code == 200
+
+
+@pytest.fixture
+def deployed_stage(monkeypatch: pytest.MonkeyPatch, app_in_service: None) -> Iterator[None]:
+    """ENVIRONMENT=dev as the stack sets it with `-c email_from`, against moto."""
+    for name, value in {
+        "ENVIRONMENT": "dev",
+        "EMAIL_BACKEND": "ses",
+        "EMAIL_FROM": SENDER,
+        "FRONTEND_URL": FRONTEND,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with moto_aws(monkeypatch, REGION):
+        _settle()
+        yield
+    monkeypatch.undo()
+    _settle()
+
+
+@pytest.fixture
+def verified_sender(deployed_stage: None) -> None:
+    boto3.client("sesv2", region_name=REGION).create_email_identity(EmailIdentity=SENDER)
+
+
+@pytest.fixture
+def every_log_line(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """DEBUG everywhere, as with LOG_LEVEL=DEBUG, the SDK's loggers included."""
+    configure_logging("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    configure_logging("INFO")
+
+
+def _as_written(caplog: pytest.LogCaptureFixture) -> str:
+    """Every captured line as production writes it: JSON, with its extra fields."""
+    formatter = JsonFormatter()
+    return "\n".join(formatter.format(record) for record in caplog.records)
+
+
+@pytest.fixture
+def metric_lines() -> Iterator[list[str]]:
+    lines: list[str] = []
+    metrics.set_writer(lines.append)
+    yield lines
+    metrics.set_writer(None)
+
+
+async def test_a_reset_link_goes_through_ses_and_no_log_line_holds_its_token(
+    client: httpx.AsyncClient,
+    user: User,
+    verified_sender: None,
+    every_log_line: pytest.LogCaptureFixture,
+) -> None:
+    response = await client.post("/api/auth/password-recovery", json={"email": user.email})
+
+    assert response.status_code == 202, response.text
+    (sent,) = sent_through_moto_ses(REGION)
+    assert (sent.to, sent.subject) == (user.email, "Reset your password")
+    assert sent.page == f"{FRONTEND}/reset-password"
+    reset = await client.post(
+        "/api/auth/reset-password", json={"token": sent.token, "new_password": "new pass phrase"}
+    )
+    assert reset.status_code == 204, reset.text
+    logged = _as_written(every_log_line)
+    assert "mail sent through SES" in logged  # the capture works, and it holds...
+    assert sent.token not in logged and "token=" not in logged
+    assert user.email not in logged  # ...no full address either
+    # the SDK's DEBUG lines (whole request bodies) stay off, even at LOG_LEVEL=DEBUG
+    assert not [
+        r for r in every_log_line.records if r.name.startswith("botocore") and r.levelno < 20
+    ]
+
+
+async def test_registration_sends_its_verification_link_through_ses(
+    client: httpx.AsyncClient, verified_sender: None, every_log_line: pytest.LogCaptureFixture
+) -> None:
+    account = Credentials.new("ses")
+
+    created = await client.post("/api/auth/register", json=account.registration())
+
+    assert created.status_code == 201, created.text
+    (sent,) = sent_through_moto_ses(REGION)
+    assert (sent.to, sent.subject) == (
+        f"{account.username}@example.com",
+        "Verify your email address",
+    )
+    assert sent.page == f"{FRONTEND}/verify-email"
+    assert (
+        await client.post("/api/auth/verify-email", json={"token": sent.token})
+    ).status_code == 204
+    assert sent.token not in _as_written(every_log_line)
+
+
+async def test_when_ses_refuses_the_answers_stay_the_same_and_the_failure_is_counted(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    user: User,
+    deployed_stage: None,  # the sender was never verified: SES answers MessageRejected
+    every_log_line: pytest.LogCaptureFixture,
+    metric_lines: list[str],
+) -> None:
+    # recovery: the same 202 as for any address
+    recovery = await client.post("/api/auth/password-recovery", json={"email": user.email})
+    assert recovery.status_code == 202 and recovery.json() == {"message": RECOVERY_ACCEPTED}
+    # registration: the account is made; the link can be sent again later
+    account = Credentials.new("ses_down")
+    created = await client.post("/api/auth/register", json=account.registration())
+    assert created.status_code == 201, created.text
+
+    assert sent_through_moto_ses(REGION) == []
+    reasons = [
+        r.fields["reason"]  # type: ignore[attr-defined]
+        for r in every_log_line.records
+        if r.getMessage() == "account email not sent"
+    ]
+    assert len(reasons) == 2 and all("MessageRejected" in reason for reason in reasons)
+    failures = [line for line in metric_lines if metrics.MAIL_FAILURES in line]
+    assert len(failures) == 2
+
+
+async def test_a_resend_that_ses_refuses_is_a_503(
+    client: httpx.AsyncClient, deployed_stage: None, user_headers: dict[str, str]
+) -> None:
+    response = await client.post("/api/users/me/verify-email", headers=user_headers)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "mail_unavailable"
+
+
+@pytest.fixture
+def stage_without_mail(monkeypatch: pytest.MonkeyPatch, app_in_service: None) -> Iterator[None]:
+    """Deployed without `-c email_from`: no backend at all."""
+    monkeypatch.setenv("ENVIRONMENT", "dev")
+    for name in ("EMAIL_BACKEND", "EMAIL_FROM", "FRONTEND_URL"):
+        monkeypatch.delenv(name, raising=False)
+    _settle()
+    yield
+    monkeypatch.undo()
+    _settle()
+
+
+async def test_without_mail_recovery_is_a_503_for_every_address_and_registration_works(
+    client: httpx.AsyncClient, user: User, stage_without_mail: None
+) -> None:
+    for address in (user.email, "no-account-here@example.com"):
+        response = await client.post("/api/auth/password-recovery", json={"email": address})
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "mail_unavailable"
+
+    account = Credentials.new("no_mail")
+    created = await client.post("/api/auth/register", json=account.registration())
+    assert created.status_code == 201, created.text
+    assert created.json()["email_verified"] is False
