@@ -15,8 +15,9 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from lambda_app.db.session import get_sessionmaker
 from lambda_app.identity.opaque_tokens import new_token, token_digest
@@ -45,14 +46,24 @@ async def issue_refresh_token(
 ) -> str:
     """A new refresh token for `user`: in `family_id`, or starting a new family (a login).
 
-    Also deletes a few of the user's expired rows (at most EXPIRED_ROWS_DELETED_PER_ISSUE,
-    found through the user_id index): the user's own logins and refreshes clean up
-    after them, without a sweeper and without an unbounded delete in a request.
+    Also deletes a few of the user's expired rows whose whole family has expired (at
+    most EXPIRED_ROWS_DELETED_PER_ISSUE, found through the user_id index): the user's own
+    logins and refreshes clean up after them, without a sweeper and without an unbounded
+    delete in a request.
     """
     token = new_token()
+    live = aliased(RefreshToken)
     expired = (
         select(RefreshToken.id)
-        .where(RefreshToken.user_id == user.id, RefreshToken.expires_at < func.now())
+        .where(
+            RefreshToken.user_id == user.id,
+            RefreshToken.expires_at < func.now(),
+            # Only once its whole family has expired: a spent token's row is what
+            # recognises its replay, which must still revoke a family in use.
+            ~exists().where(
+                live.family_id == RefreshToken.family_id, live.expires_at >= func.now()
+            ),
+        )
         .limit(EXPIRED_ROWS_DELETED_PER_ISSUE)
         .scalar_subquery()
     )

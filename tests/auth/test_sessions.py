@@ -168,6 +168,26 @@ async def test_issuing_deletes_a_bounded_number_of_the_users_expired_rows(
     assert await expired(other) == EXPIRED_ROWS_DELETED_PER_ISSUE + 5
 
 
+async def test_an_expired_spent_token_outlives_the_clean_up_while_its_family_lives(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    # given: a session whose first token was spent long ago and has expired since
+    first = await _login(client, user.username)
+    current = (await _refresh(client, first)).json()["refresh_token"]
+    expired = await _row(session, first)
+    expired.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    await session.flush()
+
+    # when: the user logs in again (a clean-up runs), and the old token comes back
+    await _login(client, user.username)
+    replay = await _refresh(client, first)
+
+    # then: its row was kept, so the replay is recognised and revokes the family
+    _assert_refused(replay)
+    assert (await _row(session, first)).revoked_at is not None
+    _assert_refused(await _refresh(client, current))
+
+
 async def test_a_bumped_token_version_or_an_inactive_user_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, user: User, user_factory
 ) -> None:  # type: ignore[no-untyped-def]

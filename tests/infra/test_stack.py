@@ -524,6 +524,7 @@ EXPECTED_ALARMS = {
     ("AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned"),
     ("AWS/RDS", "ClientConnections"),
     ("LambdaApp", "LoginLockouts"),
+    ("LambdaApp", "MailFailures"),
 }
 
 
