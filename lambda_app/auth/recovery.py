@@ -1,9 +1,9 @@
 """Password recovery: a single-use reset link by email, then a new password.
 
 Asking for a link answers the same (202, one body) whether or not the address has an
-account, after the same database work (the throttle counts every request), and no
-sooner than `PASSWORD_RECOVERY_MIN_SECONDS`, so the time a mail takes to send doesn't
-tell who has an account either.
+account: the same lookup and throttle write either way, and no sooner than
+`PASSWORD_RECOVERY_MIN_SECONDS`, so the time a mail takes to send doesn't tell who has an
+account either (while SES answers within that time).
 """
 
 from __future__ import annotations
@@ -17,23 +17,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.auth import throttle
 from lambda_app.auth.errors import InvalidResetToken
 from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import get_sessionmaker
 from lambda_app.identity import account_emails, account_tokens
 from lambda_app.identity.account_emails import AccountEmailsUnavailable
-from lambda_app.models import TokenPurpose, User
+from lambda_app.mail import Message
+from lambda_app.models import TokenPurpose
 from lambda_app.users import service as users_service
 from lambda_app.users.repository import UserRepository
 
 
-async def request_reset(session: AsyncSession, email: str, settings: ApiSettings) -> None:
+async def request_reset(email: str, settings: ApiSettings) -> None:
     """Mail a reset link if `email` is an active account's and had fewer than
-    `ACCOUNT_EMAILS_PER_HOUR` asks this hour; otherwise do nothing, visibly the same."""
+    `ACCOUNT_EMAILS_PER_HOUR` asks this hour; otherwise do nothing, visibly the same.
+
+    Its own short transaction, committed before the mail goes (no link for a token that
+    isn't stored) and before the wait: neither holds a row lock or a connection.
+    """
     if not account_emails.mail_configured(settings):
         raise AccountEmailsUnavailable()  # the same answer for every address
     started = time.monotonic()
-    allowance = await account_emails.throttle(session, TokenPurpose.RESET_PASSWORD, email, settings)
-    user = await UserRepository(session).get_by_email(email)
-    if allowance.allowed and user is not None and user.is_active:
-        await account_emails.send_password_reset(session, user, settings)
+    message: Message | None = None
+    async with get_sessionmaker()() as session, session.begin():
+        allowance = await account_emails.throttle(
+            session, TokenPurpose.RESET_PASSWORD, email, settings
+        )
+        user = await UserRepository(session).get_by_email(email)
+        if allowance.allowed and user is not None and user.is_active:
+            message = await account_emails.issue_password_reset(session, user, settings)
+    if message is not None:
+        await account_emails.deliver(message, TokenPurpose.RESET_PASSWORD, settings)
     remaining = started + settings.password_recovery_min_seconds - time.monotonic()
     if remaining > 0:
         await asyncio.sleep(remaining)
@@ -42,18 +54,20 @@ async def request_reset(session: AsyncSession, email: str, settings: ApiSettings
 async def reset_password(session: AsyncSession, token: str, new_password: str) -> None:
     """Spend the reset token and set the password; every token and session issued
     before ends, and the user's other reset links stop working."""
-    used = await account_tokens.use(session, token, TokenPurpose.RESET_PASSWORD)
-    if used is None:
-        raise InvalidResetToken()
-    user = await session.get(User, used.user_id)
+    purpose = TokenPurpose.RESET_PASSWORD
+    user_id = await account_tokens.owner(session, token, purpose)
+    # The user's row first, then its tokens, as every use of a token does: two links of
+    # one user used at once queue instead of deadlocking, and an email change waits.
+    user = None if user_id is None else await UserRepository(session).get_for_update(user_id)
+    used = await account_tokens.use(session, token, purpose)
     # Deactivated since, or the link went to an address the account no longer has.
-    if user is None or not user.is_active or user.email != used.email:
+    if user is None or used is None or not user.is_active or user.email != used.email:
         raise InvalidResetToken()
     if user.email_verified_at is None:
         # The link reached that mailbox: as good a proof as a verification link.
         user.email_verified_at = dt.datetime.now(dt.UTC)
     await users_service.set_new_password(session, user, new_password)
-    await account_tokens.delete_outstanding(session, user.id, TokenPurpose.RESET_PASSWORD)
+    await account_tokens.delete_outstanding(session, user.id, purpose)
     # Whoever was locked out by failed logins has just proven who they are.
     for login in {user.username, user.email}:
         await throttle.clear(session, throttle.throttle_key(login))

@@ -96,8 +96,9 @@ RECOVERY_ACCEPTED = (
     responses=error_responses(AccountEmailsUnavailable),
     summary="Email a single-use password reset link (the same answer for any address)",
 )
-async def password_recovery(data: PasswordRecoveryRequest, session: DbSession) -> Accepted:
-    await recovery.request_reset(session, data.email, get_settings())
+async def password_recovery(data: PasswordRecoveryRequest) -> Accepted:
+    # No DbSession: the recovery commits its one transaction itself, before mailing.
+    await recovery.request_reset(data.email, get_settings())
     return Accepted(message=RECOVERY_ACCEPTED)
 
 

@@ -206,7 +206,8 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     require_verified_email: bool = False
     password_reset_expire_minutes: int = Field(default=30, ge=5, le=24 * 60)
     email_verification_expire_hours: int = Field(default=24, ge=1, le=30 * 24)
-    # Per address and purpose (reset, verification), per rolling hour; past it nothing is sent.
+    # Per address and purpose (reset, verification), in the hour from the first request;
+    # past it nothing is sent.
     account_emails_per_hour: int = Field(default=3, ge=1, le=100)
     # Password recovery answers no sooner than this, so that sending a mail (an existing
     # account) takes no longer, to the caller, than sending none (docs/api.md).

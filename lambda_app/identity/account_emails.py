@@ -53,11 +53,14 @@ def mail_configured(settings: ApiSettings) -> bool:
     return settings.mail_backend is not None
 
 
-async def send_password_reset(session: AsyncSession, user: User, settings: ApiSettings) -> bool:
-    """Issue a reset token and mail its link to the user. Whether it was sent."""
-    lifetime = dt.timedelta(minutes=settings.password_reset_expire_minutes)
-    token = await account_tokens.issue(session, user, TokenPurpose.RESET_PASSWORD, lifetime)
+async def issue_password_reset(
+    session: AsyncSession, user: User, settings: ApiSettings
+) -> mail.Message:
+    """Store a reset token and compose the message carrying its link (sent by the caller,
+    once the token is committed)."""
     minutes = settings.password_reset_expire_minutes
+    lifetime = dt.timedelta(minutes=minutes)
+    token = await account_tokens.issue(session, user, TokenPurpose.RESET_PASSWORD, lifetime)
     text = (
         f"Hello {user.username},\n\n"
         "Someone asked to reset the password of your account. To choose a new password,\n"
@@ -65,8 +68,7 @@ async def send_password_reset(session: AsyncSession, user: User, settings: ApiSe
         f"{mail.link(RESET_PATH, token)}\n\n"
         "If it wasn't you, ignore this message: your password stays as it is.\n"
     )
-    message = mail.Message(to=user.email, subject="Reset your password", text=text)
-    return await _deliver(message, TokenPurpose.RESET_PASSWORD, settings)
+    return mail.Message(to=user.email, subject="Reset your password", text=text)
 
 
 async def send_verification(session: AsyncSession, user: User, settings: ApiSettings) -> Delivery:
@@ -88,7 +90,7 @@ async def send_verification(session: AsyncSession, user: User, settings: ApiSett
         "If you didn't create an account or change your email, ignore this message.\n"
     )
     message = mail.Message(to=user.email, subject="Verify your email address", text=text)
-    sent = await _deliver(message, TokenPurpose.VERIFY_EMAIL, settings)
+    sent = await deliver(message, TokenPurpose.VERIFY_EMAIL, settings)
     return Delivery(Outcome.SENT if sent else Outcome.NOT_SENT)
 
 
@@ -104,15 +106,21 @@ async def throttle(
     return allowance
 
 
-async def _deliver(message: mail.Message, purpose: TokenPurpose, settings: ApiSettings) -> bool:
+async def deliver(message: mail.Message, purpose: TokenPurpose, settings: ApiSettings) -> bool:
+    """Send `message`; whether it went. Any failure is logged and counted, never raised:
+    an error only an existing account could cause would tell who has one."""
     try:
         await mail.send(message)
     except (mail.MailNotSent, mail.MailNotConfigured) as exc:
         # The reason (an SES error code, a missing setting), never the message itself.
-        logger.error(
-            "account email not sent",
-            extra={"fields": {"purpose": purpose.value, "reason": str(exc)}},
-        )
-        metrics.count(metrics.MAIL_FAILURES, stage=settings.environment)
-        return False
-    return True
+        reason = str(exc)
+    except Exception as exc:
+        # Its type only: an unexpected error's text could quote the message.
+        reason = f"unexpected {type(exc).__name__}"
+    else:
+        return True
+    logger.error(
+        "account email not sent", extra={"fields": {"purpose": purpose.value, "reason": reason}}
+    )
+    metrics.count(metrics.MAIL_FAILURES, stage=settings.environment)
+    return False

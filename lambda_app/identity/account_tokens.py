@@ -53,6 +53,15 @@ async def issue(
     return token
 
 
+async def owner(session: AsyncSession, token: str, purpose: TokenPurpose) -> int | None:
+    """The user id of a token of `purpose` (used, expired or not), without locking it:
+    callers lock the user first, then use the token, always in that order."""
+    stmt = select(AccountToken.user_id).where(
+        AccountToken.token_hash == token_digest(token), AccountToken.purpose == purpose.value
+    )
+    return await session.scalar(stmt)
+
+
 async def use(session: AsyncSession, token: str, purpose: TokenPurpose) -> UsedToken | None:
     """Mark an outstanding token of `purpose` used; None if unknown, used or expired."""
     stmt = (

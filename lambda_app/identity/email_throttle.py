@@ -1,5 +1,6 @@
 """How many account emails an address may be sent, per purpose, kept in PostgreSQL so
-every Lambda container shares the count.
+every Lambda container shares the count: at most `per_hour` in the hour that starts
+with the address's first request (a fixed window, then a new one).
 
 Every request counts (one upsert), whether or not an account has that address: the
 same work either way, and spraying one address gets it nothing beyond the limit.
@@ -35,17 +36,8 @@ async def take(
     now = dt.datetime.now(dt.UTC)
     table = EmailThrottle.__table__
     assert isinstance(table, Table)
-    finished = (
-        select(table.c.purpose, table.c.email)
-        .where(table.c.window_started_at < now - WINDOW)
-        .limit(FINISHED_ROWS_DELETED_PER_REQUEST)
-        # Rows another request is deleting are left to it: two requests can't lock the
-        # same rows in opposite orders (a deadlock).
-        .with_for_update(skip_locked=True)
-    )
-    await session.execute(delete(table).where(tuple_(table.c.purpose, table.c.email).in_(finished)))
     expired = table.c.window_started_at < now - WINDOW
-    stmt = (
+    count = (
         insert(table)
         .values(purpose=purpose.value, email=email, requests=1, window_started_at=now)
         .on_conflict_do_update(
@@ -58,7 +50,16 @@ async def take(
         )
         .returning(table.c.requests, table.c.window_started_at)
     )
-    row = (await session.execute(stmt)).one()
+    row = (await session.execute(count)).one()
+    # Then a few finished windows go, skipping rows other requests hold: this request
+    # waits for no lock but its own row's, so two requests can't deadlock.
+    finished = (
+        select(table.c.purpose, table.c.email)
+        .where(table.c.window_started_at < now - WINDOW)
+        .limit(FINISHED_ROWS_DELETED_PER_REQUEST)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(table).where(tuple_(table.c.purpose, table.c.email).in_(finished)))
     if row.requests <= per_hour:
         return Allowance(allowed=True, retry_after_seconds=0)
     remaining = (row.window_started_at + WINDOW - now).total_seconds()

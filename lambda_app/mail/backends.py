@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lambda_app.core import aws
-from lambda_app.mail.message import Message
+from lambda_app.mail.message import Message, envelope_address
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class SesMailer:
         try:
             response = self._client.send_email(
                 FromEmailAddress=self.sender,
-                Destination={"ToAddresses": [message.to]},
+                Destination={"ToAddresses": [envelope_address(message.to)]},
                 Content={"Raw": {"Data": raw}},
             )
         except ClientError as exc:

@@ -23,7 +23,7 @@ class Message:
         """The MIME message, as SES sends it and as the file backend writes it."""
         message = EmailMessage(policy=SMTP)
         message["From"] = sender
-        message["To"] = self.to
+        message["To"] = envelope_address(self.to)
         message["Subject"] = self.subject
         message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or None)
         message.set_content(self.text, cte=_transfer_encoding(self.text))
@@ -41,6 +41,28 @@ def _transfer_encoding(text: str) -> str:
     copied from the `.eml` file; quoted-printable (which wraps at 76) for anything else."""
     fits = all(len(line) <= SMTP_LINE_MAX for line in text.splitlines())
     return "7bit" if text.isascii() and fits else "quoted-printable"
+
+
+class UndeliverableAddress(ValueError):
+    """An address SES can't take: a local part beyond ASCII needs SMTPUTF8."""
+
+
+def envelope_address(address: str) -> str:
+    """The address as mail without SMTPUTF8 carries it: the domain in IDNA (punycode),
+    `ada@exämple.com` -> `ada@xn--exmple-cua.com`."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise UndeliverableAddress("a non-ASCII local part needs SMTPUTF8, which SES lacks")
+    if domain.isascii():
+        return address
+    # IDNA 2008 (UTS 46), with the `idna` package email_validator checked the address
+    # with (Python's own "idna" codec is IDNA 2003: it maps some letters, ß, differently).
+    import idna
+
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:
+        raise UndeliverableAddress("the domain has no IDNA form") from None
 
 
 def frontend_link(frontend_url: str, path: str, token: str) -> str:

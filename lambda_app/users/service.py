@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity import account_emails
@@ -84,6 +85,9 @@ async def update(
         user.slug = slugify(changes["username"])
     if new_email:
         user.email_verified_at = None
+        # Written with the email even if it looked unset when the user was loaded: a
+        # verification committed since must not stay on the new address.
+        flag_modified(user, "email_verified_at")
     if password is not None:
         _set_password(user, password)
     # After the save: it flushes the user first and turns a taken name into a 409.

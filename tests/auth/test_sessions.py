@@ -139,9 +139,11 @@ async def test_an_expired_token_is_refused(
 async def test_issuing_deletes_a_bounded_number_of_the_users_expired_rows(
     client: httpx.AsyncClient, session: AsyncSession, user: User, user_factory
 ) -> None:  # type: ignore[no-untyped-def]
-    # given: more expired rows than one issue deletes, of this user and of another
+    # given: more rows expired over a lifetime ago than one issue deletes, of this user
+    # and of another
     other = await user_factory()
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    lifetime = dt.timedelta(days=get_settings().refresh_token_expire_days)
+    past = dt.datetime.now(dt.UTC) - lifetime - dt.timedelta(days=1)
     for owner in (user, other):
         session.add_all(
             RefreshToken(
@@ -160,7 +162,7 @@ async def test_issuing_deletes_a_bounded_number_of_the_users_expired_rows(
     # then
     async def expired(owner: User) -> int:
         query = select(func.count()).where(
-            RefreshToken.user_id == owner.id, RefreshToken.expires_at < func.now()
+            RefreshToken.user_id == owner.id, RefreshToken.expires_at < func.now() - lifetime
         )
         return int(await session.scalar(query) or 0)
 
@@ -168,7 +170,7 @@ async def test_issuing_deletes_a_bounded_number_of_the_users_expired_rows(
     assert await expired(other) == EXPIRED_ROWS_DELETED_PER_ISSUE + 5
 
 
-async def test_an_expired_spent_token_outlives_the_clean_up_while_its_family_lives(
+async def test_an_expired_spent_token_outlives_the_clean_up_for_a_lifetime(
     client: httpx.AsyncClient, session: AsyncSession, user: User
 ) -> None:
     # given: a session whose first token was spent long ago and has expired since
@@ -182,7 +184,8 @@ async def test_an_expired_spent_token_outlives_the_clean_up_while_its_family_liv
     await _login(client, user.username)
     replay = await _refresh(client, first)
 
-    # then: its row was kept, so the replay is recognised and revokes the family
+    # then: its row was kept (for a lifetime past its expiry), so the replay is
+    # recognised and revokes the family
     _assert_refused(replay)
     assert (await _row(session, first)).revoked_at is not None
     _assert_refused(await _refresh(client, current))

@@ -3,13 +3,14 @@ throttled per address, and logins that may require it (`REQUIRE_VERIFIED_EMAIL`)
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lambda_app.core.settings import (
     LOCAL_FRONTEND_URL,
@@ -22,9 +23,12 @@ from lambda_app.identity import account_emails
 from lambda_app.identity.account_emails import Outcome
 from lambda_app.identity.opaque_tokens import token_digest
 from lambda_app.models import AccountToken, TokenPurpose, User
+from lambda_app.users import service as users_service
+from lambda_app.users.schemas import UserUpdateMe
 from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials, login, register
 from tests.fixtures.factories import UserFactory
 from tests.fixtures.mailbox import Mail, Mailbox
+from tests.fixtures.polling import wait_until
 from tests.fixtures.settings import api_settings
 
 VERIFY, RESEND, ME = "/api/auth/verify-email", "/api/users/me/verify-email", "/api/users/me"
@@ -307,3 +311,98 @@ async def test_without_a_mail_backend_registration_works_and_nothing_is_sent(
     assert delivery.outcome is Outcome.NOT_SENT
     tokens = await session.scalar(select(func.count()).where(AccountToken.user_id == user.id))
     assert tokens == 0
+
+
+# --- races, committing for real ----------------------------------------------------------
+
+
+async def test_two_concurrent_uses_of_one_link_give_one_success(
+    committing: tuple[httpx.AsyncClient, Credentials], mailbox: Mailbox
+) -> None:
+    client, account = committing
+    token = mailbox.last_to(_email(account), SUBJECT).token
+
+    responses = await asyncio.gather(_verify(client, token), _verify(client, token))
+
+    assert sorted(r.status_code for r in responses) == [204, 400], [r.text for r in responses]
+
+
+async def test_a_verification_committed_while_the_email_changes_stays_with_the_old_one(
+    committing: tuple[httpx.AsyncClient, Credentials], mailbox: Mailbox, engine: AsyncEngine
+) -> None:
+    client, account = committing
+    link = mailbox.last_to(_email(account), SUBJECT)
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    async with maker() as patching:
+        # given: an email change that loaded the user while still unverified...
+        user = await patching.scalar(select(User).where(User.username == account.username))
+        assert user is not None and not user.email_verified
+        # ...when the old address's link is followed and committed first
+        assert (await _verify(client, link.token)).status_code == 204
+        new_email = f"moved-{_email(account)}"
+        await users_service.update(patching, user, UserUpdateMe(email=new_email), get_settings())
+        await patching.commit()
+
+    # then: the new address is unverified
+    async with maker() as reading:
+        stored = await reading.scalar(select(User).where(User.username == account.username))
+    assert stored is not None and stored.email == new_email and not stored.email_verified
+
+
+async def test_a_link_followed_during_an_email_change_waits_and_is_refused(
+    committing: tuple[httpx.AsyncClient, Credentials], mailbox: Mailbox, engine: AsyncEngine
+) -> None:
+    client, account = committing
+    link = mailbox.last_to(_email(account), SUBJECT)
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    async with maker() as patching:
+        # given: an email change flushed, its row lock held
+        user = await patching.scalar(select(User).where(User.username == account.username))
+        assert user is not None
+        new_email = f"moved-{_email(account)}"
+        await users_service.update(patching, user, UserUpdateMe(email=new_email), get_settings())
+        # when: the old address's link is followed; it waits for the user's row
+        following = asyncio.create_task(_verify(client, link.token))
+        await wait_until(
+            lambda: _waiting_for_a_lock(engine),
+            lambda: "the verification never waited for the user's row",
+        )
+        await patching.commit()
+
+    # then: it sees the new address, and refuses the old one's link
+    _assert_invalid(await following)
+    async with maker() as reading:
+        stored = await reading.scalar(select(User).where(User.username == account.username))
+    assert stored is not None and not stored.email_verified
+
+
+async def _waiting_for_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_an_address_on_an_idn_domain_is_mailed_in_punycode(
+    client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    account = Credentials.new("idn")
+    body = {**account.registration(), "email": f"{account.username}@exämple.com"}
+    assert (await client.post("/api/auth/register", json=body)).status_code == 201
+    (mail,) = mailbox.to(f"{account.username}@xn--exmple-cua.com")
+    assert mail.subject == SUBJECT
+
+
+async def test_an_address_ses_cannot_take_still_registers_and_is_logged(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A non-ASCII local part needs SMTPUTF8: valid, stored, but no mail can carry it.
+    body = {**Credentials.new("utf8").registration(), "email": "zoë-unique-1@example.com"}
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "account email not sent"]
+    assert record.fields["reason"] == "unexpected UndeliverableAddress"  # type: ignore[attr-defined]
