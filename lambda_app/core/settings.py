@@ -41,6 +41,11 @@ LOCAL = "local"
 _MAPPING_KEY = re.compile(r"[A-Za-z0-9$\-_.+!*'()]+(/[A-Za-z0-9$\-_.+!*'()]+)*")
 
 
+class DbPool(StrEnum):
+    NULL = "null"  # a connection per request, closed after it (the default)
+    SINGLE = "single"  # one connection kept per container (docs/performance.md)
+
+
 class DbSslMode(StrEnum):
     DISABLE = "disable"
     REQUIRE = "require"  # encrypted, certificate not verified
@@ -205,6 +210,8 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     # The API mapping key of the custom domain (`v1` for https://api.example.com/v1/):
     # HTTP API events keep it in the path without saying which part it is.
     api_base_path: str | None = None
+    # The request engine's pool (lambda_app/db/engine.py): `single` keeps one connection.
+    db_pool: DbPool = DbPool.NULL
 
     @field_validator("api_base_path")
     @classmethod

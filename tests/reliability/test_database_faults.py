@@ -63,22 +63,30 @@ CREATE CONSTRAINT TRIGGER reliability_hold_commit AFTER INSERT ON users
 """
 
 
+# Each fault, with a connection per request (NullPool) and with one kept (DB_POOL=single),
+# each on a database of its own.
+@pytest.fixture(scope="module", params=["null", "single"])
+def db_pool(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def fault_database(dedicated_postgres: EmbeddedPostgres) -> str:
-    url = create_migrated_database(dedicated_postgres.url(), "lambda_app")
+def fault_database(dedicated_postgres: EmbeddedPostgres, db_pool: str) -> str:
+    url = create_migrated_database(dedicated_postgres.url(), f"lambda_app_{db_pool}")
     asyncio.run(_execute(url, HOLD_COMMIT_TRIGGER))
     return url
 
 
 @pytest.fixture(scope="module")
 def container(
-    fault_database: str, tmp_path_factory: pytest.TempPathFactory
+    fault_database: str, db_pool: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LambdaContainer]:
     logs = tmp_path_factory.mktemp("fault-container")
     env = container_environment(
         fault_database,
         DB_CONNECT_TIMEOUT_SECONDS=str(CONNECT_TIMEOUT_SECONDS),
         DB_COMMAND_TIMEOUT_SECONDS=str(COMMAND_TIMEOUT_SECONDS),
+        DB_POOL=db_pool,
     )
     lambda_container = LambdaContainer(env, logs / "container.log")
     yield lambda_container
@@ -142,15 +150,30 @@ def _postmaster_pid(server: EmbeddedPostgres) -> int:
     return int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
 
 
+def _server_processes(postmaster: int) -> list[int]:
+    """The postmaster and its children: the backends, a kept connection's among them."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
 def _freeze(server: EmbeddedPostgres) -> None:
-    os.kill(_postmaster_pid(server), signal.SIGSTOP)
+    """The whole server stops answering: new connections and open ones alike."""
+    for pid in _server_processes(_postmaster_pid(server)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
 
 
 def _thaw(server: EmbeddedPostgres) -> None:
     pid_file = server.pgdata / "postmaster.pid"
     if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid_file.read_text().splitlines()[0]), signal.SIGCONT)
+        for pid in _server_processes(int(pid_file.read_text().splitlines()[0])):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 async def _wait_for_waiting_backend(url: str, lock: str) -> int:
@@ -280,7 +303,8 @@ def test_a_frozen_database_answers_503_within_the_connect_timeout(
 ) -> None:
     token = _register_and_login(container, "frozen_db")
 
-    # when: the server accepts TCP connections but never answers (SIGSTOP)
+    # when: the server accepts TCP connections but never answers (SIGSTOP), nor do its
+    # backends (a kept connection's, with DB_POOL=single)
     _freeze(running_database)
     try:
         status, body = _call(container, http_api_event("GET", "/api/users/me", token=token))
@@ -288,7 +312,8 @@ def test_a_frozen_database_answers_503_within_the_connect_timeout(
     finally:
         _thaw(running_database)
 
-    # then: the connect timeout turned the hang into a 503
+    # then: the connect timeout (or, on a kept connection, the command timeout) turned
+    # the hang into a 503
     assert (status, body) == (503, DATABASE_UNAVAILABLE)
     assert ready_status == 503
     _assert_serves_normally(container, token, container.pid)
