@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import EmailStr, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -39,11 +39,6 @@ MIN_JWT_SECRET_LENGTH = 32
 LOCAL = "local"
 # What API Gateway accepts as an API mapping key (several levels for an HTTP API).
 _MAPPING_KEY = re.compile(r"[A-Za-z0-9$\-_.+!*'()]+(/[A-Za-z0-9$\-_.+!*'()]+)*")
-
-
-class DbPool(StrEnum):
-    NULL = "null"  # a connection per request, closed after it (the default)
-    SINGLE = "single"  # one connection kept per container (docs/performance.md)
 
 
 class DbSslMode(StrEnum):
@@ -210,8 +205,7 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     # The API mapping key of the custom domain (`v1` for https://api.example.com/v1/):
     # HTTP API events keep it in the path without saying which part it is.
     api_base_path: str | None = None
-    # The request engine's pool (lambda_app/db/engine.py): `single` keeps one connection.
-    db_pool: DbPool = DbPool.NULL
+    db_pool: Literal["null", "single"] = "null"  # the request engine's (lambda_app/db/engine.py)
 
     @field_validator("api_base_path")
     @classmethod

@@ -11,13 +11,13 @@ client idle timeout, and closed before a SnapStart snapshot.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlalchemy.sql import sqltypes
 
-from lambda_app.core.settings import DatabaseSettings, DbPool, get_settings
+from lambda_app.core.settings import DatabaseSettings, get_settings
 from lambda_app.core.snapstart import after_restore, before_snapshot
 from lambda_app.db.plan import ConnectionPlan
 from lambda_app.db.proxy_safe_connection import ProxySafeConnection
@@ -25,6 +25,8 @@ from lambda_app.db.sources import plan_connection
 from lambda_app.db.statement_names import unique_statement_name
 
 _engine: AsyncEngine | None = None
+# DB_POOL: a connection per request (NullPool), or one kept per container.
+Pool = Literal["null", "single"]
 
 # A kept connection (DB_POOL=single) older than this is replaced at its next checkout:
 # well inside RDS Proxy's client idle timeout (1,800 s by default), so the proxy never
@@ -52,7 +54,7 @@ def build_engine(
     settings: DatabaseSettings,
     *,
     database_url: str | None = None,
-    pool: DbPool = DbPool.NULL,
+    pool: Pool = "null",
 ) -> AsyncEngine:
     """Create an engine for `settings` (or an explicit URL, used by tests and tools)."""
     plan = plan_connection(settings, database_url=database_url)
@@ -90,14 +92,14 @@ def _skip_json_codecs(engine: AsyncEngine) -> None:
     setattr(dialect, "setup_asyncpg_jsonb_codec", _no_codec)  # noqa: B010
 
 
-def _engine_options(settings: DatabaseSettings, pool: DbPool) -> dict[str, Any]:
+def _engine_options(settings: DatabaseSettings, pool: Pool) -> dict[str, Any]:
     common = {
         "echo": settings.sql_echo,
         # A failed statement's exception message (logged with its traceback) would
         # otherwise carry its bound values: a new user's password hash, an email.
         "hide_parameters": True,
     }
-    if pool is DbPool.SINGLE:
+    if pool == "single":
         return common | {
             "poolclass": AsyncAdaptedQueuePool,
             "pool_size": 1,
@@ -140,7 +142,7 @@ _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func"
 
 
 def engine_for_plan(
-    plan: ConnectionPlan, settings: DatabaseSettings, *, pool: DbPool = DbPool.NULL
+    plan: ConnectionPlan, settings: DatabaseSettings, *, pool: Pool = "null"
 ) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
     # The engine dials through a creator of ours, for every plan, because

@@ -17,7 +17,7 @@ import snapshot_restore_py
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lambda_app.core.settings import ApiSettings, DbPool
+from lambda_app.core.settings import ApiSettings
 from lambda_app.db.engine import build_engine, set_engine
 from tests.fixtures.accounts import Credentials, register_and_login_via_handler
 from tests.fixtures.lambda_events import http_api_event
@@ -41,7 +41,7 @@ def api_database(committing_database: str) -> str:
 async def kept_engine(engine: AsyncEngine, api_database: str) -> AsyncIterator[AsyncEngine]:
     """The process's engine, keeping one connection; the session's engine restored after."""
     settings = ApiSettings(db_application_name=APPLICATION_NAME)
-    kept = build_engine(settings, database_url=api_database, pool=DbPool.SINGLE)
+    kept = build_engine(settings, database_url=api_database, pool="single")
     set_engine(kept)
     try:
         yield kept
