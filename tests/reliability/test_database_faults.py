@@ -47,14 +47,17 @@ DATABASE_UNAVAILABLE = {
 }
 
 # Test-only: a deferred trigger that makes the COMMIT of a register for a `hold_*`
-# username wait on an advisory lock the test holds. The INSERT and everything else
-# in the request's transaction is done by then, so a fault at that moment is a
-# fault in the middle of a transaction that has already written.
+# username wait on an advisory lock the test holds, and for a `sleep_*` one sleep. The
+# INSERT and everything else in the request's transaction is done by then, so a fault at
+# that moment is a fault in the middle of a transaction that has already written.
 HOLD_COMMIT_TRIGGER = f"""
 CREATE FUNCTION reliability_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.username LIKE 'hold\\_%' THEN
         PERFORM pg_advisory_xact_lock({HOLD_LOCK_KEY});
+    END IF;
+    IF NEW.username LIKE 'sleep\\_%' THEN
+        PERFORM pg_sleep({COMMAND_TIMEOUT_SECONDS * 5});
     END IF;
     RETURN NULL;
 END $$;
@@ -176,16 +179,18 @@ def _thaw(server: EmbeddedPostgres) -> None:
                 os.kill(pid, signal.SIGCONT)
 
 
-async def _wait_for_waiting_backend(url: str, lock: str) -> int:
-    """The pid of the backend waiting on a lock of type `lock` (the request's backend)."""
+async def _wait_for_waiting_backend(url: str, lock: str, *, wait_type: str = "Lock") -> int:
+    """The pid of the backend waiting on a lock of type `lock` (the request's backend), or
+    on another wait event of `wait_type`."""
     waiting: list[int] = []
     conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
 
     async def found() -> bool:
         pid = await conn.fetchval(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = $2 "
             "AND wait_event = $1 AND datname = current_database()",
             lock,
+            wait_type,
         )
         if pid is not None:
             waiting.append(int(pid))
@@ -198,9 +203,13 @@ async def _wait_for_waiting_backend(url: str, lock: str) -> int:
     return waiting[0]
 
 
-async def _wait_for_held_commit(url: str) -> tuple[int, bool]:
-    """(pid, has written) of the backend whose COMMIT waits on the test's advisory lock."""
-    pid = await _wait_for_waiting_backend(url, "advisory")
+async def _wait_for_held_commit(url: str, *, sleeping: bool = False) -> tuple[int, bool]:
+    """(pid, has written) of the backend whose COMMIT waits on the test's advisory lock (or,
+    `sleeping`, sleeps in the trigger)."""
+    if sleeping:
+        pid = await _wait_for_waiting_backend(url, "PgSleep", wait_type="Timeout")
+    else:
+        pid = await _wait_for_waiting_backend(url, "advisory")
     conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
     try:
         has_written = await conn.fetchval(
@@ -371,18 +380,20 @@ def test_the_database_stopping_mid_transaction_leaves_no_partial_write(
     container: LambdaContainer, running_database: EmbeddedPostgres, fault_database: str
 ) -> None:
     token = _register_and_login(container, "stop_owner")
-    with _held_commit(fault_database):
-        container.send(_register("hold_stopped"))
-        _, has_written = asyncio.run(_wait_for_held_commit(fault_database))
-        assert has_written
-        # when: the whole server shuts down while the COMMIT is pending
-        running_database.stop()
-        response = container.wait_response(timeout=HARNESS_TIMEOUT_SECONDS)
+    # The COMMIT sleeps rather than waiting on the test's lock: shutting down kills the
+    # lock's holder too, and when it died first the COMMIT completed and answered 201 (seen
+    # with DB_POOL=single, whose request runs on a backend older than the holder's).
+    container.send(_register("sleep_stopped"))
+    _, has_written = asyncio.run(_wait_for_held_commit(fault_database, sleeping=True))
+    assert has_written
+    # when: the whole server shuts down while the COMMIT is pending
+    running_database.stop()
+    response = container.wait_response(timeout=HARNESS_TIMEOUT_SECONDS)
     assert (response["statusCode"], response_json(response)) == (503, DATABASE_UNAVAILABLE)
 
     # then: after the restart the row is not there, and the container carries on
     running_database.start()
-    assert _user_count(fault_database, "hold_stopped") == 0
+    assert _user_count(fault_database, "sleep_stopped") == 0
     _assert_serves_normally(container, token, container.pid)
     status, _ = _call(container, _register("after_restart"))
     assert status == 201
