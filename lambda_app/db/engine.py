@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlalchemy.sql import sqltypes
+from sqlalchemy.util import await_
 
 from lambda_app.core.settings import DatabaseSettings, get_settings
 from lambda_app.core.snapstart import after_restore, before_snapshot
@@ -137,6 +138,22 @@ def _close_without_waiting(dbapi_connection: Any) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
+def _ping_in_one_round_trip(dbapi_connection: Any) -> bool:
+    """Check a kept connection (DB_POOL=single) with one simple-protocol `SELECT 1`.
+
+    The adapter's own ping wraps an extended-protocol query in BEGIN and ROLLBACK, so
+    that a transaction-pooling proxy keeps its prepare and execute on one server
+    connection: four round trips before every request. A simple-protocol query is one
+    message, which no proxy splits. Failures go through the adapter's own translation, so
+    the pool still tells a dead connection (replaced) from any other error (raised).
+    """
+    try:
+        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
+
+
 # Arguments of SQLAlchemy's asyncpg adapter, not of asyncpg.connect().
 _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -170,6 +187,8 @@ def engine_for_plan(
     # `do_close` is the dialect's documented hook for closing a DBAPI connection;
     # NullPool calls it once per request, the kept connection's pool when it replaces one.
     setattr(dialect, "do_close", _close_without_waiting)  # noqa: B010
+    if pool == "single":  # `do_ping`: the dialect's documented hook for the pre-ping
+        setattr(dialect, "do_ping", _ping_in_one_round_trip)  # noqa: B010
     return engine
 
 
