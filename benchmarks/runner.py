@@ -20,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
+from benchmarks.arm64 import measure_arm64_cold_starts
 from benchmarks.bundle_size import lambda_bundle_size
-from benchmarks.bundles import NO_BYTECODE, PRECOMPILED, build_local_bundles, bytecode_files
+from benchmarks.bundles import (
+    NO_BYTECODE,
+    PRECOMPILED,
+    build_local_bundles,
+    bytecode_files,
+    cached_local_bundles,
+)
 from benchmarks.database import BENCH_DATABASE, BENCH_JWT_SECRET, BenchDatabase, bench_database
 from benchmarks.importtime import profile_imports, top_by_cumulative, top_by_self
+from benchmarks.interpreter import InterpreterMissing, lambda_interpreter
+from benchmarks.kept_connection import measure_kept_connection
 from benchmarks.processes import (
     HANDLERS,
     WARM_BATCH,
@@ -71,13 +80,16 @@ def _check_answer(handler: Handler, result: dict[str, Any], db: BenchDatabase) -
 
 
 def measure_cold_starts(
-    run: Callable[[Handler, str], dict[str, Any]], db: BenchDatabase, runs: int
+    run: Callable[[Handler, str], dict[str, Any]],
+    db: BenchDatabase,
+    runs: int,
+    variants: tuple[str, ...],
 ) -> dict[str, dict[str, Any]]:
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {
-        variant: {h.key: [] for h in HANDLERS} for variant in (NO_BYTECODE, PRECOMPILED)
+        variant: {h.key: [] for h in HANDLERS} for variant in variants
     }
     for number in range(1, runs + 1):
-        for variant in (NO_BYTECODE, PRECOMPILED):
+        for variant in variants:
             for handler in HANDLERS:
                 result = run(handler, variant)
                 _check_answer(handler, result, db)
@@ -89,41 +101,65 @@ def measure_cold_starts(
     }
 
 
+def _method(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "cold_runs": args.cold_runs,
+        "warm_invocations": args.warm_invocations,
+        "warm_rounds": args.warm_rounds,
+        "warm_batch": WARM_BATCH,
+        "import_runs": args.import_runs,
+        "arm64_runs": args.arm64_runs,
+        "full_run": not args.smoke
+        and args.cold_runs >= MIN_COLD_RUNS
+        and args.warm_invocations >= MIN_WARM_INVOCATIONS,
+        "cold_start": "fresh `python3.13 -S` process in the bundle folder: import the handler, "
+        "answer one API Gateway 2.0 GET /api/users/me (valid token, one DB read)",
+        "bundle_folders": "A: the API bundle built by its own recipe (infra_cdk.bundling."
+        "build_bundle: cp313 wheels, pruned, stripped, unchecked-hash .pyc compiled by 3.13) "
+        "for this machine's architecture; B and C: the same locked cp313 wheels as "
+        "`pip install --target` leaves them",
+        "no_bytecode": "the same folders without any .pyc, PYTHONDONTWRITEBYTECODE=1",
+        "precompiled": "the folders with unchecked-hash .pyc files compiled by 3.13",
+        "warm": "one process per handler (precompiled folders), after its first request; "
+        "A, B and C alive side by side, taking turns of "
+        f"{WARM_BATCH} invocations in a rotating order; of several rounds, the process "
+        "with the median p50 reported",
+        "peak_rss": "VmHWM of that warm process after all its invocations",
+        "kept_connection": "A with DB_POOL=null and A with DB_POOL=single, side by side as "
+        "the warm run, through PgBouncer with client TLS",
+        "init_cost": report.INIT_PRICE_SOURCE,
+    }
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
+    python = lambda_interpreter()  # first: stop before any work without CPython 3.13
     result: dict[str, Any] = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "make bench",
-        "machine": machine(),
-        "method": {
-            "cold_runs": args.cold_runs,
-            "warm_invocations": args.warm_invocations,
-            "warm_rounds": args.warm_rounds,
-            "warm_batch": WARM_BATCH,
-            "import_runs": args.import_runs,
-            "full_run": args.cold_runs >= MIN_COLD_RUNS
-            and args.warm_invocations >= MIN_WARM_INVOCATIONS,
-            "cold_start": "fresh `python -S` process in the bundle folder: import the handler, "
-            "answer one API Gateway 2.0 GET /api/users/me (valid token, one DB read)",
-            "bundle_folders": "A: the API bundle's dependencies and parts of lambda_app, "
-            "chosen by its own recipe (infra_cdk.bundling.copy_sources and prune); B and C: "
-            "the same dependencies unpruned, as `pip install --target` ships them",
-            "no_bytecode": "bundle without any .pyc, PYTHONDONTWRITEBYTECODE=1",
-            "precompiled": "same bundle plus unchecked-hash .pyc files",
-            "warm": "one process per handler (precompiled folders), after its first request; "
-            "A, B and C alive side by side, taking turns of "
-            f"{WARM_BATCH} invocations in a rotating order; of several rounds, the process "
-            "with the median p50 reported",
-            "peak_rss": "VmHWM of that warm process after all its invocations",
-        },
+        "machine": machine() | {"python": python.version, "python_path": python.path},
+        "method": _method(args),
         "handlers": {h.key: {"label": h.label, "entry_point": h.spec} for h in HANDLERS},
     }
+    # The smoke run: precompiled only (a process compiling its imports takes seconds).
+    variants = (PRECOMPILED,) if args.smoke else (NO_BYTECODE, PRECOMPILED)
+    warm_variant = PRECOMPILED
     with tempfile.TemporaryDirectory(prefix="lambda-app-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
-        _log("building bundle folders (no bytecode / precompiled)...")
-        bundles = build_local_bundles(scratch / "run")
+        _log(f"building the bundle folders for CPython {python.version} ({python.path})...")
+        if args.smoke:
+            bundles = cached_local_bundles(python=python.path, python_version=python.version)
+        else:
+            bundles = build_local_bundles(scratch / "run", python=python.path)
+        folders = bundles.folders
+        result["local_bundle"] = {
+            "path": str(bundles.api_path),
+            "target": bundles.api_target,
+            "unzipped_mb": round(bundles.api_unzipped_bytes / 1_000_000, 2),
+            "zipped_mb": round(bundles.api_zipped_bytes / 1_000_000, 2),
+        }
         result["method"]["precompiled_pyc_files"] = {
-            folder: bytecode_files(variants[PRECOMPILED]) for folder, variants in bundles.items()
+            folder: bytecode_files(variants_[warm_variant]) for folder, variants_ in folders.items()
         }
         _log(f"creating and seeding database {args.database}...")
         with bench_database(args.database) as db:
@@ -138,15 +174,17 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 )
 
             def run(handler: Handler, variant: str) -> dict[str, Any]:
-                bundle = bundles[handler.folder][variant]
-                return run_handler_process(handler, bundle=bundle, env=env_for(bundle), event=event)
+                bundle = folders[handler.folder][variant]
+                return run_handler_process(
+                    handler, python=python.path, bundle=bundle, env=env_for(bundle), event=event
+                )
 
-            _log(f"cold starts: {args.cold_runs} rounds of A, B, C x 2 variants...")
-            result["cold_start"] = measure_cold_starts(run, db, args.cold_runs)
+            _log(f"cold starts: {args.cold_runs} rounds of A, B, C x {len(variants)} variants...")
+            result["cold_start"] = measure_cold_starts(run, db, args.cold_runs, variants)
 
             warm_rounds: dict[str, list[dict[str, Any]]] = {h.key: [] for h in HANDLERS}
             warm_runs = [
-                (h, bundles[h.folder][PRECOMPILED], env_for(bundles[h.folder][PRECOMPILED]))
+                (h, folders[h.folder][warm_variant], env_for(folders[h.folder][warm_variant]))
                 for h in HANDLERS
             ]
             for number in range(1, args.warm_rounds + 1):
@@ -155,22 +193,43 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     "invocations of A, B and C, interleaved..."
                 )
                 warm = run_warm_interleaved(
-                    warm_runs, event=event, invocations=args.warm_invocations
+                    warm_runs, python=python.path, event=event, invocations=args.warm_invocations
                 )
                 for handler in HANDLERS:
                     _check_answer(handler, warm[handler.key], db)
                     warm_rounds[handler.key].append(report.summarize_warm(warm[handler.key]))
             result["warm"] = {key: report.median_round(r) for key, r in warm_rounds.items()}
 
-            _log(f"import profile of A ({args.import_runs} processes)...")
             api = HANDLERS[0]
-            api_bundle = bundles[api.folder][PRECOMPILED]
+            api_bundle = folders[api.folder][warm_variant]
+            _log("kept connection: A with DB_POOL=null and single through PgBouncer with TLS...")
+            result["kept_connection"] = measure_kept_connection(
+                python=python.path,
+                bundle=api_bundle,
+                database_url=db.url,
+                environment=env_for(api_bundle),
+                event=event,
+                invocations=args.warm_invocations,
+                rounds=args.warm_rounds,
+            )
+
+            _log(f"import profile of A ({args.import_runs} processes)...")
             timings = profile_imports(
                 api.spec.partition(":")[0],
+                python=python.path,
                 bundle=api_bundle,
                 env=env_for(api_bundle),
                 runs=args.import_runs,
             )
+
+            if args.smoke or args.arm64_runs == 0:
+                result["bundle"] = {"status": "skipped", "reason": "--smoke or --skip-bundle-size"}
+                result["arm64"] = {"status": "skipped", "reason": "--smoke or --arm64-runs 0"}
+            else:
+                _log("building the Lambda bundle (infra_cdk bundler) for its zipped size...")
+                result["bundle"] = lambda_bundle_size(scratch / "lambda")
+                _log(f"arm64 sanity check: A and C under qemu, {args.arm64_runs} each...")
+                result["arm64"] = _arm64(result["bundle"], db, event, args.arm64_runs)
         result["import_time_top10"] = [
             {
                 "module": t.module,
@@ -184,17 +243,31 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         ]
         result["import_modules"] = len(timings)
 
-        if args.skip_bundle_size:
-            result["bundle"] = {"status": "skipped", "reason": "--skip-bundle-size"}
-        else:
-            _log("building the Lambda bundle (infra_cdk bundler) for its zipped size...")
-            result["bundle"] = lambda_bundle_size(scratch / "lambda")
-
     result["figures"] = report.headline_figures(result)
     result["ratios"] = report.ratios(result["figures"])
+    result["init_cost"] = report.init_cost(result)
     result["targets"] = report.evaluate_targets(result)
     result["duration_s"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _arm64(
+    bundle: dict[str, Any], db: BenchDatabase, event: dict[str, Any], runs: int
+) -> dict[str, Any]:
+    if bundle.get("status") != "ok":
+        return {"status": "skipped", "reason": "the aarch64 bundle was not built"}
+    environment = {
+        "ENVIRONMENT": "prod",
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": f"{db.url}?ssl=disable",
+        "JWT_SECRET": BENCH_JWT_SECRET,
+    }
+    try:
+        return measure_arm64_cold_starts(
+            api_bundle=Path(bundle["path"]), environment=environment, event=event, runs=runs
+        )
+    except Exception as exc:  # a sanity check: reported, never fatal to the run
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[-1500:]}"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -205,7 +278,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--import-runs", type=int, default=5, help="-X importtime processes")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--database", default=BENCH_DATABASE)
-    parser.add_argument("--skip-bundle-size", action="store_true")
+    parser.add_argument(
+        "--arm64-runs",
+        type=int,
+        default=3,
+        help="cold starts of A and of C under qemu from aarch64 bundles (0: skip them and "
+        "the Lambda bundle's zipped size)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the figures as Markdown here")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny counts, no bundle build: checks it still runs"
@@ -213,17 +292,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.cold_runs, args.warm_invocations, args.import_runs = 1, 20, 1
-        args.warm_rounds = 1
-        args.skip_bundle_size = True
+        args.warm_rounds, args.arm64_runs = 1, 0
     counts = (args.cold_runs, args.warm_invocations, args.warm_rounds, args.import_runs)
-    if min(counts) < 1:
-        parser.error("counts must be at least 1")
+    if min(counts) < 1 or args.arm64_runs < 0:
+        parser.error("counts must be at least 1 (--arm64-runs at least 0)")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run_benchmark(args)
+    try:
+        result = run_benchmark(args)
+    except InterpreterMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.markdown is not None:

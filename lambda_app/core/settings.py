@@ -17,7 +17,7 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import EmailStr, Field, SecretStr, field_validator, model_validator
@@ -215,6 +215,7 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     # The API mapping key of the custom domain (`v1` for https://api.example.com/v1/):
     # HTTP API events keep it in the path without saying which part it is.
     api_base_path: str | None = None
+    db_pool: Literal["null", "single"] = "null"  # the request engine's (lambda_app/db/engine.py)
 
     @field_validator("api_base_path")
     @classmethod

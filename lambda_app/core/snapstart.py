@@ -3,7 +3,8 @@
 With SnapStart, Lambda runs init once, snapshots the memory and restores every new
 container from that snapshot. Whatever init made that must be unique (random
 tokens, counters, `random`'s seed) would be the same in all of them. Such state is
-made lazily, on first use, and reset by an after-restore hook registered here.
+made lazily, on first use, and reset by an after-restore hook registered here. What
+must not be in a snapshot at all (an open connection) is closed by a before-snapshot hook.
 
 Lambda's Python runtime ships `snapshot_restore_py` and runs its hooks; outside
 Lambda (tests, `make run`, a container elsewhere) nothing is ever restored, so a
@@ -16,11 +17,20 @@ import random
 from collections.abc import Callable
 
 try:
-    from snapshot_restore_py import register_after_restore
-except ModuleNotFoundError:  # not on Lambda's runtime: there is no restore to hook
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+except ModuleNotFoundError:  # not on Lambda's runtime: there is no snapshot to hook
 
     def register_after_restore(func: Callable[[], object]) -> Callable[[], object]:
         return func
+
+    def register_before_snapshot(func: Callable[[], object]) -> Callable[[], object]:
+        return func
+
+
+def before_snapshot(hook: Callable[[], None]) -> Callable[[], None]:
+    """Run `hook` once, after init, before Lambda snapshots the memory."""
+    register_before_snapshot(hook)
+    return hook
 
 
 def after_restore(hook: Callable[[], None]) -> Callable[[], None]:

@@ -1,24 +1,38 @@
 """The database engine: one per process (one Lambda container), created lazily on first use
-and never at import time. `NullPool`: a Lambda container serves one request at a
-time and may be frozen for minutes between requests, so pooled client-side
-connections would only go stale; RDS Proxy (or PgBouncer) pools on the server.
+and never at import time. `NullPool` by default: a Lambda container serves one request at
+a time and may be frozen for minutes between requests, and RDS Proxy (or PgBouncer)
+pools on the server.
+
+`DB_POOL=single` keeps one connection per container instead, so a warm request skips the
+TLS handshake and the login at the proxy (docs/performance.md has the figures and the
+trade-offs). It is checked before use (pre-ping), replaced well before RDS Proxy's
+client idle timeout, and closed before a SnapStart snapshot.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlalchemy.sql import sqltypes
+from sqlalchemy.util import await_
 
 from lambda_app.core.settings import DatabaseSettings, get_settings
+from lambda_app.core.snapstart import after_restore, before_snapshot
 from lambda_app.db.plan import ConnectionPlan
 from lambda_app.db.proxy_safe_connection import ProxySafeConnection
 from lambda_app.db.sources import plan_connection
 from lambda_app.db.statement_names import unique_statement_name
 
 _engine: AsyncEngine | None = None
+# DB_POOL: a connection per request (NullPool), or one kept per container.
+Pool = Literal["null", "single"]
+
+# A kept connection (DB_POOL=single) older than this is replaced at its next checkout:
+# well inside RDS Proxy's client idle timeout (1,800 s by default), so the proxy never
+# closes one under a request (pre-ping would catch that too, at the price of a retry).
+KEPT_CONNECTION_RECYCLE_SECONDS = 600
 
 
 def proxy_safe_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
@@ -37,9 +51,15 @@ def proxy_safe_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
     }
 
 
-def build_engine(settings: DatabaseSettings, *, database_url: str | None = None) -> AsyncEngine:
+def build_engine(
+    settings: DatabaseSettings,
+    *,
+    database_url: str | None = None,
+    pool: Pool = "null",
+) -> AsyncEngine:
     """Create an engine for `settings` (or an explicit URL, used by tests and tools)."""
-    return engine_for_plan(plan_connection(settings, database_url=database_url), settings)
+    plan = plan_connection(settings, database_url=database_url)
+    return engine_for_plan(plan, settings, pool=pool)
 
 
 def _maps_json_columns() -> bool:
@@ -73,13 +93,28 @@ def _skip_json_codecs(engine: AsyncEngine) -> None:
     setattr(dialect, "setup_asyncpg_jsonb_codec", _no_codec)  # noqa: B010
 
 
-def _engine_options(settings: DatabaseSettings) -> dict[str, Any]:
-    return {
-        "poolclass": NullPool,
+def _engine_options(settings: DatabaseSettings, pool: Pool) -> dict[str, Any]:
+    common = {
         "echo": settings.sql_echo,
         # A failed statement's exception message (logged with its traceback) would
         # otherwise carry its bound values: a new user's password hash, an email.
         "hide_parameters": True,
+    }
+    if pool == "single":
+        return common | {
+            "poolclass": AsyncAdaptedQueuePool,
+            "pool_size": 1,
+            # A failed login's counter and a refresh-token family's revocation commit in
+            # a transaction of their own while the request's session holds the kept
+            # connection: with no overflow they would wait pool_timeout (30 s) for it.
+            # The overflow connection is closed as soon as it is returned.
+            "max_overflow": 1,
+            "pool_pre_ping": True,
+            "pool_recycle": KEPT_CONNECTION_RECYCLE_SECONDS,
+            "pool_reset_on_return": "rollback",
+        }
+    return common | {
+        "poolclass": NullPool,
         # NullPool closes every connection when it is returned, and closing ends any
         # transaction server-side: the pool's ROLLBACK-on-return would be one more
         # round trip per request for nothing.
@@ -103,11 +138,29 @@ def _close_without_waiting(dbapi_connection: Any) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
+def _ping_in_one_round_trip(dbapi_connection: Any) -> bool:
+    """Check a kept connection (DB_POOL=single) with one simple-protocol `SELECT 1`.
+
+    The adapter's own ping wraps an extended-protocol query in BEGIN and ROLLBACK, so
+    that a transaction-pooling proxy keeps its prepare and execute on one server
+    connection: four round trips before every request. A simple-protocol query is one
+    message, which no proxy splits. Failures go through the adapter's own translation, so
+    the pool still tells a dead connection (replaced) from any other error (raised).
+    """
+    try:
+        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
+
+
 # Arguments of SQLAlchemy's asyncpg adapter, not of asyncpg.connect().
 _ADAPTER_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
-def engine_for_plan(plan: ConnectionPlan, settings: DatabaseSettings) -> AsyncEngine:
+def engine_for_plan(
+    plan: ConnectionPlan, settings: DatabaseSettings, *, pool: Pool = "null"
+) -> AsyncEngine:
     connect_args = proxy_safe_connect_args(settings) | plan.connect_args
     # The engine dials through a creator of ours, for every plan, because
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
@@ -125,15 +178,17 @@ def engine_for_plan(plan: ConnectionPlan, settings: DatabaseSettings) -> AsyncEn
     def creator() -> Any:
         return dbapi.connect(async_creator_fn=open_connection, **adapter_args)
 
-    engine = create_async_engine(plan.url, creator=creator, **_engine_options(settings))
+    engine = create_async_engine(plan.url, creator=creator, **_engine_options(settings, pool))
     dialect = engine.sync_engine.dialect
     dbapi = dialect.loaded_dbapi
     url_args, url_params = dialect.create_connect_args(engine.url)
     for name in _ADAPTER_ARGS:
         url_params.pop(name, None)  # ours win, as connect_args= would over URL parameters
     # `do_close` is the dialect's documented hook for closing a DBAPI connection;
-    # NullPool calls it once per request.
+    # NullPool calls it once per request, the kept connection's pool when it replaces one.
     setattr(dialect, "do_close", _close_without_waiting)  # noqa: B010
+    if pool == "single":  # `do_ping`: the dialect's documented hook for the pre-ping
+        setattr(dialect, "do_ping", _ping_in_one_round_trip)  # noqa: B010
     return engine
 
 
@@ -141,7 +196,8 @@ def get_engine() -> AsyncEngine:
     """The process-wide engine, created on first call."""
     global _engine
     if _engine is None:
-        _engine = build_engine(get_settings())
+        settings = get_settings()
+        _engine = build_engine(settings, pool=settings.db_pool)
         if not _maps_json_columns():
             _skip_json_codecs(_engine)
     return _engine
@@ -151,3 +207,12 @@ def set_engine(engine: AsyncEngine | None) -> None:
     """Install an engine (tests, the migration handler); `None` resets to lazy creation."""
     global _engine
     _engine = engine
+
+
+@before_snapshot
+@after_restore
+def close_kept_connections() -> None:
+    """Close what the pool keeps (DB_POOL=single): no socket goes into a snapshot, and
+    none from one is used after a restore. NullPool keeps nothing: a no-op."""
+    if _engine is not None:
+        _engine.sync_engine.dispose()

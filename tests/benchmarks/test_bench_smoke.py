@@ -55,32 +55,53 @@ def test_smoke_run_writes_every_figure(
     assert exit_code == 0
     result = json.loads(output.read_text())
     assert result["method"]["full_run"] is False  # smoke counts never pass for a real run
+    assert result["machine"]["python"].startswith("3.13.")  # Lambda's interpreter, not ours
     pyc_files = result["method"]["precompiled_pyc_files"]
     assert set(pyc_files) == {"api", "peers"} and min(pyc_files.values()) > 0
-    for variant in ("no-bytecode", "precompiled"):
-        cold = result["cold_start"][variant]
-        assert set(cold) == HANDLER_KEYS
-        for figures in cold.values():
-            assert figures["processes"] == 1
-            assert figures["median_ms"] > 0 and figures["peak_rss_median_mib"] > 0
+    local = result["local_bundle"]
+    assert local["target"].startswith("cp313 ") and local["unzipped_mb"] > 0
+    assert Path(local["path"], "lambda_app", "handlers", "api.py").is_file()
+    cold = result["cold_start"]["precompiled"]
+    assert set(cold) == HANDLER_KEYS
+    for figures in cold.values():
+        assert figures["processes"] == 1
+        assert figures["median_ms"] > 0 and figures["peak_rss_median_mib"] > 0
     for figures in result["warm"].values():
         assert figures["invocations"] == 20 and figures["failures"] == 0
         assert len(figures["rounds"]) == 1
         assert figures["p99_ms"] >= figures["p50_ms"] > 0
         assert figures["peak_rss_mib"] > 0
     assert set(result["warm"]) == HANDLER_KEYS
-    for metric in (
-        "cold_no_bytecode_ms",
-        "cold_precompiled_ms",
-        "warm_p50_ms",
-        "warm_p99_ms",
-        "peak_rss_mib",
-    ):
+    for metric in ("cold_precompiled_ms", "warm_p50_ms", "warm_p99_ms", "peak_rss_mib"):
         assert set(result["figures"][metric]) == HANDLER_KEYS
         assert result["ratios"][metric]["A/B"] > 0 and result["ratios"][metric]["A/C"] > 0
+    kept = result["kept_connection"]
+    for pool in ("null", "single"):
+        assert kept[pool]["invocations"] == 20 and kept[pool]["failures"] == 0
+    assert kept["null/single p50"] > 0
+    costs = result["init_cost"]
+    assert costs["A"]["usd_per_million"] > 0 and costs["C"]["usd_per_million"] > 0
     top = result["import_time_top10"]
     assert len(top) == 10 and top[0]["module"] == "lambda_app.handlers.api"
-    assert result["bundle"]["status"] == "skipped"
-    assert len(result["targets"]) == 6
+    assert result["bundle"]["status"] == "skipped" and result["arm64"]["status"] == "skipped"
+    assert len(result["targets"]) == 5
     assert all(isinstance(target["met"], bool) for target in result["targets"])
-    assert result["machine"]["nproc"] >= 1 and result["machine"]["python"]
+    assert result["machine"]["nproc"] >= 1
+
+
+def test_no_python313_stops_the_benchmark_with_how_to_install_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: no CPython 3.13 anywhere the bundler looks
+    monkeypatch.setenv("LAMBDA_BUNDLE_PYTHON", "/nonexistent/python3.13")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("PYENV_ROOT", "/nonexistent")
+
+    # when
+    exit_code = runner.main(["--smoke"])
+
+    # then: it stops before any work, naming how to get one; no fallback to this Python
+    assert exit_code == 2
+    message = capsys.readouterr().err
+    assert "LAMBDA_BUNDLE_PYTHON" in message and "pyenv install 3.13" in message
+    assert "does not fall back" in message

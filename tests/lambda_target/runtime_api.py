@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import uuid
@@ -31,6 +32,15 @@ ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 # Lambda refuses a synchronous response (and an error document) larger than this.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _INVOCATION_PATH = re.compile(rf"^{PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a stopped function drops its open `next` poll (a connection reset):
+    every function stopped between invocations does, and the traceback would be noise."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FunctionExited(RuntimeError):
@@ -90,7 +100,7 @@ class RuntimeApi:
         self._init_errors: list[InitError] = []
         self._init_error_seen = threading.Event()
         self.first_poll_at: float | None = None  # init is over when the runtime first polls
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -1,9 +1,10 @@
 """One load-test worker process: one Lambda container driving a mixed, bounded workload.
 
-The worker imports the real API handler in-process (its own engine, NullPool, through
-PgBouncer) and calls it with API Gateway 2.0 events, exactly as Lambda would. It
-reports every status it saw and every write the API acknowledged, so the test can
-check afterwards, in PostgreSQL, that nothing acknowledged was lost.
+The worker imports the real API handler in-process (its own engine, NullPool or a kept
+connection as the plan says, through PgBouncer) and calls it with API Gateway 2.0
+events, exactly as Lambda would. It reports every status it saw and every write the API
+acknowledged, so the test can check afterwards, in PostgreSQL, that nothing acknowledged
+was lost.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class WorkerPlan:
     time_budget_seconds: float
     start_timeout_seconds: float  # for every worker's cold start (imports) to finish
     log_path: str
+    db_pool: str = "null"  # DB_POOL: NullPool, or one kept connection per container
 
 
 @dataclass
@@ -74,7 +76,7 @@ def run_worker(plan: WorkerPlan, barrier: Barrier, results: Queue[WorkerReport])
     report = WorkerReport(index=plan.index, pid=os.getpid())
     try:
         redirect_output(plan.log_path)
-        os.environ.update(container_environment(plan.database_url))
+        os.environ.update(container_environment(plan.database_url, DB_POOL=plan.db_pool))
         from lambda_app.handlers.api import handler  # the cold start, before the clock starts
 
         barrier.wait(timeout=plan.start_timeout_seconds)  # all cold starts done: go

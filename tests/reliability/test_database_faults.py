@@ -47,14 +47,17 @@ DATABASE_UNAVAILABLE = {
 }
 
 # Test-only: a deferred trigger that makes the COMMIT of a register for a `hold_*`
-# username wait on an advisory lock the test holds. The INSERT and everything else
-# in the request's transaction is done by then, so a fault at that moment is a
-# fault in the middle of a transaction that has already written.
+# username wait on an advisory lock the test holds, and for a `sleep_*` one sleep. The
+# INSERT and everything else in the request's transaction is done by then, so a fault at
+# that moment is a fault in the middle of a transaction that has already written.
 HOLD_COMMIT_TRIGGER = f"""
 CREATE FUNCTION reliability_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.username LIKE 'hold\\_%' THEN
         PERFORM pg_advisory_xact_lock({HOLD_LOCK_KEY});
+    END IF;
+    IF NEW.username LIKE 'sleep\\_%' THEN
+        PERFORM pg_sleep({COMMAND_TIMEOUT_SECONDS * 5});
     END IF;
     RETURN NULL;
 END $$;
@@ -63,22 +66,30 @@ CREATE CONSTRAINT TRIGGER reliability_hold_commit AFTER INSERT ON users
 """
 
 
+# Each fault, with a connection per request (NullPool) and with one kept (DB_POOL=single),
+# each on a database of its own.
+@pytest.fixture(scope="module", params=["null", "single"])
+def db_pool(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def fault_database(dedicated_postgres: EmbeddedPostgres) -> str:
-    url = create_migrated_database(dedicated_postgres.url(), "lambda_app")
+def fault_database(dedicated_postgres: EmbeddedPostgres, db_pool: str) -> str:
+    url = create_migrated_database(dedicated_postgres.url(), f"lambda_app_{db_pool}")
     asyncio.run(_execute(url, HOLD_COMMIT_TRIGGER))
     return url
 
 
 @pytest.fixture(scope="module")
 def container(
-    fault_database: str, tmp_path_factory: pytest.TempPathFactory
+    fault_database: str, db_pool: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LambdaContainer]:
     logs = tmp_path_factory.mktemp("fault-container")
     env = container_environment(
         fault_database,
         DB_CONNECT_TIMEOUT_SECONDS=str(CONNECT_TIMEOUT_SECONDS),
         DB_COMMAND_TIMEOUT_SECONDS=str(COMMAND_TIMEOUT_SECONDS),
+        DB_POOL=db_pool,
     )
     lambda_container = LambdaContainer(env, logs / "container.log")
     yield lambda_container
@@ -142,27 +153,44 @@ def _postmaster_pid(server: EmbeddedPostgres) -> int:
     return int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
 
 
+def _server_processes(postmaster: int) -> list[int]:
+    """The postmaster and its children: the backends, a kept connection's among them."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
 def _freeze(server: EmbeddedPostgres) -> None:
-    os.kill(_postmaster_pid(server), signal.SIGSTOP)
+    """The whole server stops answering: new connections and open ones alike."""
+    for pid in _server_processes(_postmaster_pid(server)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
 
 
 def _thaw(server: EmbeddedPostgres) -> None:
     pid_file = server.pgdata / "postmaster.pid"
     if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid_file.read_text().splitlines()[0]), signal.SIGCONT)
+        for pid in _server_processes(int(pid_file.read_text().splitlines()[0])):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
-async def _wait_for_waiting_backend(url: str, lock: str) -> int:
-    """The pid of the backend waiting on a lock of type `lock` (the request's backend)."""
+async def _wait_for_waiting_backend(url: str, lock: str, *, wait_type: str = "Lock") -> int:
+    """The pid of the backend waiting on a lock of type `lock` (the request's backend), or
+    on another wait event of `wait_type`."""
     waiting: list[int] = []
     conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
 
     async def found() -> bool:
         pid = await conn.fetchval(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = $2 "
             "AND wait_event = $1 AND datname = current_database()",
             lock,
+            wait_type,
         )
         if pid is not None:
             waiting.append(int(pid))
@@ -175,9 +203,13 @@ async def _wait_for_waiting_backend(url: str, lock: str) -> int:
     return waiting[0]
 
 
-async def _wait_for_held_commit(url: str) -> tuple[int, bool]:
-    """(pid, has written) of the backend whose COMMIT waits on the test's advisory lock."""
-    pid = await _wait_for_waiting_backend(url, "advisory")
+async def _wait_for_held_commit(url: str, *, sleeping: bool = False) -> tuple[int, bool]:
+    """(pid, has written) of the backend whose COMMIT waits on the test's advisory lock (or,
+    `sleeping`, sleeps in the trigger)."""
+    if sleeping:
+        pid = await _wait_for_waiting_backend(url, "PgSleep", wait_type="Timeout")
+    else:
+        pid = await _wait_for_waiting_backend(url, "advisory")
     conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
     try:
         has_written = await conn.fetchval(
@@ -280,7 +312,8 @@ def test_a_frozen_database_answers_503_within_the_connect_timeout(
 ) -> None:
     token = _register_and_login(container, "frozen_db")
 
-    # when: the server accepts TCP connections but never answers (SIGSTOP)
+    # when: the server accepts TCP connections but never answers (SIGSTOP), nor do its
+    # backends (a kept connection's, with DB_POOL=single)
     _freeze(running_database)
     try:
         status, body = _call(container, http_api_event("GET", "/api/users/me", token=token))
@@ -288,7 +321,8 @@ def test_a_frozen_database_answers_503_within_the_connect_timeout(
     finally:
         _thaw(running_database)
 
-    # then: the connect timeout turned the hang into a 503
+    # then: the connect timeout (or, on a kept connection, the command timeout) turned
+    # the hang into a 503
     assert (status, body) == (503, DATABASE_UNAVAILABLE)
     assert ready_status == 503
     _assert_serves_normally(container, token, container.pid)
@@ -346,18 +380,20 @@ def test_the_database_stopping_mid_transaction_leaves_no_partial_write(
     container: LambdaContainer, running_database: EmbeddedPostgres, fault_database: str
 ) -> None:
     token = _register_and_login(container, "stop_owner")
-    with _held_commit(fault_database):
-        container.send(_register("hold_stopped"))
-        _, has_written = asyncio.run(_wait_for_held_commit(fault_database))
-        assert has_written
-        # when: the whole server shuts down while the COMMIT is pending
-        running_database.stop()
-        response = container.wait_response(timeout=HARNESS_TIMEOUT_SECONDS)
+    # The COMMIT sleeps rather than waiting on the test's lock: shutting down kills the
+    # lock's holder too, and when it died first the COMMIT completed and answered 201 (seen
+    # with DB_POOL=single, whose request runs on a backend older than the holder's).
+    container.send(_register("sleep_stopped"))
+    _, has_written = asyncio.run(_wait_for_held_commit(fault_database, sleeping=True))
+    assert has_written
+    # when: the whole server shuts down while the COMMIT is pending
+    running_database.stop()
+    response = container.wait_response(timeout=HARNESS_TIMEOUT_SECONDS)
     assert (response["statusCode"], response_json(response)) == (503, DATABASE_UNAVAILABLE)
 
     # then: after the restart the row is not there, and the container carries on
     running_database.start()
-    assert _user_count(fault_database, "hold_stopped") == 0
+    assert _user_count(fault_database, "sleep_stopped") == 0
     _assert_serves_normally(container, token, container.pid)
     status, _ = _call(container, _register("after_restart"))
     assert status == 201

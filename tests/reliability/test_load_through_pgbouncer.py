@@ -31,7 +31,7 @@ MIN_REQUESTS = 2_000
 # The harness's bounds, not assertions: 16 cold starts on 2 busy cores can take minutes.
 WORKER_START_TIMEOUT_SECONDS = 300
 WORKER_TIME_BUDGET_SECONDS = 240
-RESULTS_FILE = PROJECT_ROOT / ".local" / "reliability" / "load_through_pgbouncer.json"
+RESULTS_FOLDER = PROJECT_ROOT / ".local" / "reliability"
 SUPERUSER, SUPERUSER_PASSWORD = "load_admin", "load-admin password 1"
 PREPARED_STATEMENT_ERRORS = (
     "prepared statement",
@@ -49,6 +49,14 @@ async def _stored_users(database_url: str) -> dict[str, dict[str, object]]:
     finally:
         await conn.close()
     return {row["username"]: dict(row) for row in rows}
+
+
+async def _delete_users(database_url: str) -> None:
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]
+    try:
+        await conn.execute("DELETE FROM users")
+    finally:
+        await conn.close()
 
 
 def _run_workers(plans: list[WorkerPlan]) -> list[WorkerReport]:
@@ -78,10 +86,13 @@ def _run_workers(plans: list[WorkerPlan]) -> list[WorkerReport]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_pool", ["null", "single"])
 def test_mixed_load_through_pgbouncer_holds(
-    load_database: str, pgbouncer: PgBouncer, admin_url: str, worker_logs: Path
+    load_database: str, pgbouncer: PgBouncer, admin_url: str, worker_logs: Path, db_pool: str
 ) -> None:
-    # given: a superuser, and 16 Lambda containers pointed at PgBouncer
+    # given: a superuser, and 16 Lambda containers pointed at PgBouncer (each opening a
+    # connection per request, or keeping one: DB_POOL)
+    asyncio.run(_delete_users(load_database))  # the database is the module's: start empty
     asyncio.run(insert_superuser(load_database, SUPERUSER, SUPERUSER_PASSWORD))
     plans = [
         WorkerPlan(
@@ -93,6 +104,7 @@ def test_mixed_load_through_pgbouncer_holds(
             time_budget_seconds=WORKER_TIME_BUDGET_SECONDS,
             start_timeout_seconds=WORKER_START_TIMEOUT_SECONDS,
             log_path=str(worker_logs / f"worker-{i:02d}.log"),
+            db_pool=db_pool,
         )
         for i in range(WORKERS)
     ]
@@ -146,6 +158,7 @@ def test_mixed_load_through_pgbouncer_holds(
     window = max(r.finished for r in reports) - min(r.started for r in reports)
     figures = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "db_pool": db_pool,
         "workers": WORKERS,
         "requests": total,
         "requests_by_operation": _by_operation(statuses),
@@ -168,8 +181,10 @@ def test_mixed_load_through_pgbouncer_holds(
         "cpu_count": os.cpu_count(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 1),
     }
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(figures, indent=2) + "\n")
+    suffix = "" if db_pool == "null" else f"_{db_pool}"
+    results_file = RESULTS_FOLDER / f"load_through_pgbouncer{suffix}.json"
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nload through PgBouncer: {json.dumps(figures)}")
 
 

@@ -1,0 +1,133 @@
+"""DB_POOL=single: one connection kept per container, and never carried through a snapshot.
+
+With SnapStart, whatever init leaves open is in the snapshot, and every container restored
+from it would share one socket to the proxy. The before-snapshot hook closes the kept
+connection; the after-restore hook drops whatever a restored container inherited.
+(The load test and the database-fault tests run with both pools as well.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import snapshot_restore_py
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lambda_app.core.settings import ApiSettings
+from lambda_app.db.engine import build_engine, set_engine
+from tests.fixtures.accounts import Credentials, register_and_login_via_handler
+from tests.fixtures.lambda_events import http_api_event
+from tests.fixtures.polling import count_backends, wait_until
+from tests.reliability.containers import LambdaContainer, container_environment
+from tests.reliability.databases import asyncpg_dsn
+
+APPLICATION_NAME = "lambda_app.kept_connection_test"
+PASSWORD = "kept-connection password"
+
+
+@pytest.fixture(scope="module")
+def api_database(committing_database: str) -> str:
+    """The same database as the API connects to it: as its own role."""
+    from lambda_app.devtools.database import prepare_api_role
+
+    return prepare_api_role(committing_database)
+
+
+@pytest.fixture
+async def kept_engine(engine: AsyncEngine, api_database: str) -> AsyncIterator[AsyncEngine]:
+    """The process's engine, keeping one connection; the session's engine restored after."""
+    settings = ApiSettings(db_application_name=APPLICATION_NAME)
+    kept = build_engine(settings, database_url=api_database, pool="single")
+    set_engine(kept)
+    try:
+        yield kept
+    finally:
+        set_engine(engine)
+        await kept.dispose()
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT pg_backend_pid()")))
+
+
+def _run(hooks: list[tuple[object, tuple[object, ...], dict[str, object]]]) -> None:
+    for func, args, kwargs in hooks:
+        func(*args, **kwargs)  # type: ignore[operator]
+
+
+async def test_the_kept_connection_is_closed_before_a_snapshot(
+    kept_engine: AsyncEngine, committing_database: str
+) -> None:
+    # given: a connection kept between requests (init may warm the function up)
+    kept = await _backend_pid(kept_engine)
+    assert await _backend_pid(kept_engine) == kept
+
+    # when: Lambda runs the before-snapshot hooks
+    _run(snapshot_restore_py.get_before_snapshot())
+
+    # then: the server sees it gone, and the next request opens a connection of its own
+    async def closed() -> bool:
+        return await count_backends(committing_database, pid=kept) == 0
+
+    await wait_until(closed, lambda: f"backend {kept} still connected after the hook")
+    assert await _backend_pid(kept_engine) != kept
+
+
+async def test_a_restored_container_never_uses_a_connection_from_the_snapshot(
+    kept_engine: AsyncEngine, committing_database: str
+) -> None:
+    # given: a connection kept when the memory was snapshotted (no before-snapshot hook ran)
+    inherited = await _backend_pid(kept_engine)
+
+    # when: the container is restored
+    _run(snapshot_restore_py.get_after_restore())
+
+    # then: its first request dials anew; the inherited socket is closed, not reused
+    assert await _backend_pid(kept_engine) != inherited
+
+    async def closed() -> bool:
+        return await count_backends(committing_database, pid=inherited) == 0
+
+    await wait_until(closed, lambda: f"backend {inherited} still connected after restore")
+
+
+@pytest.fixture
+def kept_container(api_database: str, tmp_path: Path) -> Iterator[LambdaContainer]:
+    env = container_environment(api_database, DB_POOL="single")
+    container = LambdaContainer(env, tmp_path / "container.log")
+    yield container
+    container.close()
+
+
+def test_a_failed_login_writes_its_counter_beside_the_kept_connection(
+    kept_container: LambdaContainer, committing_database: str
+) -> None:
+    # given: a user, in a container keeping one connection
+    credentials = Credentials("kept_login", PASSWORD)
+    register_and_login_via_handler(kept_container, credentials=credentials)
+
+    # when: a wrong password (the counter commits in a transaction of its own, while the
+    # request's session holds the kept connection)
+    wrong = http_api_event(
+        "POST", "/api/auth/token", form={"username": "kept_login", "password": "wrong password"}
+    )
+    response = kept_container.invoke(wrong)
+
+    # then: a 401, and the failure is counted in the database
+    assert response["statusCode"] == 401
+    assert asyncio.run(_failures(committing_database)) == 1
+
+
+async def _failures(database_url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]
+    try:
+        return int(await conn.fetchval("SELECT coalesce(sum(failures), 0) FROM login_throttle"))
+    finally:
+        await conn.close()
