@@ -55,13 +55,8 @@ async def reset_password(session: AsyncSession, token: str, new_password: str) -
     """Spend the reset token and set the password; every token and session issued
     before ends, and the user's other reset links stop working."""
     purpose = TokenPurpose.RESET_PASSWORD
-    user_id = await account_tokens.owner(session, token, purpose)
-    # The user's row first, then its tokens, as every use of a token does: two links of
-    # one user used at once queue instead of deadlocking, and an email change waits.
-    user = None if user_id is None else await UserRepository(session).get_for_update(user_id)
-    used = await account_tokens.use(session, token, purpose)
-    # Deactivated since, or the link went to an address the account no longer has.
-    if user is None or used is None or not user.is_active or user.email != used.email:
+    user = await account_tokens.use(session, token, purpose)
+    if user is None or not user.is_active:  # or deactivated since the link was sent
         raise InvalidResetToken()
     if user.email_verified_at is None:
         # The link reached that mailbox: as good a proof as a verification link.

@@ -11,19 +11,14 @@ from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import get_sessionmaker
 from lambda_app.identity import account_emails, account_tokens
 from lambda_app.models import TokenPurpose, User
-from lambda_app.users.repository import UserRepository
 
 
 async def verify_email(session: AsyncSession, token: str) -> None:
     """Spend the token and mark the address it was sent to verified. A token for an
     address the account no longer has is refused like an unknown one."""
     purpose = TokenPurpose.VERIFY_EMAIL
-    user_id = await account_tokens.owner(session, token, purpose)
-    # The user's row first (see lambda_app/auth/recovery.py): an email change waits, or
-    # has happened and shows here as another address.
-    user = None if user_id is None else await UserRepository(session).get_for_update(user_id)
-    used = await account_tokens.use(session, token, purpose)
-    if user is None or used is None or user.email != used.email:
+    user = await account_tokens.use(session, token, purpose)
+    if user is None:
         raise InvalidVerificationToken()
     if user.email_verified_at is None:
         user.email_verified_at = dt.datetime.now(dt.UTC)

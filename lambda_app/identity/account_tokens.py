@@ -1,15 +1,14 @@
 """Single-use account tokens: the secret in a password-reset or email-verification link.
 
 An opaque token (lambda_app/identity/opaque_tokens.py), stored only as its SHA-256, with
-its purpose, the address it was sent to and an expiry. Using one is one UPDATE: of two
-requests racing with the same token, the second waits for the first's row lock, then
-finds `used_at` set and changes nothing.
+its purpose, the address it was sent to and an expiry. Using one locks its user's row,
+then spends it in one UPDATE: of two requests racing with the same token, the second
+waits for the first, then finds `used_at` set and changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,12 +19,6 @@ from lambda_app.models import AccountToken, TokenPurpose, User
 # Expired rows deleted whenever a token is issued to the same user: bounded, through the
 # user_id index, and faster than they accrue (issuing is throttled per address).
 EXPIRED_ROWS_DELETED_PER_ISSUE = 20
-
-
-@dataclass(frozen=True)
-class UsedToken:
-    user_id: int
-    email: str  # the address the token was sent to
 
 
 async def issue(
@@ -53,30 +46,44 @@ async def issue(
     return token
 
 
-async def owner(session: AsyncSession, token: str, purpose: TokenPurpose) -> int | None:
-    """The user id of a token of `purpose` (used, expired or not), without locking it:
-    callers lock the user first, then use the token, always in that order."""
-    stmt = select(AccountToken.user_id).where(
-        AccountToken.token_hash == token_digest(token), AccountToken.purpose == purpose.value
+async def use(session: AsyncSession, token: str, purpose: TokenPurpose) -> User | None:
+    """Spend an outstanding token of `purpose`: the user it was issued to, that user's row
+    locked; None if the token is unknown, used or expired, or was sent to an address the
+    account no longer has.
+
+    The user's row is locked before the token's, the order every use takes: two links of
+    one user used at once queue instead of deadlocking, and an email change in flight is
+    waited for (then shows as another address).
+    """
+    digest = token_digest(token)
+    owner = select(AccountToken.user_id).where(
+        AccountToken.token_hash == digest, AccountToken.purpose == purpose.value
     )
-    return await session.scalar(stmt)
-
-
-async def use(session: AsyncSession, token: str, purpose: TokenPurpose) -> UsedToken | None:
-    """Mark an outstanding token of `purpose` used; None if unknown, used or expired."""
-    stmt = (
+    user_id = await session.scalar(owner)
+    if user_id is None:
+        return None
+    locked = (
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # fresh from the database
+    )
+    user = await session.scalar(locked)
+    spend = (
         update(AccountToken)
         .where(
-            AccountToken.token_hash == token_digest(token),
+            AccountToken.token_hash == digest,
             AccountToken.purpose == purpose.value,
             AccountToken.used_at.is_(None),
             AccountToken.expires_at > func.now(),
         )
         .values(used_at=func.now())
-        .returning(AccountToken.user_id, AccountToken.email)
+        .returning(AccountToken.email)
     )
-    row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else UsedToken(user_id=row.user_id, email=row.email)
+    sent_to = await session.scalar(spend)
+    if user is None or sent_to is None or user.email != sent_to:
+        return None
+    return user
 
 
 async def delete_outstanding(session: AsyncSession, user_id: int, purpose: TokenPurpose) -> None:

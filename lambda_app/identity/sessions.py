@@ -4,9 +4,9 @@ Here, below both `users` and `auth`: the users' rules revoke every session of a 
 (a password change, a deactivation) without importing the login flow.
 
 A refresh token is an opaque token (lambda_app/identity/opaque_tokens.py), shown to the
-client once and stored only as its SHA-256. Refreshing spends a token and adds the next one to the
-same family; a spent token presented again means two parties hold the family, so the
-whole family is revoked.
+client once and stored only as its SHA-256. Refreshing spends a token and adds the next
+one to the same family; a spent token presented again means two parties hold the family,
+so the whole family is revoked.
 """
 
 from __future__ import annotations

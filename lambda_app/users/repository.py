@@ -38,17 +38,6 @@ class UserRepository:
         stmt = select(User).where(or_(User.username == login, User.email == login.lower()))
         return (await self.session.scalars(stmt)).first()
 
-    async def get_for_update(self, user_id: int) -> User | None:
-        """The user, its row locked until the transaction ends (fresh from the database,
-        whatever the session held)."""
-        stmt = (
-            select(User)
-            .where(User.id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return await self.session.scalar(stmt)
-
     async def get_by_email(self, email: str) -> User | None:
         return await self.session.scalar(select(User).where(User.email == email.lower()))
 
