@@ -16,15 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from infra_cdk.bundling import (
-    API,
-    LAMBDA_TARGET,
-    PROJECT_ROOT,
-    compile_bytecode,
-    find_python,
-    find_uv,
-    install_dependencies,
-)
+from benchmarks.bundles import build_peers
+from infra_cdk.bundling import LAMBDA_TARGET, compile_bytecode, find_python
 from tests.lambda_target.arm64_runtime import missing_tools, prepare_target_runtime
 from tests.lambda_target.function_process import QEMU_CPU, FunctionConfig, running_function
 
@@ -37,23 +30,9 @@ HANDLERS = {
 
 
 def _peers_bundle(out: Path) -> Path:
+    """C's aarch64 folder: the locked aarch64 wheels and the peers, precompiled by 3.13."""
     python = find_python(LAMBDA_TARGET.python_version)
-    out.mkdir()
-    install_dependencies(
-        flavour=API,
-        uv=find_uv(PROJECT_ROOT),
-        python=python,
-        project_root=PROJECT_ROOT,
-        target=LAMBDA_TARGET,
-        out=out,
-    )
-    (out / "benchmarks").mkdir()
-    shutil.copytree(
-        PROJECT_ROOT / "benchmarks" / "peers",
-        out / "benchmarks" / "peers",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    shutil.copy2(PROJECT_ROOT / "benchmarks" / "__init__.py", out / "benchmarks")
+    build_peers(out, python=python, target=LAMBDA_TARGET)
     compile_bytecode(python=python, target=LAMBDA_TARGET, out=out)
     return out
 

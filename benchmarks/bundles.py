@@ -73,7 +73,7 @@ def _copy_without_bytecode(source: Path, target: Path) -> Path:
     return target
 
 
-def _build_peers(folder: Path, *, python: str, target: BundleTarget) -> Path:
+def build_peers(folder: Path, *, python: str, target: BundleTarget) -> Path:
     """B's and C's folder: the locked wheels as installed, and the peers. Sources only."""
     folder.mkdir(parents=True)
     install_dependencies(
@@ -99,7 +99,7 @@ def build_local_bundles(root: Path, *, python: str) -> LocalBundles:
     api.mkdir(parents=True)
     target = local_target(api)
     api_report = build_bundle(api, target=target, flavour=API.name)
-    peers = _build_peers(root / PEERS_FOLDER / NO_BYTECODE, python=python, target=target)
+    peers = build_peers(root / PEERS_FOLDER / NO_BYTECODE, python=python, target=target)
     peers_compiled = root / PEERS_FOLDER / PRECOMPILED
     shutil.copytree(peers, peers_compiled)
     compile_bytecode(python=python, target=local_target(peers_compiled), out=peers_compiled)
