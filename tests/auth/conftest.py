@@ -1,6 +1,7 @@
-"""A client whose requests commit for real, for what the tests' rolled-back transaction
-would undo: a race between two requests, or a row written in a transaction of its own
-(a replay's revocation, a failed login's count)."""
+"""The auth tests' fixtures: the mail the app sent, and a client whose requests commit for
+real, for what the tests' rolled-back transaction would undo: a race between two
+requests, or a row written in a transaction of its own (a replay's revocation, a failed
+login's count)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.models import EmailThrottle, LoginThrottle, User
 from tests.fixtures.accounts import Credentials, register
+from tests.fixtures.mailbox import Mailbox
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()
 
 
 @pytest.fixture

@@ -37,11 +37,6 @@ INVALID_RESET_TOKEN = {
 }
 
 
-@pytest.fixture
-def mailbox() -> Mailbox:
-    return Mailbox()
-
-
 async def _recover(client: httpx.AsyncClient, email: str) -> httpx.Response:
     response = await client.post(RECOVERY, json={"email": email})
     # the one answer, whatever the address

@@ -43,11 +43,6 @@ INVALID = {
 }
 
 
-@pytest.fixture
-def mailbox() -> Mailbox:
-    return Mailbox()
-
-
 async def _registered(client: httpx.AsyncClient, mailbox: Mailbox) -> tuple[Credentials, Mail]:
     account = await register(client, prefix="verify")
     return account, mailbox.last_to(_email(account), SUBJECT)
