@@ -85,9 +85,13 @@ def main() -> None:
         next(batches, None)
 
     started = time.perf_counter()
-    handler = getattr(importlib.import_module(module_name), attribute)
+    module = importlib.import_module(module_name)
     imported = time.perf_counter()
-    first = handler(event, LambdaContext(0))
+    if attribute:
+        handler = getattr(module, attribute)
+        first = handler(event, LambdaContext(0))
+    else:  # import only (S): no handler, no request, no warm invocations
+        first = None
     answered = time.perf_counter()
 
     result: dict[str, Any] = {

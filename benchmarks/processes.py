@@ -24,10 +24,16 @@ WARM_BATCH = 200
 
 @dataclass(frozen=True)
 class Handler:
-    key: str  # "A", "B" or "C"
+    key: str  # "A", "B", "C", or a reference: "S", "C-null"
     label: str
-    spec: str  # "module:attribute", imported from the bundle folder
+    spec: str  # "module:attribute" imported from the bundle folder; "module": import only
     folder: str  # which bundle folder it runs from (benchmarks.bundles)
+    environment: tuple[tuple[str, str], ...] = ()  # what it needs on top of child_environment
+
+    @property
+    def answers(self) -> bool:
+        """Whether its process answers the event (S only imports)."""
+        return ":" in self.spec
 
 
 HANDLERS = (
@@ -44,6 +50,18 @@ HANDLERS = (
         "benchmarks.peers.tutorial:handler",
         PEERS_FOLDER,
     ),
+)
+# The stack's cost alone, in the cold rounds: the floor under A's and C's cold starts.
+STACK = Handler(
+    "S", "the stack alone: A's and C's libraries, imported", "benchmarks.peers.stack", PEERS_FOLDER
+)
+# C as it would have to run behind RDS Proxy, in the warm rotation.
+C_NULLPOOL = Handler(
+    "C-null",
+    "C with NullPool: a connection per request, as A and B",
+    "benchmarks.peers.tutorial:handler",
+    PEERS_FOLDER,
+    environment=(("BENCH_PEER_POOL", "null"),),
 )
 
 
@@ -110,17 +128,21 @@ def _handler_environment(
     handler: Handler, env: dict[str, str], event: dict[str, Any], out: Path
 ) -> dict[str, str]:
     """`env` (from `child_environment`) plus what child.py reads about its one run."""
-    return env | {
-        "BENCH_HANDLER": handler.spec,
-        "BENCH_EVENT": json.dumps(event),
-        "BENCH_OUT": str(out),
-    }
+    return (
+        env
+        | dict(handler.environment)
+        | {
+            "BENCH_HANDLER": handler.spec,
+            "BENCH_EVENT": json.dumps(event),
+            "BENCH_OUT": str(out),
+        }
+    )
 
 
 def _read_result(handler: Handler, out: Path) -> dict[str, Any]:
     """What a process that exited cleanly wrote; its first answer must have been a 200."""
     result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    if result["first_status"] != 200:
+    if handler.answers and result["first_status"] != 200:
         raise RuntimeError(
             f"handler {handler.key} answered {result['first_status']}: {result['first_body']}"
         )

@@ -100,6 +100,36 @@ def headline_figures(result: dict[str, Any]) -> dict[str, dict[str, float | None
     }
 
 
+def references(result: dict[str, Any]) -> dict[str, Any]:
+    """What the targets are up against, from the same run.
+
+    S (the stack alone, imported: no app, no request) is the floor under A's and C's cold
+    starts and memory. C-null (C with NullPool) is C connecting per request, as A and B
+    do: the stack's own warm cost next to B's.
+    """
+    figures: dict[str, Any] = {}
+    for variant, measured in result["cold_start"].items():
+        stack, peer = measured["S"]["median_ms"], measured["C"]["median_ms"]
+        figures[f"cold_{variant.replace('-', '_')}"] = {
+            "S_ms": stack,
+            "S/C": _ratio(stack, peer),
+            "A-S_ms": round(measured["A"]["median_ms"] - stack, 2),
+        }
+    cold = result["cold_start"].get("precompiled") or result["cold_start"]["no-bytecode"]
+    figures["peak_rss_cold"] = {
+        "S_mib": cold["S"]["peak_rss_median_mib"],
+        "C_mib": cold["C"]["peak_rss_median_mib"],
+        "S/C": _ratio(cold["S"]["peak_rss_median_mib"], cold["C"]["peak_rss_median_mib"]),
+    }
+    warm, peer_null = result["warm"], result["warm"]["C-null"]
+    figures["warm_p50"] = {
+        "C-null_ms": peer_null["p50_ms"],
+        "C-null/B": _ratio(peer_null["p50_ms"], warm["B"]["p50_ms"]),
+        "A/C-null": _ratio(warm["A"]["p50_ms"], peer_null["p50_ms"]),
+    }
+    return figures
+
+
 def init_cost(result: dict[str, Any]) -> dict[str, Any]:
     """USD for a million cold starts' INIT phase, for A and C (precompiled, else no bytecode)."""
     cold = result["cold_start"].get("precompiled") or result["cold_start"]["no-bytecode"]
@@ -168,7 +198,15 @@ def extra_lines(result: dict[str, Any]) -> list[str]:
     kept = result["kept_connection"]
     null, single = kept["null"], kept["single"]
     costs = result["init_cost"]
+    refs = result["references"]
+    cold = refs.get("cold_precompiled") or refs["cold_no_bytecode"]
+    rss, warm = refs["peak_rss_cold"], refs["warm_p50"]
     lines = [
+        f"S, the stack alone (imported, no app, no request): cold start {cold['S_ms']:.0f} ms, "
+        f"S/C {cold['S/C']} (A spends {cold['A-S_ms']:.0f} ms more than S); peak RSS "
+        f"{rss['S_mib']} MiB, S/C {rss['S/C']} (cold processes)",
+        f"C-null, C with NullPool (a connection per request, as A and B): warm p50 "
+        f"{warm['C-null_ms']:.2f} ms, C-null/B {warm['C-null/B']}, A/C-null {warm['A/C-null']}",
         f"A through {kept['proxy']}: DB_POOL=null p50 {null['p50_ms']:.2f} ms / p99 "
         f"{null['p99_ms']:.2f} ms / {null['peak_rss_mib']} MiB, DB_POOL=single p50 "
         f"{single['p50_ms']:.2f} ms / p99 {single['p99_ms']:.2f} ms / "
@@ -233,11 +271,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"Measured {result['generated_at']} with `{result['command']}` on {machine['nproc']} x "
         f"{machine['cpu_model']} ({machine['platform']}), every process under CPython "
         f"{machine['python']}; {method['cold_runs']} fresh processes per handler and variant, "
-        f"{method['warm_invocations']} warm invocations per process, A, B and C taking turns "
-        f"of {method['warm_batch']} (median-p50 process of {method['warm_rounds']} "
+        f"{method['warm_invocations']} warm invocations per process, A, B, C and C-null taking "
+        f"turns of {method['warm_batch']} (median-p50 process of {method['warm_rounds']} "
         "per handler). "
         "A = this project's handler, B = bare asyncpg + hmac handler (the floor), "
-        "C = tutorial-style FastAPI + SQLAlchemy + Mangum app (the peer).",
+        "C = tutorial-style FastAPI + SQLAlchemy + Mangum app (the peer); references: "
+        "S = the libraries A and C share, imported and nothing else (the cold-start floor), "
+        "C-null = C with NullPool.",
         "",
         *(f"- {line}" for line in setup_lines(result)),
         "",

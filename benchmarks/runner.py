@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,13 @@ from benchmarks.bundles import (
     cached_local_bundles,
 )
 from benchmarks.database import BENCH_DATABASE, BENCH_JWT_SECRET, BenchDatabase, bench_database
-from benchmarks.importtime import profile_imports, top_by_cumulative, top_by_self
+from benchmarks.importtime import ImportTiming, profile_imports, top_by_cumulative, top_by_self
 from benchmarks.interpreter import InterpreterMissing, lambda_interpreter
 from benchmarks.kept_connection import measure_kept_connection
 from benchmarks.processes import (
+    C_NULLPOOL,
     HANDLERS,
+    STACK,
     WARM_BATCH,
     Handler,
     api_gateway_v2_event,
@@ -47,6 +51,7 @@ DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 # The method's minimums: fewer (smoke mode) still runs, but is flagged as not a full run.
 MIN_COLD_RUNS = 10
 MIN_WARM_INVOCATIONS = 2000
+WARM_VARIANT = PRECOMPILED  # warm processes, the kept connection and the import profile
 
 
 def _log(message: str) -> None:
@@ -70,8 +75,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+# Cold rounds start the three handlers and S, the stack alone (their floor), in turn.
+COLD_HANDLERS = (*HANDLERS, STACK)
+# Warm processes: the three handlers and C-null, C with A's and B's connection per request.
+WARM_HANDLERS = (*HANDLERS, C_NULLPOOL)
+
+
 def _check_answer(handler: Handler, result: dict[str, Any], db: BenchDatabase) -> None:
     """Each handler must answer with the seeded user: a fast wrong answer counts for nothing."""
+    if not handler.answers:
+        return
     body = json.loads(result["first_body"])
     if body.get("id") != db.user_id or body.get("username") != db.username:
         raise RuntimeError(f"handler {handler.key} answered the wrong body: {body}")
@@ -86,11 +99,11 @@ def measure_cold_starts(
     variants: tuple[str, ...],
 ) -> dict[str, dict[str, Any]]:
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {
-        variant: {h.key: [] for h in HANDLERS} for variant in variants
+        variant: {h.key: [] for h in COLD_HANDLERS} for variant in variants
     }
     for number in range(1, runs + 1):
         for variant in variants:
-            for handler in HANDLERS:
+            for handler in COLD_HANDLERS:
                 result = run(handler, variant)
                 _check_answer(handler, result, db)
                 samples[variant][handler.key].append(result)
@@ -99,6 +112,101 @@ def measure_cold_starts(
         variant: {key: report.summarize_cold(values) for key, values in by_handler.items()}
         for variant, by_handler in samples.items()
     }
+
+
+def run_phases(phases: dict[str, Callable[[], Any]], *, overlap: bool) -> dict[str, Any]:
+    """Each phase's result, by name: one after another, or two at a time with `overlap`.
+
+    Only the smoke run overlaps them: it proves that every phase runs and reports, and
+    the machine has two cores. A measuring run never does, because a process measured
+    while another runs would share the CPU with it.
+    """
+    if not overlap:
+        return {name: phase() for name, phase in phases.items()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(phase) for name, phase in phases.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@dataclass
+class _Run:
+    """One run's measuring phases, against one seeded database and one set of folders."""
+
+    args: argparse.Namespace
+    python: str
+    folders: dict[str, dict[str, Path]]
+    db: BenchDatabase
+    variants: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.event = api_gateway_v2_event(self.db.token)
+
+    def environment(self, bundle: Path) -> dict[str, str]:
+        # The embedded server has no TLS: every handler connects without negotiating
+        # it, so none pays for an SSL context the others skip.
+        return child_environment(
+            bundle=bundle, database_url=f"{self.db.url}?ssl=disable", jwt_secret=BENCH_JWT_SECRET
+        )
+
+    def _start(self, handler: Handler, variant: str) -> dict[str, Any]:
+        bundle = self.folders[handler.folder][variant]
+        return run_handler_process(
+            handler,
+            python=self.python,
+            bundle=bundle,
+            env=self.environment(bundle),
+            event=self.event,
+        )
+
+    def cold_starts(self) -> dict[str, dict[str, Any]]:
+        runs, variants = self.args.cold_runs, self.variants
+        keys = ", ".join(h.key for h in COLD_HANDLERS)
+        _log(f"cold starts: {runs} rounds of {keys} x {len(variants)} variants...")
+        return measure_cold_starts(self._start, self.db, runs, variants)
+
+    def warm(self) -> dict[str, dict[str, Any]]:
+        rounds, invocations = self.args.warm_rounds, self.args.warm_invocations
+        by_handler: dict[str, list[dict[str, Any]]] = {h.key: [] for h in WARM_HANDLERS}
+        runs = [
+            (h, bundle, self.environment(bundle))
+            for h in WARM_HANDLERS
+            for bundle in [self.folders[h.folder][WARM_VARIANT]]
+        ]
+        keys = ", ".join(h.key for h in WARM_HANDLERS)
+        for number in range(1, rounds + 1):
+            _log(f"warm: round {number}/{rounds}, {invocations} invocations of {keys}, in turns...")
+            warm = run_warm_interleaved(
+                runs, python=self.python, event=self.event, invocations=invocations
+            )
+            for handler in WARM_HANDLERS:
+                _check_answer(handler, warm[handler.key], self.db)
+                by_handler[handler.key].append(report.summarize_warm(warm[handler.key]))
+        return {key: report.median_round(r) for key, r in by_handler.items()}
+
+    def _api_bundle(self) -> Path:
+        return self.folders[HANDLERS[0].folder][WARM_VARIANT]
+
+    def kept_connection(self) -> dict[str, Any]:
+        _log("kept connection: A with DB_POOL=null and single through PgBouncer with TLS...")
+        return measure_kept_connection(
+            python=self.python,
+            bundle=self._api_bundle(),
+            database_url=self.db.url,
+            environment=self.environment(self._api_bundle()),
+            event=self.event,
+            invocations=self.args.warm_invocations,
+            rounds=self.args.warm_rounds,
+        )
+
+    def import_profile(self) -> list[ImportTiming]:
+        _log(f"import profile of A ({self.args.import_runs} processes)...")
+        return profile_imports(
+            HANDLERS[0].spec.partition(":")[0],
+            python=self.python,
+            bundle=self._api_bundle(),
+            env=self.environment(self._api_bundle()),
+            runs=self.args.import_runs,
+        )
 
 
 def _method(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,7 +221,8 @@ def _method(args: argparse.Namespace) -> dict[str, Any]:
         and args.cold_runs >= MIN_COLD_RUNS
         and args.warm_invocations >= MIN_WARM_INVOCATIONS,
         "cold_start": "fresh `python3.13 -S` process in the bundle folder: import the handler, "
-        "answer one API Gateway 2.0 GET /api/users/me (valid token, one DB read)",
+        "answer one API Gateway 2.0 GET /api/users/me (valid token, one DB read); S imports "
+        "only",
         "bundle_folders": "A: the API bundle built by its own recipe (infra_cdk.bundling."
         "build_bundle: cp313 wheels, pruned, stripped, unchecked-hash .pyc compiled by 3.13) "
         "for this machine's architecture; B and C: the same locked cp313 wheels as "
@@ -121,7 +230,7 @@ def _method(args: argparse.Namespace) -> dict[str, Any]:
         "no_bytecode": "the same folders without any .pyc, PYTHONDONTWRITEBYTECODE=1",
         "precompiled": "the folders with unchecked-hash .pyc files compiled by 3.13",
         "warm": "one process per handler (precompiled folders), after its first request; "
-        "A, B and C alive side by side, taking turns of "
+        "A, B, C and C-null alive side by side, taking turns of "
         f"{WARM_BATCH} invocations in a rotating order; of several rounds, the process "
         "with the median p50 reported",
         "peak_rss": "VmHWM of that warm process after all its invocations",
@@ -139,11 +248,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "command": "make bench",
         "machine": machine() | {"python": python.version, "python_path": python.path},
         "method": _method(args),
-        "handlers": {h.key: {"label": h.label, "entry_point": h.spec} for h in HANDLERS},
+        "handlers": {
+            h.key: {"label": h.label, "entry_point": h.spec} for h in (*HANDLERS, STACK, C_NULLPOOL)
+        },
     }
     # The smoke run: precompiled only (a process compiling its imports takes seconds).
     variants = (PRECOMPILED,) if args.smoke else (NO_BYTECODE, PRECOMPILED)
-    warm_variant = PRECOMPILED
     with tempfile.TemporaryDirectory(prefix="lambda-app-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         _log(f"building the bundle folders for CPython {python.version} ({python.path})...")
@@ -159,68 +269,22 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "zipped_mb": round(bundles.api_zipped_bytes / 1_000_000, 2),
         }
         result["method"]["precompiled_pyc_files"] = {
-            folder: bytecode_files(variants_[warm_variant]) for folder, variants_ in folders.items()
+            folder: bytecode_files(variants_[WARM_VARIANT]) for folder, variants_ in folders.items()
         }
         _log(f"creating and seeding database {args.database}...")
         with bench_database(args.database) as db:
-            event = api_gateway_v2_event(db.token)
-            # The embedded server has no TLS: all three handlers connect without
-            # negotiating it, so none pays for an SSL context the others skip.
-            plain_url = f"{db.url}?ssl=disable"
-
-            def env_for(bundle: Path) -> dict[str, str]:
-                return child_environment(
-                    bundle=bundle, database_url=plain_url, jwt_secret=BENCH_JWT_SECRET
-                )
-
-            def run(handler: Handler, variant: str) -> dict[str, Any]:
-                bundle = folders[handler.folder][variant]
-                return run_handler_process(
-                    handler, python=python.path, bundle=bundle, env=env_for(bundle), event=event
-                )
-
-            _log(f"cold starts: {args.cold_runs} rounds of A, B, C x {len(variants)} variants...")
-            result["cold_start"] = measure_cold_starts(run, db, args.cold_runs, variants)
-
-            warm_rounds: dict[str, list[dict[str, Any]]] = {h.key: [] for h in HANDLERS}
-            warm_runs = [
-                (h, folders[h.folder][warm_variant], env_for(folders[h.folder][warm_variant]))
-                for h in HANDLERS
-            ]
-            for number in range(1, args.warm_rounds + 1):
-                _log(
-                    f"warm: round {number}/{args.warm_rounds}, {args.warm_invocations} "
-                    "invocations of A, B and C, interleaved..."
-                )
-                warm = run_warm_interleaved(
-                    warm_runs, python=python.path, event=event, invocations=args.warm_invocations
-                )
-                for handler in HANDLERS:
-                    _check_answer(handler, warm[handler.key], db)
-                    warm_rounds[handler.key].append(report.summarize_warm(warm[handler.key]))
-            result["warm"] = {key: report.median_round(r) for key, r in warm_rounds.items()}
-
-            api = HANDLERS[0]
-            api_bundle = folders[api.folder][warm_variant]
-            _log("kept connection: A with DB_POOL=null and single through PgBouncer with TLS...")
-            result["kept_connection"] = measure_kept_connection(
-                python=python.path,
-                bundle=api_bundle,
-                database_url=db.url,
-                environment=env_for(api_bundle),
-                event=event,
-                invocations=args.warm_invocations,
-                rounds=args.warm_rounds,
+            run = _Run(args=args, python=python.path, folders=folders, db=db, variants=variants)
+            measured = run_phases(
+                {
+                    "cold_start": run.cold_starts,
+                    "warm": run.warm,
+                    "kept_connection": run.kept_connection,
+                    "imports": run.import_profile,
+                },
+                overlap=args.smoke,
             )
-
-            _log(f"import profile of A ({args.import_runs} processes)...")
-            timings = profile_imports(
-                api.spec.partition(":")[0],
-                python=python.path,
-                bundle=api_bundle,
-                env=env_for(api_bundle),
-                runs=args.import_runs,
-            )
+            timings = measured.pop("imports")
+            result |= measured
 
             if args.smoke or args.arm64_runs == 0:
                 result["bundle"] = {"status": "skipped", "reason": "--smoke or --skip-bundle-size"}
@@ -229,7 +293,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 _log("building the Lambda bundle (infra_cdk bundler) for its zipped size...")
                 result["bundle"] = lambda_bundle_size(scratch / "lambda")
                 _log(f"arm64 sanity check: A and C under qemu, {args.arm64_runs} each...")
-                result["arm64"] = _arm64(result["bundle"], db, event, args.arm64_runs)
+                result["arm64"] = _arm64(result["bundle"], db, run.event, args.arm64_runs)
         result["import_time_top10"] = [
             {
                 "module": t.module,
@@ -245,6 +309,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     result["figures"] = report.headline_figures(result)
     result["ratios"] = report.ratios(result["figures"])
+    result["references"] = report.references(result)
     result["init_cost"] = report.init_cost(result)
     result["targets"] = report.evaluate_targets(result)
     result["duration_s"] = round(time.perf_counter() - started, 1)

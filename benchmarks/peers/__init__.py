@@ -1,1 +1,2 @@
-"""The two handlers the product is measured against. Never imported by the product."""
+"""What the product is measured against (B, C) and what it stands on (S). Never imported by
+the product."""

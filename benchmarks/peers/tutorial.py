@@ -2,6 +2,9 @@
 
 Default settings everywhere: the engine is created at import with its default
 connection pool, `Mangum(app)` with its default lifespan handling, one route.
+
+`BENCH_PEER_POOL=null` runs the same app with `NullPool` (C-null in the warm table): a
+connection per request, as A and B make and as RDS Proxy asks of a Lambda function.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from mangum import Mangum
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
 
 SECRET_KEY = os.environ["JWT_SECRET"]
 DATABASE_URL = os.environ["DATABASE_URL"]
 
-engine = create_async_engine(DATABASE_URL)
+engine = (
+    create_async_engine(DATABASE_URL, poolclass=NullPool)
+    if os.environ.get("BENCH_PEER_POOL") == "null"
+    else create_async_engine(DATABASE_URL)
+)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token")
 

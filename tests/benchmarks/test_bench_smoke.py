@@ -19,6 +19,8 @@ from benchmarks.report import percentile
 pytestmark = pytest.mark.slow
 
 HANDLER_KEYS = {"A", "B", "C"}
+COLD_KEYS = HANDLER_KEYS | {"S"}  # S: the stack alone, the cold-start floor
+WARM_KEYS = HANDLER_KEYS | {"C-null"}  # C-null: C with NullPool
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -62,7 +64,7 @@ def test_smoke_run_writes_every_figure(
     assert local["target"].startswith("cp313 ") and local["unzipped_mb"] > 0
     assert Path(local["path"], "lambda_app", "handlers", "api.py").is_file()
     cold = result["cold_start"]["precompiled"]
-    assert set(cold) == HANDLER_KEYS
+    assert set(cold) == COLD_KEYS
     for figures in cold.values():
         assert figures["processes"] == 1
         assert figures["median_ms"] > 0 and figures["peak_rss_median_mib"] > 0
@@ -71,7 +73,11 @@ def test_smoke_run_writes_every_figure(
         assert len(figures["rounds"]) == 1
         assert figures["p99_ms"] >= figures["p50_ms"] > 0
         assert figures["peak_rss_mib"] > 0
-    assert set(result["warm"]) == HANDLER_KEYS
+    assert set(result["warm"]) == WARM_KEYS
+    floors = result["references"]
+    assert floors["cold_precompiled"]["S_ms"] > 0 and floors["cold_precompiled"]["S/C"] > 0
+    assert floors["peak_rss_cold"]["S/C"] > 0
+    assert floors["warm_p50"]["C-null/B"] > 0 and floors["warm_p50"]["A/C-null"] > 0
     for metric in ("cold_precompiled_ms", "warm_p50_ms", "warm_p99_ms", "peak_rss_mib"):
         assert set(result["figures"][metric]) == HANDLER_KEYS
         assert result["ratios"][metric]["A/B"] > 0 and result["ratios"][metric]["A/C"] > 0
