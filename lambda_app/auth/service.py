@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.auth import throttle
 from lambda_app.auth.errors import EmailNotVerified, InvalidCredentials, TooManyLoginAttempts
 from lambda_app.auth.sessions import IssuedTokens, issue_tokens
-from lambda_app.auth.verification import send_verification_now
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
+from lambda_app.identity.account_emails import send_verification_now
 from lambda_app.identity.passwords import burn_verify_time, verify_password
 from lambda_app.users.repository import UserRepository
 

@@ -3,12 +3,14 @@
 Services and repositories only `flush()`. The request's session dependency
 (`DbSession`) commits after the endpoint returns and before the response is sent,
 and rolls everything back on any exception, so a request never leaves a partial
-write behind.
+write behind. What must wait for that commit (a mail linking to a stored token) is
+queued with `after_commit`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends
@@ -40,6 +42,42 @@ def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
     _override = maker
 
 
+AfterCommit = Callable[[], Awaitable[object]]  # what it returns is ignored
+# Keys in Session.info: the queued actions, and whether anything will run them.
+_AFTER_COMMIT = "lambda_app.after_commit"
+_RUNS_AFTER_COMMIT = "lambda_app.runs_after_commit"
+
+
+def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+    """Run `action` once the session's transaction has committed; never if it rolls back.
+
+    For what must not happen for a write that didn't stand, such as mailing a link to a
+    token that was never stored. Only a `transaction()` session (the request's
+    `DbSession` is one) runs these, after its commit and holding no connection; any other
+    session is refused here rather than dropping the action. `action` must not raise: the
+    write has committed by then, so an error could only turn a success into a 500.
+    """
+    if not session.info.get(_RUNS_AFTER_COMMIT):
+        raise RuntimeError("after_commit needs a session from transaction() (or DbSession)")
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncSession]:
+    """A session in one transaction: committed at the end, rolled back on any exception;
+    after the commit, what was queued with `after_commit` runs."""
+    async with get_sessionmaker()() as session:
+        session.info[_RUNS_AFTER_COMMIT] = True
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    for action in session.info.pop(_AFTER_COMMIT, ()):
+        await action()
+
+
 async def _request_session() -> AsyncIterator[AsyncSession]:
     """One session per request, committed once, here, after the endpoint returns.
 
@@ -52,13 +90,8 @@ async def _request_session() -> AsyncIterator[AsyncSession]:
     it needs the database (no or a bad token, a validation error) opens no
     connection, so a flood of them never becomes a flood of logins at the proxy.
     """
-    async with get_sessionmaker()() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with transaction() as session:
+        yield session
 
 
 # scope="function": commit before the response is sent, so a failed commit

@@ -2,9 +2,10 @@
 
 Each carries a single-use token (lambda_app/identity/account_tokens.py) in a link to the
 frontend. Sending is throttled per address (lambda_app/identity/email_throttle.py). A
-message that can't be sent is logged and counted (`MailFailures`), never raised: the
-account change that asked for it (a registration, a new email) has happened and stands.
-Neither the log lines nor the errors carry the token.
+message goes only once the transaction that stored its token has committed: a link in a
+mailbox always works. A message that can't be sent is logged and counted
+(`MailFailures`), never raised: the account change that asked for it (a registration, a
+new email) has happened and stands. Neither the log lines nor the errors carry the token.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +22,7 @@ from lambda_app import mail
 from lambda_app.core import metrics
 from lambda_app.core.errors import AppError
 from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import after_commit, get_sessionmaker
 from lambda_app.identity import account_tokens, email_throttle
 from lambda_app.models import TokenPurpose, User
 
@@ -38,6 +41,7 @@ class AccountEmailsUnavailable(AppError):
 
 
 class Outcome(Enum):
+    READY = "ready"  # its token stored, its message composed: to send once committed
     SENT = "sent"
     THROTTLED = "throttled"  # the address had its hourly share
     NOT_SENT = "not_sent"  # no mail backend, or SES failed (logged, counted)
@@ -47,6 +51,7 @@ class Outcome(Enum):
 class Delivery:
     outcome: Outcome
     retry_after_seconds: int = 0  # when THROTTLED
+    message: mail.Message | None = None  # when READY
 
 
 def mail_configured(settings: ApiSettings) -> bool:
@@ -71,9 +76,12 @@ async def issue_password_reset(
     return mail.Message(to=user.email, subject="Reset your password", text=text)
 
 
-async def send_verification(session: AsyncSession, user: User, settings: ApiSettings) -> Delivery:
-    """Mail a verification link to the user's current address, unless the address had
-    its hourly share already. Without a mail backend, nothing is sent (logged)."""
+async def prepare_verification(
+    session: AsyncSession, user: User, settings: ApiSettings
+) -> Delivery:
+    """A verification link for the user's current address, READY to send once `session`
+    commits its token, unless the address had its hourly share already. Without a mail
+    backend there is none (logged). Nothing is sent here."""
     if not mail_configured(settings):
         logger.warning("no mail backend: email verification not sent")
         return Delivery(Outcome.NOT_SENT)
@@ -90,8 +98,39 @@ async def send_verification(session: AsyncSession, user: User, settings: ApiSett
         "If you didn't create an account or change your email, ignore this message.\n"
     )
     message = mail.Message(to=user.email, subject="Verify your email address", text=text)
-    sent = await deliver(message, TokenPurpose.VERIFY_EMAIL, settings)
+    return Delivery(Outcome.READY, message=message)
+
+
+async def send_verification(delivery: Delivery, settings: ApiSettings) -> Delivery:
+    """Send a READY verification, its token committed by now; what became of it. Any
+    other delivery is returned as it is."""
+    if delivery.message is None:
+        return delivery
+    sent = await deliver(delivery.message, TokenPurpose.VERIFY_EMAIL, settings)
     return Delivery(Outcome.SENT if sent else Outcome.NOT_SENT)
+
+
+async def verify_after_commit(session: AsyncSession, user: User, settings: ApiSettings) -> None:
+    """For a request's own session (`DbSession`): a verification link that goes once the
+    request's transaction has committed, and never if it rolls back."""
+    delivery = await prepare_verification(session, user, settings)
+    if delivery.message is not None:
+        after_commit(session, partial(send_verification, delivery, settings))
+
+
+async def send_verification_now(user_id: int, settings: ApiSettings) -> Delivery | None:
+    """A verification link, in a transaction of its own committed before the mail goes.
+    None if the account is gone or its address is verified already.
+
+    For a request that needs the outcome (a resend answers 429 or 503), or that fails
+    (a login refused for an unverified email rolls back, but its link must work).
+    """
+    async with get_sessionmaker()() as session, session.begin():
+        user = await session.get(User, user_id)
+        if user is None or user.email_verified:
+            return None
+        delivery = await prepare_verification(session, user, settings)
+    return await send_verification(delivery, settings)
 
 
 async def throttle(

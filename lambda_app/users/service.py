@@ -95,14 +95,17 @@ async def update(
     if password is not None or changes.get("is_active") is False:
         await revoke_all_sessions(session, user.id)
     if new_email:
-        await account_emails.send_verification(session, saved, settings)
+        await account_emails.verify_after_commit(session, saved, settings)
     return saved
 
 
-async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
+async def resend_verification(user: User, settings: ApiSettings) -> None:
+    """A new link, its token committed before it is sent: the caller learns whether it went."""
     if user.email_verified:
         raise EmailAlreadyVerified()
-    delivery = await account_emails.send_verification(session, user, settings)
+    delivery = await account_emails.send_verification_now(user.id, settings)
+    if delivery is None:  # verified since the request read the user
+        raise EmailAlreadyVerified()
     if delivery.outcome is Outcome.THROTTLED:
         raise TooManyEmails(headers={"Retry-After": str(delivery.retry_after_seconds)})
     if delivery.outcome is Outcome.NOT_SENT:

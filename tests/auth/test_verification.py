@@ -19,6 +19,7 @@ from lambda_app.core.settings import (
     get_settings,
     load_settings,
 )
+from lambda_app.db.session import transaction
 from lambda_app.identity import account_emails
 from lambda_app.identity.account_emails import Outcome
 from lambda_app.identity.opaque_tokens import token_digest
@@ -301,9 +302,9 @@ async def test_without_a_mail_backend_registration_works_and_nothing_is_sent(
     )
     assert settings.mail_backend is None
 
-    delivery = await account_emails.send_verification(session, user, settings)
+    delivery = await account_emails.prepare_verification(session, user, settings)
 
-    assert delivery.outcome is Outcome.NOT_SENT
+    assert delivery.outcome is Outcome.NOT_SENT and delivery.message is None
     tokens = await session.scalar(select(func.count()).where(AccountToken.user_id == user.id))
     assert tokens == 0
 
@@ -327,21 +328,22 @@ async def test_a_verification_committed_while_the_email_changes_stays_with_the_o
 ) -> None:
     client, account = committing
     link = mailbox.last_to(_email(account), SUBJECT)
-    maker = async_sessionmaker(engine, expire_on_commit=False)
-    async with maker() as patching:
+    new_email = f"moved-{_email(account)}"
+    async with transaction() as patching:  # committed at the end, as a request's would be
         # given: an email change that loaded the user while still unverified...
         user = await patching.scalar(select(User).where(User.username == account.username))
         assert user is not None and not user.email_verified
         # ...when the old address's link is followed and committed first
         assert (await _verify(client, link.token)).status_code == 204
-        new_email = f"moved-{_email(account)}"
         await users_service.update(patching, user, UserUpdateMe(email=new_email), get_settings())
-        await patching.commit()
+        assert mailbox.to(new_email) == []  # not before the change has committed
 
-    # then: the new address is unverified
+    # then: the new address is unverified, and its link went out after the commit
+    maker = async_sessionmaker(engine, expire_on_commit=False)
     async with maker() as reading:
         stored = await reading.scalar(select(User).where(User.username == account.username))
     assert stored is not None and stored.email == new_email and not stored.email_verified
+    assert len(mailbox.to(new_email, SUBJECT)) == 1
 
 
 async def test_a_link_followed_during_an_email_change_waits_and_is_refused(
@@ -349,8 +351,7 @@ async def test_a_link_followed_during_an_email_change_waits_and_is_refused(
 ) -> None:
     client, account = committing
     link = mailbox.last_to(_email(account), SUBJECT)
-    maker = async_sessionmaker(engine, expire_on_commit=False)
-    async with maker() as patching:
+    async with transaction() as patching:  # committed at the end, while the link waits
         # given: an email change flushed, its row lock held
         user = await patching.scalar(select(User).where(User.username == account.username))
         assert user is not None
@@ -362,10 +363,10 @@ async def test_a_link_followed_during_an_email_change_waits_and_is_refused(
             lambda: _waiting_for_a_lock(engine),
             lambda: "the verification never waited for the user's row",
         )
-        await patching.commit()
 
     # then: it sees the new address, and refuses the old one's link
     _assert_invalid(await following)
+    maker = async_sessionmaker(engine, expire_on_commit=False)
     async with maker() as reading:
         stored = await reading.scalar(select(User).where(User.username == account.username))
     assert stored is not None and not stored.email_verified

@@ -104,3 +104,37 @@ def test_statement_names_differ_across_forked_processes() -> None:
 
 def _token_of(name: str) -> str:
     return name.split("_")[3]
+
+
+async def test_after_commit_actions_run_once_committed_and_never_after_a_rollback(
+    engine: AsyncEngine,
+) -> None:
+    ran: list[str] = []
+
+    async def note(what: str) -> None:
+        ran.append(what)
+
+    # a transaction that commits: its action runs after the commit, once
+    async with db.transaction() as session:
+        db.after_commit(session, lambda: note("committed"))
+        await session.execute(select(User.id).limit(1))
+        assert ran == []
+    assert ran == ["committed"]
+
+    # one that rolls back: its action never runs
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction() as session:
+            db.after_commit(session, lambda: note("rolled back"))
+            1 / 0  # noqa: B018
+    assert ran == ["committed"]
+
+
+async def test_after_commit_refuses_a_session_that_would_never_run_it(
+    engine: AsyncEngine,
+) -> None:
+    async def never() -> None:
+        raise AssertionError("must not run")
+
+    async with db.get_sessionmaker()() as session:
+        with pytest.raises(RuntimeError, match="transaction"):
+            db.after_commit(session, never)

@@ -1,0 +1,106 @@
+"""A link is mailed only once the transaction that stored its token has committed.
+
+A registration or an email change mails its verification link after the request's
+commit: when that commit fails, the account change did not happen and no mail goes out
+(a link to a token that was never stored would be dead). The failure is real: a deferred
+trigger on the test database refuses the COMMIT of any row whose email starts with
+`refused_`, after the request has written everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lambda_app.devtools.embedded_postgres import plain_connection
+from lambda_app.models import User
+from tests.fixtures.accounts import Credentials, login
+from tests.fixtures.mailbox import Mailbox
+
+REFUSE_COMMIT = r"""
+CREATE FUNCTION test_refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'this commit is refused by the test';
+END $$;
+CREATE CONSTRAINT TRIGGER test_refuse_commit AFTER INSERT OR UPDATE OF email ON users
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.email LIKE 'refused\_%') EXECUTE FUNCTION test_refuse_commit();
+"""
+DROP_REFUSAL = """
+DROP TRIGGER test_refuse_commit ON users;
+DROP FUNCTION test_refuse_commit();
+"""
+
+
+async def _execute(url: str, sql: str) -> None:
+    async with plain_connection(url) as conn:
+        await conn.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def refused_commits(database_url_for_tests: str) -> Iterator[None]:
+    """The trigger, for this module's tests only (its owner's URL: the API role can't)."""
+    asyncio.run(_execute(database_url_for_tests, REFUSE_COMMIT))
+    yield
+    asyncio.run(_execute(database_url_for_tests, DROP_REFUSAL))
+
+
+@pytest.fixture
+async def client(app, refused_commits: None) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """Requests that commit for real: the refusal happens at COMMIT."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        yield client
+
+
+async def _users_named(engine: AsyncEngine, username: str) -> list[User]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(User).where(User.username == username))).all())
+
+
+async def test_a_registration_whose_commit_fails_mails_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, mailbox: Mailbox
+) -> None:
+    # given
+    account = Credentials.new("refused")
+
+    # when
+    response = await client.post("/api/auth/register", json=account.registration())
+
+    # then: an error in the one error shape, no account, and no link to a token never stored
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["code"] == "internal_error"
+    assert await _users_named(engine, account.username) == []
+    assert mailbox.to(account.registration()["email"]) == []
+
+
+async def test_an_email_change_whose_commit_fails_mails_nothing_and_keeps_the_address(
+    client: httpx.AsyncClient, engine: AsyncEngine, mailbox: Mailbox
+) -> None:
+    # given: an account that registered (and committed) with an address the trigger allows
+    account = Credentials.new("kept")
+    created = await client.post("/api/auth/register", json=account.registration())
+    assert created.status_code == 201, created.text
+    refused = f"refused_{account.username}@example.com"
+    try:
+        headers = await login(client, account.username, account.password)
+
+        # when
+        response = await client.patch("/api/users/me", json={"email": refused}, headers=headers)
+
+        # then
+        assert response.status_code == 500, response.text
+        assert mailbox.to(refused) == []
+        (user,) = await _users_named(engine, account.username)
+        assert user.email == account.registration()["email"]
+        assert user.email_verified_at is None
+        # the registration's own link was mailed after its commit, as usual
+        assert len(mailbox.to(account.registration()["email"])) == 1
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(delete(User).where(User.username == account.username))
