@@ -15,13 +15,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra_cdk.constructs.vpc_function import vpc_function
 from infra_cdk.nag import (
     ENVIRONMENT_HOLDS_NO_SECRETS,
     acknowledge,
-    acknowledge_vpc_function,
     skip_checkov,
 )
-from infra_cdk.tracing import enable_active_tracing
 from lambda_app import workload
 
 API_HANDLER = "lambda_app.handlers.api.handler"
@@ -91,35 +90,21 @@ class Api(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.security_group = ec2.SecurityGroup(
+        parts = vpc_function(
             self,
-            "SecurityGroup",
-            vpc=vpc,
-            allow_all_outbound=False,
-            description="API function: out to the RDS Proxy and the Secrets Manager endpoint only",
-        )
-        self.log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
             description=f"{workload.NAME} API (FastAPI through Mangum)",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,  # Graviton: ~20% cheaper per GB-second
+            security_group_description=(
+                "API function: out to the RDS Proxy and the Secrets Manager endpoint only"
+            ),
             handler=API_HANDLER,
             code=code,
             memory_size=API_MEMORY_MB,
             timeout=API_TIMEOUT,
             vpc=vpc,
-            vpc_subnets=subnets,
-            security_groups=[self.security_group],
+            subnets=subnets,
+            log_retention=log_retention,
+            encryption_key=encryption_key,
             environment=environment,
-            log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,
             # SnapStart restores a snapshot taken after init instead of importing
             # everything on each cold start. The snapshot holds the imports and the built
@@ -133,9 +118,8 @@ class Api(Construct):
             # caches its snapshot until it goes 14 days without an invocation.
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
         )
-        # Traces show where a slow request spends its time (cold start, proxy, queries).
-        enable_active_tracing(self.function)
-        acknowledge_vpc_function(self.function)
+        self.function, self.security_group = parts.function, parts.security_group
+        self.log_group = parts.log_group
         checkov_reasons = {
             "CKV_AWS_116": (
                 "API Gateway invokes the function synchronously and answers the client "

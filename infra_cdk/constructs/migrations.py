@@ -9,8 +9,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra_cdk.nag import ENVIRONMENT_HOLDS_NO_SECRETS, acknowledge_vpc_function, skip_checkov
-from infra_cdk.tracing import enable_active_tracing
+from infra_cdk.constructs.vpc_function import vpc_function
+from infra_cdk.nag import ENVIRONMENT_HOLDS_NO_SECRETS, skip_checkov
 from lambda_app import workload
 
 MIGRATION_HANDLER = "lambda_app.handlers.migrate.handler"
@@ -48,38 +48,24 @@ class Migrations(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=vpc,
-            allow_all_outbound=False,
-            description="Migration function: out to PostgreSQL and Secrets Manager endpoint only",
-        )
-        self.log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
         if release_id:
             # A new value makes a new function version, which re-runs the trigger.
             environment = {**environment, "RELEASE_ID": release_id}
-        self.function = lambda_.Function(
+        parts = vpc_function(
             self,
-            "Function",
             description=f"{workload.NAME} database migrations (alembic upgrade head)",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,
+            security_group_description=(
+                "Migration function: out to PostgreSQL and Secrets Manager endpoint only"
+            ),
             handler=MIGRATION_HANDLER,
             code=code,
             memory_size=MIGRATION_MEMORY_MB,
             timeout=MIGRATION_TIMEOUT,
             vpc=vpc,
-            vpc_subnets=subnets,
-            security_groups=[self.security_group],
+            subnets=subnets,
+            log_retention=log_retention,
+            encryption_key=encryption_key,
             environment=environment,
-            log_group=self.log_group,
             # No reserved concurrency: Lambda refuses any reservation in accounts with a
             # small concurrency quota. Concurrent runs (a CI `release` during a deploy)
             # are serialized by the migration's PostgreSQL advisory lock instead.
@@ -88,8 +74,8 @@ class Migrations(Construct):
             # to them): no pile of old versions, each holding a copy of the bundle.
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
         )
-        enable_active_tracing(self.function)
-        acknowledge_vpc_function(self.function)
+        self.function, self.security_group = parts.function, parts.security_group
+        self.log_group = parts.log_group
         skip_checkov(
             self.function,
             {

@@ -16,7 +16,7 @@ Secrets Manager for a password), which this one does not use (its keys come from
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -25,8 +25,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_cdk.nag import acknowledge_vpc_function, skip_checkov
-from infra_cdk.tracing import enable_active_tracing
+from infra_cdk.constructs.vpc_function import vpc_function
+from infra_cdk.nag import skip_checkov
 from lambda_app import workload
 
 ROTATION_HANDLER = "lambda_app.handlers.rotate_signing_key.handler"
@@ -51,36 +51,21 @@ class SigningKeyRotation(Construct):
         encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(
+        parts = vpc_function(
             self,
-            "SecurityGroup",
-            vpc=vpc,
-            allow_all_outbound=False,
-            description="JWT key rotation: out to the Secrets Manager endpoint only",
-        )
-        self.log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
             description=f"{workload.NAME} JWT signing key rotation (Secrets Manager)",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,
+            security_group_description="JWT key rotation: out to the Secrets Manager endpoint only",
             handler=ROTATION_HANDLER,
             code=code,  # the API's asset: no third bundle to build or upload
             memory_size=ROTATION_MEMORY_MB,
             timeout=ROTATION_TIMEOUT,
             vpc=vpc,
-            vpc_subnets=subnets,
-            security_groups=[self.security_group],
-            log_group=self.log_group,
+            subnets=subnets,
+            log_retention=log_retention,
+            encryption_key=encryption_key,
         )
-        enable_active_tracing(self.function)
+        self.function, self.security_group = parts.function, parts.security_group
+        self.log_group = parts.log_group
 
         # The rotation protocol's four actions, on this secret only.
         self.function.add_to_role_policy(
@@ -133,7 +118,6 @@ class SigningKeyRotation(Construct):
         self._suppress_reviewed_findings()
 
     def _suppress_reviewed_findings(self) -> None:
-        acknowledge_vpc_function(self.function)
         skip_checkov(
             self.function,
             {
