@@ -60,8 +60,8 @@ def _is_ok(response: Any) -> bool:
 def _warm_batches(control_fd: int, ack_fd: int) -> Iterator[int]:
     """Batch sizes the runner sends, one per line; each batch is acknowledged when done.
 
-    The runner keeps A, B and C alive side by side and hands out batches in turn, so
-    the three share whatever the machine is doing while they are measured.
+    The runner keeps the warm processes alive side by side and hands out batches in
+    turn, so they share whatever the machine is doing while they are measured.
     """
     with os.fdopen(control_fd, "r", encoding="ascii") as control:
         for line in control:

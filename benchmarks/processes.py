@@ -17,8 +17,8 @@ from benchmarks.bundles import API_FOLDER, PEERS_FOLDER
 CHILD_SOURCE = (Path(__file__).parent / "child.py").read_text(encoding="utf-8")
 PROCESS_TIMEOUT_SECONDS = 600
 # Warm invocations a process runs before the next one takes its turn: fine enough that
-# the three share the machine's busy spells, coarse enough that the first invocation of
-# each turn (after a pause of two others' turns) is 10 of 2,000, under the 20 the p99 is.
+# the processes share the machine's busy spells, coarse enough that the first invocation
+# of each turn (after a pause for the others' turns) is 10 of 2,000, under the 20 the p99 is.
 WARM_BATCH = 200
 
 
@@ -26,14 +26,14 @@ WARM_BATCH = 200
 class Handler:
     key: str  # "A", "B", "C", or a reference: "S", "C-null"
     label: str
-    spec: str  # "module:attribute" imported from the bundle folder; "module": import only
+    spec: str  # "module:attribute" imported from the bundle folder; "module" if import_only
     folder: str  # which bundle folder it runs from (benchmarks.bundles)
     environment: tuple[tuple[str, str], ...] = ()  # what it needs on top of child_environment
+    import_only: bool = False  # its process imports `spec` and answers no event (S)
 
-    @property
-    def answers(self) -> bool:
-        """Whether its process answers the event (S only imports)."""
-        return ":" in self.spec
+    def __post_init__(self) -> None:
+        if self.import_only == (":" in self.spec):
+            raise ValueError(f"{self.key}: a handler names module:attribute, S a module")
 
 
 HANDLERS = (
@@ -53,7 +53,11 @@ HANDLERS = (
 )
 # The stack's cost alone, in the cold rounds: the floor under A's and C's cold starts.
 STACK = Handler(
-    "S", "the stack alone: A's and C's libraries, imported", "benchmarks.peers.stack", PEERS_FOLDER
+    "S",
+    "the stack alone: A's and C's libraries, imported",
+    "benchmarks.peers.stack",
+    PEERS_FOLDER,
+    import_only=True,
 )
 # C as it would have to run behind RDS Proxy, in the warm rotation.
 C_NULLPOOL = Handler(
@@ -142,7 +146,7 @@ def _handler_environment(
 def _read_result(handler: Handler, out: Path) -> dict[str, Any]:
     """What a process that exited cleanly wrote; its first answer must have been a 200."""
     result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    if handler.answers and result["first_status"] != 200:
+    if not handler.import_only and result["first_status"] != 200:
         raise RuntimeError(
             f"handler {handler.key} answered {result['first_status']}: {result['first_body']}"
         )
@@ -260,7 +264,7 @@ def run_warm_interleaved(
 
     Each process is started, imported and answers its first event in turn; then they
     take batches of `batch` invocations in turn, in a rotating order, until each has
-    done `invocations`. Only one runs at any moment, and all three live through the
+    done `invocations`. Only one of them runs at any moment, and all live through the
     same moments of a shared, noisy machine: a busy spell lands on every handler's
     figures alike instead of on whichever process happened to run then.
     """

@@ -3,7 +3,7 @@
 No app, no route, no settings, no request: a fresh process imports these modules (the
 child measures the import only) and stops. Its cold start is what any handler built on
 FastAPI, SQLAlchemy's asyncio ORM, asyncpg, PyJWT and Mangum pays before its own first
-line runs, so A minus S is what the product itself costs at a cold start.
+line runs, so A minus S is what the product's own code and its first request cost.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Default settings everywhere: the engine is created at import with its default
 connection pool, `Mangum(app)` with its default lifespan handling, one route.
 
 `BENCH_PEER_POOL=null` runs the same app with `NullPool` (C-null in the warm table): a
-connection per request, as A and B make and as RDS Proxy asks of a Lambda function.
+connection per request, as A (with its default `DB_POOL=null`) and B make.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 )
 async def register(data: UserCreate, session: DbSession) -> UserRead:
     user = await users_service.register(session, data)
-    await account_emails.verify_after_commit(session, user, get_settings())
+    await account_emails.mail_verification_after_commit(session, user, get_settings())
     return UserRead.model_validate(user)
 
 

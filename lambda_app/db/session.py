@@ -9,6 +9,7 @@ queued with `after_commit`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -17,6 +18,8 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lambda_app.db.engine import get_engine
+
+logger = logging.getLogger(__name__)
 
 # The engine's session factory, made again when the engine is replaced.
 _factory: tuple[AsyncEngine, async_sessionmaker[AsyncSession]] | None = None
@@ -54,8 +57,9 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     For what must not happen for a write that didn't stand, such as mailing a link to a
     token that was never stored. Only a `transaction()` session (the request's
     `DbSession` is one) runs these, after its commit and holding no connection; any other
-    session is refused here rather than dropping the action. `action` must not raise: the
-    write has committed by then, so an error could only turn a success into a 500.
+    session is refused here rather than dropping the action. An action that raises is
+    logged (its type only) and the next one still runs: the write has committed, so an
+    error there must not turn the request's success into a 500.
     """
     if not session.info.get(_RUNS_AFTER_COMMIT):
         raise RuntimeError("after_commit needs a session from transaction() (or DbSession)")
@@ -75,7 +79,12 @@ async def transaction() -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
     for action in session.info.pop(_AFTER_COMMIT, ()):
-        await action()
+        try:
+            await action()
+        except Exception as exc:
+            # The type, not the message: an action's error could quote what it sends.
+            error = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            logger.error("after-commit action failed", extra={"fields": {"error_type": error}})
 
 
 async def _request_session() -> AsyncIterator[AsyncSession]:

@@ -101,7 +101,7 @@ async def prepare_verification(
     return Delivery(Outcome.READY, message=message)
 
 
-async def send_verification(delivery: Delivery, settings: ApiSettings) -> Delivery:
+async def deliver_verification(delivery: Delivery, settings: ApiSettings) -> Delivery:
     """Send a READY verification, its token committed by now; what became of it. Any
     other delivery is returned as it is."""
     if delivery.message is None:
@@ -110,12 +110,14 @@ async def send_verification(delivery: Delivery, settings: ApiSettings) -> Delive
     return Delivery(Outcome.SENT if sent else Outcome.NOT_SENT)
 
 
-async def verify_after_commit(session: AsyncSession, user: User, settings: ApiSettings) -> None:
+async def mail_verification_after_commit(
+    session: AsyncSession, user: User, settings: ApiSettings
+) -> None:
     """For a request's own session (`DbSession`): a verification link that goes once the
     request's transaction has committed, and never if it rolls back."""
     delivery = await prepare_verification(session, user, settings)
     if delivery.message is not None:
-        after_commit(session, partial(send_verification, delivery, settings))
+        after_commit(session, partial(deliver_verification, delivery, settings))
 
 
 async def send_verification_now(user_id: int, settings: ApiSettings) -> Delivery | None:
@@ -130,7 +132,7 @@ async def send_verification_now(user_id: int, settings: ApiSettings) -> Delivery
         if user is None or user.email_verified:
             return None
         delivery = await prepare_verification(session, user, settings)
-    return await send_verification(delivery, settings)
+    return await deliver_verification(delivery, settings)
 
 
 async def throttle(

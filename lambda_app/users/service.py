@@ -95,7 +95,7 @@ async def update(
     if password is not None or changes.get("is_active") is False:
         await revoke_all_sessions(session, user.id)
     if new_email:
-        await account_emails.verify_after_commit(session, saved, settings)
+        await account_emails.mail_verification_after_commit(session, saved, settings)
     return saved
 
 
@@ -104,7 +104,7 @@ async def resend_verification(user: User, settings: ApiSettings) -> None:
     if user.email_verified:
         raise EmailAlreadyVerified()
     delivery = await account_emails.send_verification_now(user.id, settings)
-    if delivery is None:  # verified since the request read the user
+    if delivery is None:  # verified (or deleted) since the request read the user
         raise EmailAlreadyVerified()
     if delivery.outcome is Outcome.THROTTLED:
         raise TooManyEmails(headers={"Retry-After": str(delivery.retry_after_seconds)})

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.devtools.embedded_postgres import plain_connection
-from lambda_app.models import User
+from lambda_app.models import AccountToken, EmailThrottle, User
 from tests.fixtures.accounts import Credentials, login
 from tests.fixtures.mailbox import Mailbox
 
@@ -58,9 +58,15 @@ async def client(app, refused_commits: None) -> AsyncIterator[httpx.AsyncClient]
         yield client
 
 
-async def _users_named(engine: AsyncEngine, username: str) -> list[User]:
+async def _emails_of(engine: AsyncEngine, username: str) -> list[str]:
     async with engine.connect() as conn:
-        return list((await conn.execute(select(User).where(User.username == username))).all())
+        return list(await conn.scalars(select(User.email).where(User.username == username)))
+
+
+async def _tokens_for(engine: AsyncEngine, email: str) -> int:
+    async with engine.connect() as conn:
+        count = select(func.count()).where(AccountToken.email == email)
+        return int(await conn.scalar(count) or 0)
 
 
 async def test_a_registration_whose_commit_fails_mails_nothing(
@@ -75,8 +81,9 @@ async def test_a_registration_whose_commit_fails_mails_nothing(
     # then: an error in the one error shape, no account, and no link to a token never stored
     assert response.status_code == 500, response.text
     assert response.json()["error"]["code"] == "internal_error"
-    assert await _users_named(engine, account.username) == []
+    assert await _emails_of(engine, account.username) == []
     assert mailbox.to(account.registration()["email"]) == []
+    assert await _tokens_for(engine, account.registration()["email"]) == 0
 
 
 async def test_an_email_change_whose_commit_fails_mails_nothing_and_keeps_the_address(
@@ -96,11 +103,15 @@ async def test_an_email_change_whose_commit_fails_mails_nothing_and_keeps_the_ad
         # then
         assert response.status_code == 500, response.text
         assert mailbox.to(refused) == []
-        (user,) = await _users_named(engine, account.username)
-        assert user.email == account.registration()["email"]
-        assert user.email_verified_at is None
+        assert await _tokens_for(engine, refused) == 0  # the change's token rolled back too
+        assert await _emails_of(engine, account.username) == [account.registration()["email"]]
         # the registration's own link was mailed after its commit, as usual
         assert len(mailbox.to(account.registration()["email"])) == 1
     finally:
         async with engine.begin() as conn:
             await conn.execute(delete(User).where(User.username == account.username))
+            await conn.execute(
+                delete(EmailThrottle).where(
+                    EmailThrottle.email.in_([account.registration()["email"], refused])
+                )
+            )

@@ -129,6 +129,28 @@ async def test_after_commit_actions_run_once_committed_and_never_after_a_rollbac
     assert ran == ["committed"]
 
 
+async def test_an_after_commit_action_that_fails_is_logged_and_the_next_still_runs(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    async def fail() -> None:
+        raise ValueError("a message that may quote what the action sends")
+
+    async def note() -> None:
+        ran.append("second")
+
+    with caplog.at_level(logging.ERROR, logger="lambda_app.db.session"):
+        async with db.transaction() as session:
+            db.after_commit(session, fail)
+            db.after_commit(session, note)
+
+    assert ran == ["second"]
+    (record,) = [r for r in caplog.records if r.name == "lambda_app.db.session"]
+    assert record.fields == {"error_type": "builtins.ValueError"}  # type: ignore[attr-defined]
+    assert "quote" not in record.getMessage() and record.exc_info is None
+
+
 async def test_after_commit_refuses_a_session_that_would_never_run_it(
     engine: AsyncEngine,
 ) -> None:
