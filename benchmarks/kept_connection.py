@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
 from benchmarks.bundles import API_FOLDER
-from benchmarks.processes import HANDLERS, Handler, run_warm_interleaved
+from benchmarks.processes import HANDLERS, Handler, measure_warm_rounds
 from tests.reliability.pgbouncer import PgBouncer
 
 POOLS = ("null", "single")
@@ -23,6 +22,12 @@ POOLS = ("null", "single")
 def _handler(pool: str) -> Handler:
     api = HANDLERS[0]
     return Handler(f"A {pool}", f"{api.label}, DB_POOL={pool}", api.spec, API_FOLDER)
+
+
+def _no_failures(handler: Handler, result: dict[str, Any]) -> None:
+    # (A first answer other than a 200 has raised already, in processes._read_result.)
+    if result["warm_failures"]:
+        raise RuntimeError(f"{handler.label} failed through PgBouncer")
 
 
 def measure_kept_connection(
@@ -47,17 +52,17 @@ def measure_kept_connection(
             )
             for pool in POOLS
         ]
-        by_pool: dict[str, list[dict[str, Any]]] = {pool: [] for pool in POOLS}
-        for _ in range(rounds):
-            warm = run_warm_interleaved(runs, python=python, event=event, invocations=invocations)
-            for pool in POOLS:
-                sample = warm[f"A {pool}"]
-                if sample["first_status"] != 200 or sample["warm_failures"]:
-                    raise RuntimeError(f"A with DB_POOL={pool} failed through PgBouncer")
-                by_pool[pool].append(report.summarize_warm(sample))
+        by_handler = measure_warm_rounds(
+            runs,
+            python=python,
+            event=event,
+            invocations=invocations,
+            rounds=rounds,
+            check=_no_failures,
+        )
     finally:
         bouncer.cleanup()
-    figures: dict[str, Any] = {pool: report.median_round(r) for pool, r in by_pool.items()}
+    figures: dict[str, Any] = {pool: by_handler[f"A {pool}"] for pool in POOLS}
     figures["proxy"] = "PgBouncer (transaction pooling) with client TLS, sslmode=require"
     figures["null/single p50"] = round(figures["null"]["p50_ms"] / figures["single"]["p50_ms"], 2)
     figures["null/single p99"] = round(figures["null"]["p99_ms"] / figures["single"]["p99_ms"], 2)

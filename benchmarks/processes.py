@@ -8,10 +8,12 @@ import select
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report
 from benchmarks.bundles import API_FOLDER, PEERS_FOLDER
 
 CHILD_SOURCE = (Path(__file__).parent / "child.py").read_text(encoding="utf-8")
@@ -296,3 +298,24 @@ def run_warm_interleaved(
                     child.process.kill()
                     child.process.wait()
                 child.close_pipes()
+
+
+def measure_warm_rounds(
+    runs: list[tuple[Handler, Path, dict[str, str]]],
+    *,
+    python: str,
+    event: dict[str, Any],
+    invocations: int,
+    rounds: int,
+    check: Callable[[Handler, dict[str, Any]], None],
+) -> dict[str, dict[str, Any]]:
+    """`rounds` of `run_warm_interleaved`, each process's result passed to `check` (which
+    raises for a wrong one); per handler, the round with the median p50 (with all rounds'
+    figures, `report.median_round`)."""
+    by_handler: dict[str, list[dict[str, Any]]] = {h.key: [] for h, _, _ in runs}
+    for _ in range(rounds):
+        warm = run_warm_interleaved(runs, python=python, event=event, invocations=invocations)
+        for handler, _, _ in runs:
+            check(handler, warm[handler.key])
+            by_handler[handler.key].append(report.summarize_warm(warm[handler.key]))
+    return {key: report.median_round(r) for key, r in by_handler.items()}

@@ -43,8 +43,8 @@ from benchmarks.processes import (
     Handler,
     api_gateway_v2_event,
     child_environment,
+    measure_warm_rounds,
     run_handler_process,
-    run_warm_interleaved,
 )
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
@@ -171,22 +171,21 @@ class _Run:
 
     def warm(self) -> dict[str, dict[str, Any]]:
         rounds, invocations = self.args.warm_rounds, self.args.warm_invocations
-        by_handler: dict[str, list[dict[str, Any]]] = {h.key: [] for h in WARM_HANDLERS}
         runs = [
             (h, bundle, self.environment(bundle))
             for h in WARM_HANDLERS
             for bundle in [self.folders[h.folder][WARM_VARIANT]]
         ]
         keys = ", ".join(h.key for h in WARM_HANDLERS)
-        for number in range(1, rounds + 1):
-            _log(f"warm: round {number}/{rounds}, {invocations} invocations of {keys}, in turns...")
-            warm = run_warm_interleaved(
-                runs, python=self.python, event=self.event, invocations=invocations
-            )
-            for handler in WARM_HANDLERS:
-                _check_answer(handler, warm[handler.key], self.db)
-                by_handler[handler.key].append(report.summarize_warm(warm[handler.key]))
-        return {key: report.median_round(r) for key, r in by_handler.items()}
+        _log(f"warm: {rounds} rounds of {invocations} invocations of {keys}, in turns...")
+        return measure_warm_rounds(
+            runs,
+            python=self.python,
+            event=self.event,
+            invocations=invocations,
+            rounds=rounds,
+            check=lambda handler, result: _check_answer(handler, result, self.db),
+        )
 
     def _api_bundle(self) -> Path:
         return self.folders[HANDLERS[0].folder][WARM_VARIANT]
