@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra_cdk.constructs.log_groups import encrypted_log_group
 from infra_cdk.constructs.vpc_function import vpc_function
 from infra_cdk.nag import (
     ENVIRONMENT_HOLDS_NO_SECRETS,
@@ -143,12 +144,8 @@ class Api(Construct):
             self, "Live", alias_name="live", version=self.function.current_version
         )
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
+        self.access_logs = encrypted_log_group(
+            self, "AccessLogs", retention=log_retention, encryption_key=encryption_key
         )
         self.http_api = apigw.HttpApi(
             self,

@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from infra_cdk.constructs.log_groups import encrypted_log_group
 from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
 from lambda_app import workload
 
@@ -116,13 +117,12 @@ class Database(Construct):
         # The export log groups, made here with a retention before RDS writes to them
         # (cloudwatch_logs_retention would add a custom-resource Lambda to do the same).
         for export in LOG_EXPORTS:
-            log_group = logs.LogGroup(
+            log_group = encrypted_log_group(
                 self,
                 f"{export.capitalize()}Logs",
-                log_group_name=f"/aws/rds/instance/{instance_identifier}/{export}",
                 retention=log_retention,
                 encryption_key=encryption_key,
-                removal_policy=RemovalPolicy.DESTROY,
+                log_group_name=f"/aws/rds/instance/{instance_identifier}/{export}",
             )
             self.instance.node.add_dependency(log_group)
         assert self.instance.secret is not None

@@ -29,7 +29,6 @@ from aws_cdk import (
     CfnOutput,
     CfnUpdatePolicy,
     Duration,
-    RemovalPolicy,
 )
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -40,6 +39,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra_cdk.constructs.log_groups import encrypted_log_group
 from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
 from lambda_app import workload
 
@@ -135,12 +135,8 @@ class Deployment(Construct):
             *extra_alarms,
         ]
 
-        self.hook_logs = logs.LogGroup(
-            self,
-            "PreTrafficHookLogs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
+        self.hook_logs = encrypted_log_group(
+            self, "PreTrafficHookLogs", retention=log_retention, encryption_key=encryption_key
         )
         # Outside the VPC: it calls only the Lambda and CodeDeploy APIs, which the
         # isolated subnets cannot reach (an endpoint for each would cost ~$15/month).

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from infra_cdk.constructs.log_groups import encrypted_log_group
 
 
 class Network(Construct):
@@ -48,12 +49,8 @@ class Network(Construct):
         )
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
-        flow_logs = logs.LogGroup(
-            self,
-            "FlowLogs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=RemovalPolicy.DESTROY,
+        flow_logs = encrypted_log_group(
+            self, "FlowLogs", retention=log_retention, encryption_key=encryption_key
         )
         self.vpc.add_flow_log(
             "FlowLog",

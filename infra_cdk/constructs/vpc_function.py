@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra_cdk.constructs.log_groups import encrypted_log_group
 from infra_cdk.nag import acknowledge_vpc_function
 from infra_cdk.tracing import enable_active_tracing
 
@@ -53,12 +54,8 @@ def vpc_function(
         allow_all_outbound=False,
         description=security_group_description,
     )
-    log_group = logs.LogGroup(
-        scope,
-        "FunctionLogs",
-        retention=log_retention,
-        encryption_key=encryption_key,
-        removal_policy=RemovalPolicy.DESTROY,
+    log_group = encrypted_log_group(
+        scope, "FunctionLogs", retention=log_retention, encryption_key=encryption_key
     )
     function = lambda_.Function(
         scope,
