@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from email.policy import SMTP
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,7 +46,7 @@ class FileMailer:
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.eml"
         path = self.directory / name
         with path.open("xb") as file:  # exclusive: never overwrite another message
-            file.write(message.to_email(self.sender).as_bytes(policy=SMTP))
+            file.write(message.to_bytes(self.sender))
         logger.info(
             "mail written to a file",
             extra={"fields": {"subject": message.subject, "to": message.to, "path": str(path)}},
@@ -71,7 +70,7 @@ class SesMailer:
 
         if self._client is None:
             self._client = aws.client("sesv2")
-        raw = message.to_email(self.sender).as_bytes(policy=SMTP)
+        raw = message.to_bytes(self.sender)
         try:
             response = self._client.send_email(
                 FromEmailAddress=self.sender,

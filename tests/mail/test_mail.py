@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import email
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from email.message import Message as ParsedMessage
-from email.policy import SMTP, default
+from email.policy import default
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -102,7 +104,7 @@ def test_an_ascii_link_stays_on_one_line_of_the_raw_file() -> None:
     assert url in raw.as_string().splitlines()  # copied as it is from the .eml file
 
     accented = Message(to=RECIPIENT, subject="Réinitialiser", text=f"Voilà :\n{url}\n")
-    parsed = _parse(accented.to_email(SENDER).as_bytes(policy=SMTP))
+    parsed = _parse(accented.to_bytes(SENDER))
     assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
     assert _token_of_link_in(parsed)[1] == "T" * 43
 
@@ -217,3 +219,20 @@ def test_unfit_mail_settings_are_refused_at_start_up(
         load_settings(ApiSettings)
 
     assert [p.variable for p in raised.value.problems] == [variable]
+
+
+def test_the_email_package_loads_with_the_first_mail_not_with_the_app() -> None:
+    # A fresh interpreter: this one has long imported the email package.
+    code = (
+        "import sys\n"
+        "import lambda_app.handlers.api\n"
+        "assert 'email.policy' not in sys.modules, 'the app imported email.policy'\n"
+        "from lambda_app.mail import Message\n"
+        f"raw = Message(to={RECIPIENT!r}, subject='Hi', text='Hello\\n').to_bytes({SENDER!r})\n"
+        "assert raw.endswith(b'Hello\\r\\n'), raw\n"
+        "assert 'email.policy' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
