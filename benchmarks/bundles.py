@@ -103,12 +103,13 @@ def build_local_bundles(root: Path, *, python: str) -> LocalBundles:
     peers_compiled = root / PEERS_FOLDER / PRECOMPILED
     shutil.copytree(peers, peers_compiled)
     compile_bytecode(python=python, target=local_target(peers_compiled), out=peers_compiled)
+    api_sources = _copy_without_bytecode(api, api_root / NO_BYTECODE)
+    for folder in (api_sources, peers):
+        if found := bytecode_files(folder):  # it would measure a precompiled start
+            raise RuntimeError(f"{folder} holds {found} .pyc files; it must hold none")
     return LocalBundles(
         folders={
-            API_FOLDER: {
-                NO_BYTECODE: _copy_without_bytecode(api, api_root / NO_BYTECODE),
-                PRECOMPILED: api,
-            },
+            API_FOLDER: {NO_BYTECODE: api_sources, PRECOMPILED: api},
             PEERS_FOLDER: {NO_BYTECODE: peers, PRECOMPILED: peers_compiled},
         },
         api_target=target.describe(),

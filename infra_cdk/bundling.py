@@ -292,9 +292,11 @@ def find_python(version: str) -> str:
     )
 
 
-def _run(command: list[str], *, cwd: Path | None = None) -> None:
+def _run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
     # Our own argument lists (tool paths we looked up), never a shell.
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
+    result = subprocess.run(  # noqa: S603
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise BundlingError(
             f"bundling step failed ({result.returncode}): {' '.join(command)}\n"
@@ -359,6 +361,11 @@ def install_dependencies(
                 str(requirements),
             ],
             cwd=project_root,
+            # Wheels as they are: compile_bytecode makes the only bytecode. With uv's own
+            # (UV_COMPILE_BYTECODE=1, which the Makefile exports and uv's Docker guide
+            # suggests setting everywhere) the dependencies would ship timestamp-checked
+            # .pyc files, stale once the zip has rounded their sources' mtimes.
+            env={k: v for k, v in os.environ.items() if k != "UV_COMPILE_BYTECODE"},
         )
 
 
@@ -439,12 +446,15 @@ def copy_sources(*, flavour: Flavour, project_root: Path, out: Path) -> None:
 def compile_bytecode(*, python: str, target: BundleTarget, out: Path) -> None:
     # unchecked-hash: the .pyc files are trusted without stat-ing sources (mtimes in a
     # zip are meaningless, and the bundle is read-only so Python could not rewrite them).
+    # -f: every file, even one that already has bytecode (a wheel that ships some), or
+    # compileall would keep that bytecode and its invalidation mode.
     _run(
         [
             python,
             "-m",
             "compileall",
             "-q",
+            "-f",
             "-j",
             "0",
             "--invalidation-mode",

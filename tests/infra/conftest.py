@@ -134,6 +134,8 @@ def local_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]
     """Both flavours of the real bundle for this machine, built once per session.
 
     Built side by side: each build mostly waits on uv and compileall subprocesses.
+    With UV_COMPILE_BYTECODE=1, as the Makefile exports it and as many users set it: the
+    bundle's bytecode must be the recipe's whatever uv is told.
     """
     from infra_cdk.bundling import FLAVOURS, build_bundle, local_target
 
@@ -144,7 +146,8 @@ def local_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]
         target = local_target(runtime_root=str(out))
         return Bundle(path=out, report=build_bundle(out, target=target, flavour=name))
 
-    with ThreadPoolExecutor(max_workers=len(outs)) as pool:
+    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(len(outs)) as pool:
+        patch.setenv("UV_COMPILE_BYTECODE", "1")
         futures = {name: pool.submit(build, name) for name in outs}
         return {name: future.result() for name, future in futures.items()}
 

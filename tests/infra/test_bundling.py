@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -324,6 +325,18 @@ def test_bundle_bytecode_is_compiled_for_the_target_version(any_bundle: Bundle) 
         if not (p.parent.parent / f"{p.name.split('.')[0]}.py").is_file()
     ]
     assert orphans == []
+
+
+def test_all_bundle_bytecode_is_unchecked_hash(any_bundle: Bundle) -> None:
+    # Lambda unzips the bundle with its sources' mtimes rounded, so timestamp-checked
+    # bytecode would be stale: recompiled in memory at every cold start (the folder is
+    # read-only). The fixture builds with UV_COMPILE_BYTECODE=1, which would otherwise
+    # leave uv's timestamp-checked bytecode on every dependency.
+    unchecked_hash = 0b01  # PEP 552 flags: hash-based, source not checked
+    modes = Counter(
+        int.from_bytes(path.read_bytes()[4:8], "little") for path in any_bundle.path.rglob("*.pyc")
+    )
+    assert set(modes) == {unchecked_hash}, modes
 
 
 # A project tree with a file in each part of the app, and what a checkout has besides.

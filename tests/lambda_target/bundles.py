@@ -1,4 +1,5 @@
-"""Both bundles, built exactly as `cdk deploy` builds them, read-only as /var/task is."""
+"""Both bundles, built exactly as `cdk deploy` builds them, with the modification times
+and the read-only files they have in /var/task."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from infra_cdk.bundling import (
@@ -53,6 +55,18 @@ class Target:
         return copy
 
 
+# cdk-assets zips every file of an asset with this modification time (its `epoch()`, so
+# that the same files always make the same zip), and Lambda unpacks them with it. Any
+# timestamp-checked .pyc is then stale, and would be compiled again at every cold start.
+CDK_ASSET_MTIME = datetime(1980, 1, 1, tzinfo=UTC).timestamp()
+
+
+def stamp_as_deployed(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.utime(path, (CDK_ASSET_MTIME, CDK_ASSET_MTIME))
+
+
 @contextlib.contextmanager
 def _uv_offline() -> Iterator[None]:
     """build_bundle's uv runs inherit this process's environment: offline, a warm uv
@@ -78,6 +92,7 @@ def _build(bundle: Bundle, flavour: str, *, offline: bool) -> bool:
         if not offline:
             raise
         return False
+    stamp_as_deployed(bundle.path)
     make_read_only(bundle.path)
     return True
 
