@@ -41,7 +41,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_PACKAGE = "lambda_app"
 
 # Bump when the bundling steps change, so a new recipe yields a new asset hash.
-BUNDLER_VERSION = "4"
+BUNDLER_VERSION = "5"
 
 # What no flavour runs or reads on Lambda, by path under the bundle root: uv's lock file
 # for the target folder, console scripts (they carry this machine's interpreter path),
@@ -364,7 +364,7 @@ def install_dependencies(
             # Wheels as they are: compile_bytecode makes the only bytecode. With uv's own
             # (UV_COMPILE_BYTECODE=1, which the Makefile exports and uv's Docker guide
             # suggests setting everywhere) the dependencies would ship timestamp-checked
-            # .pyc files, stale once the zip has rounded their sources' mtimes.
+            # .pyc files, stale in /var/task, where cdk-assets dates every file 1980-01-01.
             env={k: v for k, v in os.environ.items() if k != "UV_COMPILE_BYTECODE"},
         )
 

@@ -328,7 +328,7 @@ def test_bundle_bytecode_is_compiled_for_the_target_version(any_bundle: Bundle) 
 
 
 def test_all_bundle_bytecode_is_unchecked_hash(any_bundle: Bundle) -> None:
-    # Lambda unzips the bundle with its sources' mtimes rounded, so timestamp-checked
+    # In /var/task every file is dated 1980-01-01 (cdk-assets zips them so), so timestamp-checked
     # bytecode would be stale: recompiled in memory at every cold start (the folder is
     # read-only). The fixture builds with UV_COMPILE_BYTECODE=1, which would otherwise
     # leave uv's timestamp-checked bytecode on every dependency.

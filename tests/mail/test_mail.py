@@ -221,7 +221,7 @@ def test_unfit_mail_settings_are_refused_at_start_up(
     assert [p.variable for p in raised.value.problems] == [variable]
 
 
-def test_the_email_package_loads_with_the_first_mail_not_with_the_app() -> None:
+def test_the_email_policy_loads_with_the_first_mail_not_with_the_app() -> None:
     # A fresh interpreter: this one has long imported the email package.
     code = (
         "import sys\n"
