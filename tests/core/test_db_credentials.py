@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
-import sys
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,9 +16,8 @@ from lambda_app.db.engine import build_engine
 from lambda_app.db.plan import DatabaseNotConfigured
 from lambda_app.db.sources import plan_connection
 from lambda_app.db.tls import encrypted_unverified_context, rds_verify_full_context
+from tests.fixtures.fresh_interpreter import run_python
 from tests.fixtures.settings import api_settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def with_scheme(url: str, scheme: str) -> str:
@@ -118,17 +114,6 @@ async def test_verify_full_never_falls_back_to_plain_text(database_url_for_tests
                 pass
     finally:
         await engine.dispose()
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_app_and_url_engine_never_import_boto3() -> None:

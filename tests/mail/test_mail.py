@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import email
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import Message as ParsedMessage
 from email.policy import default
@@ -19,6 +17,7 @@ import pytest
 from lambda_app import mail
 from lambda_app.core.settings import ApiSettings, SettingsError, get_settings, load_settings
 from lambda_app.mail import MailNotConfigured, MailNotSent, Message
+from tests.fixtures.fresh_interpreter import run_python
 
 # Everything a URL quotes, so the test sees the quoting work.
 TOKEN = "tok-3f9a+/=&?#%20 end"
@@ -232,7 +231,5 @@ def test_the_email_policy_loads_with_the_first_mail_not_with_the_app() -> None:
         "assert raw.endswith(b'Hello\\r\\n'), raw\n"
         "assert 'email.policy' in sys.modules\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
