@@ -111,7 +111,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             413: error_response("`payload_too_large`"),
             422: error_response("`validation_error` / `invalid_json`"),
             500: error_response("`internal_error`"),
-            503: error_response("`database_unavailable`"),
+            503: error_response("`database_unavailable` / `request_timeout`"),
         },
     )
     # Each domain router goes in with the prefix itself, not through an "/api" router:

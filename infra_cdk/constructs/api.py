@@ -29,8 +29,9 @@ API_HANDLER = "lambda_app.handlers.api.handler"
 # the API does is Argon2id hashing (19 MiB, t=2) on register and token requests:
 # 1,024 MB (~0.6 vCPU) keeps that well under 100 ms without paying for a whole core.
 API_MEMORY_MB = 1024
-# Above the database's connect (5 s) and statement (10 s) timeouts, so those fail first
-# with a clean 503, and below the HTTP API's hard 30 s integration limit.
+# Above the database's connect (5 s) and statement (10 s) timeouts, so one slow step fails
+# with a clean 503; a request making several slow ones gets the app's own 503 a second
+# before this (lambda_app.core.middleware). Below the HTTP API's hard 30 s integration limit.
 API_TIMEOUT = Duration.seconds(20)
 
 # One JSON line per request; no headers, query strings or bodies (tokens, passwords).

@@ -1,7 +1,9 @@
 """Telling "the database is unreachable" apart from a bug.
 
-Connection refused, a server restarting, a proxy that dropped us, or a query
-that hit the command timeout all mean "try again shortly" (503), not a 500.
+Connection refused, a server restarting, a proxy that dropped us, a query that
+hit the client's command timeout or the server's statement timeout, or AWS
+unreachable while fetching the credentials to log in with (botocore chains the
+socket's OSError) all mean "try again shortly" (503), not a 500.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError
 
 # SQLSTATE classes: 08 connection exception, 57P operator intervention
-# (shutdown, cannot connect now), 53300 too many connections.
-_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+# (shutdown, cannot connect now), 57014 query canceled (the API role's
+# statement_timeout, migration 0005), 53300 too many connections.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "57014", "53300")
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

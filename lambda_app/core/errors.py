@@ -62,6 +62,12 @@ class DatabaseUnavailable(AppError):
     message = "The database is unavailable, try again shortly"
 
 
+class RequestTimedOut(AppError):
+    status_code = 503
+    code = "request_timeout"
+    message = "The request took too long, try again shortly"
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
     code = "payload_too_large"

@@ -1,5 +1,5 @@
-"""The outermost ASGI layer: request and trace ids, body limits, the request log line and
-metrics, last-resort errors.
+"""The outermost ASGI layer: request and trace ids, body limits, the invocation's deadline,
+the request log line and metrics, last-resort errors.
 
 A plain ASGI middleware (not `BaseHTTPMiddleware`) so it adds no task or
 context copy per request and sees every exception the app did not handle.
@@ -7,6 +7,7 @@ context copy per request and sees every exception the app did not handle.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -17,7 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambda_app.core import metrics
 from lambda_app.core.database_errors import is_database_unavailable
-from lambda_app.core.errors import AppError, DatabaseUnavailable, PayloadTooLarge, error_body
+from lambda_app.core.errors import (
+    AppError,
+    DatabaseUnavailable,
+    PayloadTooLarge,
+    RequestTimedOut,
+    error_body,
+)
 from lambda_app.core.logging import (
     bind_trace_id,
     invocation_trace_id,
@@ -33,6 +40,10 @@ REQUEST_ID_HEADER = "x-request-id"
 TRACE_ID_HEADER = "x-trace-id"
 _TRACE_HEADER = b"x-amzn-trace-id"  # what API Gateway and ALB forward
 _JSON_TYPES = ("application/json", "+json")
+# Time kept back from the invocation's own timeout to send the 503 and write the request's
+# log line and metrics. Past Lambda's timeout there would be none of those: the client
+# would get API Gateway's bare 5xx and the container would be reset.
+DEADLINE_MARGIN_SECONDS = 1.0
 
 
 def _request_id(scope: Scope) -> str:
@@ -57,6 +68,16 @@ def _trace_id(scope: Scope) -> str | None:
         if name == _TRACE_HEADER:
             return parse_trace_id(value.decode("latin-1"))
     return None
+
+
+def _deadline(scope: Scope) -> float | None:
+    """When the app must have answered, on the event loop's clock: the invocation's remaining
+    time less the margin, on Lambda (Mangum puts its context in the scope); else None."""
+    remaining_ms = getattr(scope.get("aws.context"), "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return None
+    remaining = float(remaining_ms()) / 1000
+    return asyncio.get_running_loop().time() + remaining - DEADLINE_MARGIN_SECONDS
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -128,6 +149,7 @@ class RequestContextMiddleware:
         async def respond_with(error: type[AppError]) -> None:
             await respond(error.status_code, error.code, error.message)
 
+        deadline = asyncio.timeout_at(_deadline(scope))
         try:
             body = await self._read_body(scope, receive)
             if body is None:
@@ -140,11 +162,19 @@ class RequestContextMiddleware:
                     [{"loc": ["body"], "message": problem, "type": "json_invalid"}],
                 )
             else:
-                await self.app(scope, _replay(body, receive), send_with_request_id)
+                async with deadline:
+                    await self.app(scope, _replay(body, receive), send_with_request_id)
         except Exception as exc:
             if response_started:
                 raise  # too late to answer differently; Mangum/uvicorn log it
-            if is_database_unavailable(exc):
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                logger.warning(
+                    "request deadline passed",
+                    exc_info=True,
+                    extra={"fields": {"request_id": request_id}},
+                )
+                await respond_with(RequestTimedOut)
+            elif is_database_unavailable(exc):
                 logger.warning(
                     "database unavailable",
                     exc_info=True,

@@ -39,6 +39,7 @@ from lambda_app.db.secret import CachedDbSecret, DbSecret, SecretConnector
 from lambda_app.db.sources import plan_aws_connection
 from lambda_app.db.tls import rds_verify_full_context
 from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
+from tests.fixtures.aws import use_dummy_aws_credentials
 from tests.fixtures.polling import wait_until
 from tests.fixtures.ports import free_port
 from tests.fixtures.settings import api_settings
@@ -61,12 +62,7 @@ class FakeClock:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto's AWS, dummy credentials, and a fresh default boto3 session."""
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    use_dummy_aws_credentials(monkeypatch, REGION)
     with mock_aws():
         boto3.setup_default_session()
         yield boto3.client("secretsmanager")

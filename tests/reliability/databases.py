@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 from lambda_app.devtools.database import database_url
@@ -32,10 +34,26 @@ def asyncpg_dsn(url: str) -> dict[str, object]:
     }
 
 
+async def execute(url: str, sql: str) -> None:
+    """Run `sql` on a connection of its own, outside the app."""
+    conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def fetchval(url: str, sql: str, *args: Any) -> Any:
+    """The first value `sql` returns, on a connection of its own, outside the app."""
+    conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
 async def insert_superuser(database_url: str, username: str, password: str) -> None:
     """A superuser row written straight to `database_url`, outside the app."""
-    import asyncpg
-
     from lambda_app.identity.passwords import hash_password
 
     conn = await asyncpg.connect(**asyncpg_dsn(database_url))  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from tests.fixtures.accounts import Credentials, register_and_login_via_handler
 from tests.fixtures.lambda_events import http_api_event, response_json
 from tests.fixtures.polling import wait_until
 from tests.reliability.containers import LambdaContainer, container_environment
-from tests.reliability.databases import asyncpg_dsn, create_migrated_database
+from tests.reliability.databases import asyncpg_dsn, create_migrated_database, execute, fetchval
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def db_pool(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def fault_database(dedicated_postgres: EmbeddedPostgres, db_pool: str) -> str:
     url = create_migrated_database(dedicated_postgres.url(), f"lambda_app_{db_pool}")
-    asyncio.run(_execute(url, HOLD_COMMIT_TRIGGER))
+    asyncio.run(execute(url, HOLD_COMMIT_TRIGGER))
     return url
 
 
@@ -106,22 +106,6 @@ def running_database(dedicated_postgres: EmbeddedPostgres) -> Iterator[EmbeddedP
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _fetchval(url: str, sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(**asyncpg_dsn(url))  # type: ignore[arg-type]
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 def _call(container: LambdaContainer, event: dict[str, Any]) -> tuple[int, Any]:
@@ -256,7 +240,7 @@ def _assert_no_secret_logged(container: LambdaContainer) -> None:
 
 def _user_count(url: str, username: str) -> int:
     return int(
-        asyncio.run(_fetchval(url, "SELECT count(*) FROM users WHERE username = $1", username))
+        asyncio.run(fetchval(url, "SELECT count(*) FROM users WHERE username = $1", username))
     )
 
 
@@ -349,7 +333,7 @@ def test_an_insert_killed_mid_statement_answers_503_and_logs_no_secret(
         container.send(_register("locked_out"))
         pid = asyncio.run(_wait_for_waiting_backend(fault_database, "relation"))
         # when: the connection dies while its INSERT (carrying a password hash) runs
-        asyncio.run(_execute(fault_database, f"SELECT pg_terminate_backend({pid})"))
+        asyncio.run(execute(fault_database, f"SELECT pg_terminate_backend({pid})"))
         response = container.wait_response(timeout=HARNESS_TIMEOUT_SECONDS)
     # then: a 503, nothing written, and the failed statement's parameters (the new
     # user's password hash) are not in the logged traceback
@@ -368,7 +352,7 @@ def test_a_connection_killed_mid_transaction_leaves_no_partial_write(
         pid, has_written = asyncio.run(_wait_for_held_commit(fault_database))
         assert has_written  # the INSERT is done: the transaction holds a write
         # when: the request's connection is terminated before its COMMIT completes
-        asyncio.run(_execute(fault_database, f"SELECT pg_terminate_backend({pid})"))
+        asyncio.run(execute(fault_database, f"SELECT pg_terminate_backend({pid})"))
         response = container.wait_response(timeout=HARNESS_TIMEOUT_SECONDS)
     # then
     assert (response["statusCode"], response_json(response)) == (503, DATABASE_UNAVAILABLE)
@@ -454,7 +438,7 @@ def test_a_migration_failing_halfway_leaves_the_previous_revision_intact(
     # given: a database at the real head, with a user in it, and two more revisions
     url = create_migrated_database(running_database.url(), "migration_fault")
     asyncio.run(
-        _execute(
+        execute(
             url,
             "INSERT INTO users (username, slug, email, hashed_password, "
             "first_name) VALUES ('keep', 'keep', 'keep@example.com', 'x', 'Kept')",
@@ -485,17 +469,16 @@ def test_a_migration_failing_halfway_leaves_the_previous_revision_intact(
         asyncio.run(upgrade())
 
     # then: the good revision is applied and recorded; nothing of the failing one is left
-    assert asyncio.run(_fetchval(url, "SELECT version_num FROM alembic_version")) == "rel_9101"
-    assert asyncio.run(_fetchval(url, "SELECT to_regclass('reliability_good') IS NOT NULL"))
-    assert asyncio.run(_fetchval(url, "SELECT to_regclass('reliability_partial') IS NULL"))
+    assert asyncio.run(fetchval(url, "SELECT version_num FROM alembic_version")) == "rel_9101"
+    assert asyncio.run(fetchval(url, "SELECT to_regclass('reliability_good') IS NOT NULL"))
+    assert asyncio.run(fetchval(url, "SELECT to_regclass('reliability_partial') IS NULL"))
     assert not asyncio.run(
-        _fetchval(
+        fetchval(
             url,
             "SELECT count(*) FROM information_schema.columns "
             "WHERE table_name = 'users' AND column_name = 'reliability_extra'",
         )
     )
     assert (
-        asyncio.run(_fetchval(url, "SELECT first_name FROM users WHERE username = 'keep'"))
-        == "Kept"
+        asyncio.run(fetchval(url, "SELECT first_name FROM users WHERE username = 'keep'")) == "Kept"
     )

@@ -1,0 +1,145 @@
+"""Time limits that hold when the client's own can't: the server's for the API role
+(migration 0005), since behind RDS Proxy a cancel request may never arrive and a Lambda
+killed at its timeout sends none; and the invocation's deadline, answered with a 503
+before Lambda's timeout ends the invocation. These commit for real, in a database of this
+module's own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from lambda_app.core.settings import get_settings
+from lambda_app.db.engine import build_engine
+from lambda_app.devtools.database import prepare_api_role
+from lambda_app.handlers.api import make_handler
+from lambda_app.workload import API_ROLE
+from tests.fixtures.accounts import Credentials
+from tests.fixtures.lambda_context import FakeLambdaContext
+from tests.fixtures.lambda_events import http_api_event
+from tests.fixtures.polling import wait_until
+from tests.reliability.databases import execute, fetchval
+
+pytestmark = pytest.mark.slow
+
+# Test-only: the INSERT of a registration for a `sleep_*` username sleeps far longer than
+# the server allows this database's API role, and far shorter than the client's command
+# timeout (10 s by default), so only the server can be what ends it. (Not at COMMIT:
+# PostgreSQL's statement_timeout doesn't cover the work a COMMIT does.)
+SERVER_STATEMENT_TIMEOUT = "1s"
+SLEEP_SECONDS = 5
+SLEEPING_INSERT_TRIGGER = f"""
+CREATE FUNCTION sleep_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.username LIKE 'sleep\\_%' THEN
+        PERFORM pg_sleep({SLEEP_SECONDS});
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sleep_on_insert AFTER INSERT ON users
+    FOR EACH ROW EXECUTE FUNCTION sleep_on_insert();
+"""
+
+
+def test_the_api_role_is_migrated_with_server_side_time_limits(committing_database: str) -> None:
+    # given: the app's own engine, logged in as the API role as on AWS
+    engine = build_engine(get_settings(), database_url=prepare_api_role(committing_database))
+
+    async def milliseconds(setting: str) -> int:
+        async with engine.connect() as conn:
+            query = text("SELECT setting::int FROM pg_settings WHERE name = :name")
+            return int((await conn.execute(query, {"name": setting})).scalar_one())
+
+    # when / then: what every API session starts with, with no SET from the client; the
+    # server's answer comes before the client's own command timeout would give up
+    statement_timeout = asyncio.run(milliseconds("statement_timeout"))
+    assert statement_timeout == 9_000
+    assert statement_timeout < get_settings().db_command_timeout_seconds * 1000
+    assert asyncio.run(milliseconds("idle_in_transaction_session_timeout")) == 60_000
+
+
+@pytest.fixture
+def sleeping_insert(committing_database: str) -> Iterator[str]:
+    """Registering a `sleep_*` username sleeps in its INSERT."""
+    asyncio.run(execute(committing_database, SLEEPING_INSERT_TRIGGER))
+    yield committing_database
+    asyncio.run(
+        execute(
+            committing_database,
+            "DROP TRIGGER sleep_on_insert ON users; DROP FUNCTION sleep_on_insert();",
+        )
+    )
+
+
+@pytest.fixture
+def short_server_timeout(sleeping_insert: str) -> Iterator[str]:
+    """This database's API sessions get a 1 s statement timeout."""
+    database = sleeping_insert.rsplit("/", 1)[-1]
+    role_in_database = f"ALTER ROLE {API_ROLE} IN DATABASE {database}"
+    statement_timeout = f"statement_timeout = '{SERVER_STATEMENT_TIMEOUT}'"
+    asyncio.run(execute(sleeping_insert, f"{role_in_database} SET {statement_timeout}"))
+    yield sleeping_insert
+    asyncio.run(execute(sleeping_insert, f"{role_in_database} RESET statement_timeout"))
+
+
+async def _api_statements_running(database_url: str) -> int:
+    running = await fetchval(
+        database_url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND usename = $1 AND state = 'active'",
+        API_ROLE,
+    )
+    return int(running)  # type: ignore[call-overload]
+
+
+async def test_a_statement_the_client_never_cancels_is_ended_by_the_server_as_a_503(
+    short_server_timeout: str, committing_client: httpx.AsyncClient
+) -> None:
+    credentials = Credentials.new("sleep")
+
+    # when: the INSERT runs past the server's limit, long before the client's
+    response = await committing_client.post("/api/auth/register", json=credentials.registration())
+
+    # then: the project's 503, nothing written, and nothing left running on the server
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "database_unavailable"
+    stored = await fetchval(
+        short_server_timeout, "SELECT count(*) FROM users WHERE username = $1", credentials.username
+    )
+    assert stored == 0
+    assert await _api_statements_running(short_server_timeout) == 0
+
+
+def test_a_request_near_the_lambda_timeout_answers_503_before_it_and_writes_nothing(
+    sleeping_insert: str, committing_app: Any
+) -> None:
+    # given: the real Lambda handler, and an invocation with 3 s left, less than the
+    # INSERT sleeps and less than the server's own statement timeout
+    handler = make_handler(committing_app)
+    credentials = Credentials.new("sleep")
+    event = http_api_event("POST", "/api/auth/register", json=credentials.registration())
+
+    # when
+    response = handler(event, FakeLambdaContext(timeout_seconds=3))
+
+    # then: the project's 503 in time for its log line, and the statement was cancelled
+    assert response["statusCode"] == 503, response
+    assert json.loads(response["body"])["error"]["code"] == "request_timeout"
+    assert response["headers"]["x-request-id"]
+
+    async def nothing_running() -> bool:
+        return await _api_statements_running(sleeping_insert) == 0
+
+    asyncio.run(wait_until(nothing_running, lambda: "the INSERT still runs on the server"))
+    stored = asyncio.run(
+        fetchval(
+            sleeping_insert, "SELECT count(*) FROM users WHERE username = $1", credentials.username
+        )
+    )
+    assert stored == 0
