@@ -5,8 +5,8 @@ pools on the server.
 
 `DB_POOL=single` keeps one connection per container instead, so a warm request skips the
 TLS handshake and the login at the proxy (docs/performance.md has the figures and the
-trade-offs). It is checked before use (pre-ping), replaced well before RDS Proxy's
-client idle timeout, and closed before a SnapStart snapshot.
+trade-offs). It is checked before use (pre-ping), replaced before RDS Proxy's client
+idle timeout could close it, and closed before a SnapStart snapshot.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
-from sqlalchemy.sql import sqltypes
 from sqlalchemy.util import await_
 
 from lambda_app.core.settings import DatabaseSettings, get_settings
@@ -29,10 +28,14 @@ _engine: AsyncEngine | None = None
 # DB_POOL: a connection per request (NullPool), or one kept per container.
 Pool = Literal["null", "single"]
 
-# A kept connection (DB_POOL=single) older than this is replaced at its next checkout:
-# well inside RDS Proxy's client idle timeout (1,800 s by default), so the proxy never
-# closes one under a request (pre-ping would catch that too, at the price of a retry).
-KEPT_CONNECTION_RECYCLE_SECONDS = 600
+# A kept connection (DB_POOL=single) older than this is replaced at its next checkout.
+# The pool counts age, not idle time, and an age under RDS Proxy's client idle timeout
+# (5 minutes, infra_cdk/constructs/database.py) means the proxy never closed it for
+# idling: no request starts on a socket the proxy has hung up.
+KEPT_CONNECTION_RECYCLE_SECONDS = 240
+# The pre-ping's own bound, far below the command timeout: a flow dropped without a word
+# (a failover, a NAT) costs this and a reconnect, not a failed request.
+KEPT_CONNECTION_PING_TIMEOUT_SECONDS = 2.0
 
 
 def proxy_safe_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
@@ -60,37 +63,6 @@ def build_engine(
     """Create an engine for `settings` (or an explicit URL, used by tests and tools)."""
     plan = plan_connection(settings, database_url=database_url)
     return engine_for_plan(plan, settings, pool=pool)
-
-
-def _maps_json_columns() -> bool:
-    from lambda_app.models import Base  # the one MetaData; imported here to keep core first
-
-    return any(
-        isinstance(column.type, sqltypes.JSON)
-        for table in Base.metadata.tables.values()
-        for column in table.columns
-    )
-
-
-async def _no_codec(_: Any) -> None:
-    return None
-
-
-def _skip_json_codecs(engine: AsyncEngine) -> None:
-    """Don't register asyncpg json/jsonb codecs on every new connection.
-
-    SQLAlchemy's asyncpg dialect does it in its on-connect hook, and each codec
-    costs an introspection query (two round trips without a statement cache).
-    With NullPool every request opens a connection, so that is four round trips
-    per request for types no mapped column uses. Only for the request engine and
-    only while no mapped column is JSON/JSONB: schema reflection (Alembic's
-    autogenerate) reads json values and keeps its own engine with the codecs; a
-    raw `text()` query selecting json here would get the JSON text as a `str`.
-    """
-    dialect = engine.sync_engine.dialect
-    # The dialect documents these two coroutines as its override points.
-    setattr(dialect, "setup_asyncpg_json_codec", _no_codec)  # noqa: B010
-    setattr(dialect, "setup_asyncpg_jsonb_codec", _no_codec)  # noqa: B010
 
 
 def _engine_options(settings: DatabaseSettings, pool: Pool) -> dict[str, Any]:
@@ -146,10 +118,14 @@ def _ping_in_one_round_trip(dbapi_connection: Any) -> bool:
     that a transaction-pooling proxy keeps its prepare and execute on one server
     connection: four round trips before every request. A simple-protocol query is one
     message, which no proxy splits. Failures go through the adapter's own translation, so
-    the pool still tells a dead connection (replaced) from any other error (raised).
+    the pool still tells a dead connection (replaced) from any other error (raised). No
+    answer in time is a dead connection too: False makes the pool replace it.
     """
+    driver_connection = dbapi_connection.driver_connection
     try:
-        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+        await_(driver_connection.execute("SELECT 1", timeout=KEPT_CONNECTION_PING_TIMEOUT_SECONDS))
+    except TimeoutError:
+        return False
     except Exception as error:
         dbapi_connection._handle_exception(error)
     return True
@@ -199,8 +175,6 @@ def get_engine() -> AsyncEngine:
     if _engine is None:
         settings = get_settings()
         _engine = build_engine(settings, pool=settings.db_pool)
-        if not _maps_json_columns():
-            _skip_json_codecs(_engine)
     return _engine
 
 

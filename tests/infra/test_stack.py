@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from lambda_app.db.engine import KEPT_CONNECTION_RECYCLE_SECONDS
 from lambda_app.workload import API_ROLE
 from tests.infra.conftest import PROD_OPTIONS, Synth
 
@@ -212,6 +213,14 @@ def test_proxy_requires_tls_and_end_to_end_iam_auth_and_holds_no_secret(synth: S
     assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
     assert "Auth" not in proxy
     assert proxy.get("DebugLogging", False) is False
+
+
+def test_a_kept_connection_is_replaced_before_the_proxy_would_close_it_idle(
+    synth: Synth,
+) -> None:
+    # DB_POOL=single replaces its connection by age, and its age bounds its idle time.
+    proxy = props(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")
+    assert proxy["IdleClientTimeout"] > KEPT_CONNECTION_RECYCLE_SECONDS
 
 
 def _statements(synth: Synth, policy_prefix: str) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ connection; the after-restore hook drops whatever a restored container inherited
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.engine import build_engine, set_engine
+from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
 from tests.fixtures.accounts import Credentials, register_and_login_via_handler
 from tests.fixtures.lambda_events import http_api_event
 from tests.fixtures.polling import count_backends, wait_until
 from tests.reliability.containers import LambdaContainer, container_environment
-from tests.reliability.databases import asyncpg_dsn
+from tests.reliability.databases import asyncpg_dsn, create_migrated_database
 
 APPLICATION_NAME = "lambda_app.kept_connection_test"
 PASSWORD = "kept-connection password"
@@ -94,6 +97,36 @@ async def test_a_restored_container_never_uses_a_connection_from_the_snapshot(
         return await count_backends(committing_database, pid=inherited) == 0
 
     await wait_until(closed, lambda: f"backend {inherited} still connected after restore")
+
+
+@pytest.fixture(scope="module")
+def own_server_api_database(dedicated_postgres: EmbeddedPostgres) -> str:
+    """A database on a server of the module's own: the test stops one of its backends."""
+    from lambda_app.devtools.database import prepare_api_role
+
+    return prepare_api_role(create_migrated_database(dedicated_postgres.url(), "lambda_app"))
+
+
+async def test_a_kept_connection_that_stops_answering_is_replaced_by_the_pre_ping(
+    own_server_api_database: str,
+) -> None:
+    # given: a kept connection
+    settings = ApiSettings(db_application_name=APPLICATION_NAME)
+    kept_engine = build_engine(settings, database_url=own_server_api_database, pool="single")
+    silent = await _backend_pid(kept_engine)
+
+    # when: its server side goes silent, the socket still open (a flow dropped without a
+    # word: no reset ever arrives)
+    os.kill(silent, signal.SIGSTOP)
+    try:
+        replacement = await _backend_pid(kept_engine)
+    finally:
+        os.kill(silent, signal.SIGCONT)
+        await kept_engine.dispose()
+
+    # then: the pre-ping gave up on it well before the command timeout, and the request
+    # ran on a new connection instead of failing
+    assert replacement != silent
 
 
 @pytest.fixture
