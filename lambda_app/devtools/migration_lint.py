@@ -58,8 +58,9 @@ NOT_CHECKED: dict[str, str] = {
         "changing one later is a type change, which changing-column-type flags"
     ),
     "require-statement-timeout": (
-        "the migration function bounds every statement (asyncpg's command_timeout, "
-        "lambda_app/migrate/settings.py); an index build or a backfill may take minutes"
+        "the migration function bounds every statement by the run's deadline, on the server "
+        "(statement_timeout, lambda_app/migrate/timeouts.py); an index build or a backfill "
+        "may take minutes"
     ),
     "require-lock-timeout": (
         "belongs to the runner, not to each revision: the migration session sets "

@@ -15,9 +15,9 @@ DEFAULT_ACTION: Action = "upgrade"
 # These change the schema, so they hold the migration lock while they run.
 MUTATING_ACTIONS: frozenset[Action] = frozenset({"upgrade", "downgrade"})
 
-# No run outlives its Lambda invocation, so no wait needs to be longer than one.
+# Lambda's hard limit on any invocation. No run outlives its invocation, so no wait needs
+# to be longer than one; the run's deadline (`deadline`) cuts every wait shorter still.
 LAMBDA_MAX_RUN_SECONDS = 900
-DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
 MAX_LOCK_TIMEOUT_SECONDS = float(LAMBDA_MAX_RUN_SECONDS)
 
 
@@ -31,7 +31,9 @@ class MigrationRequest:
     # upgrade: default head. downgrade: required, as a default would be one forgotten
     # argument away from undoing revisions nobody meant to undo.
     revision: str | None = None
-    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+    # How long to wait for another run's lock. None: as long as the run's deadline allows
+    # (the other run may rightly take nearly all of its own). Always cut at the deadline.
+    lock_timeout_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -45,7 +47,7 @@ class MigrationRequest:
                 "downgrade needs an explicit revision (e.g. 'base', '-1' or a revision id)"
             )
         timeout = self.lock_timeout_seconds
-        if (
+        if timeout is not None and (
             not isinstance(timeout, int | float)
             or isinstance(timeout, bool)
             or not 0 < timeout <= MAX_LOCK_TIMEOUT_SECONDS
@@ -72,7 +74,7 @@ class MigrationRequest:
         return cls(
             action=event.get("action") or DEFAULT_ACTION,
             revision=event.get("revision"),
-            lock_timeout_seconds=event.get("lock_timeout_seconds", DEFAULT_LOCK_TIMEOUT_SECONDS),
+            lock_timeout_seconds=event.get("lock_timeout_seconds"),
         )
 
     def to_event(self) -> dict[str, Any]:
@@ -80,6 +82,6 @@ class MigrationRequest:
         event: dict[str, Any] = {"action": self.action}
         if self.revision is not None:
             event["revision"] = self.revision
-        if self.lock_timeout_seconds != DEFAULT_LOCK_TIMEOUT_SECONDS:
+        if self.lock_timeout_seconds is not None:
             event["lock_timeout_seconds"] = self.lock_timeout_seconds
         return event

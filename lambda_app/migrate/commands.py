@@ -19,21 +19,26 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.migrate.actions import MigrationRequest
+from lambda_app.migrate.deadline import Deadline
 from lambda_app.migrate.lock import (
     DDL_LOCK_TIMEOUT_ATTRIBUTE,
     DDL_LOCK_TIMEOUT_SECONDS,
     limit_lock_waits,
 )
 from lambda_app.migrate.result import MigrationResult
+from lambda_app.migrate.timeouts import bound_each_statement, bound_session
 
 
 async def run_alembic(
-    engine: AsyncEngine, request: MigrationRequest, config: Config
+    engine: AsyncEngine, request: MigrationRequest, config: Config, *, deadline: Deadline
 ) -> MigrationResult:
-    """Run the request's Alembic command on a fresh connection (the caller holds the lock)."""
+    """Run the request's Alembic command on a fresh connection (the caller holds the lock),
+    each of its statements bounded by the deadline on the server."""
     async with engine.connect() as connection:
         timeout = config.attributes.get(DDL_LOCK_TIMEOUT_ATTRIBUTE, DDL_LOCK_TIMEOUT_SECONDS)
         await limit_lock_waits(connection, timeout)
+        await bound_session(connection, deadline)
+        bound_each_statement(connection, deadline)
         return await connection.run_sync(_run_sync, request, config)
 
 

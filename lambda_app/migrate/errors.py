@@ -31,11 +31,19 @@ def safe_error_message(exc: BaseException) -> str:
 
 def own_frames(exc: BaseException, config: Config) -> str:
     """Where it failed in our code and in the revision scripts `config` runs: frames only,
-    no messages (they may carry SQL parameters), library frames left out."""
+    no messages (they may carry SQL parameters), library frames left out. An error raised
+    from a cause (the deadline, from the statement it stopped) shows the cause's frames
+    first, as Python prints them."""
     own_dirs = tuple(str(path) for path in (PACKAGE_DIR, *_script_dirs(config)))
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__
     frames = [
         frame
-        for frame in traceback.extract_tb(exc.__traceback__)
+        for link in reversed(chain)
+        for frame in traceback.extract_tb(link.__traceback__)
         if frame.filename.startswith(own_dirs)
     ]
     return "".join(traceback.format_list(frames[-MAX_TRACEBACK_FRAMES:]))

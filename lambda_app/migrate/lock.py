@@ -12,10 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lambda_app.migrate.actions import DEFAULT_LOCK_TIMEOUT_SECONDS
+from lambda_app.migrate.deadline import DEFAULT_RUN_SECONDS, Deadline, MigrationDeadlineExceeded
+from lambda_app.migrate.timeouts import CLIENT_CHECK_INTERVAL_SECONDS, milliseconds
 
 # Fixed 64-bit key: the ASCII bytes of "lambdamg". Advisory locks are per database, so
 # every copy of the app (dev, test, prod) has its own.
@@ -35,7 +36,7 @@ async def limit_lock_waits(connection: AsyncConnection, seconds: float) -> None:
     """Set `lock_timeout` for the session, and end the transaction that opened."""
     await connection.execute(
         text("SELECT set_config('lock_timeout', :value, false)"),
-        {"value": f"{int(seconds * 1000)}ms"},
+        {"value": milliseconds(seconds)},
     )
     await connection.commit()
 
@@ -44,22 +45,51 @@ class MigrationLockTimeout(RuntimeError):
     """Another run held the migration lock for longer than we were willing to wait."""
 
 
+def lock_wait_seconds(requested: float | None, deadline: Deadline) -> tuple[float, bool]:
+    """How long to wait for the lock, and whether the deadline is what limits it: what
+    the caller asked for, or by default as long as the run's time allows, never longer.
+
+    The first run may itself take (nearly) the whole function timeout, so a second one
+    (a `release` during a deploy) that gave up sooner would fail a deploy whose migration
+    went fine."""
+    left = deadline.server_seconds_left()
+    if left <= 0:
+        raise MigrationDeadlineExceeded(deadline)
+    if requested is not None and requested < left:
+        return requested, False
+    return left, True
+
+
 @contextlib.asynccontextmanager
 async def migration_lock(
-    engine: AsyncEngine, *, timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+    engine: AsyncEngine,
+    *,
+    timeout_seconds: float | None = None,
+    deadline: Deadline | None = None,
 ) -> AsyncIterator[None]:
     """Hold the migration lock on a dedicated connection for the block.
 
-    A second caller waits (PostgreSQL's `lock_timeout` bounds the wait) and gets the lock
-    once the first one is done; it then finds nothing left to apply.
+    A second caller waits (PostgreSQL's `lock_timeout` bounds the wait: `timeout_seconds`,
+    at most until the deadline) and gets the lock once the first one is done; it then
+    finds nothing left to apply.
     """
+    wait, until_deadline = lock_wait_seconds(
+        timeout_seconds, deadline or Deadline.after(DEFAULT_RUN_SECONDS)
+    )
     async with engine.connect() as raw_connection:
         # Autocommit: the lock connection never sits "idle in transaction" for minutes.
         connection = await raw_connection.execution_options(isolation_level="AUTOCOMMIT")
-        timeout_ms = max(1, int(timeout_seconds * 1000))
+        # The client check: a waiter whose process is gone must not go on to take the
+        # lock, and then hold it for a run that no longer exists.
         await connection.execute(
-            text("SELECT set_config('lock_timeout', :timeout, false)"),
-            {"timeout": f"{timeout_ms}ms"},
+            text(
+                "SELECT set_config('lock_timeout', :timeout, false), "
+                "set_config('client_connection_check_interval', :check, false)"
+            ),
+            {
+                "timeout": milliseconds(wait),
+                "check": milliseconds(CLIENT_CHECK_INTERVAL_SECONDS),
+            },
         )
         try:
             await connection.execute(
@@ -67,16 +97,20 @@ async def migration_lock(
             )
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                waited = (
+                    f"{wait:.1f} s, all the time this run had" if until_deadline else f"{wait:g} s"
+                )
                 raise MigrationLockTimeout(
-                    f"another migration run still holds the migration lock after "
-                    f"{timeout_seconds:g} s; try again when it has finished"
+                    f"another migration run still holds the migration lock after {waited}; "
+                    "try again when it has finished"
                 ) from None
             raise
         try:
             yield
         finally:
             # Closing the connection would release it too; unlocking says so explicitly.
-            with contextlib.suppress(DBAPIError):
+            # Not when the connection is unusable (a run cancelled at its deadline).
+            with contextlib.suppress(SQLAlchemyError):
                 await connection.execute(
                     text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )

@@ -8,13 +8,9 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from lambda_app.core.settings import DatabaseSettings, PasswordHashSettings, load_settings
-from lambda_app.migrate.actions import LAMBDA_MAX_RUN_SECONDS
+from lambda_app.migrate.deadline import DEFAULT_RUN_SECONDS, Deadline
 
 AnyDatabaseSettings = TypeVar("AnyDatabaseSettings", bound=DatabaseSettings)
-
-# A migration (an index build, a backfill) may run for minutes, far beyond the API's
-# per-statement timeout: the function's own timeout is the real bound.
-MIGRATION_COMMAND_TIMEOUT_SECONDS = float(LAMBDA_MAX_RUN_SECONDS)
 
 
 class MigrationSettings(DatabaseSettings, PasswordHashSettings):
@@ -31,12 +27,22 @@ def get_migration_settings() -> MigrationSettings:
     return load_settings(MigrationSettings)
 
 
-def migration_settings(settings: AnyDatabaseSettings) -> AnyDatabaseSettings:
-    """The same database settings (same credential sources), with a statement timeout sized
-    for DDL and an application name that tells the migration's sessions apart."""
+def migration_settings(
+    settings: AnyDatabaseSettings, *, deadline: Deadline | None = None
+) -> AnyDatabaseSettings:
+    """The same database settings (same credential sources), with client-side timeouts
+    that end by the deadline (default: a run's budget on Lambda) and an application name
+    that tells the migration's sessions apart.
+
+    A migration (an index build, a backfill) may run for minutes, far beyond the API's
+    per-statement timeout. PostgreSQL's own bounds (`timeouts`) fire first; asyncpg's
+    command timeout is the client's backstop for a server that does not answer. The
+    caller has checked that the deadline is still ahead (`Deadline.check`)."""
+    left = deadline.seconds_left() if deadline else DEFAULT_RUN_SECONDS
     return settings.model_copy(
         update={
-            "db_command_timeout_seconds": MIGRATION_COMMAND_TIMEOUT_SECONDS,
+            "db_connect_timeout_seconds": min(settings.db_connect_timeout_seconds, left),
+            "db_command_timeout_seconds": left,
             "db_application_name": f"{settings.db_application_name}.migrate",
         }
     )

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from lambda_app.core.settings import SettingsError
+from lambda_app.migrate.deadline import Deadline
 from lambda_app.migrate.settings import MigrationSettings
+from lambda_app.migrate.timeouts import bound_session
 from lambda_app.users import service
 from lambda_app.users.repository import UserRepository
 from lambda_app.users.schemas import UserCreate
@@ -94,7 +96,12 @@ async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> Superu
 
 
 async def ensure_first_superuser(
-    engine: AsyncEngine, settings: MigrationSettings, policy: SuperuserPolicy, *, at_head: bool
+    engine: AsyncEngine,
+    settings: MigrationSettings,
+    policy: SuperuserPolicy,
+    *,
+    at_head: bool,
+    deadline: Deadline,
 ) -> SuperuserResult | None:
     """The step after an upgrade: the configured superuser, committed; None if none is."""
     spec = superuser_spec(settings, allow_local_default=policy.local_default)
@@ -110,12 +117,15 @@ async def ensure_first_superuser(
             skipped="no password configured "
             "(FIRST_SUPERUSER_PASSWORD or FIRST_SUPERUSER_SECRET_ARN)",
         )
-    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-        try:
-            result = await ensure_superuser(session, spec)
-        except ValidationError as exc:
-            # The configured user is not a valid one: name the FIRST_SUPERUSER_* setting (or
-            # that key of its secret) rather than print pydantic's text, the password in it.
-            raise SettingsError.from_validation_error(exc, prefix="FIRST_SUPERUSER_") from None
-        await session.commit()
+    async with engine.connect() as connection:
+        await bound_session(connection, deadline)
+        async with AsyncSession(connection, expire_on_commit=False) as session:
+            try:
+                result = await ensure_superuser(session, spec)
+            except ValidationError as exc:
+                # The configured user is not a valid one: name the FIRST_SUPERUSER_* setting
+                # (or that key of its secret) rather than print pydantic's text, the
+                # password in it.
+                raise SettingsError.from_validation_error(exc, prefix="FIRST_SUPERUSER_") from None
+            await session.commit()
     return result

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,25 +18,45 @@ from typing import Any
 
 import asyncpg
 import pytest
+from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from lambda_app.core.settings import get_settings
 from lambda_app.devtools.database import database_url
 from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
 from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
-from lambda_app.migrate.lock import DDL_LOCK_TIMEOUT_ATTRIBUTE, MIGRATION_LOCK_KEY
+from lambda_app.migrate.deadline import (
+    MIGRATION_FUNCTION_TIMEOUT_SECONDS,
+    REPORTING_MARGIN_SECONDS,
+    SERVER_LEAD_SECONDS,
+    Deadline,
+)
+from lambda_app.migrate.lock import (
+    DDL_LOCK_TIMEOUT_ATTRIBUTE,
+    DDL_LOCK_TIMEOUT_SECONDS,
+    MIGRATION_LOCK_KEY,
+)
 from lambda_app.migrate.runner import alembic_config, migrations_dir
 from lambda_app.migrate.settings import get_migration_settings
+from lambda_app.migrate.timeouts import CLIENT_CHECK_INTERVAL_SECONDS, IDLE_IN_TRANSACTION_SECONDS
 from tests.fixtures.lambda_context import FakeLambdaContext
 from tests.fixtures.polling import wait_until
 from tests.migrations.scripts import real_head, real_revisions, with_failing_revisions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONTEXT = FakeLambdaContext(aws_request_id="test-request-id")
 BOUND_SECONDS = 60  # upper bound for waits in this file (never reached when things work)
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def invocation(*, timeout_seconds: float = MIGRATION_FUNCTION_TIMEOUT_SECONDS) -> FakeLambdaContext:
+    """A fresh invocation of the migration function: its clock starts now."""
+    return FakeLambdaContext(
+        function_name="migrations",
+        aws_request_id="test-request-id",
+        timeout_seconds=timeout_seconds,
+    )
 
 
 LOCKING_REVISIONS = Path(__file__).resolve().parents[1] / "migrations" / "locking"
@@ -138,7 +159,7 @@ def logged_fields(records: list[logging.LogRecord], message: str) -> list[dict[s
 
 def test_upgrade_takes_a_fresh_database_to_head(fresh_db: Env) -> None:
     # when
-    result = handler({}, CONTEXT)
+    result = handler({}, invocation())
 
     # then
     assert result["ok"] is True
@@ -155,7 +176,7 @@ def test_upgrade_takes_a_fresh_database_to_head(fresh_db: Env) -> None:
 
 
 def test_no_connection_outlives_the_invocation(fresh_db: Env) -> None:
-    handler({"action": "upgrade"}, CONTEXT)
+    handler({"action": "upgrade"}, invocation())
 
     # The handler has closed its connections; each server backend then exits on its own
     # time (a busy machine lags), and a leaked connection never would.
@@ -181,9 +202,9 @@ def test_no_connection_outlives_the_invocation(fresh_db: Env) -> None:
 
 
 def test_a_second_upgrade_is_a_no_op(fresh_db: Env) -> None:
-    handler({}, CONTEXT)
+    handler({}, invocation())
 
-    result = handler({"action": "upgrade", "revision": "head"}, CONTEXT)
+    result = handler({"action": "upgrade", "revision": "head"}, invocation())
 
     assert result["ok"] is True
     assert result["applied"] == []
@@ -197,7 +218,7 @@ def test_concurrent_runs_are_serialized_by_the_advisory_lock(fresh_db: Env) -> N
 
     def invoke() -> None:
         try:
-            results.append(handler({"action": "upgrade"}, CONTEXT))
+            results.append(handler({"action": "upgrade"}, invocation()))
         except BaseException as exc:
             errors.append(exc)
 
@@ -233,20 +254,42 @@ def test_concurrent_runs_are_serialized_by_the_advisory_lock(fresh_db: Env) -> N
     assert versions(fresh_db.url) == [HEAD]
 
 
-def test_waiting_for_the_lock_is_bounded(fresh_db: Env) -> None:
-    async def scenario() -> None:
-        holder = await asyncpg.connect(plain_dsn(fresh_db.url))
+def run_while_another_run_holds_the_lock(url: str, event: dict[str, Any], context: Any) -> str:
+    """The handler's failure while the migration lock is held elsewhere (and no waiter is
+    left once it has failed)."""
+
+    async def scenario() -> str:
+        holder = await asyncpg.connect(plain_dsn(url))
         try:
             await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-            with pytest.raises(MigrationFailed, match="still holds the migration lock"):
-                await asyncio.to_thread(
-                    handler, {"action": "upgrade", "lock_timeout_seconds": 0.2}, CONTEXT
-                )
+            with pytest.raises(MigrationFailed, match="still holds the migration lock") as raised:
+                await asyncio.to_thread(handler, event, context)
+            assert await holder.fetchval(LOCK_WAITERS_SQL, MIGRATION_LOCK_KEY) == 0
+            return str(raised.value)
         finally:
             await holder.close()
 
-    asyncio.run(scenario())
+    return asyncio.run(scenario())
 
+
+def test_a_shorter_lock_wait_asked_for_is_the_one_waited(fresh_db: Env) -> None:
+    event = {"action": "upgrade", "lock_timeout_seconds": 0.2}
+
+    message = run_while_another_run_holds_the_lock(fresh_db.url, event, invocation())
+
+    assert "after 0.2 s;" in message
+    assert versions(fresh_db.url) == []
+
+
+def test_by_default_a_lock_waiter_waits_as_long_as_its_invocation_allows(fresh_db: Env) -> None:
+    # given: an invocation with little time left beyond the margin it keeps to report
+    context = invocation(timeout_seconds=REPORTING_MARGIN_SECONDS + SERVER_LEAD_SECONDS + 1)
+
+    # when: another run holds the lock for longer
+    message = run_while_another_run_holds_the_lock(fresh_db.url, {"action": "upgrade"}, context)
+
+    # then: it waited until its own time ran out, not for a fixed time, and failed cleanly
+    assert "all the time this run had" in message
     assert versions(fresh_db.url) == []
 
 
@@ -291,6 +334,162 @@ def test_after_a_failed_run_a_downgrade_undoes_the_revisions_that_did_apply(
     assert "release_notes" not in tables(fresh_db.url)
 
 
+# --- the deadline ------------------------------------------------------------------------
+
+DEADLINE_REVISION = """\
+\"\"\"test only: {doc}
+
+Revision ID: 9301
+Revises: the real head
+\"\"\"
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.util import await_
+
+revision = "9301"
+down_revision = {head!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{body}
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS deadline_probe")
+"""
+SLEEP_SQL = "SELECT pg_sleep(600)"  # far past any budget below
+# A session still running the statement, or still in its (aborted) transaction.
+LEFTOVER_SQL = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND state <> 'idle' AND strpos(query, $1) > 0
+"""
+
+
+def with_revision(tmp_path: Path, doc: str, body: str) -> Config:
+    """The real scripts, then revision 9301 (on the real head) running `body`."""
+    code = DEADLINE_REVISION.format(doc=doc, head=HEAD, body=textwrap.indent(body, "    "))
+    (tmp_path / "9301_deadline.py").write_text(code)
+    config = alembic_config()
+    config.set_main_option("path_separator", "os")
+    locations = [migrations_dir() / "versions", tmp_path]
+    config.set_main_option("version_locations", os.pathsep.join(map(str, locations)))
+    return config
+
+
+def little_time() -> Deadline:
+    """An invocation's deadline with about a second left for PostgreSQL's bounds."""
+    context = invocation(timeout_seconds=REPORTING_MARGIN_SECONDS + SERVER_LEAD_SECONDS + 1)
+    return Deadline.for_invocation(context)
+
+
+def assert_nothing_left_of_the_run(url: str) -> None:
+    """No trace of revision 9301: not its version, not its table, not its statement."""
+    assert versions(url) == [HEAD]
+    assert "deadline_probe" not in tables(url)
+
+    async def no_statement_left() -> bool:
+        connection = await asyncpg.connect(plain_dsn(url))
+        try:
+            running = await connection.fetchval(LEFTOVER_SQL, SLEEP_SQL)
+        finally:
+            await connection.close()
+        return int(running) == 0
+
+    asyncio.run(wait_until(no_statement_left, lambda: "the run's statement still runs"))
+
+
+def test_a_statement_running_into_the_deadline_is_stopped_by_the_server_and_rolled_back(
+    fresh_db: Env, tmp_path: Path, migrate_log: list[logging.LogRecord]
+) -> None:
+    # given: the database at head, and a revision that would outlast the invocation
+    run_migration_event({}, config=alembic_config())
+    body = f"""\
+op.create_table("deadline_probe", sa.Column("id", sa.Integer(), primary_key=True))
+op.execute({SLEEP_SQL!r})"""
+    config = with_revision(tmp_path, "a statement longer than any budget", body)
+
+    # when
+    with pytest.raises(MigrationFailed, match="reached its deadline") as raised:
+        run_migration_event({}, config=config, request_id="r-1", deadline=little_time())
+
+    # then: PostgreSQL cancelled it (statement_timeout), and the revision rolled back
+    server_error = raised.value.__cause__.__cause__  # type: ignore[union-attr]
+    assert getattr(getattr(server_error, "orig", None), "sqlstate", None) == "57014"
+    assert_nothing_left_of_the_run(fresh_db.url)
+    [fields] = logged_fields(migrate_log, "migration failed")
+    assert fields["error_type"] == "MigrationDeadlineExceeded"
+    assert "9301_deadline.py" in fields["traceback"]  # where the time ran out
+    assert fields["request_id"] == "r-1"
+    assert 0 < fields["budget_ms"] <= (SERVER_LEAD_SECONDS + 1) * 1000
+
+
+def test_the_client_gives_up_at_the_deadline_when_the_server_does_not(
+    fresh_db: Env, tmp_path: Path
+) -> None:
+    # given: a revision that lifts the server's bound for its statement (as a server
+    # that no longer answers would, from the client's side)
+    run_migration_event({}, config=alembic_config())
+    body = f"""\
+op.create_table("deadline_probe", sa.Column("id", sa.Integer(), primary_key=True))
+driver = op.get_bind().connection.driver_connection
+await_(driver.execute("SET LOCAL statement_timeout = 0; " + {SLEEP_SQL!r}))"""
+    config = with_revision(tmp_path, "a statement the server lets run", body)
+
+    # when
+    with pytest.raises(MigrationFailed, match="reached its deadline") as raised:
+        run_migration_event({}, config=config, deadline=little_time())
+
+    # then: the client's bound fired, cancelled the statement, and nothing of it stayed
+    assert isinstance(raised.value.__cause__.__cause__, TimeoutError)  # type: ignore[union-attr]
+    assert_nothing_left_of_the_run(fresh_db.url)
+
+
+def test_the_revisions_session_is_bounded_on_the_server_statement_by_statement(
+    fresh_db: Env, tmp_path: Path
+) -> None:
+    # given: a revision that records its own session's settings, twice, 0.2 s apart
+    run_migration_event({}, config=alembic_config())
+    body = """\
+op.execute(
+    "CREATE TABLE deadline_probe AS SELECT 1 AS probe, name, setting::bigint AS ms "
+    "FROM pg_settings WHERE name IN ('statement_timeout', 'lock_timeout', "
+    "'idle_in_transaction_session_timeout', 'client_connection_check_interval')"
+)
+op.execute("SELECT pg_sleep(0.2)")
+op.execute(
+    "INSERT INTO deadline_probe SELECT 2, name, setting::bigint "
+    "FROM pg_settings WHERE name = 'statement_timeout'"
+)"""
+    config = with_revision(tmp_path, "records its session's timeouts", body)
+    budget_seconds = 120.0
+
+    # when
+    result = run_migration_event({}, config=config, deadline=Deadline.after(budget_seconds))
+
+    # then
+    assert result["applied"] == ["9301"]
+    rows = fetch(fresh_db.url, "SELECT probe, name, ms FROM deadline_probe")
+    first = {row["name"]: row["ms"] for row in rows if row["probe"] == 1}
+    [later] = [row["ms"] for row in rows if row["probe"] == 2]
+    budget_ms = (budget_seconds - SERVER_LEAD_SECONDS) * 1000
+    assert 0 < later < first["statement_timeout"] <= budget_ms  # the time left, each time
+    assert first["statement_timeout"] - later >= 200  # the 0.2 s between them, at least
+    assert 0 < first["idle_in_transaction_session_timeout"] <= IDLE_IN_TRANSACTION_SECONDS * 1000
+    assert first["client_connection_check_interval"] == CLIENT_CHECK_INTERVAL_SECONDS * 1000
+    assert first["lock_timeout"] == DDL_LOCK_TIMEOUT_SECONDS * 1000
+
+
+def test_an_invocation_without_time_left_does_not_start(fresh_db: Env) -> None:
+    with pytest.raises(MigrationFailed, match="reached its deadline"):
+        handler({}, invocation(timeout_seconds=REPORTING_MARGIN_SECONDS))
+
+    assert tables(fresh_db.url) == set()
+
+
 # --- other actions -------------------------------------------------------------------------
 
 
@@ -313,15 +512,15 @@ def test_older_scripts_leave_a_database_migrated_by_newer_ones_alone(fresh_db: E
 
 
 def test_current_history_and_check(fresh_db: Env) -> None:
-    before = handler({"action": "current"}, CONTEXT)
+    before = handler({"action": "current"}, invocation())
     assert before["ok"] is True
     assert before["from_revision"] is None and before["to_revision"] is None
     assert before["applied"] == []
-    handler({}, CONTEXT)
+    handler({}, invocation())
 
-    current = handler({"action": "current"}, CONTEXT)
-    history = handler({"action": "history"}, CONTEXT)
-    check = handler({"action": "check"}, CONTEXT)
+    current = handler({"action": "current"}, invocation())
+    history = handler({"action": "history"}, invocation())
+    check = handler({"action": "check"}, invocation())
 
     assert current["from_revision"] == current["to_revision"] == HEAD
     assert [entry["revision"] for entry in history["history"]] == real_revisions()
@@ -332,29 +531,29 @@ def test_current_history_and_check(fresh_db: Env) -> None:
 
 
 def test_check_reports_drift_between_models_and_schema(fresh_db: Env) -> None:
-    handler({}, CONTEXT)
+    handler({}, invocation())
     fetch(fresh_db.url, "ALTER TABLE users DROP COLUMN last_name")
 
-    result = handler({"action": "check"}, CONTEXT)
+    result = handler({"action": "check"}, invocation())
 
     assert result["ok"] is False
     assert any("add_column" in diff and "last_name" in diff for diff in result["drift"])
 
 
 def test_round_trip_upgrade_downgrade_to_base_upgrade(fresh_db: Env) -> None:
-    handler({}, CONTEXT)
+    handler({}, invocation())
 
-    down = handler({"action": "downgrade", "revision": "base"}, CONTEXT)
+    down = handler({"action": "downgrade", "revision": "base"}, invocation())
     assert down["ok"] is True
     assert down["from_revision"] == HEAD and down["to_revision"] is None
     assert down["applied"] == list(reversed(real_revisions()))
     assert tables(fresh_db.url) == {"alembic_version"}
     assert "superuser" not in down
 
-    up = handler({"action": "upgrade"}, CONTEXT)
+    up = handler({"action": "upgrade"}, invocation())
     assert up["applied"] == real_revisions()
     assert versions(fresh_db.url) == [HEAD]
-    assert handler({"action": "check"}, CONTEXT)["drift"] == []
+    assert handler({"action": "check"}, invocation())["drift"] == []
 
 
 @pytest.mark.parametrize(
@@ -368,7 +567,7 @@ def test_round_trip_upgrade_downgrade_to_base_upgrade(fresh_db: Env) -> None:
 )
 def test_invalid_requests_fail(fresh_db: Env, event: dict[str, Any], message: str) -> None:
     with pytest.raises(MigrationFailed, match=message):
-        handler(event, CONTEXT)
+        handler(event, invocation())
     assert versions(fresh_db.url) == []
 
 
@@ -386,7 +585,7 @@ def test_invalid_settings_fail_without_leaking_them(
     )
 
     with pytest.raises(MigrationFailed, match="invalid settings") as raised:
-        handler({}, CONTEXT)
+        handler({}, invocation())
 
     logged = json.dumps(logged_fields(migrate_log, "migration failed"))
     assert logged != "[]"
@@ -409,8 +608,8 @@ def test_the_first_superuser_is_created_after_upgrade_once(
         FIRST_SUPERUSER_PASSWORD=password,
     )
 
-    first = handler({}, CONTEXT)
-    second = handler({}, CONTEXT)
+    first = handler({}, invocation())
+    second = handler({}, invocation())
 
     assert first["superuser"] == {"username": "root", "created": True}
     assert second["superuser"] == {"username": "root", "created": False}
@@ -434,7 +633,7 @@ def test_an_invalid_superuser_names_the_setting_without_the_password(
     )
 
     with pytest.raises(MigrationFailed) as raised:
-        handler({}, CONTEXT)
+        handler({}, invocation())
 
     assert "invalid settings: FIRST_SUPERUSER_PASSWORD: " in str(raised.value)
     logged = json.dumps(logged_fields(migrate_log, "migration failed"))
@@ -445,7 +644,7 @@ def test_an_invalid_superuser_names_the_setting_without_the_password(
 def test_a_superuser_without_a_password_is_not_created(fresh_db: Env) -> None:
     fresh_db.set(FIRST_SUPERUSER_USERNAME="root", FIRST_SUPERUSER_EMAIL="root@example.com")
 
-    result = handler({}, CONTEXT)
+    result = handler({}, invocation())
 
     assert result["superuser"]["created"] is False
     assert "no password configured" in result["superuser"]["skipped"]

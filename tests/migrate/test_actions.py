@@ -13,7 +13,7 @@ from lambda_app.migrate.actions import (
 )
 
 
-@pytest.mark.parametrize("event", [None, {}, {"action": None}])
+@pytest.mark.parametrize("event", [None, {}, {"action": None}, {"lock_timeout_seconds": None}])
 def test_an_empty_event_upgrades_to_head(event: Any) -> None:
     request = MigrationRequest.from_event(event)
 
