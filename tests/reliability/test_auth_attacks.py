@@ -253,37 +253,57 @@ async def test_unknown_user_wrong_password_and_inactive_user_look_the_same(
 
 
 @pytest.fixture
-def verified_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every hash Argon2 checks a password against during the test, in order.
+def argon2_computations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+    """Every Argon2 computation during the test, in order: ("verify", the hash checked
+    against) or ("hash", None) for any other.
 
-    `argon2.PasswordHasher.verify` is the one way in: pwdlib's Argon2Hasher calls it for a
-    login (`verify_and_update`) and for the dummy check (`verify`) alike. The wrapper
-    records the hash, then calls the real function: each check still does its full work.
+    `argon2.low_level.lib` (the C library) is the one way in: pwdlib's Argon2Hasher goes
+    through argon2's PasswordHasher to its low-level functions, and each of those calls
+    `argon2_hash`, `argon2_verify` or `argon2_ctx` there. The wrapper records the call,
+    then makes the real one: each computation still does its full work.
     """
-    import argon2
+    import argon2.low_level
 
-    real_verify = argon2.PasswordHasher.verify
-    seen: list[str] = []
+    real_lib, ffi = argon2.low_level.lib, argon2.low_level.ffi
+    seen: list[tuple[str, str | None]] = []
 
-    def counting_verify(
-        self: argon2.PasswordHasher, hash: str | bytes, password: str | bytes
-    ) -> bool:
-        seen.append(hash.decode() if isinstance(hash, bytes) else hash)
-        return real_verify(self, hash, password)
+    class CountingLib:
+        def __getattr__(self, name: str) -> Any:
+            real = getattr(real_lib, name)
+            if name == "argon2_verify":
 
-    monkeypatch.setattr(argon2.PasswordHasher, "verify", counting_verify)
+                def verify(encoded: Any, *args: Any) -> Any:
+                    seen.append(("verify", ffi.string(encoded).decode()))
+                    return real(encoded, *args)
+
+                return verify
+            if name in ("argon2_hash", "argon2_ctx"):
+
+                def compute(*args: Any) -> Any:
+                    seen.append(("hash", None))
+                    return real(*args)
+
+                return compute
+            return real
+
+    monkeypatch.setattr(argon2.low_level, "lib", CountingLib())
     return seen
 
 
 async def test_every_failed_login_costs_what_a_valid_one_does(
-    client: httpx.AsyncClient, user_factory: UserFactory, verified_hashes: list[str]
+    client: httpx.AsyncClient,
+    user_factory: UserFactory,
+    argon2_computations: list[tuple[str, str | None]],
 ) -> None:
-    """No answer comes back sooner than a real check would: unknown users are checked
-    against a dummy hash. Counted at the hashing library, not timed: each attempt is one
-    verification of a hash made at the configured cost, whatever its outcome."""
+    """An answer's timing tells nothing: unknown users are checked against a dummy hash.
+    Counted at the hashing library, not timed: each attempt is exactly one Argon2
+    computation, a verification of a hash made at the configured cost, whatever its
+    outcome. Also as the first request of a fresh (or just restored) container, where
+    nothing is cached yet: building the dummy hashes nothing."""
     import argon2
 
     from lambda_app.core.settings import get_settings
+    from lambda_app.identity import passwords
 
     settings = get_settings()
     configured_cost = (
@@ -295,36 +315,46 @@ async def test_every_failed_login_costs_what_a_valid_one_does(
     active = await user_factory()
     inactive = await user_factory(is_active=False)
     stored = {active.hashed_password, inactive.hashed_password}
+    real_hash_parameters = argon2.extract_parameters(active.hashed_password)
     # name: (login name, password, status, the hash it is checked against; None: a dummy)
     attempts: dict[str, tuple[str, str, int, str | None]] = {
-        "valid login": (active.username, DEFAULT_PASSWORD, 200, active.hashed_password),
+        "unknown user": ("nobody_here", DEFAULT_PASSWORD, 401, None),
         "wrong password": (active.username, "wrong password!", 401, active.hashed_password),
+        "valid login": (active.username, DEFAULT_PASSWORD, 200, active.hashed_password),
         "inactive account, right password": (
             inactive.username,
             DEFAULT_PASSWORD,
             401,
             inactive.hashed_password,
         ),
-        "unknown user": ("nobody_here", DEFAULT_PASSWORD, 401, None),
         "unknown email": ("nobody@example.com", DEFAULT_PASSWORD, 401, None),
         "NUL in the login name": (f"{active.username}\x00", DEFAULT_PASSWORD, 401, None),
     }
-    for name, (login_name, password, status, against) in attempts.items():
-        verified_hashes.clear()
-        response = await client.post(
-            "/api/auth/token", data={"username": login_name, "password": password}
-        )
-        assert response.status_code == status, (name, response.text)
-        assert len(verified_hashes) == 1, (name, verified_hashes)
-        [checked] = verified_hashes
-        cost = argon2.extract_parameters(checked)
-        assert (cost.type, cost.memory_cost, cost.time_cost, cost.parallelism) == configured_cost, (
-            name
-        )
-        if against is None:
-            assert checked not in stored, name  # the dummy, not some user's hash
-        else:
-            assert checked == against, name
+    for container in ("fresh container", "warm container"):
+        for name, (login_name, password, status, against) in attempts.items():
+            if container == "fresh container":
+                passwords.clear_cache()
+            argon2_computations.clear()
+            response = await client.post(
+                "/api/auth/token", data={"username": login_name, "password": password}
+            )
+            case = (container, name)
+            assert response.status_code == status, (case, response.text)
+            assert [kind for kind, _ in argon2_computations] == ["verify"], (
+                case,
+                argon2_computations,
+            )
+            [(_, checked)] = argon2_computations
+            assert checked is not None
+            cost = argon2.extract_parameters(checked)
+            assert (cost.type, cost.memory_cost, cost.time_cost, cost.parallelism) == (
+                configured_cost
+            ), case
+            assert cost == real_hash_parameters, case  # salt and digest lengths too
+            if against is None:
+                assert checked not in stored, case  # the dummy, not some user's hash
+            else:
+                assert checked == against, case
 
 
 async def _token_status(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
