@@ -76,12 +76,10 @@ def _engine_options(settings: DatabaseSettings, pool: Pool) -> dict[str, Any]:
         return common | {
             "poolclass": AsyncAdaptedQueuePool,
             "pool_size": 1,
-            # A failed login's counter, a refresh-token family's revocation and a resent
-            # verification link commit in a transaction of their own while the request's
-            # session holds the kept connection: with no overflow they would wait
-            # pool_timeout (30 s) for it.
-            # The overflow connection is closed as soon as it is returned.
-            "max_overflow": 1,
+            # One connection per container, never two: what commits in a transaction of
+            # its own (a failed login's counter, a replayed refresh token's revocation, a
+            # verification link) ends the request's transaction first.
+            "max_overflow": 0,
             "pool_pre_ping": True,
             "pool_recycle": KEPT_CONNECTION_RECYCLE_SECONDS,
             "pool_reset_on_return": "rollback",

@@ -75,8 +75,8 @@ VERIFICATION_SENT = "A verification link is on its way to your email address."
     responses=error_responses(EmailAlreadyVerified, TooManyEmails, AccountEmailsUnavailable),
     summary="Send the current user a new verification link",
 )
-async def resend_verification(user: CurrentUser) -> Accepted:
-    await service.resend_verification(user, get_settings())
+async def resend_verification(user: CurrentUser, session: DbSession) -> Accepted:
+    await service.resend_verification(session, user, get_settings())
     return Accepted(message=VERIFICATION_SENT)
 
 

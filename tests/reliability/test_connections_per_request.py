@@ -19,7 +19,7 @@ import pytest
 from lambda_app.identity.keyring import SigningKey
 from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
-from tests.fixtures.accounts import register_and_login
+from tests.fixtures.accounts import Credentials, register_and_login
 from tests.reliability.statement_log import StatementLoggedPostgres
 
 APPLICATION_NAME = "lambda_app.connections_test"
@@ -112,3 +112,61 @@ async def test_a_request_that_needs_the_database_opens_exactly_one(
         opened = statement_logged_postgres.connections_received(since=mark)
         logins = statement_logged_postgres.logins(since=mark, application_name=APPLICATION_NAME)
         assert len(opened) == len(logins) == 1, opened
+
+
+@pytest.fixture
+async def one_connection_client(  # type: ignore[no-untyped-def]
+    app, engine, logged_api_database: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app keeping one connection (DB_POOL=single), and no other: a request that
+    needed a second while holding it would wait for it and fail."""
+    from lambda_app.core.settings import get_settings
+    from lambda_app.db.engine import build_engine, set_engine
+
+    monkeypatch.setenv("REQUIRE_VERIFIED_EMAIL", "true")  # the 403 path sends a link
+    get_settings.cache_clear()
+    settings = get_settings().model_copy(update={"db_application_name": APPLICATION_NAME})
+    one_at_a_time = build_engine(settings, database_url=logged_api_database, pool="single")
+    set_engine(one_at_a_time)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+    finally:
+        set_engine(engine)
+        await one_at_a_time.dispose()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+async def test_no_request_holds_two_connections_at_once(
+    one_connection_client: httpx.AsyncClient,
+) -> None:
+    # The paths that commit a transaction of their own as the request's ends: a failed
+    # login's counter, the link sent with a login refused for an unverified email, and a
+    # resent link. Behind RDS Proxy each would otherwise need two connections.
+    client = one_connection_client
+    credentials = Credentials.new("one_conn")
+    registered = await client.post("/api/auth/register", json=credentials.registration())
+    assert registered.status_code == 201, registered.text
+    login = credentials.login_form()
+
+    wrong = await client.post("/api/auth/token", data={**login, "password": "not it at all"})
+    assert wrong.status_code == 401, wrong.text
+    unknown = await client.post("/api/auth/token", data={**login, "username": "no_such_one"})
+    assert unknown.status_code == 401, unknown.text
+    unverified = await client.post("/api/auth/token", data=login)
+    assert unverified.status_code == 403, unverified.text
+    assert unverified.json()["error"]["code"] == "email_not_verified"
+
+    # the unverified user can't log in: a token for it, as a login before the setting gave
+    token = create_access_token(
+        user_id=registered.json()["id"],
+        token_version=0,
+        key=current_signing_key(),
+        lifetime=dt.timedelta(minutes=5),
+    ).token
+    resent = await client.post(
+        "/api/users/me/verify-email", headers={"authorization": f"Bearer {token}"}
+    )
+    assert resent.status_code == 202, resent.text
