@@ -9,6 +9,7 @@ whether or not it got as far as logging in.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lambda_app.db.engine import Pool
 from lambda_app.identity.keyring import SigningKey
 from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
@@ -25,21 +27,32 @@ from tests.reliability.statement_log import StatementLoggedPostgres
 APPLICATION_NAME = "lambda_app.connections_test"
 
 
-@pytest.fixture
-async def client(  # type: ignore[no-untyped-def]
-    app, engine, logged_api_database: str
+@contextlib.asynccontextmanager
+async def _client_with_engine(  # type: ignore[no-untyped-def]
+    app, engine, database_url: str, pool: Pool
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app on `database_url` with `pool`; the session's engine after."""
     from lambda_app.core.settings import get_settings
     from lambda_app.db.engine import build_engine, set_engine
 
     settings = get_settings().model_copy(update={"db_application_name": APPLICATION_NAME})
-    set_engine(build_engine(settings, database_url=logged_api_database))
+    scratch = build_engine(settings, database_url=database_url, pool=pool)
+    set_engine(scratch)
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c
     finally:
         set_engine(engine)
+        await scratch.dispose()
+
+
+@pytest.fixture
+async def client(  # type: ignore[no-untyped-def]
+    app, engine, logged_api_database: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client_with_engine(app, engine, logged_api_database, "null") as client:
+        yield client
 
 
 def _token(*, key: SigningKey, lifetime: dt.timedelta) -> str:
@@ -121,20 +134,13 @@ async def one_connection_client(  # type: ignore[no-untyped-def]
     """The app keeping one connection (DB_POOL=single), and no other: a request that
     needed a second while holding it would wait for it and fail."""
     from lambda_app.core.settings import get_settings
-    from lambda_app.db.engine import build_engine, set_engine
 
     monkeypatch.setenv("REQUIRE_VERIFIED_EMAIL", "true")  # the 403 path sends a link
     get_settings.cache_clear()
-    settings = get_settings().model_copy(update={"db_application_name": APPLICATION_NAME})
-    one_at_a_time = build_engine(settings, database_url=logged_api_database, pool="single")
-    set_engine(one_at_a_time)
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+        async with _client_with_engine(app, engine, logged_api_database, "single") as client:
+            yield client
     finally:
-        set_engine(engine)
-        await one_at_a_time.dispose()
         monkeypatch.undo()
         get_settings.cache_clear()
 
