@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from lambda_app.core.settings import get_settings
-from lambda_app.db.engine import build_engine
+from lambda_app.db.engine import build_engine, set_engine
 from lambda_app.devtools.database import prepare_api_role
 from lambda_app.handlers.api import make_handler
 from lambda_app.workload import API_ROLE
@@ -116,12 +116,26 @@ async def test_a_statement_the_client_never_cancels_is_ended_by_the_server_as_a_
     assert await _api_statements_running(short_server_timeout) == 0
 
 
+@pytest.fixture(params=["null", "single"])
+def app_on_either_pool(
+    request: pytest.FixtureRequest, app: Any, engine: Any, sleeping_insert: str
+) -> Iterator[Any]:
+    """The app on the sleeping database, connecting per request or keeping a connection."""
+    scratch = build_engine(
+        get_settings(), database_url=prepare_api_role(sleeping_insert), pool=request.param
+    )
+    set_engine(scratch)
+    yield app
+    set_engine(engine)
+    asyncio.run(scratch.dispose())
+
+
 def test_a_request_near_the_lambda_timeout_answers_503_before_it_and_writes_nothing(
-    sleeping_insert: str, committing_app: Any
+    sleeping_insert: str, app_on_either_pool: Any
 ) -> None:
     # given: the real Lambda handler, and an invocation with 3 s left, less than the
     # INSERT sleeps and less than the server's own statement timeout
-    handler = make_handler(committing_app)
+    handler = make_handler(app_on_either_pool)
     credentials = Credentials.new("sleep")
     event = http_api_event("POST", "/api/auth/register", json=credentials.registration())
 
@@ -143,3 +157,7 @@ def test_a_request_near_the_lambda_timeout_answers_503_before_it_and_writes_noth
         )
     )
     assert stored == 0
+    # and the same container, on the same event loop, serves the next request normally
+    again = Credentials.new("after_timeout")
+    event = http_api_event("POST", "/api/auth/register", json=again.registration())
+    assert handler(event, FakeLambdaContext())["statusCode"] == 201
