@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambda_app.core import metrics
 from lambda_app.core.database_errors import is_database_unavailable
+from lambda_app.core.deadline import request_deadline
 from lambda_app.core.errors import (
     AppError,
     DatabaseUnavailable,
@@ -40,10 +41,6 @@ REQUEST_ID_HEADER = "x-request-id"
 TRACE_ID_HEADER = "x-trace-id"
 _TRACE_HEADER = b"x-amzn-trace-id"  # what API Gateway and ALB forward
 _JSON_TYPES = ("application/json", "+json")
-# Time kept back from the invocation's own timeout to send the 503 and write the request's
-# log line and metrics. Past Lambda's timeout there would be none of those: the client
-# would get API Gateway's bare 5xx and the container would be reset.
-DEADLINE_MARGIN_SECONDS = 1.0
 
 
 def _request_id(scope: Scope) -> str:
@@ -68,16 +65,6 @@ def _trace_id(scope: Scope) -> str | None:
         if name == _TRACE_HEADER:
             return parse_trace_id(value.decode("latin-1"))
     return None
-
-
-def _deadline(scope: Scope) -> float | None:
-    """When the app must have answered, on the event loop's clock: the invocation's remaining
-    time less the margin, on Lambda (Mangum puts its context in the scope); else None."""
-    remaining_ms = getattr(scope.get("aws.context"), "get_remaining_time_in_millis", None)
-    if remaining_ms is None:
-        return None
-    remaining = float(remaining_ms()) / 1000
-    return asyncio.get_running_loop().time() + remaining - DEADLINE_MARGIN_SECONDS
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -149,8 +136,9 @@ class RequestContextMiddleware:
         async def respond_with(error: type[AppError]) -> None:
             await respond(error.status_code, error.code, error.message)
 
-        deadline = asyncio.timeout_at(_deadline(scope))
+        deadline: asyncio.Timeout | None = None
         try:
+            deadline = request_deadline(scope.get("aws.context"))
             body = await self._read_body(scope, receive)
             if body is None:
                 await respond_with(PayloadTooLarge)
@@ -167,7 +155,7 @@ class RequestContextMiddleware:
         except Exception as exc:
             if response_started:
                 raise  # too late to answer differently; Mangum/uvicorn log it
-            if isinstance(exc, TimeoutError) and deadline.expired():
+            if isinstance(exc, TimeoutError) and deadline is not None and deadline.expired():
                 logger.warning(
                     "request deadline passed",
                     exc_info=True,

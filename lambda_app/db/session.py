@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lambda_app.core.deadline import hold_off
 from lambda_app.db.engine import get_engine
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ async def transaction() -> AsyncIterator[AsyncSession]:
         session.info[_RUNS_AFTER_COMMIT] = True
         try:
             yield session
+            hold_off()  # the request's deadline never cancels a COMMIT (core.deadline)
             await session.commit()
         except BaseException:
             await session.rollback()

@@ -21,6 +21,9 @@ from starlette.types import Scope
 
 # Lambda's limit for a synchronous invocation, request and response payload each.
 PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+# The API function's timeout (infra_cdk/constructs/api.py, API_TIMEOUT; a test ties them):
+# the local gateway's invocations get the same deadline as the deployed ones.
+API_TIMEOUT_SECONDS = 20.0
 
 # Headers about one hop (the connection), not forwarded either way: uvicorn writes its own.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "expect", "upgrade"})
@@ -45,7 +48,7 @@ class LocalLambdaContext:
         self.aws_request_id = str(uuid.uuid4())
         day = time.strftime("%Y/%m/%d", time.gmtime())
         self.log_stream_name = f"{day}/[$LATEST]{uuid.uuid4().hex}"
-        self._deadline = time.monotonic() + 30.0  # the function's timeout
+        self._deadline = time.monotonic() + API_TIMEOUT_SECONDS
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -10,6 +10,8 @@ import pytest
 from aws_cdk.assertions import Template
 
 from lambda_app.db.engine import KEPT_CONNECTION_RECYCLE_SECONDS
+from lambda_app.devtools.gateway_events import API_TIMEOUT_SECONDS as LOCAL_API_TIMEOUT_SECONDS
+from lambda_app.migrate.deadline import MIGRATION_FUNCTION_TIMEOUT_SECONDS
 from lambda_app.workload import API_ROLE
 from tests.infra.conftest import PROD_OPTIONS, Synth
 
@@ -75,8 +77,11 @@ def test_api_memory_and_timeout_fit_the_http_api_limit(synth: Synth) -> None:
     assert 10 < properties["Timeout"] < 30  # over the DB statement timeout, under API GW's 30 s
 
 
-def test_migration_function_has_a_long_timeout(synth: Synth) -> None:
-    assert props(synth, "AWS::Lambda::Function", "MigrationsFunction")["Timeout"] >= 10 * 60
+def test_migration_function_has_the_timeout_its_runs_deadline_is_measured_against(
+    synth: Synth,
+) -> None:
+    timeout = props(synth, "AWS::Lambda::Function", "MigrationsFunction")["Timeout"]
+    assert timeout == MIGRATION_FUNCTION_TIMEOUT_SECONDS >= 10 * 60
 
 
 # --- network -------------------------------------------------------------------------
@@ -213,6 +218,11 @@ def test_proxy_requires_tls_and_end_to_end_iam_auth_and_holds_no_secret(synth: S
     assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
     assert "Auth" not in proxy
     assert proxy.get("DebugLogging", False) is False
+
+
+def test_the_local_gateway_gives_invocations_the_api_functions_timeout(synth: Synth) -> None:
+    api = props(synth, "AWS::Lambda::Function", "ApiFunction")
+    assert api["Timeout"] == LOCAL_API_TIMEOUT_SECONDS
 
 
 def test_a_kept_connection_is_replaced_before_the_proxy_would_close_it_idle(

@@ -29,6 +29,8 @@ from tests.reliability.containers import LambdaContainer, container_environment
 from tests.reliability.databases import asyncpg_dsn, create_migrated_database
 
 APPLICATION_NAME = "lambda_app.kept_connection_test"
+# Far beyond the pre-ping's own bound: a request still waiting after this has hung.
+HUNG_SECONDS = 60
 PASSWORD = "kept-connection password"
 
 
@@ -110,8 +112,10 @@ def own_server_api_database(dedicated_postgres: EmbeddedPostgres) -> str:
 async def test_a_kept_connection_that_stops_answering_is_replaced_by_the_pre_ping(
     own_server_api_database: str,
 ) -> None:
-    # given: a kept connection
-    settings = ApiSettings(db_application_name=APPLICATION_NAME)
+    # given: a kept connection, and a command timeout far beyond the test's patience
+    settings = ApiSettings(
+        db_application_name=APPLICATION_NAME, db_command_timeout_seconds=HUNG_SECONDS * 5
+    )
     kept_engine = build_engine(settings, database_url=own_server_api_database, pool="single")
     silent = await _backend_pid(kept_engine)
 
@@ -119,7 +123,8 @@ async def test_a_kept_connection_that_stops_answering_is_replaced_by_the_pre_pin
     # word: no reset ever arrives)
     os.kill(silent, signal.SIGSTOP)
     try:
-        replacement = await _backend_pid(kept_engine)
+        # a TimeoutError here: the pre-ping waited for the command timeout
+        replacement = await asyncio.wait_for(_backend_pid(kept_engine), HUNG_SECONDS)
     finally:
         os.kill(silent, signal.SIGCONT)
         await kept_engine.dispose()

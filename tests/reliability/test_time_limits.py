@@ -7,6 +7,7 @@ module's own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from lambda_app.core.deadline import DEADLINE_MARGIN_SECONDS
 from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import build_engine, set_engine
 from lambda_app.devtools.database import prepare_api_role
@@ -34,17 +36,33 @@ pytestmark = pytest.mark.slow
 # PostgreSQL's statement_timeout doesn't cover the work a COMMIT does.)
 SERVER_STATEMENT_TIMEOUT = "1s"
 SLEEP_SECONDS = 5
-SLEEPING_INSERT_TRIGGER = f"""
-CREATE FUNCTION sleep_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.username LIKE 'sleep\\_%' THEN
-        PERFORM pg_sleep({SLEEP_SECONDS});
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER sleep_on_insert AFTER INSERT ON users
-    FOR EACH ROW EXECUTE FUNCTION sleep_on_insert();
-"""
+
+
+@contextlib.contextmanager
+def _sleeping_registrations(
+    database_url: str, prefix: str, seconds: float, *, at_commit: bool
+) -> Iterator[str]:
+    """Registering a `<prefix>_*` username sleeps `seconds`: in its INSERT, or (a deferred
+    trigger) in its COMMIT. Test-only, dropped after."""
+    name = f"sleep_{prefix}"
+    when = "DEFERRABLE INITIALLY DEFERRED" if at_commit else ""
+    kind = "CONSTRAINT TRIGGER" if at_commit else "TRIGGER"
+    create = f"""
+    CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.username LIKE '{prefix}\\_%' THEN
+            PERFORM pg_sleep({seconds});
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE {kind} {name} AFTER INSERT ON users {when}
+        FOR EACH ROW EXECUTE FUNCTION {name}();
+    """
+    asyncio.run(execute(database_url, create))
+    try:
+        yield database_url
+    finally:
+        asyncio.run(execute(database_url, f"DROP TRIGGER {name} ON users; DROP FUNCTION {name}();"))
 
 
 def test_the_api_role_is_migrated_with_server_side_time_limits(committing_database: str) -> None:
@@ -64,17 +82,16 @@ def test_the_api_role_is_migrated_with_server_side_time_limits(committing_databa
     assert asyncio.run(milliseconds("idle_in_transaction_session_timeout")) == 60_000
 
 
+# Test-only: the COMMIT of a registration for a `slowcommit_*` username sleeps (a
+# deferred trigger runs at COMMIT), longer than the invocation has left.
+COMMIT_SLEEP_SECONDS = 3
+
+
 @pytest.fixture
 def sleeping_insert(committing_database: str) -> Iterator[str]:
     """Registering a `sleep_*` username sleeps in its INSERT."""
-    asyncio.run(execute(committing_database, SLEEPING_INSERT_TRIGGER))
-    yield committing_database
-    asyncio.run(
-        execute(
-            committing_database,
-            "DROP TRIGGER sleep_on_insert ON users; DROP FUNCTION sleep_on_insert();",
-        )
-    )
+    with _sleeping_registrations(committing_database, "sleep", SLEEP_SECONDS, at_commit=False):
+        yield committing_database
 
 
 @pytest.fixture
@@ -161,3 +178,36 @@ def test_a_request_near_the_lambda_timeout_answers_503_before_it_and_writes_noth
     again = Credentials.new("after_timeout")
     event = http_api_event("POST", "/api/auth/register", json=again.registration())
     assert handler(event, FakeLambdaContext())["statusCode"] == 201
+
+
+@pytest.fixture
+def sleeping_commit(committing_database: str) -> Iterator[str]:
+    """Registering a `slowcommit_*` username sleeps in its COMMIT."""
+    with _sleeping_registrations(
+        committing_database, "slowcommit", COMMIT_SLEEP_SECONDS, at_commit=True
+    ):
+        yield committing_database
+
+
+def test_a_commit_under_way_at_the_deadline_is_not_cancelled_and_answers_what_it_did(
+    sleeping_commit: str, committing_app: Any
+) -> None:
+    # given: an invocation whose deadline comes while its COMMIT runs (the work before
+    # it, an Argon2 hash and an INSERT, takes a fraction of the 1.5 s before it)
+    handler = make_handler(committing_app)
+    credentials = Credentials.new("slowcommit")
+    event = http_api_event("POST", "/api/auth/register", json=credentials.registration())
+    context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + 1.5)
+
+    # when
+    response = handler(event, context)
+
+    # then: the truth about the write, which stands (a 503 would have the client retry a
+    # registration that exists, or a refresh token already spent)
+    assert response["statusCode"] == 201, response
+    stored = asyncio.run(
+        fetchval(
+            sleeping_commit, "SELECT count(*) FROM users WHERE username = $1", credentials.username
+        )
+    )
+    assert stored == 1

@@ -1,0 +1,41 @@
+"""The invocation's deadline: set by the request middleware, held off by the request's COMMIT.
+
+A request still running shortly before the Lambda invocation's timeout is cancelled and
+answered 503 (`lambda_app.core.middleware`): past the timeout Lambda would end it with no
+answer, no log line and no metrics, and reset the container. Its COMMIT is the exception:
+cancelled mid-way, the write might stand while the client is told it failed (a refresh
+token spent, a retry then seen as a replay), so from the moment it starts the request runs
+to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextvars import ContextVar
+from typing import Any
+
+# Kept back from the invocation's remaining time: enough to send the 503 and write the
+# request's log line and metrics on the function's share of a vCPU.
+DEADLINE_MARGIN_SECONDS = 2.0
+
+_current: ContextVar[asyncio.Timeout | None] = ContextVar("request_deadline", default=None)
+
+
+def request_deadline(lambda_context: Any) -> asyncio.Timeout:
+    """An `asyncio.timeout` for this request, ending the margin before the invocation's
+    remaining time; one that never ends without a usable Lambda context (tests, uvicorn)."""
+    when = None
+    remaining_ms = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    remaining = remaining_ms() if callable(remaining_ms) else None
+    if isinstance(remaining, int | float) and remaining > 0:
+        when = asyncio.get_running_loop().time() + remaining / 1000 - DEADLINE_MARGIN_SECONDS
+    deadline = asyncio.timeout_at(when)
+    _current.set(deadline)
+    return deadline
+
+
+def hold_off() -> None:
+    """No cancelling from here on (the request's COMMIT starts), unless it already began."""
+    deadline = _current.get()
+    if deadline is not None and not deadline.expired():
+        deadline.reschedule(None)
