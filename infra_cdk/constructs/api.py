@@ -30,7 +30,7 @@ API_HANDLER = "lambda_app.handlers.api.handler"
 # 1,024 MB (~0.6 vCPU) keeps that well under 100 ms without paying for a whole core.
 API_MEMORY_MB = 1024
 # Above the database's connect (5 s) and statement (10 s) timeouts, so one slow step fails
-# with a clean 503; a request making several slow ones gets the app's own 503 two seconds
+# with a clean 503; a request making several slow ones gets the app's own 503 three seconds
 # before this (lambda_app.core.deadline). Below the HTTP API's hard 30 s integration limit.
 API_TIMEOUT = Duration.seconds(20)
 

@@ -11,31 +11,39 @@ to its end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
-# Kept back from the invocation's remaining time: enough to send the 503 and write the
-# request's log line and metrics on the function's share of a vCPU.
-DEADLINE_MARGIN_SECONDS = 2.0
+# Kept back from the invocation's remaining time. A cancelled query's connection is
+# closed by SQLAlchemy's adapter, which waits up to 2 s for the cancel to land (so that
+# what it was running ends on the server too); then the 503, its log line and metrics.
+DEADLINE_MARGIN_SECONDS = 3.0
 
 _current: ContextVar[asyncio.Timeout | None] = ContextVar("request_deadline", default=None)
 
 
-def request_deadline(lambda_context: Any) -> asyncio.Timeout:
-    """An `asyncio.timeout` for this request, ending the margin before the invocation's
-    remaining time; one that never ends without a usable Lambda context (tests, uvicorn)."""
+@contextlib.asynccontextmanager
+async def request_deadline(lambda_context: Any) -> AsyncIterator[asyncio.Timeout]:
+    """The request's block, cancelled the margin before the invocation's remaining time
+    (never without a usable Lambda context: tests, uvicorn); `hold_off` reaches it."""
     when = None
     remaining_ms = getattr(lambda_context, "get_remaining_time_in_millis", None)
     remaining = remaining_ms() if callable(remaining_ms) else None
     if isinstance(remaining, int | float) and remaining > 0:
         when = asyncio.get_running_loop().time() + remaining / 1000 - DEADLINE_MARGIN_SECONDS
     deadline = asyncio.timeout_at(when)
-    _current.set(deadline)
-    return deadline
+    token = _current.set(deadline)
+    try:
+        async with deadline:
+            yield deadline
+    finally:
+        _current.reset(token)
 
 
 def hold_off() -> None:
     """No cancelling from here on (the request's COMMIT starts), unless it already began."""
     deadline = _current.get()
-    if deadline is not None and not deadline.expired():
+    if deadline is not None and deadline.when() is not None and not deadline.expired():
         deadline.reschedule(None)

@@ -138,7 +138,6 @@ class RequestContextMiddleware:
 
         deadline: asyncio.Timeout | None = None
         try:
-            deadline = request_deadline(scope.get("aws.context"))
             body = await self._read_body(scope, receive)
             if body is None:
                 await respond_with(PayloadTooLarge)
@@ -150,7 +149,7 @@ class RequestContextMiddleware:
                     [{"loc": ["body"], "message": problem, "type": "json_invalid"}],
                 )
             else:
-                async with deadline:
+                async with request_deadline(scope.get("aws.context")) as deadline:
                     await self.app(scope, _replay(body, receive), send_with_request_id)
         except Exception as exc:
             if response_started:

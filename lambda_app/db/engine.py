@@ -34,7 +34,8 @@ Pool = Literal["null", "single"]
 # idling: no request starts on a socket the proxy has hung up.
 KEPT_CONNECTION_RECYCLE_SECONDS = 240
 # The pre-ping's own bound, far below the command timeout: a flow dropped without a word
-# (a failover, a NAT) costs this and a reconnect, not a failed request.
+# (a failover, a NAT) costs this, the adapter's close of the dead connection (at most
+# 2 s more) and a reconnect, not a failed request.
 KEPT_CONNECTION_PING_TIMEOUT_SECONDS = 2.0
 
 
@@ -109,18 +110,6 @@ def _close_without_waiting(dbapi_connection: Any) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
-def _terminate_without_waiting(dbapi_connection: Any) -> None:
-    """Drop a connection the pool gave up on (invalidated, recycled) without a word more.
-
-    The adapter's own terminate() first tries a graceful close that waits up to 2 s for
-    the server, and a connection given up on is usually one whose server isn't answering,
-    or whose cancelled query's cancel request never arrived (RDS Proxy may not forward
-    it): those 2 s would come out of a request near its deadline, or after a failed
-    pre-ping. The server sees the socket close and rolls back what was open.
-    """
-    dbapi_connection.driver_connection.terminate()
-
-
 def _ping_in_one_round_trip(dbapi_connection: Any) -> bool:
     """Check a kept connection (DB_POOL=single) with one simple-protocol `SELECT 1`.
 
@@ -171,10 +160,12 @@ def engine_for_plan(
     url_args, url_params = dialect.create_connect_args(engine.url)
     for name in _ADAPTER_ARGS:
         url_params.pop(name, None)  # ours win, as connect_args= would over URL parameters
-    # `do_close` and `do_terminate` are the dialect's documented hooks for closing a DBAPI
-    # connection: NullPool closes one per request, the pool terminates one it gave up on.
+    # `do_close` is the dialect's documented hook for closing a DBAPI connection;
+    # NullPool calls it once per request, the kept connection's pool when it replaces one.
+    # (A connection the pool gives up on still goes through the adapter's graceful close,
+    # which waits up to 2 s for the cancel of what it was running to land: without that
+    # wait a COMMIT that timed out on the client could still complete on the server.)
     setattr(dialect, "do_close", _close_without_waiting)  # noqa: B010
-    setattr(dialect, "do_terminate", _terminate_without_waiting)  # noqa: B010
     if pool == "single":  # `do_ping`: the dialect's documented hook for the pre-ping
         setattr(dialect, "do_ping", _ping_in_one_round_trip)  # noqa: B010
     return engine
