@@ -36,21 +36,14 @@ async def login(
     else:
         valid, new_hash = verify_password(password, user.hashed_password)
 
-    # The failure's counter and the unverified user's link commit in transactions of their
-    # own, as this request fails. Its transaction (reads only) ends first, so a failed login
-    # never holds two connections at once: behind RDS Proxy a burst of them would ask for
-    # twice the connections.
     if user is None or not valid or not user.is_active:
-        await session.rollback()
-        await throttle.record_failure(key, settings)
+        await throttle.record_failure(session, key, settings)
         metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()
 
     if settings.require_verified_email and not user.email_verified:
         # The right password proves who is asking: send them a fresh link (throttled).
-        user_id = user.id  # read before the rollback expires it
-        await session.rollback()
-        await send_verification_now(user_id, settings)
+        await send_verification_now(session, user.id, settings)
         raise EmailNotVerified()
 
     if new_hash is not None:  # stored hash used outdated parameters

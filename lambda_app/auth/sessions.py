@@ -56,12 +56,11 @@ async def refresh(session: AsyncSession, refresh_token: str, settings: ApiSettin
     if spent is None:
         row = await sessions.find_refresh_token(session, refresh_token)
         if row is not None and row.spent_at is not None and row.revoked_at is None:
-            family_id = row.family_id
-            # This request fails anyway. End its transaction first: the UPDATE that lost
-            # a race changed nothing but still holds the row's lock (READ COMMITTED locks
-            # a concurrently updated row to re-check it), which the revocation needs.
-            await session.rollback()
-            await sessions.revoke_family_now(family_id)
+            # This request fails anyway, and its transaction ends before the revocation's:
+            # the UPDATE that lost a race changed nothing but still holds the row's lock
+            # (READ COMMITTED locks a concurrently updated row to re-check it), which the
+            # revocation needs.
+            await sessions.revoke_family_now(session, row.family_id)
         raise InvalidRefreshToken()
     user = await session.get(User, spent.user_id)
     # Deactivated, or the password changed since the session began (deleted users'

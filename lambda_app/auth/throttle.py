@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
-from lambda_app.db.session import get_sessionmaker
+from lambda_app.db.session import transaction_of_its_own
 from lambda_app.models import LoginThrottle
 
 LOGIN_KEY_MAX = 320
@@ -40,7 +40,8 @@ async def lockout_seconds(
     return (int(remaining) + 1 if remaining > 0 else 0), True
 
 
-async def record_failure(key: str, settings: ApiSettings) -> None:
+async def record_failure(request_session: AsyncSession, key: str, settings: ApiSettings) -> None:
+    """Count a failed login, committed at once: the request that failed rolls back."""
     now = dt.datetime.now(dt.UTC)
     window_start = now - dt.timedelta(seconds=settings.login_failure_window_seconds)
     table = LoginThrottle.__table__
@@ -59,7 +60,7 @@ async def record_failure(key: str, settings: ApiSettings) -> None:
         )
         .returning(table.c.failures)
     )
-    async with get_sessionmaker()() as session, session.begin():
+    async with transaction_of_its_own(request_session) as session:
         failures = await session.scalar(stmt)
     if failures == settings.login_max_failures:  # this failure locked the login out
         metrics.count(metrics.LOGIN_LOCKOUTS, stage=settings.environment)

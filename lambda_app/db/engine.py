@@ -78,8 +78,8 @@ def _engine_options(settings: DatabaseSettings, pool: Pool) -> dict[str, Any]:
             "poolclass": AsyncAdaptedQueuePool,
             "pool_size": 1,
             # One connection per container, never two: what commits in a transaction of
-            # its own (a failed login's counter, a replayed refresh token's revocation, a
-            # verification link) ends the request's transaction first.
+            # its own ends the request's transaction first (db.session's
+            # transaction_of_its_own).
             "max_overflow": 0,
             "pool_pre_ping": True,
             "pool_recycle": KEPT_CONNECTION_RECYCLE_SECONDS,

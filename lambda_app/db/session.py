@@ -89,6 +89,21 @@ async def transaction() -> AsyncIterator[AsyncSession]:
             logger.error("after-commit action failed", extra={"fields": {"error_type": error}})
 
 
+@asynccontextmanager
+async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A short transaction committed at once, for what must stand whatever the request
+    does next (a failed login's counter, a revocation, a link the caller must know went).
+
+    The request's own transaction ends first (rolled back: by then it has only read), so
+    a request never holds two connections at once; behind RDS Proxy a burst of failed
+    logins would otherwise ask for twice the connections, and DB_POOL=single keeps one.
+    Objects loaded in `request_session` are expired by it: read what you need before.
+    """
+    await request_session.rollback()
+    async with get_sessionmaker()() as session, session.begin():
+        yield session
+
+
 async def _request_session() -> AsyncIterator[AsyncSession]:
     """One session per request, committed once, here, after the endpoint returns.
 

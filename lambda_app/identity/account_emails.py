@@ -22,7 +22,7 @@ from lambda_app import mail
 from lambda_app.core import metrics
 from lambda_app.core.errors import AppError
 from lambda_app.core.settings import ApiSettings
-from lambda_app.db.session import after_commit, get_sessionmaker
+from lambda_app.db.session import after_commit, transaction_of_its_own
 from lambda_app.identity import account_tokens, email_throttle
 from lambda_app.models import TokenPurpose, User
 
@@ -120,14 +120,16 @@ async def mail_verification_after_commit(
         after_commit(session, partial(deliver_verification, delivery, settings))
 
 
-async def send_verification_now(user_id: int, settings: ApiSettings) -> Delivery | None:
+async def send_verification_now(
+    request_session: AsyncSession, user_id: int, settings: ApiSettings
+) -> Delivery | None:
     """A verification link, in a transaction of its own committed before the mail goes.
     None if the account is gone or its address is verified already.
 
     For a request that needs the outcome (a resend answers 429 or 503), or that fails
     (a login refused for an unverified email rolls back, but its link must work).
     """
-    async with get_sessionmaker()() as session, session.begin():
+    async with transaction_of_its_own(request_session) as session:
         user = await session.get(User, user_id)
         if user is None or user.email_verified:
             return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.db.session import get_sessionmaker
+from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity.opaque_tokens import new_token, token_digest
 from lambda_app.models import RefreshToken, User
 
@@ -109,13 +109,13 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     )
 
 
-async def revoke_family_now(family_id: uuid.UUID) -> None:
+async def revoke_family_now(request_session: AsyncSession, family_id: uuid.UUID) -> None:
     """Revoke a family in a short transaction of its own, committed at once.
 
     For reuse detection: the request that detects a replay fails (401) and rolls back,
     but the revocation must stand.
     """
-    async with get_sessionmaker()() as session, session.begin():
+    async with transaction_of_its_own(request_session) as session:
         await revoke_family(session, family_id)
 
 

@@ -100,15 +100,10 @@ async def update(
 
 
 async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
-    """A new link, its token committed before it is sent: the caller learns whether it went.
-
-    The request's transaction (it only read the user) ends first, so the link's own
-    transaction never holds a second connection beside it."""
+    """A new link, its token committed before it is sent: the caller learns whether it went."""
     if user.email_verified:
         raise EmailAlreadyVerified()
-    user_id = user.id  # read before the rollback expires it
-    await session.rollback()
-    delivery = await account_emails.send_verification_now(user_id, settings)
+    delivery = await account_emails.send_verification_now(session, user.id, settings)
     if delivery is None:  # verified (or deleted) since the request read the user
         raise EmailAlreadyVerified()
     if delivery.outcome is Outcome.THROTTLED:

@@ -234,7 +234,7 @@ async def test_a_lockout_is_counted_once_when_the_limit_is_reached(
     key = throttle.throttle_key(f"victim_{uuid.uuid4().hex[:8]}")
     # when: the limit's worth of failures on one login name, and one more
     for _ in range(settings.login_max_failures + 1):
-        await throttle.record_failure(key, settings)
+        await throttle.record_failure(session, key, settings)
 
     # then
     (lockout,) = records(emf_lines, metrics.LOGIN_LOCKOUTS)
