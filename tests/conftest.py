@@ -124,3 +124,14 @@ async def client(app, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+def emf_lines() -> Iterator[list[str]]:
+    """Every EMF line the app writes during the test (instead of stdout)."""
+    from lambda_app.core import metrics
+
+    lines: list[str] = []
+    metrics.set_writer(lines.append)
+    yield lines
+    metrics.set_writer(None)

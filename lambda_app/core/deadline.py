@@ -5,7 +5,8 @@ answered 503 (`lambda_app.core.middleware`): past the timeout Lambda would end i
 answer, no log line and no metrics, and reset the container. Its COMMIT is the exception:
 cancelled mid-way, the write might stand while the client is told it failed (a refresh
 token spent, a retry then seen as a replay), so from the moment it starts the request runs
-to its end.
+to its end. What follows a COMMIT (a mail) still ends before the deadline, by
+`seconds_left`: the request answers in time even when it can no longer be cancelled.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 # Kept back from the invocation's remaining time. A cancelled query's connection is
@@ -21,7 +23,14 @@ from typing import Any
 # what it was running ends on the server too); then the 503, its log line and metrics.
 DEADLINE_MARGIN_SECONDS = 3.0
 
-_current: ContextVar[asyncio.Timeout | None] = ContextVar("request_deadline", default=None)
+
+@dataclass(frozen=True)
+class _Deadline:
+    timeout: asyncio.Timeout
+    ends_at: float | None  # loop time; kept when `hold_off` stops the cancelling
+
+
+_current: ContextVar[_Deadline | None] = ContextVar("request_deadline", default=None)
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +43,7 @@ async def request_deadline(lambda_context: Any) -> AsyncIterator[asyncio.Timeout
     if isinstance(remaining, int | float) and remaining > 0:
         when = asyncio.get_running_loop().time() + remaining / 1000 - DEADLINE_MARGIN_SECONDS
     deadline = asyncio.timeout_at(when)
-    token = _current.set(deadline)
+    token = _current.set(_Deadline(deadline, when))
     try:
         async with deadline:
             yield deadline
@@ -44,6 +53,18 @@ async def request_deadline(lambda_context: Any) -> AsyncIterator[asyncio.Timeout
 
 def hold_off() -> None:
     """No cancelling from here on (the request's COMMIT starts), unless it already began."""
-    deadline = _current.get()
-    if deadline is not None and deadline.when() is not None and not deadline.expired():
+    current = _current.get()
+    if current is None:
+        return
+    deadline = current.timeout
+    if deadline.when() is not None and not deadline.expired():
         deadline.reschedule(None)
+
+
+def seconds_left() -> float | None:
+    """Seconds until the request's deadline, held off or not; None without one. For
+    work that can't be cancelled by it (after the COMMIT) but must still end in time."""
+    current = _current.get()
+    if current is None or current.ends_at is None:
+        return None
+    return current.ends_at - asyncio.get_running_loop().time()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from functools import lru_cache
 
+from lambda_app.core.deadline import seconds_left
 from lambda_app.core.settings import EmailBackend, get_settings
 from lambda_app.mail.backends import FileMailer, Mailer, MailNotConfigured, MailNotSent, SesMailer
 from lambda_app.mail.message import Message, frontend_link
@@ -19,6 +20,9 @@ __all__ = ["MailNotConfigured", "MailNotSent", "Mailer", "Message", "get_mailer"
 
 # The sender of local messages when EMAIL_FROM is unset (nothing is delivered locally).
 LOCAL_SENDER = "no-reply@localhost"
+# A send still waiting this long before the request's deadline is given up on, leaving
+# the time to answer. SES's client retries (core.aws) could otherwise outlast it.
+GIVE_UP_BEFORE_DEADLINE_SECONDS = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -38,9 +42,22 @@ def get_mailer() -> Mailer:
 
 async def send(message: Message) -> None:
     """Send `message`. SES is a blocking HTTPS call: it runs in a worker thread, so the
-    event loop keeps serving (the log lines keep the request's trace id)."""
+    event loop keeps serving (the log lines keep the request's trace id).
+
+    Within a request, a send not done shortly before its deadline raises `MailNotSent`.
+    That holds after the COMMIT too, where the deadline no longer cancels: the write
+    stood, and its client must hear so, not get the gateway's bare 5xx."""
     mailer = get_mailer()
-    await asyncio.to_thread(mailer.send, message)
+    left = seconds_left()
+    limit = None if left is None else max(0.0, left - GIVE_UP_BEFORE_DEADLINE_SECONDS)
+    try:
+        async with asyncio.timeout(limit) as waiting:
+            await asyncio.to_thread(mailer.send, message)
+    except TimeoutError:
+        if not waiting.expired():
+            raise  # the request's own deadline, not this one
+        # The worker thread can't be stopped: the message may still go.
+        raise MailNotSent("no answer before the request's deadline (it may still go)") from None
 
 
 def link(path: str, token: str) -> str:

@@ -77,14 +77,6 @@ def _as_written(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(formatter.format(record) for record in caplog.records)
 
 
-@pytest.fixture
-def metric_lines() -> Iterator[list[str]]:
-    lines: list[str] = []
-    metrics.set_writer(lines.append)
-    yield lines
-    metrics.set_writer(None)
-
-
 async def test_a_reset_link_goes_through_ses_and_no_log_line_holds_its_token(
     client: httpx.AsyncClient,
     user: User,
@@ -137,7 +129,7 @@ async def test_when_ses_refuses_the_answers_stay_the_same_and_the_failure_is_cou
     user: User,
     deployed_stage: None,  # the sender was never verified: SES answers MessageRejected
     every_log_line: pytest.LogCaptureFixture,
-    metric_lines: list[str],
+    emf_lines: list[str],
 ) -> None:
     # recovery: the same 202 as for any address
     recovery = await client.post("/api/auth/password-recovery", json={"email": user.email})
@@ -154,7 +146,7 @@ async def test_when_ses_refuses_the_answers_stay_the_same_and_the_failure_is_cou
         if r.getMessage() == "account email not sent"
     ]
     assert len(reasons) == 2 and all("MessageRejected" in reason for reason in reasons)
-    failures = [line for line in metric_lines if metrics.MAIL_FAILURES in line]
+    failures = [line for line in emf_lines if metrics.MAIL_FAILURES in line]
     assert len(failures) == 2
 
 

@@ -104,15 +104,6 @@ def test_the_checks_catch_what_the_specification_forbids() -> None:
 # --- capture ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def emf_lines() -> Iterator[list[str]]:
-    """Every EMF line the app writes during the test (instead of stdout)."""
-    lines: list[str] = []
-    metrics.set_writer(lines.append)
-    yield lines
-    metrics.set_writer(None)
-
-
 def records(lines: list[str], metric: str) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, lines) if metric in r]
 

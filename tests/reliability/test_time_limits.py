@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from lambda_app.auth.router import RECOVERY_ACCEPTED
+from lambda_app.core import metrics
 from lambda_app.core.deadline import DEADLINE_MARGIN_SECONDS
 from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import build_engine, set_engine
@@ -211,3 +214,93 @@ def test_a_commit_under_way_at_the_deadline_is_not_cancelled_and_answers_what_it
         )
     )
     assert stored == 1
+
+
+@pytest.fixture
+def stalled_ses(monkeypatch: pytest.MonkeyPatch, committing_app: Any) -> Iterator[None]:
+    """A deployed stage whose SES endpoint takes connections and never answers: each of
+    the client's attempts waits out its read timeout (core.aws), longer than the margin."""
+    from lambda_app import mail
+    from tests.fixtures.aws import use_dummy_aws_credentials
+
+    # Starlette builds the middleware (reading the stage once) on the app's first request.
+    assert make_handler(committing_app)(http_api_event("GET", "/api/health"), FakeLambdaContext())
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # listens, never accepts
+        use_dummy_aws_credentials(monkeypatch, "us-east-1")
+        for name, value in {
+            "ENVIRONMENT": "dev",
+            "EMAIL_BACKEND": "ses",
+            "EMAIL_FROM": "no-reply@example.com",
+            "FRONTEND_URL": "https://app.example.com",
+            "AWS_ENDPOINT_URL_SESV2": f"http://127.0.0.1:{listener.getsockname()[1]}",
+        }.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        mail.get_mailer.cache_clear()
+        yield
+    # Closing the listener resets its queued connections: the SDK's thread gives up.
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    mail.get_mailer.cache_clear()
+
+
+# The deadline in these: registration (an Argon2 hash, an INSERT) is done well inside it.
+MAIL_DEADLINE_SECONDS = 2.5
+
+
+def test_a_mail_after_the_commit_that_gets_no_answer_is_given_up_in_time(
+    stalled_ses: None,
+    committing_app: Any,
+    committing_database: str,
+    emf_lines: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given: a registration, whose verification link goes after its COMMIT (no
+    # cancelling then), on an invocation with little time left
+    handler = make_handler(committing_app)
+    credentials = Credentials.new("stalled_ses")
+    event = http_api_event("POST", "/api/auth/register", json=credentials.registration())
+    context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + MAIL_DEADLINE_SECONDS)
+
+    # when
+    response = handler(event, context)
+
+    # then: the client hears of its account before Lambda's timeout, not a bare 5xx
+    assert response["statusCode"] == 201, response
+    assert context.get_remaining_time_in_millis() > 0
+    stored = asyncio.run(
+        fetchval(
+            committing_database,
+            "SELECT count(*) FROM users WHERE username = $1",
+            credentials.username,
+        )
+    )
+    assert stored == 1
+    # and the lost mail is logged and counted, as SES refusing it would be
+    (line,) = [r for r in caplog.records if r.getMessage() == "account email not sent"]
+    assert "before the request's deadline" in line.fields["reason"]  # type: ignore[attr-defined]
+    assert [m for m in emf_lines if metrics.MAIL_FAILURES in m]
+
+
+def test_a_recovery_whose_mail_gets_no_answer_answers_the_same_in_time(
+    stalled_ses: None, committing_app: Any, emf_lines: list[str]
+) -> None:
+    # given: an active account (its verification link lost the same way), then a
+    # recovery on an invocation with little time left
+    handler = make_handler(committing_app)
+    credentials = Credentials.new("stalled_recovery")
+    registered = http_api_event("POST", "/api/auth/register", json=credentials.registration())
+    short = DEADLINE_MARGIN_SECONDS + MAIL_DEADLINE_SECONDS
+    assert handler(registered, FakeLambdaContext(timeout_seconds=short))["statusCode"] == 201
+    email = credentials.registration()["email"]
+    event = http_api_event("POST", "/api/auth/password-recovery", json={"email": email})
+    context = FakeLambdaContext(timeout_seconds=short)
+
+    # when
+    response = handler(event, context)
+
+    # then: the one answer every address gets, in time
+    assert response["statusCode"] == 202, response
+    assert json.loads(response["body"])["message"] == RECOVERY_ACCEPTED
+    assert context.get_remaining_time_in_millis() > 0
+    assert len([m for m in emf_lines if metrics.MAIL_FAILURES in m]) == 2
