@@ -57,6 +57,8 @@ def summarize_warm(sample: dict[str, Any]) -> dict[str, Any]:
         "invocations": len(latencies),
         "failures": sample["warm_failures"],
         "peak_rss_mib": round(sample["peak_rss_kib"] / 1024, 1),
+        # The process's own start, a cold start like any other (the smoke run's only one).
+        "start": {key: sample[key] for key in ("cold_ms", "import_ms", "first_invoke_ms")},
     }
 
 

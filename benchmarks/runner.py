@@ -97,13 +97,14 @@ def measure_cold_starts(
     db: BenchDatabase,
     runs: int,
     variants: tuple[str, ...],
+    handlers: tuple[Handler, ...] = COLD_HANDLERS,
 ) -> dict[str, dict[str, Any]]:
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {
-        variant: {h.key: [] for h in COLD_HANDLERS} for variant in variants
+        variant: {h.key: [] for h in handlers} for variant in variants
     }
     for number in range(1, runs + 1):
         for variant in variants:
-            for handler in COLD_HANDLERS:
+            for handler in handlers:
                 result = run(handler, variant)
                 _check_answer(handler, result, db)
                 samples[variant][handler.key].append(result)
@@ -163,11 +164,14 @@ class _Run:
             event=self.event,
         )
 
-    def cold_starts(self) -> dict[str, dict[str, Any]]:
+    def cold_starts(self, handlers: tuple[Handler, ...] = COLD_HANDLERS) -> dict[str, Any]:
         runs, variants = self.args.cold_runs, self.variants
-        keys = ", ".join(h.key for h in COLD_HANDLERS)
+        keys = ", ".join(h.key for h in handlers)
         _log(f"cold starts: {runs} rounds of {keys} x {len(variants)} variants...")
-        return measure_cold_starts(self._start, self.db, runs, variants)
+        return measure_cold_starts(self._start, self.db, runs, variants, handlers)
+
+    def stack_cold_start(self) -> dict[str, Any]:
+        return self.cold_starts((STACK,))
 
     def warm(self) -> dict[str, dict[str, Any]]:
         rounds, invocations = self.args.warm_rounds, self.args.warm_invocations
@@ -241,7 +245,41 @@ def _method(args: argparse.Namespace) -> dict[str, Any]:
         "kept_connection": "A with DB_POOL=null and A with DB_POOL=single, side by side as "
         "the warm run, through PgBouncer with client TLS",
         "init_cost": report.INIT_PRICE_SOURCE,
+    } | (
+        {
+            "smoke": "each handler started once: the cold figures of A, B and C are their warm "
+            "processes' starts; tiny counts, phases overlapped: no figure means anything"
+        }
+        if args.smoke
+        else {}
+    )
+
+
+def _phases(run: _Run, *, smoke: bool) -> dict[str, Callable[[], Any]]:
+    """The measuring phases. The smoke run starts each handler once: a warm process's
+    own start (a fresh interpreter, the import and the first answer) is its cold start,
+    and only S, which no warm process runs, gets a cold process of its own."""
+    cold = {"stack_cold_start": run.stack_cold_start} if smoke else {"cold_start": run.cold_starts}
+    return {
+        "warm": run.warm,
+        **cold,
+        "kept_connection": run.kept_connection,
+        "imports": run.import_profile,
     }
+
+
+def _smoke_cold_starts(
+    stack: dict[str, dict[str, Any]], warm: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Cold figures of the smoke run's single processes: S's own and each warm
+    process's start (its peak RSS is after its warm calls: no figure of a real run)."""
+    started = {
+        h.key: report.summarize_cold(
+            [warm[h.key]["start"] | {"peak_rss_kib": warm[h.key]["peak_rss_mib"] * 1024}]
+        )
+        for h in HANDLERS
+    }
+    return {PRECOMPILED: started | stack[PRECOMPILED]}
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -278,15 +316,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         _log(f"creating and seeding database {args.database}...")
         with bench_database(args.database) as db:
             run = _Run(args=args, python=python.path, folders=folders, db=db, variants=variants)
-            measured = run_phases(
-                {
-                    "cold_start": run.cold_starts,
-                    "warm": run.warm,
-                    "kept_connection": run.kept_connection,
-                    "imports": run.import_profile,
-                },
-                overlap=args.smoke,
-            )
+            measured = run_phases(_phases(run, smoke=args.smoke), overlap=args.smoke)
+            if args.smoke:
+                measured["cold_start"] = _smoke_cold_starts(
+                    measured.pop("stack_cold_start"), measured["warm"]
+                )
             timings = measured.pop("imports")
             result |= measured
 
@@ -360,7 +394,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.smoke:
-        args.cold_runs, args.warm_invocations, args.import_runs = 1, 20, 1
+        args.cold_runs, args.warm_invocations, args.import_runs = 1, 5, 1
         args.warm_rounds, args.arm64_runs = 1, 0
     counts = (args.cold_runs, args.warm_invocations, args.warm_rounds, args.import_runs)
     if min(counts) < 1 or args.arm64_runs < 0:

@@ -57,6 +57,7 @@ def test_smoke_run_writes_every_figure(
     assert exit_code == 0
     result = json.loads(output.read_text())
     assert result["method"]["full_run"] is False  # smoke counts never pass for a real run
+    assert "warm processes" in result["method"]["smoke"]  # says where its cold figures come from
     assert result["machine"]["python"].startswith("3.13.")  # Lambda's interpreter, not ours
     pyc_files = result["method"]["precompiled_pyc_files"]
     assert set(pyc_files) == {"api", "peers"} and min(pyc_files.values()) > 0
@@ -69,7 +70,7 @@ def test_smoke_run_writes_every_figure(
         assert figures["processes"] == 1
         assert figures["median_ms"] > 0 and figures["peak_rss_median_mib"] > 0
     for figures in result["warm"].values():
-        assert figures["invocations"] == 20 and figures["failures"] == 0
+        assert figures["invocations"] == 5 and figures["failures"] == 0
         assert len(figures["rounds"]) == 1
         assert figures["p99_ms"] >= figures["p50_ms"] > 0
         assert figures["peak_rss_mib"] > 0
@@ -83,7 +84,7 @@ def test_smoke_run_writes_every_figure(
         assert result["ratios"][metric]["A/B"] > 0 and result["ratios"][metric]["A/C"] > 0
     kept = result["kept_connection"]
     for pool in ("null", "single"):
-        assert kept[pool]["invocations"] == 20 and kept[pool]["failures"] == 0
+        assert kept[pool]["invocations"] == 5 and kept[pool]["failures"] == 0
     assert kept["null/single p50"] > 0
     costs = result["init_cost"]
     assert costs["A"]["usd_per_million"] > 0 and costs["C"]["usd_per_million"] > 0
