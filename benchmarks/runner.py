@@ -261,8 +261,8 @@ def _phases(run: _Run, *, smoke: bool) -> dict[str, Callable[[], Any]]:
     and only S, which no warm process runs, gets a cold process of its own."""
     cold = {"stack_cold_start": run.stack_cold_start} if smoke else {"cold_start": run.cold_starts}
     return {
-        "warm": run.warm,
         **cold,
+        "warm": run.warm,
         "kept_connection": run.kept_connection,
         "imports": run.import_profile,
     }
