@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.auth.errors import InvalidRefreshToken
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity import sessions
-from lambda_app.identity.signing_key import current_signing_key
+from lambda_app.identity.signing_key import current_signing_key_for_request
 from lambda_app.identity.tokens import AccessToken, create_access_token
 from lambda_app.models import User
 
@@ -39,7 +39,7 @@ async def issue_tokens(
     access = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
-        key=current_signing_key(),
+        key=await current_signing_key_for_request(),
         lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
     )
     return IssuedTokens(access=access, refresh_token=refresh_token)

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import NotAuthenticated, PermissionDenied
 from lambda_app.db.session import DbSession
-from lambda_app.identity.signing_key import signing_key_for
-from lambda_app.identity.tokens import InvalidToken, decode_access_token
+from lambda_app.identity.signing_key import signing_key_for_request
+from lambda_app.identity.tokens import InvalidToken, claimed_kid, verify_access_token
 from lambda_app.models import User
 
 # auto_error=False: a missing token is rendered by our own error handler, in our shape.
@@ -34,7 +34,8 @@ async def _current_user(
 
 async def user_from_token(session: AsyncSession, token: str) -> User:
     try:
-        claims = decode_access_token(token, key_for=signing_key_for)
+        key = await signing_key_for_request(claimed_kid(token))
+        claims = verify_access_token(token, key)
     except InvalidToken:
         raise NotAuthenticated() from None
     user = await session.get(User, claims.user_id)

@@ -11,6 +11,7 @@ UNKNOWN_KID_REFETCH_SECONDS: forged kids cannot turn every request into a fetch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -34,7 +35,8 @@ class SigningKeyCache:
 
     A failed refresh keeps the cached keys: a Secrets Manager outage must not sign
     anyone out, and the cached keys stay valid until the next rotation but one.
-    Blocking (boto3) on a refresh, as the first fetch always was: once per TTL.
+    Blocking (boto3) on a fetch: requests call it through `signing_key_for_request` and
+    `current_signing_key_for_request`, which fetch in a worker thread.
     """
 
     def __init__(
@@ -52,7 +54,7 @@ class SigningKeyCache:
         with self._lock:
             if self._keys is None:
                 self._refetch()
-            elif not 0 <= self._clock() - self._fetched_at < self._ttl:
+            elif self._expired():
                 self._refresh()
             assert self._keys is not None
             return self._keys
@@ -63,14 +65,33 @@ class SigningKeyCache:
         if found is not None:
             return found
         with self._lock:
-            now = self._clock()
-            last = self._unknown_kid_refetch_at
-            if last is not None and 0 <= now - last < UNKNOWN_KID_REFETCH_SECONDS:
+            if not self._may_refetch_for_unknown_kid():
                 return None
-            self._unknown_kid_refetch_at = now
+            self._unknown_kid_refetch_at = self._clock()
             self._refresh()
             assert self._keys is not None
             return self._keys.find(kid)
+
+    def would_fetch(self, kid: str | None = None) -> bool:
+        """Whether `get()` (or `key_for(kid)`) would fetch now. Never waits: a fetch under
+        way in another thread (one a request gave up on) counts as one."""
+        if not self._lock.acquire(blocking=False):
+            return True
+        try:
+            if self._keys is None or self._expired():
+                return True
+            return kid is not None and (
+                self._keys.find(kid) is None and self._may_refetch_for_unknown_kid()
+            )
+        finally:
+            self._lock.release()
+
+    def _expired(self) -> bool:
+        return not 0 <= self._clock() - self._fetched_at < self._ttl
+
+    def _may_refetch_for_unknown_kid(self) -> bool:
+        last = self._unknown_kid_refetch_at
+        return last is None or not 0 <= self._clock() - last < UNKNOWN_KID_REFETCH_SECONDS
 
     def _refresh(self) -> None:
         try:
@@ -132,6 +153,28 @@ def current_signing_key() -> SigningKey:
 def signing_key_for(kid: str) -> SigningKey | None:
     """The key a token's `kid` names, if it is one we accept (current or previous)."""
     return _signing_keys().key_for(kid)
+
+
+# For requests: a fetch (the first, once per TTL, an unknown kid's) runs in a worker
+# thread. Inline, a stalled Secrets Manager would block the event loop past the
+# request's deadline (core.deadline), and Lambda would end the request with no answer
+# and no log line. Cached keys stay inline: a worker thread costs about 0.3 ms.
+
+
+async def signing_key_for_request(kid: str) -> SigningKey | None:
+    """`signing_key_for`, fetching off the event loop."""
+    cache = _signing_keys()
+    if cache.would_fetch(kid):
+        return await asyncio.to_thread(cache.key_for, kid)
+    return cache.key_for(kid)
+
+
+async def current_signing_key_for_request() -> SigningKey:
+    """`current_signing_key`, fetching off the event loop."""
+    cache = _signing_keys()
+    if cache.would_fetch():
+        return (await asyncio.to_thread(cache.get)).current
+    return cache.get().current
 
 
 def clear_cache() -> None:

@@ -56,13 +56,20 @@ def create_access_token(
     return AccessToken(token=token, expires_in=int(lifetime.total_seconds()))
 
 
-def decode_access_token(token: str, *, key_for: KeyLookup) -> TokenClaims:
+def claimed_kid(token: str) -> str:
+    """The kid a token names, unverified: only to choose the key that checks it."""
     try:
-        # Unverified, and only to choose the key: everything else comes from jwt.decode.
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    key = key_for(kid) if isinstance(kid, str) and kid else None
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken("missing or unknown kid")
+    return kid
+
+
+def verify_access_token(token: str, key: SigningKey | None) -> TokenClaims:
+    """The claims of `token`, checked with `key`: the one its kid names (None: no key
+    we know). Everything but the choice of key comes from jwt.decode."""
     if key is None:
         raise InvalidToken("missing or unknown kid")
     try:
@@ -79,3 +86,7 @@ def decode_access_token(token: str, *, key_for: KeyLookup) -> TokenClaims:
     if not isinstance(version, int) or isinstance(version, bool) or user_id < 1:
         raise InvalidToken("malformed claims")
     return TokenClaims(user_id=user_id, token_version=version)
+
+
+def decode_access_token(token: str, *, key_for: KeyLookup) -> TokenClaims:
+    return verify_access_token(token, key_for(claimed_kid(token)))

@@ -153,6 +153,37 @@ def test_an_unknown_kid_fetches_again_at_most_once_in_a_while() -> None:
     assert cache.key_for("forged-3") is None and source.loads == 3
 
 
+def test_would_fetch_tells_whether_the_next_lookup_fetches() -> None:
+    # Requests fetch in a worker thread when it says so (signing_key_for_request).
+    source, clock = _Source(SigningKeys(current=A)), _Clock()
+    cache = SigningKeyCache(source, ttl_seconds=300, clock=clock)
+
+    def predicted_then_fetched(kid: str | None) -> tuple[bool, bool]:
+        predicted, before = cache.would_fetch(kid), source.loads
+        if kid is None:
+            cache.get()
+        else:
+            cache.key_for(kid)
+        return predicted, source.loads > before
+
+    assert predicted_then_fetched(None) == (True, True)  # nothing fetched yet
+    assert predicted_then_fetched("a") == (False, False)
+    assert predicted_then_fetched("forged-1") == (True, True)  # an unknown kid, once
+    assert predicted_then_fetched("forged-2") == (False, False)
+    clock.now += UNKNOWN_KID_REFETCH_SECONDS
+    assert predicted_then_fetched("forged-3") == (True, True)
+    clock.now += 300
+    assert predicted_then_fetched("a") == (True, True)  # the TTL is up
+
+
+def test_would_fetch_never_waits_for_a_fetch_under_way() -> None:
+    cache = SigningKeyCache(_Source(SigningKeys(current=A)), ttl_seconds=300)
+    cache.get()
+    with cache._lock:  # another thread fetching (a request that gave up on it)
+        assert cache.would_fetch("a") is True
+    assert cache.would_fetch("a") is False
+
+
 # --- rotation, as a signed-in user sees it ---------------------------------------------
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from sqlalchemy import text
 
@@ -216,36 +217,47 @@ def test_a_commit_under_way_at_the_deadline_is_not_cancelled_and_answers_what_it
     assert stored == 1
 
 
-@pytest.fixture
-def stalled_ses(monkeypatch: pytest.MonkeyPatch, committing_app: Any) -> Iterator[None]:
-    """A deployed stage whose SES endpoint takes connections and never answers: each of
-    the client's attempts waits out its read timeout (core.aws), longer than the margin."""
-    from lambda_app import mail
+@contextlib.contextmanager
+def _never_answering_endpoint(monkeypatch: pytest.MonkeyPatch, service: str) -> Iterator[None]:
+    """`service`'s AWS endpoint takes connections and never answers: each of the SDK's
+    attempts waits out its read timeout (core.aws), far longer than the margin. With
+    throwaway credentials; the settings are read again on entry and on exit."""
     from tests.fixtures.aws import use_dummy_aws_credentials
 
-    # Starlette builds the middleware (reading the stage once) on the app's first request.
-    assert make_handler(committing_app)(http_api_event("GET", "/api/health"), FakeLambdaContext())
     with socket.create_server(("127.0.0.1", 0)) as listener:  # listens, never accepts
         use_dummy_aws_credentials(monkeypatch, "us-east-1")
-        for name, value in {
-            "ENVIRONMENT": "dev",
-            "EMAIL_BACKEND": "ses",
-            "EMAIL_FROM": "no-reply@example.com",
-            "FRONTEND_URL": "https://app.example.com",
-            "AWS_ENDPOINT_URL_SESV2": f"http://127.0.0.1:{listener.getsockname()[1]}",
-        }.items():
-            monkeypatch.setenv(name, value)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", url)
         get_settings.cache_clear()
-        mail.get_mailer.cache_clear()
         yield
     # Closing the listener resets its queued connections: the SDK's thread gives up.
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def stalled_ses(monkeypatch: pytest.MonkeyPatch, committing_app: Any) -> Iterator[None]:
+    """A deployed stage whose SES never answers."""
+    from lambda_app import mail
+
+    # Starlette builds the middleware (reading the stage once) on the app's first request.
+    assert make_handler(committing_app)(http_api_event("GET", "/api/health"), FakeLambdaContext())
+    for name, value in {
+        "ENVIRONMENT": "dev",
+        "EMAIL_BACKEND": "ses",
+        "EMAIL_FROM": "no-reply@example.com",
+        "FRONTEND_URL": "https://app.example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    mail.get_mailer.cache_clear()
+    with _never_answering_endpoint(monkeypatch, "SESV2"):
+        yield
     mail.get_mailer.cache_clear()
 
 
-# The deadline in these: registration (an Argon2 hash, an INSERT) is done well inside it.
-MAIL_DEADLINE_SECONDS = 2.5
+# The deadline in these: registration or a login (an Argon2 hash, an INSERT) is done
+# well inside it.
+SHORT_DEADLINE_SECONDS = 2.5
 
 
 def test_a_mail_after_the_commit_that_gets_no_answer_is_given_up_in_time(
@@ -260,7 +272,7 @@ def test_a_mail_after_the_commit_that_gets_no_answer_is_given_up_in_time(
     handler = make_handler(committing_app)
     credentials = Credentials.new("stalled_ses")
     event = http_api_event("POST", "/api/auth/register", json=credentials.registration())
-    context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + MAIL_DEADLINE_SECONDS)
+    context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + SHORT_DEADLINE_SECONDS)
 
     # when
     response = handler(event, context)
@@ -290,7 +302,7 @@ def test_a_recovery_whose_mail_gets_no_answer_answers_the_same_in_time(
     handler = make_handler(committing_app)
     credentials = Credentials.new("stalled_recovery")
     registered = http_api_event("POST", "/api/auth/register", json=credentials.registration())
-    short = DEADLINE_MARGIN_SECONDS + MAIL_DEADLINE_SECONDS
+    short = DEADLINE_MARGIN_SECONDS + SHORT_DEADLINE_SECONDS
     assert handler(registered, FakeLambdaContext(timeout_seconds=short))["statusCode"] == 201
     email = credentials.registration()["email"]
     event = http_api_event("POST", "/api/auth/password-recovery", json={"email": email})
@@ -304,3 +316,63 @@ def test_a_recovery_whose_mail_gets_no_answer_answers_the_same_in_time(
     assert json.loads(response["body"])["message"] == RECOVERY_ACCEPTED
     assert context.get_remaining_time_in_millis() > 0
     assert len([m for m in emf_lines if metrics.MAIL_FAILURES in m]) == 2
+
+
+@pytest.fixture
+def stalled_signing_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The signing keys in Secrets Manager (JWT_SECRET_ARN, as on AWS), which never
+    answers, and not fetched yet: as in a container's first request."""
+    from lambda_app.identity import signing_key
+
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt")
+    with _never_answering_endpoint(monkeypatch, "SECRETS_MANAGER"):
+        signing_key.clear_cache()
+        yield
+    signing_key.clear_cache()
+
+
+def test_a_token_check_waiting_on_secrets_manager_answers_503_in_time(
+    stalled_signing_keys: None, committing_app: Any
+) -> None:
+    # given: a bearer token naming a kid, on an invocation with little time left
+    handler = make_handler(committing_app)
+    token = jwt.encode({"sub": "1"}, "k" * 32, algorithm="HS256", headers={"kid": "k1"})
+    event = http_api_event("GET", "/api/users/me", token=token)
+    context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + SHORT_DEADLINE_SECONDS)
+
+    # when
+    response = handler(event, context)
+
+    # then: the project's 503 before Lambda's timeout, not the gateway's bare 5xx
+    assert response["statusCode"] == 503, response
+    assert json.loads(response["body"])["error"]["code"] == "request_timeout"
+    assert context.get_remaining_time_in_millis() > 0
+
+
+def test_a_login_waiting_on_secrets_manager_answers_503_in_time_and_writes_nothing(
+    committing_app: Any, committing_database: str, stalled_signing_keys: None
+) -> None:
+    # given: an account (registering signs no token), then its login with little time left
+    handler = make_handler(committing_app)
+    credentials = Credentials.new("stalled_keys")
+    registered = http_api_event("POST", "/api/auth/register", json=credentials.registration())
+    assert handler(registered, FakeLambdaContext())["statusCode"] == 201
+    event = http_api_event("POST", "/api/auth/token", form=credentials.login_form())
+    context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + SHORT_DEADLINE_SECONDS)
+
+    # when
+    response = handler(event, context)
+
+    # then: in time, and no session was started (the refresh token rolled back)
+    assert response["statusCode"] == 503, response
+    assert json.loads(response["body"])["error"]["code"] == "request_timeout"
+    assert context.get_remaining_time_in_millis() > 0
+    sessions = asyncio.run(
+        fetchval(
+            committing_database,
+            "SELECT count(*) FROM refresh_tokens r JOIN users u ON u.id = r.user_id"
+            " WHERE u.username = $1",
+            credentials.username,
+        )
+    )
+    assert sessions == 0
