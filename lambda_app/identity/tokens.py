@@ -8,7 +8,6 @@ unknown is refused like a forged one, and no other key is ever tried.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -20,9 +19,6 @@ JWT_ALGORITHM = "HS256"
 # HS/RS confusion: PyJWT rejects anything else before looking at the signature.
 ACCEPTED_JWT_ALGORITHMS = [JWT_ALGORITHM]
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "ver"]
-
-# kid -> the key it names, or None for a kid we do not know.
-KeyLookup = Callable[[str], SigningKey | None]
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,3 @@ def verify_access_token(token: str, key: SigningKey | None) -> TokenClaims:
     if not isinstance(version, int) or isinstance(version, bool) or user_id < 1:
         raise InvalidToken("malformed claims")
     return TokenClaims(user_id=user_id, token_version=version)
-
-
-def decode_access_token(token: str, *, key_for: KeyLookup) -> TokenClaims:
-    return verify_access_token(token, key_for(claimed_kid(token)))

@@ -3,7 +3,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.settings import get_settings
 from lambda_app.identity.signing_key import signing_key_for
-from lambda_app.identity.tokens import decode_access_token
+from lambda_app.identity.tokens import claimed_kid, verify_access_token
 from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD
 from tests.fixtures.factories import UserFactory
@@ -17,7 +17,8 @@ async def test_token_with_username(client: httpx.AsyncClient, user: User) -> Non
     body = response.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == get_settings().access_token_expire_minutes * 60
-    claims = decode_access_token(body["access_token"], key_for=signing_key_for)
+    token = body["access_token"]
+    claims = verify_access_token(token, signing_key_for(claimed_kid(token)))
     assert claims.user_id == user.id
 
 

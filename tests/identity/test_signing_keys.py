@@ -25,7 +25,12 @@ from lambda_app.identity.signing_key import (
     UNKNOWN_KID_REFETCH_SECONDS,
     SigningKeyCache,
 )
-from lambda_app.identity.tokens import InvalidToken, create_access_token, decode_access_token
+from lambda_app.identity.tokens import (
+    InvalidToken,
+    claimed_kid,
+    create_access_token,
+    verify_access_token,
+)
 from lambda_app.models import User
 from tests.fixtures.rotation import moto_jwt_secret, rotate
 
@@ -78,16 +83,13 @@ def test_tokens_name_their_key_and_are_checked_with_that_one_only() -> None:
     token = create_access_token(
         user_id=7, token_version=0, key=B, lifetime=dt.timedelta(minutes=5)
     ).token
-    asked: list[str] = []
-
-    def lookup(kid: str) -> SigningKey | None:
-        asked.append(kid)
-        return SigningKeys(current=B, previous=A).find(kid)
-
-    assert decode_access_token(token, key_for=lookup).user_id == 7
-    assert asked == ["b"]
+    kid = claimed_kid(token)
+    assert kid == "b"
+    assert verify_access_token(token, SigningKeys(current=B, previous=A).find(kid)).user_id == 7
     with pytest.raises(InvalidToken):
-        decode_access_token(token, key_for=SigningKeys(current=A).find)  # b is not known
+        verify_access_token(token, SigningKeys(current=A).find(kid))  # b is not known
+    with pytest.raises(InvalidToken):
+        verify_access_token(token, A)  # no other key is ever tried
 
 
 # --- the cache -------------------------------------------------------------------------
