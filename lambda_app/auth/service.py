@@ -11,6 +11,7 @@ from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.identity.account_emails import send_verification_now
 from lambda_app.identity.passwords import burn_verify_time, verify_password
+from lambda_app.identity.user_lock import locked_user
 from lambda_app.users.repository import UserRepository
 
 
@@ -41,12 +42,19 @@ async def login(
         metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()
 
+    # The row as of its lock (identity.user_lock): a password changed, or the
+    # account deactivated or deleted, since it was read means the check above is void.
+    verified_hash = user.hashed_password
+    user = await locked_user(session, user.id)
+    if user is None or user.hashed_password != verified_hash or not user.is_active:
+        raise InvalidCredentials()
+
     if settings.require_verified_email and not user.email_verified:
         # The right password proves who is asking: send them a fresh link (throttled).
         await send_verification_now(session, user.id, settings)
         raise EmailNotVerified()
 
-    if new_hash is not None:  # stored hash used outdated parameters
+    if new_hash is not None:  # stored hash used outdated parameters; still the stored one
         user.hashed_password = new_hash
     if has_failures:
         await throttle.clear(session, key)

@@ -13,6 +13,7 @@ from lambda_app.core.settings import ApiSettings
 from lambda_app.identity import sessions
 from lambda_app.identity.signing_key import current_signing_key_for_request
 from lambda_app.identity.tokens import AccessToken, create_access_token
+from lambda_app.identity.user_lock import locked_user
 from lambda_app.models import User
 
 
@@ -50,8 +51,15 @@ async def refresh(session: AsyncSession, refresh_token: str, settings: ApiSettin
 
     Every failure is the same 401. A spent token presented again revokes its family, in
     a transaction of its own (this request rolls back): whichever of the two holders
-    is the thief, both are signed out.
+    is the thief, both are signed out. The user's row is locked before the token is
+    spent (identity.user_lock), so a logout, deactivation or deletion racing
+    this refresh either comes first and is seen here, or comes after and sees its token.
     """
+    owner = await sessions.owner_of_refresh_token(session, refresh_token)
+    # Deleted users' tokens are gone with them (ON DELETE CASCADE).
+    user = None if owner is None else await locked_user(session, owner)
+    if user is None:
+        raise InvalidRefreshToken()
     spent = await sessions.spend_refresh_token(session, refresh_token)
     if spent is None:
         row = await sessions.find_refresh_token(session, refresh_token)
@@ -60,12 +68,10 @@ async def refresh(session: AsyncSession, refresh_token: str, settings: ApiSettin
             # the UPDATE that lost a race changed nothing but still holds the row's lock
             # (READ COMMITTED locks a concurrently updated row to re-check it), which the
             # revocation needs.
-            await sessions.revoke_family_now(session, row.family_id)
+            await sessions.revoke_family_now(session, row.user_id, row.family_id)
         raise InvalidRefreshToken()
-    user = await session.get(User, spent.user_id)
-    # Deactivated, or the password changed since the session began (deleted users'
-    # tokens are gone with them: ON DELETE CASCADE).
-    if user is None or not user.is_active or user.token_version != spent.token_version:
+    # Deactivated, or the password changed since the session began.
+    if not user.is_active or user.token_version != spent.token_version:
         raise InvalidRefreshToken()
     return await issue_tokens(session, user, settings, family_id=spent.family_id)
 
@@ -74,4 +80,4 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
     """Revoke the token's family. Unknown or already revoked: nothing to do, no error."""
     row = await sessions.find_refresh_token(session, refresh_token)
     if row is not None:
-        await sessions.revoke_family(session, row.family_id)
+        await sessions.revoke_family(session, row.user_id, row.family_id)

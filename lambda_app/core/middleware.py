@@ -75,14 +75,24 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_problem(body: bytes) -> str | None:
-    """Why a JSON body is unacceptable, or None. Ambiguous duplicate keys count as invalid."""
+    """Why a JSON body is unacceptable, or None. Ambiguous duplicate keys count as invalid.
+
+    The reason never quotes the body: a codec's own message names the offending byte or
+    character, which may sit inside a password.
+    """
     try:
         parsed = json.loads(body, object_pairs_hook=_reject_duplicate_keys)
         # `"\ud800"` escapes parse to lone surrogates: valid JSON syntax, but not text.
         # Nothing downstream can encode them (Argon2, asyncpg): refused here as a 422.
         json.dumps(parsed, ensure_ascii=False).encode()
-    except (ValueError, UnicodeError) as exc:
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (byte offset {exc.start})"
+    except UnicodeEncodeError:
+        return "a string holds a lone surrogate escape (\\ud800 to \\udfff), which is not text"
+    except ValueError as exc:  # JSONDecodeError's message is its position, never the text
         return str(exc)
+    except RecursionError:  # nested deeper than the parser recurses: a few kB can do it
+        return "nested too deeply"
     return None
 
 

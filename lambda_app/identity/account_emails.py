@@ -24,6 +24,7 @@ from lambda_app.core.errors import AppError
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import after_commit, transaction_of_its_own
 from lambda_app.identity import account_tokens, email_throttle
+from lambda_app.identity.user_lock import locked_user
 from lambda_app.models import TokenPurpose, User
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ async def send_verification_now(
     (a login refused for an unverified email rolls back, but its link must work).
     """
     async with transaction_of_its_own(request_session) as session:
-        user = await session.get(User, user_id)
+        # Locked: a deletion waits until the link's token is stored (or finds it to delete).
+        user = await locked_user(session, user_id)
         if user is None or user.email_verified:
             return None
         delivery = await prepare_verification(session, user, settings)

@@ -7,6 +7,9 @@ A refresh token is an opaque token (lambda_app/identity/opaque_tokens.py), shown
 client once and stored only as its SHA-256. Refreshing spends a token and adds the next
 one to the same family; a spent token presented again means two parties hold the family,
 so the whole family is revoked.
+
+Every change to a user's sessions takes the user's row lock first, then touches their
+tokens (lambda_app.identity.user_lock says why).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity.opaque_tokens import new_token, token_digest
+from lambda_app.identity.user_lock import locked_user
 from lambda_app.models import RefreshToken, User
 
 # Expired rows deleted per issued token: cheap and bounded, yet faster than they accrue
@@ -96,12 +100,20 @@ async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken |
     return None if row is None else SpentToken(row.user_id, row.family_id, row.token_version)
 
 
+async def owner_of_refresh_token(session: AsyncSession, token: str) -> int | None:
+    """The id of the user a refresh token was issued to (whatever its state), unlocked."""
+    stmt = select(RefreshToken.user_id).where(RefreshToken.token_hash == token_digest(token))
+    return await session.scalar(stmt)
+
+
 async def find_refresh_token(session: AsyncSession, token: str) -> RefreshToken | None:
     stmt = select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
     return await session.scalar(stmt)
 
 
-async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+async def revoke_family(session: AsyncSession, user_id: int, family_id: uuid.UUID) -> None:
+    """Revoke every token of one session (a family) of the user's."""
+    await locked_user(session, user_id)
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -109,18 +121,21 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     )
 
 
-async def revoke_family_now(request_session: AsyncSession, family_id: uuid.UUID) -> None:
+async def revoke_family_now(
+    request_session: AsyncSession, user_id: int, family_id: uuid.UUID
+) -> None:
     """Revoke a family in a short transaction of its own, committed at once.
 
     For reuse detection: the request that detects a replay fails (401) and rolls back,
     but the revocation must stand.
     """
     async with transaction_of_its_own(request_session) as session:
-        await revoke_family(session, family_id)
+        await revoke_family(session, user_id, family_id)
 
 
 async def revoke_all_sessions(session: AsyncSession, user_id: int) -> None:
     """End every session of the user: each refresh token still active is revoked."""
+    await locked_user(session, user_id)
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))

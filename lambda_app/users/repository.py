@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from lambda_app.core.errors import AppError
 from lambda_app.models import User
-from lambda_app.users.errors import EmailTaken, UsernameTaken
+from lambda_app.users.errors import EmailTaken, UsernameTaken, UserNotFound
 
 # Which constraint maps to which domain error (names from the naming convention).
 _UNIQUE_ERRORS: dict[str, type[AppError]] = {
@@ -50,11 +51,14 @@ class UserRepository:
         """Insert or update `user`, turning unique violations into 409 domain errors.
 
         Catching the violation (rather than checking first) also covers two
-        requests that race to take the same username or email.
+        requests that race to take the same username or email. A user deleted since it
+        was loaded (its UPDATE matches no row) is a 404, like one deleted before.
         """
         self.session.add(user)
         try:
             await self.session.flush()
+        except StaleDataError:
+            raise UserNotFound() from None
         except IntegrityError as exc:
             error = _unique_violation(exc)
             if error is None:

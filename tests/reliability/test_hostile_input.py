@@ -133,6 +133,43 @@ async def test_invalid_json_is_422_invalid_json(client: httpx.AsyncClient, body:
 @pytest.mark.parametrize(
     "body",
     [
+        b"[" * 3000 + b"]" * 3000,  # 6 kB of valid JSON, deeper than the parser recurses
+        b"[" * 30000,
+        b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/refresh"])
+async def test_json_nested_too_deeply_is_422_invalid_json(
+    client: httpx.AsyncClient, session: AsyncSession, path: str, body: bytes
+) -> None:
+    before = await user_count(session)
+    response = await client.post(path, content=body, headers={"content-type": "application/json"})
+    body_ = assert_error(response, 422, "invalid_json")
+    assert body_["error"]["details"][0]["message"] == "nested too deeply"
+    assert await user_count(session) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "secret"),
+    [
+        (b'{"username": "u", "password": "pass\xffword"}', ["0xff", "\\xff"]),
+        (b'{"username": "u", "password": "pass\\udbffword"}', ["udbff", "\udbff"]),
+    ],
+)
+async def test_invalid_json_reasons_never_quote_the_body(
+    client: httpx.AsyncClient, body: bytes, secret: list[str]
+) -> None:
+    """The codec's own messages name the offending byte or character: the reason must not."""
+    response = await client.post(
+        "/api/auth/register", content=body, headers={"content-type": "application/json"}
+    )
+    reason = assert_error(response, 422, "invalid_json")["error"]["details"][0]["message"]
+    assert reason and not any(fragment.lower() in reason.lower() for fragment in secret), reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
         b"null",
         b"[]",
         b"42",

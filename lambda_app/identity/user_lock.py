@@ -1,0 +1,33 @@
+"""One lock order for whatever changes a user's sessions, password or account tokens:
+the user's row first, then the rows that belong to it.
+
+Without it, concurrent requests for one user interleave badly under READ COMMITTED:
+- a refresh racing a logout or a deactivation adds a token that the revocation's UPDATE,
+  whose snapshot predates it, never sees: a session outlives its end;
+- a login that rehashes the password it verified overwrites a new password set meanwhile;
+- a refresh (token row, then user row) deadlocks with a DELETE of the user (user row, then
+  its tokens by cascade), and a token inserted for a user deleted meanwhile breaks its
+  foreign key: 500s where the answer is a 401 or a 404.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lambda_app.models import User
+
+
+async def locked_user(session: AsyncSession, user_id: int) -> User | None:
+    """The user's row, read afresh and locked until the transaction ends; None if deleted.
+
+    FOR NO KEY UPDATE: it waits for (and holds off) UPDATEs and DELETEs of the row and
+    other such locks, not the foreign-key checks of rows inserted for the user.
+    """
+    stmt = (
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)  # the values as of the lock, not as loaded
+    )
+    return await session.scalar(stmt)

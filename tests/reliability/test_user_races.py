@@ -1,0 +1,197 @@
+"""Concurrent requests for one user: the interleavings that used to lose a write.
+
+Each test holds the user's row (`FOR UPDATE`, from a connection of its own) while it
+starts the two requests, one after the other, and waits until each is blocked on a lock;
+then it lets go. The requests run in the order they queued, at the exact point each
+reached, so the interleaving is the same on every run (lambda_app.identity.user_lock
+says what each one used to break). The app commits for real (`committing_client`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from tests.fixtures.accounts import Credentials, login, register
+from tests.reliability.databases import asyncpg_dsn
+
+# Long enough for a loaded machine; only reached if a request never blocks (a bug).
+BLOCKED_WITHIN_SECONDS = 30.0
+
+
+class RowHolder:
+    def __init__(self, watcher: asyncpg.Connection) -> None:
+        # Outside the holder's transaction: in one, pg_stat_activity is read only once.
+        self.watcher = watcher
+
+    async def waiting_requests(self) -> int:
+        return int(
+            # pg_locks, not pg_stat_activity's wait events: those are hidden from
+            # roles that aren't the waiting session's (the app's role is another one).
+            await self.watcher.fetchval(
+                "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND a.datname = current_database()"
+            )
+        )
+
+    async def start_blocked(self, request: Awaitable[httpx.Response]) -> asyncio.Task[Any]:
+        """Start `request` and return once it waits on a lock (it queues behind the others)."""
+        before = await self.waiting_requests()
+        task = asyncio.ensure_future(request)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + BLOCKED_WITHIN_SECONDS
+        while await self.waiting_requests() <= before:
+            assert not task.done(), f"the request did not block: {task.result()}"
+            assert loop.time() < give_up, "the request never waited on a lock"
+            await asyncio.sleep(0.01)
+        return task
+
+
+@asynccontextmanager
+async def user_row_held(database_url: str, username: str) -> AsyncIterator[RowHolder]:
+    holder = await asyncpg.connect(**asyncpg_dsn(database_url))
+    watcher = await asyncpg.connect(**asyncpg_dsn(database_url))
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", username)
+            yield RowHolder(watcher)
+    finally:
+        await watcher.close()
+        await holder.close()
+
+
+async def _superuser_headers(client: httpx.AsyncClient, database_url: str) -> dict[str, str]:
+    admin = await register(client, prefix="admin")
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))
+    try:
+        await conn.execute(
+            "UPDATE users SET is_superuser = true WHERE username = $1", admin.username
+        )
+    finally:
+        await conn.close()
+    return await login(client, admin.username, admin.password)
+
+
+async def _user_id(database_url: str, username: str) -> int:
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))
+    try:
+        return int(await conn.fetchval("SELECT id FROM users WHERE username = $1", username))
+    finally:
+        await conn.close()
+
+
+async def _refresh_token(client: httpx.AsyncClient, user: Credentials) -> str:
+    response = await client.post("/api/auth/token", data=user.login_form())
+    assert response.status_code == 200, response.text
+    return str(response.json()["refresh_token"])
+
+
+async def test_a_logout_ends_the_token_a_concurrent_refresh_issued(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    token = await _refresh_token(client, user)
+
+    # when: a refresh and then a logout of the same session, both in flight at once
+    async with user_row_held(committing_database, user.username) as row:
+        refreshing = await row.start_blocked(
+            client.post("/api/auth/refresh", json={"refresh_token": token})
+        )
+        logging_out = await row.start_blocked(
+            client.post("/api/auth/logout", json={"refresh_token": token})
+        )
+    refreshed, logged_out = await asyncio.gather(refreshing, logging_out)
+
+    # then: the logout stands for the whole session, the refresh's new token included
+    assert logged_out.status_code == 204
+    assert refreshed.status_code == 200, refreshed.text  # it queued first
+    again = await client.post(
+        "/api/auth/refresh", json={"refresh_token": refreshed.json()["refresh_token"]}
+    )
+    assert again.status_code == 401, again.text
+
+
+async def test_a_login_rehashing_the_old_password_never_undoes_a_password_change(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    headers = await login(client, user.username, user.password)
+    # given: a stored hash with outdated parameters, so that a login rewrites it
+    outdated = Argon2Hasher(memory_cost=8192, time_cost=1, parallelism=1).hash(user.password)
+    conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
+    try:
+        await conn.execute(
+            "UPDATE users SET hashed_password = $1 WHERE username = $2", outdated, user.username
+        )
+    finally:
+        await conn.close()
+    new_password = "a brand new password 123"
+
+    # when: the password change queues first, a login with the old password after it
+    async with user_row_held(committing_database, user.username) as row:
+        changing = await row.start_blocked(
+            client.post(
+                "/api/users/me/password",
+                json={"current_password": user.password, "new_password": new_password},
+                headers=headers,
+            )
+        )
+        logging_in = await row.start_blocked(client.post("/api/auth/token", data=user.login_form()))
+    changed, logged_in = await asyncio.gather(changing, logging_in)
+
+    # then: the change stands; the login checked a password that was no longer the one
+    assert changed.status_code == 204, changed.text
+    assert logged_in.status_code == 401, logged_in.text
+    old = await client.post("/api/auth/token", data=user.login_form())
+    assert old.status_code == 401, old.text
+    new = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": new_password}
+    )
+    assert new.status_code == 200, new.text
+
+
+async def test_deleting_a_user_while_it_refreshes_neither_deadlocks_nor_fails(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    admin = await _superuser_headers(client, committing_database)
+    user = await register(client)
+    user_id = await _user_id(committing_database, user.username)
+    token = await _refresh_token(client, user)
+
+    async with user_row_held(committing_database, user.username) as row:
+        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
+        refreshing = await row.start_blocked(
+            client.post("/api/auth/refresh", json={"refresh_token": token})
+        )
+    deleted, refreshed = await asyncio.gather(deleting, refreshing)
+
+    assert deleted.status_code == 204, deleted.text
+    assert refreshed.status_code == 401, refreshed.text
+    assert refreshed.json()["error"]["code"] == "invalid_refresh_token"
+
+
+async def test_a_login_of_a_user_deleted_meanwhile_is_refused(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    admin = await _superuser_headers(client, committing_database)
+    user = await register(client)
+    user_id = await _user_id(committing_database, user.username)
+
+    async with user_row_held(committing_database, user.username) as row:
+        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
+        logging_in = await row.start_blocked(client.post("/api/auth/token", data=user.login_form()))
+    deleted, logged_in = await asyncio.gather(deleting, logging_in)
+
+    assert deleted.status_code == 204, deleted.text
+    assert logged_in.status_code == 401, logged_in.text
+    assert logged_in.json()["error"]["code"] == "invalid_credentials"
