@@ -14,11 +14,10 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.auth import throttle
 from lambda_app.auth.errors import InvalidResetToken
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import get_sessionmaker
-from lambda_app.identity import account_emails, account_tokens
+from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.mail import Message
 from lambda_app.models import TokenPurpose
@@ -64,5 +63,5 @@ async def reset_password(session: AsyncSession, token: str, new_password: str) -
     await users_service.set_new_password(session, user, new_password)
     await account_tokens.delete_outstanding(session, user.id, purpose)
     # Whoever was locked out by failed logins has just proven who they are.
-    for login in {user.username, user.email}:
-        await throttle.clear(session, throttle.throttle_key(login))
+    logins = [password_attempts.login_key(login) for login in (user.username, user.email)]
+    await password_attempts.clear(session, [*logins, password_attempts.account_key(user.id)])

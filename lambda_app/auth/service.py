@@ -1,14 +1,15 @@
-"""Logging in: check credentials, throttle failures, issue tokens."""
+"""Logging in: check credentials, limit guesses, issue tokens."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.auth import throttle
 from lambda_app.auth.errors import EmailNotVerified, InvalidCredentials, TooManyLoginAttempts
 from lambda_app.auth.sessions import IssuedTokens, issue_tokens
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import transaction_of_its_own
+from lambda_app.identity import password_attempts
 from lambda_app.identity.account_emails import send_verification_now
 from lambda_app.identity.passwords import burn_verify_time, verify_password
 from lambda_app.identity.user_lock import locked_user
@@ -25,12 +26,16 @@ async def login(
     nor the timing tells an attacker which usernames exist. With
     `REQUIRE_VERIFIED_EMAIL`, an unverified user with the right password gets a 403.
     """
-    key = throttle.throttle_key(login)
-    locked_for, has_failures = await throttle.lockout_seconds(session, key, settings)
+    found = None if "\x00" in login else await UserRepository(session).get_by_login(login)
+    user_id = None if found is None else found.id
+    keys = password_attempts.keys_for(login=login, user_id=user_id)
+    locked_for = await password_attempts.take_attempt(session, keys, settings)
     if locked_for:
         raise TooManyLoginAttempts(headers={"Retry-After": str(locked_for)})
 
-    user = None if "\x00" in login else await UserRepository(session).get_by_login(login)
+    # Locked from here on (identity.user_lock): the password checked is the one stored
+    # until the tokens are issued, and a deletion or deactivation waits or is seen.
+    user = None if user_id is None else await locked_user(session, user_id)
     if user is None:
         burn_verify_time(password)
         valid, new_hash = False, None
@@ -38,25 +43,20 @@ async def login(
         valid, new_hash = verify_password(password, user.hashed_password)
 
     if user is None or not valid or not user.is_active:
-        await throttle.record_failure(session, key, settings)
         metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()
 
-    # The row as of its lock (identity.user_lock): a password changed, or the
-    # account deactivated or deleted, since it was read means the check above is void.
-    verified_hash = user.hashed_password
-    user = await locked_user(session, user.id)
-    if user is None or user.hashed_password != verified_hash or not user.is_active:
-        raise InvalidCredentials()
-
     if settings.require_verified_email and not user.email_verified:
-        # The right password proves who is asking: send them a fresh link (throttled).
-        await send_verification_now(session, user.id, settings)
+        # The right password proves who is asking: its guess is forgotten, and they get
+        # a fresh link (throttled). Both commit now: this request fails with a 403.
+        account = user.id  # read before the transactions below expire the loaded row
+        async with transaction_of_its_own(session) as own:
+            await password_attempts.clear(own, keys)
+        await send_verification_now(session, account, settings)
         raise EmailNotVerified()
 
-    if new_hash is not None:  # stored hash used outdated parameters; still the stored one
+    if new_hash is not None:  # stored hash used outdated parameters
         user.hashed_password = new_hash
-    if has_failures:
-        await throttle.clear(session, key)
+    await password_attempts.clear(session, keys)
     await session.flush()
     return await issue_tokens(session, user, settings)

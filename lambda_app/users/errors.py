@@ -31,6 +31,12 @@ class WrongCurrentPassword(AppError):
     message = "The current password is incorrect"
 
 
+class TooManyPasswordAttempts(AppError):
+    status_code = 429
+    code = "too_many_password_attempts"
+    message = "Too many wrong passwords for this account, try again later"
+
+
 class EmailAlreadyVerified(AppError):
     status_code = 409
     code = "email_already_verified"

@@ -17,6 +17,7 @@ from lambda_app.users.errors import (
     EmailAlreadyVerified,
     EmailTaken,
     TooManyEmails,
+    TooManyPasswordAttempts,
     UsernameTaken,
     UserNotFound,
     WrongCurrentPassword,
@@ -84,11 +85,11 @@ async def resend_verification(user: CurrentUser, session: DbSession) -> Accepted
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(WrongCurrentPassword),
+    responses=error_responses(WrongCurrentPassword, TooManyPasswordAttempts),
     summary="Change the current user's password (revokes older tokens)",
 )
 async def change_password(data: PasswordChange, user: CurrentUser, session: DbSession) -> None:
-    await service.change_password(session, user, data)
+    await service.change_password(session, user, data, get_settings())
 
 
 @router.get(

@@ -8,15 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from lambda_app.core.settings import ApiSettings
-from lambda_app.identity import account_emails
+from lambda_app.identity import account_emails, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
+from lambda_app.identity.user_lock import locked_user
 from lambda_app.models import User
 from lambda_app.users.errors import (
     CannotDeleteSelf,
     EmailAlreadyVerified,
     TooManyEmails,
+    TooManyPasswordAttempts,
     UserNotFound,
     WrongCurrentPassword,
 )
@@ -112,11 +114,24 @@ async def resend_verification(session: AsyncSession, user: User, settings: ApiSe
         raise AccountEmailsUnavailable()
 
 
-async def change_password(session: AsyncSession, user: User, data: PasswordChange) -> None:
-    valid, _ = verify_password(data.current_password, user.hashed_password)
+async def change_password(
+    session: AsyncSession, user: User, data: PasswordChange, settings: ApiSettings
+) -> None:
+    """A wrong current password is a guess at the account's password like a failed login,
+    and counts against the same limit (identity.password_attempts)."""
+    user_id = user.id  # read before the attempt's own transaction expires the loaded row
+    keys = password_attempts.keys_for(user_id=user_id)
+    locked_for = await password_attempts.take_attempt(session, keys, settings)
+    if locked_for:
+        raise TooManyPasswordAttempts(headers={"Retry-After": str(locked_for)})
+    current = await locked_user(session, user_id)  # the stored hash, as of its lock
+    if current is None:
+        raise UserNotFound()
+    valid, _ = verify_password(data.current_password, current.hashed_password)
     if not valid:
         raise WrongCurrentPassword()
-    await set_new_password(session, user, data.new_password)
+    await password_attempts.clear(session, keys)
+    await set_new_password(session, current, data.new_password)
 
 
 async def set_new_password(session: AsyncSession, user: User, password: str) -> None:

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.auth import throttle
 from lambda_app.core import metrics
 from lambda_app.core.settings import get_settings
 from lambda_app.devtools.database import database_url
 from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
 from lambda_app.handlers.migrate import run_migration_event
+from lambda_app.identity import password_attempts
 from lambda_app.migrate.runner import alembic_config
 from lambda_app.migrate.settings import get_migration_settings
 from lambda_app.models import User
@@ -219,13 +219,13 @@ async def test_cold_start_is_written_once_per_container(
 async def test_a_lockout_is_counted_once_when_the_limit_is_reached(
     session: AsyncSession, emf_lines: list[str]
 ) -> None:
-    # Straight to the throttle: through the rolled-back `client`, each failed login's
+    # Straight to the counter: through the rolled-back `client`, each failed login's
     # rollback would undo its count (tests/reliability/test_auth_attacks.py commits).
     settings = get_settings()
-    key = throttle.throttle_key(f"victim_{uuid.uuid4().hex[:8]}")
-    # when: the limit's worth of failures on one login name, and one more
-    for _ in range(settings.login_max_failures + 1):
-        await throttle.record_failure(session, key, settings)
+    keys = password_attempts.keys_for(login=f"victim_{uuid.uuid4().hex[:8]}")
+    # when: the limit's worth of guesses on one login name, and two more (both refused)
+    for _ in range(settings.login_max_failures + 2):
+        await password_attempts.take_attempt(session, keys, settings)
 
     # then
     (lockout,) = records(emf_lines, metrics.LOGIN_LOCKOUTS)

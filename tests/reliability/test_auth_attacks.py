@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
 import hmac
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lambda_app.identity import password_attempts
 from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
 from lambda_app.models import User
@@ -419,17 +422,81 @@ async def test_a_lockout_ends_when_its_window_has_passed(
     # when: the window started longer ago than the window lasts
     conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
     try:
+        # (both of its counters: the login name's and the account's)
+        user_id = await conn.fetchval("SELECT id FROM users WHERE username = $1", username)
+        counters = password_attempts.keys_for(login=username, user_id=user_id)
         await conn.execute(
             "UPDATE login_throttle SET window_started_at = now() - interval '901 seconds' "
-            "WHERE login = $1",
-            username.lower(),
+            "WHERE login = ANY($1::text[])",
+            counters,
         )
 
-        # then: the right password works again, and clears the counter
+        # then: the right password works again, and clears the counters
         assert (await _token_status(client, username, account.password)).status_code == 200
         remaining = await conn.fetchval(
-            "SELECT count(*) FROM login_throttle WHERE login = $1", username.lower()
+            "SELECT count(*) FROM login_throttle WHERE login = ANY($1::text[])", counters
         )
     finally:
         await conn.close()
     assert remaining == 0
+
+
+async def test_concurrent_guesses_get_no_more_checks_than_the_limit(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    from lambda_app.core.settings import get_settings
+
+    victim = await register(committing_client)
+    limit = get_settings().login_max_failures
+    burst = limit + 15
+
+    # when: a burst of wrong guesses, all in flight at once
+    responses = await asyncio.gather(
+        *(_token_status(committing_client, victim.username, "wrong") for _ in range(burst))
+    )
+
+    # then: each guess was counted before its check: only `limit` of them were checked
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {401: limit, 429: burst - limit}, statuses
+
+
+async def test_an_accounts_username_and_email_share_one_guess_budget(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    client = committing_client
+    victim = await register(client)
+    email = f"{victim.username}@example.com"
+    for attempt in range(10):
+        login_name = victim.username if attempt % 2 else email
+        assert (await _token_status(client, login_name, "wrong")).status_code == 401
+
+    for login_name in (victim.username, email.upper()):
+        response = await _token_status(client, login_name, victim.password)
+        assert response.status_code == 429, (login_name, response.text)
+
+
+async def test_wrong_current_passwords_count_against_the_account(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    client = committing_client
+    victim = await register(client)
+    headers = await login(client, victim.username, victim.password)
+
+    def change(current: str) -> Any:
+        return client.post(
+            "/api/users/me/password",
+            json={"current_password": current, "new_password": "taken over 12345"},
+            headers=headers,
+        )
+
+    # given: someone holding the victim's access token guesses the current password
+    for _ in range(10):
+        response = await change("a guess")
+        assert response.status_code == 400, response.text
+
+    # then: the right one no longer gets a check, and neither does a login
+    response = await change(victim.password)
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["code"] == "too_many_password_attempts"
+    assert int(response.headers["retry-after"]) > 0
+    assert (await _token_status(client, victim.username, victim.password)).status_code == 429

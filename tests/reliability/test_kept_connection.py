@@ -156,9 +156,10 @@ def test_a_failed_login_writes_its_counter_beside_the_kept_connection(
     )
     response = kept_container.invoke(wrong)
 
-    # then: a 401, and the failure is counted in the database
+    # then: a 401, and the guess is counted in the database, on each of its counters
+    # (the login name's and the account's)
     assert response["statusCode"] == 401
-    assert asyncio.run(_failures(committing_database)) == 1
+    assert asyncio.run(_failures(committing_database)) == 2
 
 
 async def _failures(database_url: str) -> int:
