@@ -4,17 +4,19 @@ Synth is hermetic: account and region come from the standard CDK environment
 variables (the CLI fills them in from your credentials) or fixed placeholders, and
 nothing is looked up in AWS, so `make synth` works without credentials.
 
-Context values (all optional):
+Context values (all optional but alarm_email in prod; an empty value counts as not given,
+so the deploy workflow can pass every option, empty where the environment has none):
     stage                  dev (default) or prod
     release_id             e.g. the git SHA: forces the migration trigger to run
-    alarm_email            subscribes this address to the alarm topic
+    alarm_email            subscribes this address to the alarm topic (required in prod:
+                           StageConfig.alarm_email_required)
     first_superuser_email  creates a first superuser "admin" with a generated password
     availability_zones     two AZs, comma-separated (default: <region>a,<region>b; some
                            accounts lack one of those, e.g. ap-northeast-1b)
     github_repository      owner/name: adds LambdaApp-ci, the GitHub Actions deploy role
     github_oidc_provider_arn  reuse the account's GitHub OIDC provider (one per account)
     cors_allowed_origins   browser origins allowed to call the API, comma-separated
-                           (replaces the stage's StageConfig.cors_allowed_origins; empty: none)
+                           (replaces the stage's StageConfig.cors_allowed_origins)
     domain_name            a custom domain for the API (docs/deploying.md, "Custom domain"),
                            with hosted_zone_id [+ hosted_zone_name] and/or certificate_arn,
                            and base_path (the API mapping key, e.g. v1)
@@ -26,7 +28,9 @@ Context values (all optional):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from aws_cdk import App, Environment, Tags
 
@@ -72,9 +76,30 @@ def with_cors_origins(config: StageConfig, value: str | None) -> StageConfig:
     return replace(config, cors_allowed_origins=checked)
 
 
+def context_reader(app: App) -> Callable[[str], Any]:
+    """`app`'s context values, with an empty one (`-c name=`) read as not given."""
+
+    def context(name: str) -> Any:
+        value = app.node.try_get_context(name)
+        return None if value == "" else value
+
+    return context
+
+
+def checked_alarm_email(config: StageConfig, value: str | None) -> str | None:
+    """The alarm address, which a stage may require: without it the synth stops here,
+    before a deploy could drop the subscription an earlier deploy made."""
+    if config.alarm_email_required and not value:
+        raise ValueError(
+            f"stage {config.name} needs -c alarm_email=<address>: its alarms must reach "
+            'someone (docs/deploying.md, "Stack options in CI")'
+        )
+    return value
+
+
 def build_app(app: App) -> LambdaAppStack:
     """Add the stage's stack (chosen by the `stage` context) and cdk-nag to `app`."""
-    context = app.node.try_get_context
+    context = context_reader(app)
     config = with_cors_origins(
         stage_config(context("stage") or DEFAULT_STAGE), context("cors_allowed_origins")
     )
@@ -85,7 +110,7 @@ def build_app(app: App) -> LambdaAppStack:
         env=deployment_environment(),
         description=f"{workload.NAME} ({config.name}): users and authentication API",
         release_id=context("release_id"),
-        alarm_email=context("alarm_email"),
+        alarm_email=checked_alarm_email(config, context("alarm_email")),
         first_superuser_email=context("first_superuser_email"),
         availability_zones=_split(context("availability_zones")),
         custom_domain=CustomDomainConfig.from_context(context),

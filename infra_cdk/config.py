@@ -31,6 +31,10 @@ class StageConfig:
     # ~80% of max_connections, which RDS derives from the instance's memory
     # (LEAST(DBInstanceClassMemory/9531392, 5000): ~110 on micro, ~225 on small).
     db_connections_alarm_threshold: int
+    # --- secrets ----------------------------------------------------------------
+    # The first superuser's password when the stack drops it (a deploy without
+    # `-c first_superuser_email`) or is deleted: RETAIN keeps the only copy of it.
+    superuser_secret_removal_policy: RemovalPolicy
     # --- API function -----------------------------------------------------------
     # None: no reservation. New accounts have a low concurrency quota and Lambda
     # refuses reservations that leave fewer than 100 unreserved executions.
@@ -44,6 +48,9 @@ class StageConfig:
     # API Gateway doesn't). `-c cors_allowed_origins=https://a,https://b` overrides it.
     cors_allowed_origins: tuple[str, ...] = ()
     # --- observability ----------------------------------------------------------
+    # The synth stops without `-c alarm_email`: a stage nobody watches, or a deploy that
+    # forgot the option and would unsubscribe the address an earlier one set.
+    alarm_email_required: bool
     log_retention: logs.RetentionDays
     flow_log_traffic: ec2.FlowLogTrafficType
 
@@ -61,12 +68,14 @@ STAGES: dict[str, StageConfig] = {
         db_deletion_protection=False,
         db_removal_policy=RemovalPolicy.DESTROY,
         db_connections_alarm_threshold=85,
+        superuser_secret_removal_policy=RemovalPolicy.DESTROY,
         api_reserved_concurrency=None,
         api_snap_start=False,
         api_throttle_rate_per_second=20,
         api_throttle_burst=40,
         # No one to protect from a bad version, and a deploy should not wait five minutes.
         api_deployment_config=codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
+        alarm_email_required=False,
         log_retention=logs.RetentionDays.TWO_WEEKS,
         flow_log_traffic=ec2.FlowLogTrafficType.REJECT,
     ),
@@ -82,6 +91,7 @@ STAGES: dict[str, StageConfig] = {
         db_deletion_protection=True,
         db_removal_policy=RemovalPolicy.SNAPSHOT,
         db_connections_alarm_threshold=180,
+        superuser_secret_removal_policy=RemovalPolicy.RETAIN,
         # Caps the connections the API can open through the proxy, and keeps one
         # runaway client from starving every other function in the account.
         api_reserved_concurrency=100,
@@ -90,6 +100,7 @@ STAGES: dict[str, StageConfig] = {
         api_throttle_burst=400,
         # 10% of requests go to the new version for five minutes, watched by its alarms.
         api_deployment_config=codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
+        alarm_email_required=True,
         log_retention=logs.RetentionDays.THREE_MONTHS,
         flow_log_traffic=ec2.FlowLogTrafficType.ALL,
     ),

@@ -137,6 +137,9 @@ class LambdaAppStack(Stack):
                     f"{workload.NAME} {config.name}: first superuser (created by the migration)"
                 ),
                 encryption_key=key,
+                # The user outlives the secret in the database: in prod the only copy of
+                # its password survives a deploy that leaves the option out.
+                removal_policy=config.superuser_secret_removal_policy,
                 generate_secret_string=secretsmanager.SecretStringGenerator(
                     secret_string_template=json.dumps(
                         {"username": SUPERUSER_NAME, "email": first_superuser_email}
@@ -230,6 +233,12 @@ class LambdaAppStack(Stack):
             network.secrets_manager_endpoint.connections.allow_default_port_from(
                 client, "functions fetch their secrets"
             )
+        # Secrets Manager runs the rotation function's testSecret step as soon as the
+        # schedule exists: the endpoint and both ends of the path to it (the endpoint's
+        # ingress rule and the function's egress rule) come first.
+        rotation.schedule.node.add_dependency(
+            network.secrets_manager_endpoint, rotation.security_group
+        )
 
         # --- release order ---------------------------------------------------------------
         # database + proxy (and the network paths) -> migrations -> new API code.

@@ -14,10 +14,10 @@ A release, in the order CloudFormation runs it (tests/infra/test_deployment.py p
    alarm below firing while it runs moves the alias back to the previous version.
 
 The alarms watch the new version only, so the version that already serves is not
-blamed: its function errors and p99 duration (Lambda's `Resource=<function>:<version>`
-dimension), and the API's 5xx rate (API Gateway has no per-version metric, so that one
-sees both versions during a canary; a canary serving only errors still lifts it well
-over the threshold).
+blamed: its function errors and p99 duration (what Lambda publishes for invocations
+through the alias, with `ExecutedVersion=<version>`), and the API's 5xx rate (API
+Gateway has no per-version metric, so that one sees both versions during a canary; a
+canary serving only errors still lifts it well over the threshold).
 """
 
 from __future__ import annotations
@@ -60,21 +60,29 @@ DEPLOYMENT_GROUP_OUTPUT = "ApiDeploymentGroup"
 
 
 def version_metric(
-    function: lambda_.IFunction, version: lambda_.IVersion, metric_name: str, *, statistic: str
+    function: lambda_.IFunction,
+    alias: lambda_.IAlias,
+    version: lambda_.IVersion,
+    metric_name: str,
+    *,
+    statistic: str,
 ) -> cloudwatch.Metric:
-    """One version's own Lambda metric: Lambda publishes it with the dimensions
-    `FunctionName=<function>` and `Resource=<function>:<version>`.
+    """A Lambda metric of the requests the alias sent to one version.
 
-    Not `version.metric_errors()`: CDK's Version metrics carry a single
-    `FunctionName=<function>:<version>` dimension, which Lambda never publishes, so an
-    alarm on them would never leave OK.
+    API Gateway invokes the alias, and Lambda publishes those invocations with
+    `Resource=<function>:<alias>` and `ExecutedVersion=<version>` (as SAM's canary
+    alarms read them); `Resource=<function>:<version>` counts only direct calls of the
+    version, which during a canary are the pre-traffic hook's. Not
+    `version.metric_errors()` either: CDK's Version metrics carry a single
+    `FunctionName=<function>:<version>` dimension, which Lambda never publishes.
     """
     return cloudwatch.Metric(
         namespace="AWS/Lambda",
         metric_name=metric_name,
         dimensions_map={
             "FunctionName": function.function_name,
-            "Resource": f"{function.function_name}:{version.version}",
+            "Resource": f"{function.function_name}:{alias.alias_name}",
+            "ExecutedVersion": version.version,
         },
         statistic=statistic,
         period=ALARM_PERIOD,
@@ -103,13 +111,13 @@ class Deployment(Construct):
         self.alarms: list[cloudwatch.IAlarm] = [
             self._alarm(
                 "NewVersionErrors",
-                version_metric(function, version, "Errors", statistic="Sum"),
+                version_metric(function, alias, version, "Errors", statistic="Sum"),
                 threshold=1,
                 description="The new API version raised or timed out during its deployment.",
             ),
             self._alarm(
                 "NewVersionDuration",
-                version_metric(function, version, "Duration", statistic="p99"),
+                version_metric(function, alias, version, "Duration", statistic="p99"),
                 threshold=0.8 * timeout_ms,
                 description="The new API version's p99 duration is above 80% of the timeout.",
             ),

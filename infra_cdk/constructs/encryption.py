@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra_cdk.alarm_publisher import cloudwatch_alarms, this_accounts_alarms
+
 
 class Encryption(Construct):
     """One key, rotated yearly, whose policy names every service that uses it.
@@ -65,19 +67,9 @@ class Encryption(Construct):
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublishToTheEncryptedTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                principals=[cloudwatch_alarms()],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                },
+                conditions=this_accounts_alarms(stack),
             )
         )

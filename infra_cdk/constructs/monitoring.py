@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
@@ -20,9 +21,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from infra_cdk.alarm_publisher import cloudwatch_alarms, this_accounts_alarms
 from lambda_app.core import metrics as app_metrics
 
 PERIOD = Duration.minutes(5)
+# RDS Proxy's connection counts are gauges, one datapoint per node per minute: summed
+# over one minute they are the connections at that minute; over five, five times that.
+PROXY_GAUGE_PERIOD = Duration.minutes(1)
 # The 5xx rate is read per minute: a canary deployment watches it for a few minutes only.
 RATE_PERIOD = Duration.minutes(1)
 GIB = 1024**3
@@ -47,7 +52,7 @@ def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
         metric_name="DatabaseConnectionsCurrentlySessionPinned",
         dimensions_map={"ProxyName": proxy.db_proxy_name},
         statistic="Sum",
-        period=PERIOD,
+        period=PROXY_GAUGE_PERIOD,
     )
 
 
@@ -58,7 +63,7 @@ def proxy_client_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
         metric_name="ClientConnections",
         dimensions_map={"ProxyName": proxy.db_proxy_name},
         statistic="Sum",
-        period=PERIOD,
+        period=PROXY_GAUGE_PERIOD,
     )
 
 
@@ -118,6 +123,17 @@ class Monitoring(Construct):
         # Encrypted under the stack's key, whose policy lets CloudWatch alarms publish
         # (CloudWatch cannot use the AWS-managed SNS key).
         self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True, master_key=encryption_key)
+        # The topic's policy (made for enforce_ssl) replaces SNS's default one, which
+        # let the account publish: without this statement no alarm notifies anyone.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccountPublish",
+                principals=[cloudwatch_alarms()],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=this_accounts_alarms(Stack.of(self)),
+            )
+        )
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
 
@@ -231,11 +247,12 @@ class Monitoring(Construct):
             "ProxyClientConnections",
             proxy_client_connections(proxy),
             threshold=math.floor(db_connections_threshold * proxy_percent / 100),
-            evaluation_periods=2,
+            # Ten one-minute readings: near the limit for ten minutes, not one burst.
+            evaluation_periods=10,
             description=(
                 "RDS Proxy client connections near the database connections it may open "
-                f"({proxy_percent}% of max_connections): requests at peak would wait for "
-                "a connection and then fail."
+                f"({proxy_percent}% of max_connections) for 10 minutes: requests at peak "
+                "would wait for a connection and then fail."
             ),
         )
 

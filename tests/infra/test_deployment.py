@@ -116,25 +116,23 @@ def test_a_failed_stopped_or_alarming_deployment_rolls_back(synth: Synth) -> Non
 
 def test_the_alarms_watch_the_new_version(synth: Synth) -> None:
     resource = ids(synth)
-    version_dimension = {
+    # API Gateway invokes the alias: Lambda publishes those requests under the alias
+    # (Resource=<function>:live) with the version that ran them (ExecutedVersion).
+    alias_name = props(synth, "AWS::Lambda::Alias", "ApiLive")["Name"]
+    alias_dimension = {
         "Name": "Resource",
-        "Value": {
-            "Fn::Join": [
-                "",
-                [
-                    {"Ref": resource["function"]},
-                    ":",
-                    {"Fn::GetAtt": [resource["version"], "Version"]},
-                ],
-            ]
-        },
+        "Value": {"Fn::Join": ["", [{"Ref": resource["function"]}, f":{alias_name}"]]},
+    }
+    version_dimension = {
+        "Name": "ExecutedVersion",
+        "Value": {"Fn::GetAtt": [resource["version"], "Version"]},
     }
     errors = props(synth, "AWS::CloudWatch::Alarm", "ApiDeploymentNewVersionErrors")
     assert errors["MetricName"] == "Errors" and errors["Threshold"] == 1
     function_dimension = {"Name": "FunctionName", "Value": {"Ref": resource["function"]}}
     assert errors["Namespace"] == "AWS/Lambda"
     assert sorted(errors["Dimensions"], key=str) == sorted(
-        [function_dimension, version_dimension], key=str
+        [function_dimension, alias_dimension, version_dimension], key=str
     )
     duration = props(synth, "AWS::CloudWatch::Alarm", "ApiDeploymentNewVersionDuration")
     assert duration["MetricName"] == "Duration" and duration["ExtendedStatistic"] == "p99"

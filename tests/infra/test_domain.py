@@ -30,7 +30,8 @@ CERTIFICATE_OPTIONS = {"domain_name": "api.example.com", "certificate_arn": CERT
 
 @pytest.fixture(scope="module")
 def zoned(_no_aws_credentials: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize("prod", tmp_path_factory.mktemp("cdk-domain-zone"), **ZONE_OPTIONS)
+    zone = tmp_path_factory.mktemp("cdk-domain-zone")
+    return synthesize("prod", zone, alarm_email="ops@example.com", **ZONE_OPTIONS)
 
 
 @pytest.fixture(scope="module")

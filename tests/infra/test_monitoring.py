@@ -58,9 +58,39 @@ def test_mail_failures_alarm_fires_on_the_first_one(synth: Synth) -> None:
     assert alarm["AlarmActions"] == [_topic(synth)]
 
 
+def test_cloudwatch_alarms_of_this_account_may_publish_to_the_topic_over_tls_only(
+    synth: Synth,
+) -> None:
+    # The topic policy replaces SNS's default one: what it does not allow, nobody may do.
+    (policy,) = synth.of_type("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [_topic(synth)]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == _topic(synth)
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"},
+    }
+    # the same alarms the key lets encrypt the topic's messages (both must allow)
+    (key,) = synth.of_type("AWS::KMS::Key").values()
+    (key_statement,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == allow["Principal"]
+    ]
+    assert key_statement["Condition"] == allow["Condition"]
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Principal"] == "*" and deny["Resource"] == _topic(synth)
+
+
 def test_proxy_client_connections_alarm_stays_under_what_the_proxy_may_open(synth: Synth) -> None:
     alarm = _alarm(synth, "MonitoringProxyClientConnections")
     assert alarm["MetricName"] == "ClientConnections" and alarm["Statistic"] == "Sum"
+    # One datapoint per proxy node per minute: a one-minute Sum is the connections
+    # (over five minutes it would be five times as many).
+    assert alarm["Period"] == 60 and alarm["EvaluationPeriods"] > 1
     (group,) = synth.of_type("AWS::RDS::DBProxyTargetGroup").values()
     percent = group["Properties"]["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"]
     db_alarm = _alarm(synth, "MonitoringDatabaseConnections")  # ~80% of max_connections
@@ -97,3 +127,14 @@ def test_dashboard_shows_latency_by_route_cold_starts_and_lockouts(synth: Synth)
     assert metrics.NAMESPACE in logins and synth.stage in logins
     emails = json.dumps(widgets["Account emails failed and throttled"]["metrics"])
     assert metrics.MAIL_FAILURES in emails and metrics.ACCOUNT_EMAILS_THROTTLED in emails
+
+
+def test_the_dashboard_counts_proxy_connections_per_minute(synth: Synth) -> None:
+    widgets = {w["properties"].get("title"): w["properties"] for w in _dashboard_widgets(synth)}
+    for title, metric_name in (
+        ("Proxy client connections", "ClientConnections"),
+        ("Proxy connections pinned to a session", "DatabaseConnectionsCurrentlySessionPinned"),
+    ):
+        (metric,) = widgets[title]["metrics"]
+        assert metric[:2] == ["AWS/RDS", metric_name]
+        assert metric[-1] == {"period": 60, "stat": "Sum"}

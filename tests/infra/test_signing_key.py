@@ -109,3 +109,34 @@ def test_the_jwt_secret_is_no_longer_acknowledged_as_unrotated(synth: Synth) -> 
     jwt_id = ref_of(synth, "AWS::SecretsManager::Secret", "JwtSecret")["Ref"]
     rules = synth.resources[jwt_id].get("Metadata", {}).get("cdk_nag", {})
     assert "AwsSolutions-SMG4" not in str(rules)
+
+
+def test_the_schedule_waits_for_the_path_to_secrets_manager(synth: Synth) -> None:
+    # Secrets Manager tests the rotation function as soon as the schedule exists: the
+    # function must reach the endpoint by then.
+    schedule_id, schedule = one(synth, "AWS::SecretsManager::RotationSchedule", ROTATION)
+    waits_for = set(schedule["DependsOn"])
+    endpoint = one(synth, "AWS::EC2::VPCEndpoint", "NetworkVpcSecretsManager")[0]
+    endpoint_group = one(synth, "AWS::EC2::SecurityGroup", "NetworkVpcSecretsManager")[0]
+    rotation_group = one(synth, "AWS::EC2::SecurityGroup", f"{ROTATION}SecurityGroup")[0]
+
+    def rules(resource_type: str, group: str, peer_property: str, peer: str) -> set[str]:
+        return {
+            logical_id
+            for logical_id, rule in synth.of_type(resource_type).items()
+            if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]}
+            and rule["Properties"][peer_property] == {"Fn::GetAtt": [peer, "GroupId"]}
+            and rule["Properties"]["FromPort"] == 443
+        }
+
+    ingress = rules(
+        "AWS::EC2::SecurityGroupIngress", endpoint_group, "SourceSecurityGroupId", rotation_group
+    )
+    egress = rules(
+        "AWS::EC2::SecurityGroupEgress",
+        rotation_group,
+        "DestinationSecurityGroupId",
+        endpoint_group,
+    )
+    assert len(ingress) == 1 and len(egress) == 1, schedule_id
+    assert {endpoint, endpoint_group, rotation_group} | ingress | egress <= waits_for

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from lambda_app.db.engine import KEPT_CONNECTION_RECYCLE_SECONDS
 from lambda_app.devtools.gateway_events import API_TIMEOUT_SECONDS as LOCAL_API_TIMEOUT_SECONDS
 from lambda_app.migrate.deadline import MIGRATION_FUNCTION_TIMEOUT_SECONDS
 from lambda_app.workload import API_ROLE
-from tests.infra.conftest import PROD_OPTIONS, Synth
+from tests.infra.conftest import PROD_OPTIONS, Synth, synthesize
 
 APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")
 
@@ -575,6 +576,7 @@ def test_session_pinning_alarm_watches_the_proxy(synth: Synth) -> None:
     proxy = ref_of(synth, "AWS::RDS::DBProxy", "DatabaseInstanceProxy")  # Ref: its name
     assert alarm["Dimensions"] == [{"Name": "ProxyName", "Value": proxy}]
     assert alarm["Statistic"] == "Sum"  # each proxy node reports its own pinned connections
+    assert alarm["Period"] == 60  # once a minute: a longer Sum would count each one again
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
     topic = ref_of(synth, "AWS::SNS::Topic", "MonitoringAlarmTopic")
     assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
@@ -638,6 +640,17 @@ def test_prod_options_add_a_superuser_secret_and_an_alarm_subscription(
     assert "FIRST_SUPERUSER_SECRET_ARN" not in api_env
     assert props(prod, "AWS::SNS::Subscription", "MonitoringAlarmTopic")["Protocol"] == "email"
     assert dev.of_type("AWS::SNS::Subscription") == {}
+
+
+def test_prod_keeps_the_first_superusers_password_when_the_option_is_dropped(
+    prod: Synth, tmp_path: Path
+) -> None:
+    _, secret = one(prod, "AWS::SecretsManager::Secret", "FirstSuperuserSecret")
+    # The user stays in the database: its password's only copy must stay too.
+    assert secret["DeletionPolicy"] == "Retain" and secret["UpdateReplacePolicy"] == "Retain"
+    dev = synthesize("dev", tmp_path, first_superuser_email="admin@example.com")
+    _, dev_secret = one(dev, "AWS::SecretsManager::Secret", "FirstSuperuserSecret")
+    assert dev_secret["DeletionPolicy"] == "Delete"  # dev is torn down whole
 
 
 def test_synth_needs_no_aws_lookups(synth: Synth) -> None:
