@@ -152,7 +152,9 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
     server = EmbeddedPostgres()
     if args.action == "start":
-        server.start()
+        # Up until `db stop`: the sessions of `serve`, `migrate` and the tests then leave
+        # it running when they end.
+        server.start_kept()
         print(server.url())
     elif args.action == "stop":
         server.stop()

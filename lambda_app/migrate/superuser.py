@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,11 @@ from lambda_app.migrate.deadline import Deadline
 from lambda_app.migrate.settings import MigrationSettings
 from lambda_app.migrate.timeouts import bound_session
 from lambda_app.users import service
+from lambda_app.users.errors import EmailTaken, UsernameTaken
 from lambda_app.users.repository import UserRepository
 from lambda_app.users.schemas import UserCreate
+
+logger = logging.getLogger(__name__)
 
 LOCAL_DEFAULT_USERNAME = "admin"
 LOCAL_DEFAULT_EMAIL = "admin@example.com"
@@ -83,16 +87,48 @@ def superuser_spec(
 
 
 async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> SuperuserResult:
-    """Create the superuser unless a user with that username already exists. Flushes only."""
-    if await UserRepository(session).get_by_login(spec.username) is not None:
+    """Create the superuser unless a user already has its username or its email. Flushes
+    only.
+
+    Either one counts as "it exists": the configured superuser may have renamed itself
+    since (its email stays), or someone else may hold the name. Failing instead would fail
+    every later release, over a user that is not the migration's business."""
+    repository = UserRepository(session)
+    by_username = await repository.get_by_login(spec.username)
+    by_email = await repository.get_by_email(spec.email)
+    if by_username is not None and by_username is by_email:
         return SuperuserResult(username=spec.username, created=False)
+    in_use = [
+        field
+        for field, holder in (("username", by_username), ("email", by_email))
+        if holder is not None
+    ]
+    if in_use:
+        return _in_use(spec, " and ".join(in_use))
     generated = None
     password = spec.password
     if password is None:
         password = generated = secrets.token_urlsafe(18)
     data = UserCreate(username=spec.username, email=spec.email, password=password)
-    await service.register(session, data, is_superuser=True, email_verified=True)
+    try:
+        # A savepoint: a violation must leave the caller's transaction usable.
+        async with session.begin_nested():
+            await service.register(session, data, is_superuser=True, email_verified=True)
+    except UsernameTaken:  # its slug (case and `_`/`-` folded), or a sign-up just now
+        return _in_use(spec, "username")
+    except EmailTaken:  # signed up just now
+        return _in_use(spec, "email")
     return SuperuserResult(username=spec.username, created=True, generated_password=generated)
+
+
+def _in_use(spec: SuperuserSpec, what: str) -> SuperuserResult:
+    """Not created: another account holds `what`. One line, with no email or password."""
+    skipped = f"{what} already in use"
+    logger.info(
+        "first superuser not created",
+        extra={"fields": {"username": spec.username, "skipped": skipped}},
+    )
+    return SuperuserResult(username=spec.username, created=False, skipped=skipped)
 
 
 async def ensure_first_superuser(

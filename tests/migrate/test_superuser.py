@@ -1,11 +1,16 @@
+import logging
+
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.identity.passwords import verify_password
 from lambda_app.migrate.settings import MigrationSettings
-from lambda_app.migrate.superuser import ensure_superuser, superuser_spec
+from lambda_app.migrate.superuser import SuperuserSpec, ensure_superuser, superuser_spec
 from lambda_app.models import User
+from tests.fixtures.accounts import DEFAULT_PASSWORD, login
+from tests.fixtures.factories import UserFactory
 
 
 def settings(**values: object) -> MigrationSettings:
@@ -53,3 +58,59 @@ def test_no_default_superuser_outside_local(environment: str) -> None:
 
 def test_nothing_to_create_without_configuration() -> None:
     assert superuser_spec(settings(), allow_local_default=False) is None
+
+
+async def user_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def test_a_superuser_that_renamed_itself_is_not_created_again(
+    client: httpx.AsyncClient, session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: the first release created it, and it renamed itself through the API
+    spec = SuperuserSpec(username="root", email="root@example.com", password=DEFAULT_PASSWORD)
+    assert (await ensure_superuser(session, spec)).created
+    renamed = await client.patch(
+        "/api/users/me", json={"username": "boss"}, headers=await login(client, "root")
+    )
+    assert renamed.status_code == 200, renamed.text
+    before = await user_count(session)
+
+    # when: a later release runs the step again
+    with caplog.at_level(logging.INFO, logger="lambda_app.migrate"):
+        result = await ensure_superuser(session, spec)
+
+    # then: nothing created, nothing failed, and one line says why, without the email
+    assert (result.created, result.skipped) == (False, "email already in use")
+    assert await user_count(session) == before
+    (line,) = [r for r in caplog.records if r.getMessage() == "first superuser not created"]
+    assert "root@example.com" not in str(line.__dict__) and DEFAULT_PASSWORD not in str(
+        line.__dict__
+    )
+
+
+@pytest.mark.parametrize(
+    ("holder", "in_use"),
+    [
+        pytest.param({"username": "root", "email": "x@example.com"}, "username", id="username"),
+        # `Root` is another username, but the slug is `root` too
+        pytest.param({"username": "Root", "email": "x@example.com"}, "username", id="slug"),
+        pytest.param({"username": "x", "email": "ROOT@example.com"}, "email", id="email"),
+    ],
+)
+async def test_a_user_holding_the_superusers_name_or_email_is_left_alone(
+    session: AsyncSession, user_factory: UserFactory, holder: dict[str, str], in_use: str
+) -> None:
+    # given: someone else signed up first with the configured name (or its slug) or email
+    other = await user_factory(**holder)
+    before = await user_count(session)
+    spec = SuperuserSpec(username="root", email="root@example.com", password=DEFAULT_PASSWORD)
+
+    # when
+    result = await ensure_superuser(session, spec)
+
+    # then: the release goes on, and that account is neither replaced nor promoted
+    assert (result.created, result.skipped) == (False, f"{in_use} already in use")
+    assert await user_count(session) == before
+    await session.refresh(other)
+    assert not other.is_superuser

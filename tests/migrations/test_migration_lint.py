@@ -67,8 +67,9 @@ def test_the_gate_prints_the_revision_file_and_squawks_message(
     assert "ALTER TABLE users DROP COLUMN last_name" in out
 
 
-def test_the_readme_index_recipe_passes() -> None:
-    # autocommit_block + postgresql_concurrently + if_not_exists (README, "Extend it")
+def test_the_index_recipe_passes() -> None:
+    # autocommit_block: drop if exists, create if not exists, both concurrently
+    # (docs/migrations-and-releases.md)
     assert lint_case("8020") == []
 
 

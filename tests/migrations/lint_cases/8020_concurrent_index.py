@@ -1,4 +1,5 @@
-"""test only: the index recipe (README, Extend it): passes
+"""test only: the index recipe (docs/migrations-and-releases.md): passes, and a rerun
+rebuilds the index a failed build left invalid (tests/migrations/test_index_recipe.py)
 
 Revision ID: 8020
 Revises: the real head, whichever it is
@@ -21,6 +22,13 @@ depends_on = None
 def upgrade() -> None:
     # CREATE INDEX CONCURRENTLY cannot run in a transaction: commit, build, begin again.
     with op.get_context().autocommit_block():
+        # A failed build leaves an invalid index, which IF NOT EXISTS alone would keep.
+        op.drop_index(
+            "ix_users_first_name",
+            table_name="users",
+            postgresql_concurrently=True,
+            if_exists=True,
+        )
         op.create_index(
             "ix_users_first_name",
             "users",
@@ -31,4 +39,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("rendered, never run")
+    raise NotImplementedError("never downgraded")
