@@ -62,6 +62,7 @@ async def test_it_reads_and_writes_rows_of_the_apps_tables(as_api_role: Any) -> 
         "CREATE INDEX intruder ON users (email)",
         "CREATE ROLE intruder",
         "CREATE SCHEMA intruder",
+        "CREATE TEMPORARY TABLE intruder (id int)",  # it would pin an RDS Proxy session too
         "UPDATE alembic_version SET version_num = 'intruder'",
         "DELETE FROM alembic_version",
     ],

@@ -409,3 +409,17 @@ def test_the_settings_table_lists_each_setting_with_the_function_that_reads_it()
         if documented.get(field) != reader:
             wrong.append(f"{field.upper()}: read by {reader}, documented: {documented.get(field)}")
     assert not wrong, "docs/configuration.md is out of date:\n" + "\n".join(wrong)
+
+
+def test_the_autogenerate_examples_name_the_next_free_revision_id() -> None:
+    """An id already taken would make the new script revise itself: a cycle alembic refuses."""
+    taken = sorted(path.name[:4] for path in (ROOT / "migrations" / "versions").glob("[0-9]*.py"))
+    next_free = f"{int(taken[-1]) + 1:04d}"
+    examples = {
+        page.name: re.findall(r"--rev-id (\S+)", _text(page))
+        for page in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+    }
+    found = {name: ids for name, ids in examples.items() if ids}
+    assert found, "no autogenerate example found"
+    wrong = {name: ids for name, ids in found.items() if set(ids) != {next_free}}
+    assert not wrong, f"use --rev-id {next_free}: {wrong}"
