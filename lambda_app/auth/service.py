@@ -26,37 +26,40 @@ async def login(
     nor the timing tells an attacker which usernames exist. With
     `REQUIRE_VERIFIED_EMAIL`, an unverified user with the right password gets a 403.
     """
-    found = None if "\x00" in login else await UserRepository(session).get_by_login(login)
-    user_id = None if found is None else found.id
-    keys = password_attempts.keys_for(login=login, user_id=user_id)
-    locked_for = await password_attempts.take_attempt(session, keys, settings)
-    if locked_for:
-        raise TooManyLoginAttempts(headers={"Retry-After": str(locked_for)})
+    new_hash: str | None = None
+    # Checked as one guess at the login name and its account (identity.password_attempts).
+    async with transaction_of_its_own(session) as own:
+        found = None if "\x00" in login else await UserRepository(own).get_by_login(login)
+        keys = password_attempts.keys_for(login=login, user_id=None if found is None else found.id)
 
-    # Locked from here on (identity.user_lock): the password checked is the one stored
-    # until the tokens are issued, and a deletion or deactivation waits or is seen.
-    user = None if user_id is None else await locked_user(session, user_id)
-    if user is None:
-        burn_verify_time(password)
-        valid, new_hash = False, None
-    else:
-        valid, new_hash = verify_password(password, user.hashed_password)
+        def password_is_right() -> bool:
+            nonlocal new_hash
+            if found is None:
+                burn_verify_time(password)
+                return False
+            valid, new_hash = verify_password(password, found.hashed_password)
+            return valid and found.is_active
 
-    if user is None or not valid or not user.is_active:
+        outcome = await password_attempts.guess(own, keys, settings, password_is_right)
+    if outcome.locked_for:
+        raise TooManyLoginAttempts(headers={"Retry-After": str(outcome.locked_for)})
+    if not outcome.right or found is None:
         metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()
 
+    # Locked from here on (identity.user_lock), and still as checked: a password changed,
+    # or the account deactivated or deleted, since it was read means the check is void.
+    user = await locked_user(session, found.id)
+    if user is None or user.hashed_password != found.hashed_password or not user.is_active:
+        raise InvalidCredentials()
+
     if settings.require_verified_email and not user.email_verified:
-        # The right password proves who is asking: its guess is forgotten, and they get
-        # a fresh link (throttled). Both commit now: this request fails with a 403.
-        account = user.id  # read before the transactions below expire the loaded row
-        async with transaction_of_its_own(session) as own:
-            await password_attempts.clear(own, keys)
-        await send_verification_now(session, account, settings)
+        # The right password proves who is asking: send them a fresh link (throttled),
+        # committed now: this request fails with a 403.
+        await send_verification_now(session, found.id, settings)
         raise EmailNotVerified()
 
     if new_hash is not None:  # stored hash used outdated parameters
         user.hashed_password = new_hash
-    await password_attempts.clear(session, keys)
     await session.flush()
     return await issue_tokens(session, user, settings)

@@ -1,10 +1,13 @@
 """Limits on password guesses, kept in PostgreSQL so every container shares them.
 
-A guess is counted before its password is checked, in a short transaction of its own
-committed at once, and it is refused once its counters are over the limit: so a burst of
-concurrent guesses gets no more checks than a sequence would (a check-then-count would
-let every request of the burst through), and a failed request's rollback can't undo it.
-A guess that turns out right clears the counters again.
+A guess is checked while its counters are locked, and its outcome recorded before the
+lock is let go: guesses at one login name or account are checked one at a time, so a
+burst of concurrent guesses gets no more checks than a sequence would (checking first and
+counting afterwards would let every guess of the burst through), and concurrent logins
+that are right wait their turn instead of being refused. The guess runs in a transaction
+of its own, committed whatever the request does next: its rollback can't undo a count.
+Once a counter holds `LOGIN_MAX_FAILURES` failures within the window, guesses against it
+are refused unchecked until the window ends; a right guess clears the counters.
 
 Counters (the `login_throttle` table) are keyed by what a guess names: the login as typed
 (normalized), so unknown names are limited too and answer like known ones, and the
@@ -16,15 +19,15 @@ can't guess the current password either.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Table, case, delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
-from lambda_app.db.session import transaction_of_its_own
 from lambda_app.models import LoginThrottle
 
 LOGIN_KEY_MAX = 320
@@ -46,41 +49,54 @@ def keys_for(*, login: str | None = None, user_id: int | None = None) -> list[st
     return keys if user_id is None else [*keys, account_key(user_id)]
 
 
-async def take_attempt(
-    request_session: AsyncSession, keys: Sequence[str], settings: ApiSettings
-) -> int:
-    """Count one guess against every key, committed at once; the seconds it must wait
-    (0: check the password). Ends the request's transaction first, like any transaction
-    of its own (lambda_app.db.session): read what you need from it before."""
+@dataclass(frozen=True)
+class Guess:
+    locked_for: int  # seconds until guesses are checked again; 0: this one was checked
+    right: bool = False
+
+
+async def guess(
+    session: AsyncSession, keys: Sequence[str], settings: ApiSettings, check: Callable[[], bool]
+) -> Guess:
+    """Run `check` (is the password right?) as one guess against `keys`, unless they are
+    locked out. Call it in a transaction of its own (db.session.transaction_of_its_own):
+    its counters stay locked until that commits."""
+    keys = sorted(set(keys))  # one lock order for every guess, inserting and locking
     now = dt.datetime.now(dt.UTC)
     window = dt.timedelta(seconds=settings.login_failure_window_seconds)
-    table = LoginThrottle.__table__
-    assert isinstance(table, Table)
-    expired = table.c.window_started_at < now - window
-    stmt = (
-        insert(table)
-        .values([{"login": key, "failures": 1, "window_started_at": now} for key in keys])
-        .on_conflict_do_update(
-            index_elements=[table.c.login],
-            set_={
-                # A guess after the window has passed starts a new count.
-                "failures": case((expired, 1), else_=table.c.failures + 1),
-                "window_started_at": case((expired, now), else_=table.c.window_started_at),
-            },
-        )
-        .returning(table.c.failures, table.c.window_started_at)
+    # Rows to lock even for a first guess; a guess that is right deletes them again.
+    await session.execute(
+        insert(LoginThrottle)
+        .values([{"login": key, "failures": 0, "window_started_at": now} for key in keys])
+        .on_conflict_do_nothing()
     )
-    async with transaction_of_its_own(request_session) as session:
-        counters = (await session.execute(stmt)).all()
-    over = [started for failures, started in counters if failures > settings.login_max_failures]
-    if any(failures == settings.login_max_failures + 1 for failures, _ in counters):
-        metrics.count(metrics.LOGIN_LOCKOUTS, stage=settings.environment)  # the first refused
-    if not over:
-        return 0
-    remaining = (max(over) + window - now).total_seconds()
-    return max(int(remaining) + 1, 1)
+    counters = list(
+        await session.scalars(
+            select(LoginThrottle)
+            .where(LoginThrottle.login.in_(keys))
+            .order_by(LoginThrottle.login)
+            .with_for_update()
+        )
+    )
+    for counter in counters:
+        if counter.window_started_at + window <= now:  # its window has passed: a new count
+            counter.failures, counter.window_started_at = 0, now
+    locked = [c for c in counters if c.failures >= settings.login_max_failures]
+    if locked:
+        window_ends = max(c.window_started_at for c in locked) + window
+        return Guess(locked_for=max(int((window_ends - now).total_seconds()) + 1, 1))
+
+    if check():
+        await clear(session, keys)
+        return Guess(locked_for=0, right=True)
+    for counter in counters:
+        counter.failures += 1
+    if any(c.failures == settings.login_max_failures for c in counters):
+        metrics.count(metrics.LOGIN_LOCKOUTS, stage=settings.environment)
+    await session.flush()
+    return Guess(locked_for=0)
 
 
 async def clear(session: AsyncSession, keys: Sequence[str]) -> None:
-    """Forget the counted guesses: the password was right. In the request's transaction."""
+    """Forget the guesses counted against `keys` (their owner just proved who they are)."""
     await session.execute(delete(LoginThrottle).where(LoginThrottle.login.in_(keys)))

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
 from lambda_app.identity.passwords import hash_password, verify_password
@@ -119,18 +120,27 @@ async def change_password(
 ) -> None:
     """A wrong current password is a guess at the account's password like a failed login,
     and counts against the same limit (identity.password_attempts)."""
-    user_id = user.id  # read before the attempt's own transaction expires the loaded row
-    keys = password_attempts.keys_for(user_id=user_id)
-    locked_for = await password_attempts.take_attempt(session, keys, settings)
-    if locked_for:
-        raise TooManyPasswordAttempts(headers={"Retry-After": str(locked_for)})
-    current = await locked_user(session, user_id)  # the stored hash, as of its lock
+    user_id = user.id  # read before the guess's own transaction expires the loaded row
+    async with transaction_of_its_own(session) as own:
+        stored = await UserRepository(own).get(user_id)
+        if stored is None:
+            raise UserNotFound()
+        hashed = stored.hashed_password
+        outcome = await password_attempts.guess(
+            own,
+            password_attempts.keys_for(user_id=user_id),
+            settings,
+            lambda: verify_password(data.current_password, hashed)[0],
+        )
+    if outcome.locked_for:
+        raise TooManyPasswordAttempts(headers={"Retry-After": str(outcome.locked_for)})
+    if not outcome.right:
+        raise WrongCurrentPassword()
+    current = await locked_user(session, user_id)
     if current is None:
         raise UserNotFound()
-    valid, _ = verify_password(data.current_password, current.hashed_password)
-    if not valid:
+    if current.hashed_password != hashed:  # changed since it was checked
         raise WrongCurrentPassword()
-    await password_attempts.clear(session, keys)
     await set_new_password(session, current, data.new_password)
 
 

@@ -223,9 +223,9 @@ async def test_a_lockout_is_counted_once_when_the_limit_is_reached(
     # rollback would undo its count (tests/reliability/test_auth_attacks.py commits).
     settings = get_settings()
     keys = password_attempts.keys_for(login=f"victim_{uuid.uuid4().hex[:8]}")
-    # when: the limit's worth of guesses on one login name, and two more (both refused)
-    for _ in range(settings.login_max_failures + 2):
-        await password_attempts.take_attempt(session, keys, settings)
+    # when: the limit's worth of wrong guesses on one login name, and one more (refused)
+    for _ in range(settings.login_max_failures + 1):
+        await password_attempts.guess(session, keys, settings, lambda: False)
 
     # then
     (lockout,) = records(emf_lines, metrics.LOGIN_LOCKOUTS)

@@ -500,3 +500,20 @@ async def test_wrong_current_passwords_count_against_the_account(
     assert response.json()["error"]["code"] == "too_many_password_attempts"
     assert int(response.headers["retry-after"]) > 0
     assert (await _token_status(client, victim.username, victim.password)).status_code == 429
+
+
+async def test_concurrent_right_logins_of_one_account_all_succeed(
+    committing_client: httpx.AsyncClient,
+) -> None:
+    """Checked one at a time, not refused: one account used from many places at once."""
+    from lambda_app.core.settings import get_settings
+
+    account = await register(committing_client)
+    logins = get_settings().login_max_failures + 6
+    responses = await asyncio.gather(
+        *(
+            _token_status(committing_client, account.username, account.password)
+            for _ in range(logins)
+        )
+    )
+    assert Counter(response.status_code for response in responses) == {200: logins}
