@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app import mail
 from lambda_app.core import metrics
-from lambda_app.core.errors import AppError
+from lambda_app.core.errors import AppError, NotAuthenticated
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import after_commit, transaction_of_its_own
 from lambda_app.identity import account_tokens, email_throttle
@@ -125,7 +125,8 @@ async def send_verification_now(
     request_session: AsyncSession, user_id: int, settings: ApiSettings
 ) -> Delivery | None:
     """A verification link, in a transaction of its own committed before the mail goes.
-    None if the account is gone or its address is verified already.
+    None if the address is verified already; an account deleted meanwhile is a 401, as
+    any request of a deleted user is.
 
     For a request that needs the outcome (a resend answers 429 or 503), or that fails
     (a login refused for an unverified email rolls back, but its link must work).
@@ -133,7 +134,9 @@ async def send_verification_now(
     async with transaction_of_its_own(request_session) as session:
         # Locked: a deletion waits until the link's token is stored (or finds it to delete).
         user = await locked_user(session, user_id)
-        if user is None or user.email_verified:
+        if user is None:
+            raise NotAuthenticated()
+        if user.email_verified:
             return None
         delivery = await prepare_verification(session, user, settings)
     return await deliver_verification(delivery, settings)

@@ -107,7 +107,7 @@ async def resend_verification(session: AsyncSession, user: User, settings: ApiSe
     if user.email_verified:
         raise EmailAlreadyVerified()
     delivery = await account_emails.send_verification_now(session, user.id, settings)
-    if delivery is None:  # verified (or deleted) since the request read the user
+    if delivery is None:  # verified since the request read the user
         raise EmailAlreadyVerified()
     if delivery.outcome is Outcome.THROTTLED:
         raise TooManyEmails(headers={"Retry-After": str(delivery.retry_after_seconds)})

@@ -195,3 +195,23 @@ async def test_a_login_of_a_user_deleted_meanwhile_is_refused(
     assert deleted.status_code == 204, deleted.text
     assert logged_in.status_code == 401, logged_in.text
     assert logged_in.json()["error"]["code"] == "invalid_credentials"
+
+
+async def test_a_verification_link_asked_for_by_a_user_deleted_meanwhile_is_a_401(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    admin = await _superuser_headers(client, committing_database)
+    user = await register(client)
+    user_id = await _user_id(committing_database, user.username)
+    headers = await login(client, user.username, user.password)
+
+    async with user_row_held(committing_database, user.username) as row:
+        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
+        resending = await row.start_blocked(
+            client.post("/api/users/me/verify-email", headers=headers)
+        )
+    deleted, resent = await asyncio.gather(deleting, resending)
+
+    assert deleted.status_code == 204, deleted.text
+    assert resent.status_code == 401, resent.text
