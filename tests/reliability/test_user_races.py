@@ -10,7 +10,7 @@ says what each one used to break). The app commits for real (`committing_client`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -158,23 +158,33 @@ async def test_a_login_rehashing_the_old_password_never_undoes_a_password_change
     assert new.status_code == 200, new.text
 
 
+async def _queued_behind_a_deletion(
+    client: httpx.AsyncClient,
+    database_url: str,
+    user: Credentials,
+    request: Coroutine[Any, Any, httpx.Response],
+) -> httpx.Response:
+    """`request`'s answer, the request queued right behind an admin's DELETE of `user`."""
+    admin = await _superuser_headers(client, database_url)
+    user_id = await _user_id(database_url, user.username)
+    async with user_row_held(database_url, user.username) as row:
+        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
+        racing = await row.start_blocked(request)
+    deleted, answered = await asyncio.gather(deleting, racing)
+    assert deleted.status_code == 204, deleted.text
+    return answered
+
+
 async def test_deleting_a_user_while_it_refreshes_neither_deadlocks_nor_fails(
     committing_client: httpx.AsyncClient, committing_database: str
 ) -> None:
     client = committing_client
-    admin = await _superuser_headers(client, committing_database)
     user = await register(client)
-    user_id = await _user_id(committing_database, user.username)
     token = await _refresh_token(client, user)
+    refresh = client.post("/api/auth/refresh", json={"refresh_token": token})
 
-    async with user_row_held(committing_database, user.username) as row:
-        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
-        refreshing = await row.start_blocked(
-            client.post("/api/auth/refresh", json={"refresh_token": token})
-        )
-    deleted, refreshed = await asyncio.gather(deleting, refreshing)
+    refreshed = await _queued_behind_a_deletion(client, committing_database, user, refresh)
 
-    assert deleted.status_code == 204, deleted.text
     assert refreshed.status_code == 401, refreshed.text
     assert refreshed.json()["error"]["code"] == "invalid_refresh_token"
 
@@ -183,16 +193,11 @@ async def test_a_login_of_a_user_deleted_meanwhile_is_refused(
     committing_client: httpx.AsyncClient, committing_database: str
 ) -> None:
     client = committing_client
-    admin = await _superuser_headers(client, committing_database)
     user = await register(client)
-    user_id = await _user_id(committing_database, user.username)
+    log_in = client.post("/api/auth/token", data=user.login_form())
 
-    async with user_row_held(committing_database, user.username) as row:
-        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
-        logging_in = await row.start_blocked(client.post("/api/auth/token", data=user.login_form()))
-    deleted, logged_in = await asyncio.gather(deleting, logging_in)
+    logged_in = await _queued_behind_a_deletion(client, committing_database, user, log_in)
 
-    assert deleted.status_code == 204, deleted.text
     assert logged_in.status_code == 401, logged_in.text
     assert logged_in.json()["error"]["code"] == "invalid_credentials"
 
@@ -201,17 +206,10 @@ async def test_a_verification_link_asked_for_by_a_user_deleted_meanwhile_is_a_40
     committing_client: httpx.AsyncClient, committing_database: str
 ) -> None:
     client = committing_client
-    admin = await _superuser_headers(client, committing_database)
     user = await register(client)
-    user_id = await _user_id(committing_database, user.username)
     headers = await login(client, user.username, user.password)
+    resend = client.post("/api/users/me/verify-email", headers=headers)
 
-    async with user_row_held(committing_database, user.username) as row:
-        deleting = await row.start_blocked(client.delete(f"/api/users/{user_id}", headers=admin))
-        resending = await row.start_blocked(
-            client.post("/api/users/me/verify-email", headers=headers)
-        )
-    deleted, resent = await asyncio.gather(deleting, resending)
+    resent = await _queued_behind_a_deletion(client, committing_database, user, resend)
 
-    assert deleted.status_code == 204, deleted.text
     assert resent.status_code == 401, resent.text
