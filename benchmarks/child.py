@@ -100,6 +100,7 @@ def main() -> None:
         "cold_ms": (answered - started) * 1000,
         "first_status": first.get("statusCode") if isinstance(first, dict) else None,
         "first_body": first.get("body") if isinstance(first, dict) else None,
+        "handler_file": getattr(module, "__file__", None),  # which copy ran: the bundle's
     }
 
     latencies: list[float] = []

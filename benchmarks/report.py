@@ -59,6 +59,7 @@ def summarize_warm(sample: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mib": round(sample["peak_rss_kib"] / 1024, 1),
         # The process's own start, a cold start like any other (the smoke run's only one).
         "start": {key: sample[key] for key in ("cold_ms", "import_ms", "first_invoke_ms")},
+        "handler_file": sample["handler_file"],
     }
 
 
@@ -195,7 +196,12 @@ def setup_lines(result: dict[str, Any]) -> list[str]:
     return [
         f"interpreter: CPython {machine['python']} ({machine['python_path']})",
         f"A's bundle ({local['target']}, the Lambda recipe for this machine): {local['path']}, "
-        f"{local['unzipped_mb']} MB unzipped, {local['zipped_mb']} MB zipped",
+        f"{local['unzipped_mb']} MB unzipped, "
+        + (
+            "not zipped (--smoke)"
+            if local["zipped_mb"] is None
+            else f"{local['zipped_mb']} MB zipped"
+        ),
     ]
 
 

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -466,6 +466,10 @@ def compile_bytecode(*, python: str, target: BundleTarget, out: Path) -> None:
     )
 
 
+def unzipped_size(out: Path) -> int:
+    return sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+
+
 def measure(out: Path) -> tuple[int, int]:
     files = [path for path in sorted(out.rglob("*")) if path.is_file()]
     unzipped = sum(path.stat().st_size for path in files)
@@ -475,6 +479,61 @@ def measure(out: Path) -> tuple[int, int]:
                 archive.write(path, path.relative_to(out))
         zipped = handle.tell()
     return unzipped, zipped
+
+
+def _recipe(flavour: str) -> Flavour:
+    recipe = FLAVOURS.get(flavour)
+    if recipe is None:
+        raise BundlingError(
+            f"unknown bundle flavour {flavour!r}: expected one of {', '.join(FLAVOURS)}"
+        )
+    return recipe
+
+
+def build_dependencies(
+    out: Path,
+    *,
+    target: BundleTarget,
+    flavour: str = API.name,
+    project_root: Path = PROJECT_ROOT,
+    python: str | None = None,
+) -> str | None:
+    """The first half of `build_bundle`: fill the empty directory `out` with the flavour's
+    locked dependencies, pruned, stripped and compiled. Returns the strip tool it used.
+
+    A half of its own because it depends on the lock and this recipe only, never on the
+    app: the benchmark's smoke run keeps it between runs and adds the app (`add_app`).
+    `python`: the target's interpreter, if the caller has found it (`find_python`)."""
+    recipe = _recipe(flavour)
+    python = python or find_python(target.python_version)  # first: fail before any download
+    uv = find_uv(project_root)
+    strip_tool = find_strip_tool(target)
+    install_dependencies(
+        flavour=recipe, uv=uv, python=python, project_root=project_root, target=target, out=out
+    )
+    prune(flavour=recipe, out=out)
+    strip_debug_info(tool=strip_tool, target=target, out=out)
+    compile_bytecode(python=python, target=target, out=out)
+    return strip_tool
+
+
+def add_app(
+    out: Path,
+    *,
+    target: BundleTarget,
+    flavour: str = API.name,
+    project_root: Path = PROJECT_ROOT,
+    python: str | None = None,
+) -> None:
+    """The second half of `build_bundle`: the flavour's parts of the app and its data
+    folders, added to `out` (which holds `build_dependencies`' output) and compiled like
+    the dependencies. Only the added folders are compiled: the rest was already."""
+    recipe = _recipe(flavour)
+    python = python or find_python(target.python_version)
+    copy_sources(flavour=recipe, project_root=project_root, out=out)
+    for name in (APP_PACKAGE, *recipe.data_dirs):
+        folder_target = replace(target, runtime_root=f"{target.runtime_root}/{name}")
+        compile_bytecode(python=python, target=folder_target, out=out / name)
 
 
 def build_bundle(
@@ -488,21 +547,12 @@ def build_bundle(
 
     The default flavour is the API function's (the one whose size and cold start matter).
     """
-    recipe = FLAVOURS.get(flavour)
-    if recipe is None:
-        raise BundlingError(
-            f"unknown bundle flavour {flavour!r}: expected one of {', '.join(FLAVOURS)}"
-        )
+    recipe = _recipe(flavour)
     python = find_python(target.python_version)  # first: fail before any download
-    uv = find_uv(project_root)
-    strip_tool = find_strip_tool(target)
-    install_dependencies(
-        flavour=recipe, uv=uv, python=python, project_root=project_root, target=target, out=out
+    strip_tool = build_dependencies(
+        out, target=target, flavour=recipe.name, project_root=project_root, python=python
     )
-    prune(flavour=recipe, out=out)
-    strip_debug_info(tool=strip_tool, target=target, out=out)
-    copy_sources(flavour=recipe, project_root=project_root, out=out)
-    compile_bytecode(python=python, target=target, out=out)
+    add_app(out, target=target, flavour=recipe.name, project_root=project_root, python=python)
     unzipped, zipped = measure(out)
     return BundleReport(
         target=target,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import runner
+from benchmarks.bundles import SMOKE_CACHE_ENTRIES, _forget_old_entries
 from benchmarks.importtime import parse_importtime, top_by_cumulative
 from benchmarks.report import percentile
 
@@ -41,6 +42,26 @@ def test_importtime_lines_are_parsed() -> None:
     assert timings[0].self_us == 120
 
 
+def test_the_smoke_cache_keeps_the_recent_entries_and_builds_under_way(tmp_path: Path) -> None:
+    # given: more complete entries than kept, a build under way and one killed days ago
+    day = 24 * 3600
+    entries = [tmp_path / f"entry{n}" for n in range(SMOKE_CACHE_ENTRIES + 2)]
+    for age, entry in enumerate(reversed(entries)):  # entries[-1] is the most recent
+        (entry / "api").mkdir(parents=True)
+        os.utime(entry, (0, 1_000_000 + day - age))
+    running, killed = tmp_path / "entry9.abc", tmp_path / "entry8.def"
+    running.mkdir()
+    killed.mkdir()
+    os.utime(killed, (0, killed.stat().st_mtime - 2 * day))
+
+    # when
+    _forget_old_entries(tmp_path)
+
+    # then
+    kept = {path.name for path in tmp_path.iterdir()}
+    assert kept == {entry.name for entry in entries[-SMOKE_CACHE_ENTRIES:]} | {running.name}
+
+
 def test_smoke_run_writes_every_figure(
     admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,7 +84,10 @@ def test_smoke_run_writes_every_figure(
     assert set(pyc_files) == {"api", "peers"} and min(pyc_files.values()) > 0
     local = result["local_bundle"]
     assert local["target"].startswith("cp313 ") and local["unzipped_mb"] > 0
-    assert Path(local["path"], "lambda_app", "handlers", "api.py").is_file()
+    # A ran from the folder the recipe built, not from this checkout
+    assert result["warm"]["A"]["handler_file"] == str(
+        Path(local["path"], "lambda_app", "handlers", "api.py")
+    )
     cold = result["cold_start"]["precompiled"]
     assert set(cold) == COLD_KEYS
     for figures in cold.values():
