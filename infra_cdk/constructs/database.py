@@ -127,6 +127,14 @@ class Database(Construct):
             self.instance.node.add_dependency(log_group)
         assert self.instance.secret is not None
         self.secret = self.instance.secret
+        # The master password of a kept instance (and of its final snapshot) lives only in
+        # this secret: kept with them, or a restore's only way in is a password reset.
+        # (`instance.secret` is the secret's attachment to the instance; the generated
+        # secret itself is the instance's child "Secret".)
+        if removal_policy != RemovalPolicy.DESTROY:
+            generated = self.instance.node.find_child("Secret")
+            assert isinstance(generated, rds.DatabaseSecret)
+            generated.apply_removal_policy(RemovalPolicy.RETAIN)
 
         proxy_sg = ec2.SecurityGroup(
             self,

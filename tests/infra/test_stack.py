@@ -600,6 +600,11 @@ def test_prod_protects_the_database_and_dev_can_be_torn_down(dev: Synth, prod: S
     assert prod_db["Properties"]["MultiAZ"] is True
     assert dev_db["Properties"]["DeletionProtection"] is False
     assert dev_db["DeletionPolicy"] == "Delete"
+    # the master password stays with the instance and its final snapshot
+    _, prod_master = one(prod, "AWS::SecretsManager::Secret", "LambdaAppprodDatabaseInstanceSecret")
+    _, dev_master = one(dev, "AWS::SecretsManager::Secret", "LambdaAppdevDatabaseInstanceSecret")
+    assert prod_master["DeletionPolicy"] == "Retain" == prod_master["UpdateReplacePolicy"]
+    assert dev_master["DeletionPolicy"] == "Delete"
     assert dev_db["Properties"]["MultiAZ"] is False
     assert (
         prod_db["Properties"]["BackupRetentionPeriod"]
