@@ -8,9 +8,11 @@ one stage where the reason is the stage's (as for cdk-nag's acknowledgments).
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnResource, CustomResourceProviderBase, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
+
+from infra_cdk.cdk_providers import cdk_provider_handlers
 
 
 def add_checks(scope: IConstruct) -> None:
@@ -87,17 +89,7 @@ def skip_checkov_on_cdk_providers(stack: Stack) -> None:
     CDK adds them (the default security group's lock-down, the migration trigger) as
     one function per stack each; their code is CDK's, not this app's.
     """
-    providers = [c for c in stack.node.children if isinstance(c, CustomResourceProviderBase)]
-    handlers = [
-        resource
-        for provider in providers
-        for resource in provider.node.find_all()
-        if isinstance(resource, CfnResource)
-        and resource.cfn_resource_type == "AWS::Lambda::Function"
-    ]
-    if not handlers:
-        raise LookupError(f"{stack.node.path}: no CDK custom-resource handler found")
-    for handler in handlers:
+    for handler in cdk_provider_handlers(stack):
         skip_checkov(
             handler,
             {

@@ -18,6 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra_cdk.bundling import API, MIGRATION
+from infra_cdk.cdk_providers import log_to_the_stacks_group
 from infra_cdk.config import StageConfig
 from infra_cdk.constructs.api import Api
 from infra_cdk.constructs.database import DATABASE_PORT, Database
@@ -291,6 +292,7 @@ class LambdaAppStack(Stack):
         )
         CfnOutput(self, "ProxyEndpoint", value=database.proxy.endpoint, description="RDS Proxy")
 
+        log_to_the_stacks_group(self, retention=config.log_retention, encryption_key=key)
         self._suppress_reviewed_findings(secrets_without_rotation)
 
     def _suppress_reviewed_findings(self, secrets: list[secretsmanager.Secret]) -> None:

@@ -89,6 +89,12 @@ def test_a_release_migrates_then_publishes_then_checks_then_shifts(synth: Synth)
     assert resource["version"] not in waits_for(synth, resource["trigger"])
 
 
+def test_no_resource_waits_for_itself(synth: Synth) -> None:
+    # CloudFormation refuses a template with a dependency cycle, at deploy time only.
+    in_a_cycle = [name for name in synth.resources if name in waits_for(synth, name)]
+    assert in_a_cycle == []
+
+
 def test_prod_shifts_a_canary_and_dev_all_at_once(dev: Synth, prod: Synth) -> None:
     config = "DeploymentConfigName"
     assert props(prod, "AWS::CodeDeploy::DeploymentGroup", "ApiDeploymentGroup")[config] == (

@@ -485,6 +485,18 @@ def test_every_log_group_has_a_retention(synth: Synth) -> None:
     assert synth.of_type("Custom::LogRetention") == {}
 
 
+def test_every_function_logs_to_an_encrypted_retained_group_of_the_stack(synth: Synth) -> None:
+    # CDK's own handlers too: Lambda would otherwise make theirs, kept forever, unencrypted.
+    groups = synth.of_type("AWS::Logs::LogGroup")
+    functions = synth.of_type("AWS::Lambda::Function")
+    assert len(functions) >= 6  # 4 of ours, CDK's security-group lock-down and trigger
+    for name, function in functions.items():
+        group = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+        assert isinstance(group, dict) and group.get("Ref") in groups, name
+        settings = groups[group["Ref"]]["Properties"]
+        assert settings["RetentionInDays"] and "KmsKeyId" in settings, name
+
+
 @pytest.mark.parametrize("function", APP_FUNCTIONS)
 def test_functions_log_to_their_own_retained_group(synth: Synth, function: str) -> None:
     logging_config = props(synth, "AWS::Lambda::Function", function)["LoggingConfig"]
