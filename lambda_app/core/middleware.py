@@ -119,6 +119,9 @@ class RequestContextMiddleware:
             extra_headers.append((TRACE_ID_HEADER.encode(), trace_id.encode()))
         status = 500
         response_started = False
+        # A HEAD answer has GET's headers and no body. Starlette's responses send the body
+        # anyway and leave dropping it to the server, which Mangum does not do.
+        head = scope.get("method") == "HEAD"
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
@@ -127,6 +130,8 @@ class RequestContextMiddleware:
                 response_started = True
                 headers = [*message.get("headers", []), *extra_headers]
                 message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         async def respond(code: int, error: str, message: str, details: Any = None) -> None:

@@ -15,6 +15,12 @@ async def health() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
+# HEAD as well, answered like GET without the body: uptime monitors often probe with HEAD,
+# and HTTP asks a server to serve HEAD wherever it serves GET. Out of the schema, which
+# lists the GET operations.
+router.head("", include_in_schema=False)(health)
+
+
 @router.get(
     "/ready",
     response_model=HealthStatus,
@@ -26,3 +32,6 @@ async def ready() -> HealthStatus:
     async with get_engine().connect() as conn:
         await conn.execute(text("SELECT 1"))
     return HealthStatus(status="ok")
+
+
+router.head("/ready", include_in_schema=False)(ready)

@@ -43,6 +43,18 @@ def test_health_answers_with_the_lambda_request_id(api_handler: Handler, source:
 
 
 @pytest.mark.parametrize("source", ALL_SOURCES)
+def test_health_answers_head_without_a_body(api_handler: Handler, source: str) -> None:
+    result = invoke(api_handler, SOURCES[source](HttpRequest("HEAD", "/api/health")))
+
+    assert result.status == 200 and result.body == b""
+    assert result.header("content-length") == str(len(b'{"status":"ok"}'))
+    # a route that serves no HEAD: the error's status and headers, still no body
+    refused = invoke(api_handler, SOURCES[source](HttpRequest("HEAD", "/api/users/me")))
+    assert refused.status == 405 and refused.body == b""
+    assert refused.header("allow") == "GET, PATCH"
+
+
+@pytest.mark.parametrize("source", ALL_SOURCES)
 def test_register_login_and_me(api_handler: Handler, source: str) -> None:
     # given: a user created and logged in through this source (the login form is base64)
     build = SOURCES[source]
