@@ -15,10 +15,9 @@ async def health() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
-# HEAD as well, answered like GET without the body: uptime monitors often probe with HEAD,
-# and HTTP asks a server to serve HEAD wherever it serves GET. Out of the schema, which
-# lists the GET operations.
-router.head("", include_in_schema=False)(health)
+# HEAD as well, answered like GET without the body (core.middleware drops it): uptime
+# monitors often probe with HEAD, and HTTP asks a server to serve HEAD wherever it serves GET.
+router.head("", response_model=HealthStatus, summary="Liveness, as HEAD: no body")(health)
 
 
 @router.get(
@@ -34,4 +33,9 @@ async def ready() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
-router.head("/ready", include_in_schema=False)(ready)
+router.head(
+    "/ready",
+    response_model=HealthStatus,
+    responses=error_responses(DatabaseUnavailable),
+    summary="Readiness, as HEAD: no body",
+)(ready)
