@@ -277,6 +277,8 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     # health: liveness, then readiness (the one that touches the database)
     await api.expect(200, "GET", "/api/health")
     await api.expect(200, "GET", "/api/health/ready")
+    await api.expect(200, "HEAD", "/api/health")  # as uptime monitors probe
+    await api.expect(200, "HEAD", "/api/health/ready")
 
     register = "/api/auth/register"
     for name in (alice, bob, carol):
