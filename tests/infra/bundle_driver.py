@@ -77,6 +77,23 @@ results["invalid_register"] = request(
 )
 token = (results["token"][1] or {}).get("access_token", "")
 results["me"] = request("GET", "/api/users/me", headers={"authorization": f"Bearer {token}"})
+results["openapi"] = request("GET", "/api/openapi.json")
+# The dependencies are compiled as `python -OO` compiles them; the app keeps its docstrings.
+import sqlalchemy.orm  # noqa: E402
+import starlette.convertors  # noqa: E402
+
+from lambda_app.core import settings  # noqa: E402
+
+try:
+    starlette.convertors.StringConvertor().to_string("a/b")  # asserts "no path separators"
+    dependency_asserts = False
+except AssertionError:
+    dependency_asserts = True
+results["compiled"] = {
+    "dependency_docstrings": sqlalchemy.orm.Session.__doc__ is not None,
+    "dependency_asserts": dependency_asserts,
+    "app_docstrings": settings.get_settings.__doc__ is not None,
+}
 results["imported_from"] = {
     name: getattr(sys.modules.get(name), "__file__", None)
     for name in ("lambda_app", "fastapi", "sqlalchemy", "asyncpg", "mangum", "pydantic_core")

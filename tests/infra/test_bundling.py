@@ -318,6 +318,8 @@ def test_bundle_bytecode_is_compiled_for_the_target_version(any_bundle: Bundle) 
     assert list((out / "sqlalchemy" / "__pycache__").glob(f"*.{tag}.pyc"))
     foreign = [p for p in out.rglob("*.pyc") if f".{tag}." not in p.name]
     assert foreign == []
+    # Only the names an interpreter without -O loads, however the files were optimized.
+    assert list(out.rglob("*.opt-*.pyc")) == []
     # Bytecode of shipped sources only (none of a module left out).
     orphans = [
         p.relative_to(out)
@@ -337,6 +339,17 @@ def test_all_bundle_bytecode_is_unchecked_hash(any_bundle: Bundle) -> None:
         int.from_bytes(path.read_bytes()[4:8], "little") for path in any_bundle.path.rglob("*.pyc")
     )
     assert set(modes) == {unchecked_hash}, modes
+
+
+def test_only_the_api_bundle_leaves_its_dependencies_docstrings_out(any_bundle: Bundle) -> None:
+    # A docstring's text is in the bytecode only when it was compiled in.
+    tag = sys.implementation.cache_tag
+    session = any_bundle.path / "sqlalchemy" / "orm" / "__pycache__" / f"session.{tag}.pyc"
+    dependency_docstring = b"Manages persistence operations for ORM-mapped objects."
+    api_bundle = any_bundle.report.flavour == API.name
+    assert (dependency_docstring in session.read_bytes()) is not api_bundle
+    settings = any_bundle.path / "lambda_app" / "core" / "__pycache__" / f"settings.{tag}.pyc"
+    assert b"The API function's settings, read once per process." in settings.read_bytes()
 
 
 # A project tree with a file in each part of the app, and what a checkout has besides.
@@ -508,9 +521,27 @@ def test_api_handler_serves_requests_from_the_api_bundle_alone(
     # Bad input still gets the project's error shape without pydantic's 1.x API around.
     status, invalid = responses["invalid_register"]
     assert status == 422 and invalid["error"]["code"] == "validation_error"
+    # The dependencies' docstrings and asserts are left out, the app's docstrings are not:
+    # the OpenAPI document (descriptions from the endpoints' docstrings) is the source's.
+    assert responses["compiled"] == {
+        "dependency_docstrings": False,
+        "dependency_asserts": False,
+        "app_docstrings": True,
+    }
+    status, document = responses["openapi"]
+    assert status == 200 and document == _source_openapi_document(database_url_for_tests)
     # Everything came from the bundle, nothing from this machine's site-packages.
     assert all(path.startswith(str(out)) for path in responses["imported_from"].values())
     assert responses["loaded_from_site_packages"] == []
+
+
+def _source_openapi_document(database_url: str) -> dict[str, object]:
+    """The document the source tree's app serves, with the bundle test's settings."""
+    from lambda_app.main import create_app
+    from tests.fixtures.settings import api_settings
+
+    values = {name.lower(): value for name, value in BUNDLE_ENV_BASE.items()}
+    return create_app(api_settings(**values, database_url=database_url)).openapi()
 
 
 @pytest.fixture
