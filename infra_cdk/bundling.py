@@ -161,8 +161,8 @@ API = Flavour(
     ),
     left_out=OTHER_DATABASES_DIALECTS,
     # The dependencies' docstrings stay in memory for a process's life, over 4% of the
-    # API function's, and a fifth of the bytecode its cold start unmarshals; nothing reads
-    # them on Lambda. Docstrings go with asserts, as in `python -OO`, a mode Python
+    # API function's peak RSS, and make a fifth of their bytecode; nothing the function
+    # runs reads them. Docstrings go with asserts, as in `python -OO`, a mode Python
     # defines and libraries are expected to work in; docstrings alone is no such mode
     # (SQLAlchemy's `assert fn.__doc__` fails in it). The migration bundle keeps both:
     # Alembic reads its own docstrings, and that function runs once per release.
@@ -547,8 +547,9 @@ def add_app(
     python: str | None = None,
 ) -> None:
     """The second half of `build_bundle`: the flavour's parts of the app and its data
-    folders, added to `out` (which holds `build_dependencies`' output) and compiled like
-    the dependencies. Only the added folders are compiled: the rest was already."""
+    folders, added to `out` (which holds `build_dependencies`' output) and compiled,
+    always with their docstrings and asserts. Only the added folders are compiled: the
+    rest was already."""
     recipe = _recipe(flavour)
     python = python or find_python(target.python_version)
     copy_sources(flavour=recipe, project_root=project_root, out=out)
