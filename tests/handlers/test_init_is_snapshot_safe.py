@@ -1,5 +1,7 @@
 """Init (what SnapStart snapshots) touches no network and makes nothing unique.
 
+Nor do the before-snapshot hooks, which do the first request's one-time work ahead.
+
 A connection or a fetched secret made at init would be frozen into the snapshot
 and shared, stale, by every restored container; a token signed at init would be the
 same in all of them. So the import that Lambda runs as init opens no socket, fetches
@@ -35,6 +37,26 @@ from lambda_app.db import engine as db, statement_names
 assert callable(api.handler)
 assert db._engine is None, "an engine was built at init"
 assert statement_names._token is None, "a statement-name token was made at init"
+
+# Then the before-snapshot hooks, as Lambda runs them: priming the first request's
+# one-time work (prime_first_request) stays as free of I/O and secrets as init.
+import snapshot_restore_py
+from lambda_app.models.base import Base
+
+mappers = list(Base.registry.mappers)
+assert mappers and not any(m.configured for m in mappers), "mappers configured at import"
+hooks = snapshot_restore_py.get_before_snapshot()
+for func, args, kwargs in hooks:
+    func(*args, **kwargs)
+assert all(m.configured for m in mappers), "the hooks left mappers to the first request"
+(app,) = [f.args[0] for f, _, _ in hooks if getattr(f, "func", None) is api.prime_first_request]
+# FastAPI builds an included router's routes on the first request that reaches it
+# (fastapi.routing._IncludedRouter): the hook has made every one of them already.
+routers = [route for route in app.router.routes if hasattr(route, "effective_candidates")]
+unbuilt = [r for r in routers if r._effective_candidates_version is None]
+assert len(routers) >= 3 and not unbuilt, f"routers left to the first request: {unbuilt}"
+assert db._engine is None, "an engine was built before the snapshot"
+assert statement_names._token is None, "a statement-name token was made before the snapshot"
 print("init ok")
 """
 
