@@ -6,14 +6,17 @@ that needs it, once per process.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from lambda_app.auth.router import router as auth_router
 from lambda_app.core.cors import CorsMiddleware
@@ -132,7 +135,30 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # read them. The price: a preflight it answers gets no request log line.
         app.add_middleware(CorsMiddleware, allowed_origins=settings.cors_allowed_origins)
     _document_error_schemas(app)
+    _record_plain_routes(app)
     return app
+
+
+def _record_plain_routes(app: FastAPI) -> None:
+    """Make the app's plain Starlette routes (the OpenAPI document, the docs UI's files)
+    record themselves as the matched route (`scope["route"]`), as FastAPI's own routes
+    do. Starlette's router records every route it hands a request to, fully or partly
+    matched (a 405); FastAPI's records only its own. The request metrics name the route
+    from it, and would count these as `unmatched` (docs/lambda-runtime.md)."""
+    for route in app.router.routes:
+        if isinstance(route, Route | Mount) and not isinstance(route, APIRoute):
+            route.handle = _recording(route, route.handle)  # type: ignore[method-assign,assignment]
+
+
+_Handle = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
+
+
+def _recording(route: Route | Mount, handle: _Handle) -> _Handle:
+    async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = route
+        await handle(scope, receive, send)
+
+    return recorded
 
 
 def _document_error_schemas(app: FastAPI) -> None:

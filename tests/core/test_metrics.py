@@ -188,6 +188,27 @@ async def test_every_line_of_the_main_paths_is_valid_emf(
     assert len(records(emf_lines, metrics.LOGIN_FAILURES)) == 1
 
 
+async def test_the_docs_routes_name_their_route_like_the_api_routes(
+    client: httpx.AsyncClient, emf_lines: list[str]
+) -> None:
+    # FastAPI's router records the route it matched for its own routes only: the app's
+    # plain Starlette routes (the OpenAPI document, the docs UI's files) record themselves.
+    await client.get("/api/openapi.json")
+    await client.post("/api/openapi.json")  # 405: partly matched, still that route
+    await client.get("/api/doc/static/swagger-ui.css")
+    await client.get("/api/doc/static/no-such-file.css")  # 404 from the route itself
+
+    routes = {
+        (r["Method"], r["Route"], r["StatusClass"]) for r in records(emf_lines, metrics.REQUESTS)
+    }
+    assert routes == {
+        ("GET", "/api/openapi.json", "2xx"),
+        ("POST", "/api/openapi.json", "4xx"),
+        ("GET", "/api/doc/static/{path}", "2xx"),
+        ("GET", "/api/doc/static/{path}", "4xx"),
+    }
+
+
 async def test_route_dimension_is_the_template_never_the_path(
     client: httpx.AsyncClient,
     superuser: User,
