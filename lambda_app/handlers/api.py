@@ -227,10 +227,6 @@ def _build_container_handler() -> LambdaHandler:
         mark_init_complete()  # the container's InitDuration ends here, not at its first request
 
 
-# A request path no route has: matching it walks every router, and builds each one's routes.
-_NO_ROUTE = {"type": "http", "method": "GET", "path": "/\0", "root_path": "", "headers": []}
-
-
 def prime_first_request(app: FastAPI) -> None:
     """With SnapStart, before the snapshot: the one-time work of a container's first
     request that needs no I/O, done once so that no restored container repeats it.
@@ -240,11 +236,13 @@ def prime_first_request(app: FastAPI) -> None:
     was about half of the first request's time after a restore. Lambda runs the hook
     only when it takes a snapshot: an on-demand cold start pays nothing for it.
     """
+    from fastapi.routing import iter_route_contexts
     from sqlalchemy.orm import configure_mappers
 
     configure_mappers()
-    for route in app.router.routes:
-        route.matches(dict(_NO_ROUTE))
+    for _ in iter_route_contexts(app.routes):  # listing them builds every router's routes
+        pass
+    gc.collect()  # no garbage goes into the snapshot, or into what gc.freeze keeps
     gc.freeze()  # what it built lives as long as the container, like the app
 
 

@@ -46,7 +46,7 @@ from lambda_app.models.base import Base
 mappers = list(Base.registry.mappers)
 assert mappers and not any(m.configured for m in mappers), "mappers configured at import"
 hooks = snapshot_restore_py.get_before_snapshot()
-for func, args, kwargs in hooks:
+for func, args, kwargs in reversed(hooks):  # Lambda runs them last registered first
     func(*args, **kwargs)
 assert all(m.configured for m in mappers), "the hooks left mappers to the first request"
 (app,) = [f.args[0] for f, _, _ in hooks if getattr(f, "func", None) is api.prime_first_request]

@@ -103,7 +103,7 @@ def main() -> None:
     log_file, prefix = sys.argv[1:3]
     from lambda_app.handlers import api  # init: the imports and the app, as Lambda runs them
 
-    _run_hooks(snapshot_restore_py.get_before_snapshot())
+    _run_hooks(snapshot_restore_py.get_before_snapshot()[::-1])  # last registered first
     reports = [_restore(api.handler, f"{prefix}{n}", log_file) for n in (1, 2)]
     print(json.dumps(reports))
 

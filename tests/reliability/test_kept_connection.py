@@ -72,8 +72,8 @@ async def test_the_kept_connection_is_closed_before_a_snapshot(
     kept = await _backend_pid(kept_engine)
     assert await _backend_pid(kept_engine) == kept
 
-    # when: Lambda runs the before-snapshot hooks
-    _run(snapshot_restore_py.get_before_snapshot())
+    # when: Lambda runs the before-snapshot hooks (last registered first)
+    _run(snapshot_restore_py.get_before_snapshot()[::-1])
 
     # then: the server sees it gone, and the next request opens a connection of its own
     async def closed() -> bool:
