@@ -1,12 +1,21 @@
 """RDS IAM authentication (`DB_IAM_AUTH=true`): how the API signs in to RDS Proxy.
 
-Tokens are signed locally (SigV4 presigning, no network call) with the function's
+Tokens are signed locally (SigV4 presigning, no call to RDS or IAM) with the function's
 own credentials, for the host name the client dials, and reused for new connections
 for at most `IAM_TOKEN_MAX_AGE_SECONDS`. Tokens are never logged or part of a repr.
+
+Signing can still wait on the network: botocore resolves the credentials first. A
+SnapStart function gets them from Lambda's local credentials endpoint
+(`AWS_CONTAINER_CREDENTIALS_FULL_URI`), not from environment variables, so the first
+signature after a restore, and each signature after the credentials' refresh, is an
+HTTP call. The connector therefore signs in a worker thread: inline, a stalled endpoint
+would hold the event loop, and with it the request's deadline (core.deadline), for up
+to botocore's retries. A token still fresh is handed over inline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -28,7 +37,7 @@ IAM_TOKEN_MAX_AGE_SECONDS = 10 * 60
 
 
 def iam_token_signer(*, host: str, port: int, user: str) -> Callable[[], str]:
-    """Signs RDS IAM auth tokens locally (SigV4 presigning: no network call).
+    """Signs RDS IAM auth tokens locally (SigV4 presigning; credentials may be fetched).
 
     The region is the Lambda's own (`AWS_REGION`); the token must be signed for
     the host name the client dials (the RDS Proxy endpoint when there is one).
@@ -66,13 +75,31 @@ class IamAuthTokens:
     def current(self) -> str:
         with self._lock:
             now = self._clock()
-            age = now - self._signed_at
-            # A negative age means the wall clock moved back: don't trust the old token.
-            if self._token is None or not 0 <= age < self._max_age:
+            if self._token is None or self._expired(now):
                 self._token = self._sign()
                 self._signed_at = now
                 logger.info("signed a new RDS IAM auth token")
             return self._token
+
+    def would_sign(self) -> bool:
+        """Whether `current()` would sign now. Never waits: a signature under way in another
+        thread (for a request that gave up on it) counts as one."""
+        if not self._lock.acquire(blocking=False):
+            return True
+        try:
+            return self._token is None or self._expired(self._clock())
+        finally:
+            self._lock.release()
+
+    async def current_for_request(self) -> str:
+        """`current()`, signing in a worker thread (see the module's docstring)."""
+        if self.would_sign():
+            return await asyncio.to_thread(self.current)
+        return self.current()
+
+    def _expired(self, now: float) -> bool:
+        # A negative age means the wall clock moved back: don't trust the old token.
+        return not 0 <= now - self._signed_at < self._max_age
 
     def __repr__(self) -> str:
         return f"IamAuthTokens(max_age_seconds={self._max_age})"
@@ -94,7 +121,7 @@ class IamConnector:
             port=self.port,
             database=self.database,
             user=self.user,
-            password=self.tokens.current(),
+            password=await self.tokens.current_for_request(),
             **driver_args,
         )
 

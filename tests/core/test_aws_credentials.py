@@ -12,9 +12,11 @@ import re
 import ssl
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,124 @@ def test_iam_token_is_reused_for_ten_minutes_then_signed_again() -> None:
     assert tokens.current() == "token-3"
     assert signed == ["token-1", "token-2", "token-3"]
     assert "token" not in repr(tokens)
+
+
+async def test_iam_token_is_signed_in_a_worker_thread_and_handed_over_inline_while_fresh() -> None:
+    clock = FakeClock()
+    signed_on: list[int] = []
+
+    def sign() -> str:
+        signed_on.append(threading.get_ident())
+        return f"token-{len(signed_on)}"
+
+    tokens = IamAuthTokens(sign, clock=clock)
+    loop_thread = threading.get_ident()
+
+    assert tokens.would_sign()
+    assert await tokens.current_for_request() == "token-1"
+    assert not tokens.would_sign()
+    assert await tokens.current_for_request() == "token-1"  # fresh: no signature, inline
+    clock.now += 600
+    assert tokens.would_sign()
+    assert await tokens.current_for_request() == "token-2"
+    assert len(signed_on) == 2 and loop_thread not in signed_on
+    with tokens._lock:  # a signature under way in another thread counts as one
+        assert tokens.would_sign()
+
+
+@dataclass
+class CredentialsEndpoint:
+    """Lambda's credentials endpoint as a SnapStart function meets it
+    (AWS_CONTAINER_CREDENTIALS_FULL_URI), answering each GET only once `go_ahead` is set."""
+
+    url: str
+    go_ahead: threading.Event
+    authorizations: list[str | None]  # the Authorization header of each GET
+    answered_after_go_ahead: list[bool]
+
+
+@pytest.fixture
+def credentials_endpoint() -> Iterator[CredentialsEndpoint]:
+    go_ahead = threading.Event()
+    authorizations: list[str | None] = []
+    answered_after_go_ahead: list[bool] = []
+    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    body = json.dumps(
+        {
+            "AccessKeyId": "ASIASNAPSTARTEXAMPLE",
+            "SecretAccessKey": "snapstart-secret-access-key",
+            "Token": "snapstart-session-token",
+            "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            authorizations.append(self.headers.get("Authorization"))
+            # The bound only keeps a failing test from hanging: an inline signature
+            # blocks the event loop, which then never sets go_ahead.
+            answered_after_go_ahead.append(go_ahead.wait(timeout=10))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield CredentialsEndpoint(
+            url=f"http://127.0.0.1:{server.server_address[1]}/2021-04-23/credentials",
+            go_ahead=go_ahead,
+            authorizations=authorizations,
+            answered_after_go_ahead=answered_after_go_ahead,
+        )
+    finally:
+        go_ahead.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_iam_token_with_snapstart_credentials_is_signed_without_holding_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, credentials_endpoint: CredentialsEndpoint
+) -> None:
+    # given credentials as a SnapStart function gets them: no key in the environment,
+    # an endpoint of Lambda's to fetch them from (and no file or instance to fall back on)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_REGION", REGION)  # Lambda sets both
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", credentials_endpoint.url)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "lambda-container-token")
+    boto3.setup_default_session()
+    try:
+        plan = plan_aws_connection(iam_settings())
+        connector = plan.async_creator
+        assert isinstance(connector, IamConnector)
+
+        # when a connection's token is signed, and the event loop goes on meanwhile
+        signing = asyncio.ensure_future(connector.tokens.current_for_request())
+        await asyncio.sleep(0)  # the signature starts (inline, it would block right here)
+        credentials_endpoint.go_ahead.set()
+        token = await signing
+        again = await connector.tokens.current_for_request()
+    finally:
+        boto3.DEFAULT_SESSION = None
+
+    # then the credentials came from the endpoint, which answered while the loop ran on
+    assert credentials_endpoint.authorizations == ["lambda-container-token"]
+    assert credentials_endpoint.answered_after_go_ahead == [True]
+    assert "X-Amz-Credential=ASIASNAPSTARTEXAMPLE%2F" in token
+    assert "X-Amz-Security-Token=snapstart-session-token" in token
+    assert again is token  # and a fresh token asks the endpoint nothing
 
 
 def iam_settings(**values: Any) -> ApiSettings:
