@@ -83,3 +83,22 @@ def test_after_restore_makes_a_new_statement_token_without_a_fork() -> None:
     after = statement_names.unique_statement_name()
     assert before.split("_")[3] != after.split("_")[3]
     assert after.endswith("_0__")  # the counter starts again too
+
+
+def test_after_restore_gives_each_container_its_own_random_state_without_a_fork() -> None:
+    # A fork reseeds `random` on its own (an at-fork hook of the random module), which a
+    # real restore does not: only our after-restore hook can tell two containers apart.
+    import random
+
+    import snapshot_restore_py
+
+    import lambda_app.core.snapstart  # noqa: F401  # registers the hooks
+
+    snapshot = random.getstate()
+    draws = []
+    for _container in range(2):
+        random.setstate(snapshot)  # what every container restored from one snapshot has
+        for func, args, kwargs in snapshot_restore_py.get_after_restore():
+            func(*args, **kwargs)
+        draws.append(random.getrandbits(64))
+    assert draws[0] != draws[1]
