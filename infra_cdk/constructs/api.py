@@ -111,8 +111,8 @@ class Api(Construct):
             # SnapStart restores a snapshot taken after init instead of importing
             # everything on each cold start. The snapshot holds the imports and the built
             # app, and no connection or secret: the app opens and fetches those on first
-            # use. What must be unique per execution environment (the token in prepared
-            # statement names) is made after restore, not frozen into the snapshot.
+            # use. What must differ per execution environment (`random`'s state) is
+            # made again after restore (docs/snapstart.md).
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             # Superseded versions are kept (removed from the stack, not deleted), so
             # `release rollback` has a version to point `live` back at. Pruning them is

@@ -22,7 +22,6 @@ from lambda_app.core.snapstart import after_restore, before_snapshot
 from lambda_app.db.plan import ConnectionPlan
 from lambda_app.db.proxy_safe_connection import ProxySafeConnection
 from lambda_app.db.sources import plan_connection
-from lambda_app.db.statement_names import unique_statement_name
 
 _engine: AsyncEngine | None = None
 # DB_POOL: a connection per request (NullPool), or one kept per container.
@@ -39,12 +38,28 @@ KEPT_CONNECTION_RECYCLE_SECONDS = 240
 KEPT_CONNECTION_PING_TIMEOUT_SECONDS = 2.0
 
 
+def unnamed_statement() -> str:
+    """The name for every statement SQLAlchemy's asyncpg adapter prepares: none.
+
+    Behind a transaction-pooling proxy (RDS Proxy, PgBouncer) clients share the proxy's
+    server connections, and a named statement stays on the one that prepared it: asyncpg
+    closes a statement only at its connection's next prepare, and never the last one of a
+    request, since NullPool hangs up right after COMMIT. So every request would leave a
+    statement behind, about 10 KB of a backend's memory for as long as the proxy keeps that
+    connection (and names would have to differ across every client). The unnamed statement
+    lives until the next one on the same server connection, and the adapter executes each
+    right after preparing it, inside the request's transaction, where the proxy keeps the
+    server connection to this client alone.
+    """
+    return ""
+
+
 def proxy_safe_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
     """asyncpg arguments that are safe behind RDS Proxy / PgBouncer transaction pooling."""
     return {
         "statement_cache_size": 0,  # asyncpg's own prepared-statement cache
         "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg adapter cache
-        "prepared_statement_name_func": unique_statement_name,
+        "prepared_statement_name_func": unnamed_statement,
         "timeout": settings.db_connect_timeout_seconds,
         "command_timeout": settings.db_command_timeout_seconds,
         # Only application_name: other startup parameters make RDS Proxy pin sessions.
@@ -141,7 +156,7 @@ def engine_for_plan(
     # The engine dials through a creator of ours, for every plan, because
     # SQLAlchemy's own `async_creator=` calls the adapter's connect() without
     # arguments, which would bring back its statement cache (100 entries) and
-    # per-connection statement names: unsafe behind RDS Proxy. The adapter's
+    # named statements: unsafe behind RDS Proxy. The adapter's
     # arguments go to the adapter, as create_async_engine's docs show; asyncpg's own
     # go to asyncpg.connect, or to the plan's creator, which adds fresh credentials.
     adapter_args = {name: connect_args.pop(name) for name in _ADAPTER_ARGS}

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 
 from lambda_app.db import session as db
-from lambda_app.db.statement_names import unique_statement_name
 from lambda_app.models import User
 from tests.fixtures.polling import count_backends, wait_until
 
@@ -82,28 +81,6 @@ async def test_closing_mid_transaction_rolls_it_back_first(
             text("SELECT count(*) FROM users WHERE username = :u"), {"u": username}
         )
     assert count == 0
-
-
-def test_statement_names_differ_across_forked_processes() -> None:
-    # A server that imports the app and then forks (gunicorn --preload) must not hand
-    # two processes the same names: behind a proxy they can share a server connection.
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report one name and leave at once
-        os.write(write, unique_statement_name().encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read, "rb") as pipe:
-        child_name = pipe.read().decode()
-    parent_names = {unique_statement_name() for _ in range(3)}
-    assert len(parent_names) == 3
-    assert child_name not in parent_names
-    assert _token_of(child_name) != _token_of(next(iter(parent_names)))
-
-
-def _token_of(name: str) -> str:
-    return name.split("_")[3]
 
 
 async def test_after_commit_actions_run_once_committed_and_never_after_a_rollback(

@@ -59,6 +59,27 @@ async def _delete_users(database_url: str) -> None:
         await conn.close()
 
 
+async def _prepared_statements_by_server(bouncer: PgBouncer) -> dict[int, int]:
+    """How many named prepared statements each of PgBouncer's server connections holds:
+    one client transaction per server connection, all of them open at once."""
+    conns = [
+        await asyncpg.connect(**asyncpg_dsn(bouncer.url()), statement_cache_size=0)  # type: ignore[arg-type]
+        for _ in range(bouncer.pool_size)
+    ]
+    try:
+        counts: dict[int, int] = {}
+        for conn in conns:
+            await conn.transaction().start()  # holds its server connection until closed
+            pid, count = await conn.fetchrow(
+                "SELECT pg_backend_pid(), count(*) FROM pg_prepared_statements"
+            )
+            counts[pid] = count
+        return counts
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
 def _run_workers(plans: list[WorkerPlan]) -> list[WorkerReport]:
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(len(plans))
@@ -136,6 +157,11 @@ def test_mixed_load_through_pgbouncer_holds(
         for needle in PREPARED_STATEMENT_ERRORS:
             assert needle not in text, f"{needle!r} in {name}"
         assert '"level": "ERROR"' not in text, f"an error was logged in {name}"
+
+    # then: no prepared statement stayed behind on any server connection, where it would
+    # hold a backend's memory for as long as the proxy keeps the connection
+    left = asyncio.run(_prepared_statements_by_server(pgbouncer))
+    assert len(left) == pgbouncer.pool_size and not any(left.values()), left
 
     # then: PgBouncer never opened more than its 5 server connections (both views agree)
     peak = monitor.peak
