@@ -5,6 +5,11 @@ which is what the proxy sees too. Protocol-level prepared statements (asyncpg's
 Parse/Bind/Execute, logged as `execute <name>: ...`) don't pin: only SQL-level
 PREPARE/EXECUTE/DEALLOCATE do, and their text starts with the keyword.
 
+A cursor pins too, whether SQL-level (`DECLARE`) or asyncpg's protocol-level one (a named
+portal, which SQLAlchemy's `stream()` and `yield_per` use): PostgreSQL logs a named
+portal's execution as `execute <statement>/<portal>: ...`, and its further fetches as
+`execute fetch from <statement>/<portal>: ...`.
+
 Deliberately broader than the proxy in one place: every `SET` counts, `SET LOCAL`
 included (the app needs none; a reviewer can decide when one appears).
 """
@@ -54,4 +59,11 @@ def pinning_reason(text: str) -> str | None:
         command = _PINNING_COMMANDS.match(_LEADING_NOISE.sub("", part))
         if command is not None:
             return f"{command.group(0).upper()} command"
+    return None
+
+
+def portal_pinning_reason(logged_name: str | None) -> str | None:
+    """Why a logged extended-protocol execution would pin: a named portal is a cursor."""
+    if logged_name is not None and "/" in logged_name:
+        return "cursor (a named portal)"
     return None

@@ -52,7 +52,7 @@ from lambda_app.workload import API_ROLE
 from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn, insert_superuser
 from tests.reliability.pinning_startup import PROTOCOL_3_0, StartupRecordingRelay
-from tests.reliability.pinning_statements import pinning_reason
+from tests.reliability.pinning_statements import pinning_reason, portal_pinning_reason
 from tests.reliability.statement_log import (
     LogEntry,
     Statement,
@@ -94,7 +94,11 @@ def _unique(prefix: str) -> str:
 
 
 def pinning_statements(found: list[Statement]) -> list[tuple[str, str]]:
-    return [(reason, s.text[:300]) for s in found if (reason := pinning_reason(s.text))]
+    return [
+        (reason, s.text[:300])
+        for s in found
+        if (reason := pinning_reason(s.text) or portal_pinning_reason(s.name))
+    ]
 
 
 # --- the detector, on its own ---------------------------------------------------------
@@ -162,11 +166,19 @@ def test_protocol_level_prepared_statements_are_not_sql_level_ones() -> None:
         LogEntry("app", 1, "LOG", "execute <unnamed>: SELECT 1"),
         LogEntry("app", 1, "LOG", "statement: EXECUTE fetch_one"),
         LogEntry("app", 1, "LOG", "execute __asyncpg_0f3a_2__: SET jit = off"),
+        # a protocol-level cursor (asyncpg's, under SQLAlchemy's stream()): a named portal
+        LogEntry("app", 1, "LOG", "execute <unnamed>/__asyncpg_portal_1__: SELECT users.id"),
+        LogEntry("app", 1, "LOG", "execute fetch from <unnamed>/__asyncpg_portal_1__: SELECT 2"),
     ]
     # when
     found = pinning_statements(statements(logged))
-    # then: the last two pin, whatever the protocol that carried them
-    assert [text for _, text in found] == ["EXECUTE fetch_one", "SET jit = off"]
+    # then: the last four pin, whatever the protocol that carried them
+    assert [text for _, text in found] == [
+        "EXECUTE fetch_one",
+        "SET jit = off",
+        "SELECT users.id",
+        "SELECT 2",
+    ]
 
 
 # --- fixtures -------------------------------------------------------------------------
@@ -516,6 +528,29 @@ async def test_enum_columns_send_nothing_that_pins(
     assert len(_lookups(sent)) == 2, [s.text[:80] for s in sent]
     # ... and nothing of it pins
     assert pinning_statements(sent) == []
+
+
+async def test_a_streamed_result_is_seen_as_the_cursor_it_is(
+    api_url: str, statement_logged_postgres: StatementLoggedPostgres, app_name: str
+) -> None:
+    """The detector's cursor rule, against what the server really logs: the app streams
+    nothing today, and this keeps a future `stream()` or `yield_per` from slipping by."""
+    # given: the app's own engine
+    engine = build_engine(ApiSettings(db_application_name=app_name), database_url=api_url)
+    mark = statement_logged_postgres.mark()
+    # when: a result is streamed (a server-side cursor: a named portal, fetched from)
+    async with engine.connect() as conn:
+        result = await conn.stream(
+            text("SELECT n FROM generate_series(1, 5) AS n").execution_options(yield_per=2)
+        )
+        streamed = [row.n async for row in result]
+    await engine.dispose()
+
+    # then
+    assert streamed == [1, 2, 3, 4, 5]
+    sent = statements(statement_logged_postgres.entries(since=mark, application_name=app_name))
+    reasons = [reason for reason, text in pinning_statements(sent) if "generate_series" in text]
+    assert reasons and set(reasons) == {"cursor (a named portal)"}, sent
 
 
 async def test_stock_asyncpg_still_toggles_jit_around_type_lookups(
