@@ -49,7 +49,9 @@ def unnamed_statement() -> str:
     connection (and names would have to differ across every client). The unnamed statement
     lives until the next one on the same server connection, and the adapter executes each
     right after preparing it, inside the request's transaction, where the proxy keeps the
-    server connection to this client alone.
+    server connection to this client alone. (With its statement cache off, asyncpg would
+    choose the unnamed statement by itself; this says so, against the unique names
+    SQLAlchemy's documentation suggests for proxies.)
     """
     return ""
 

@@ -107,10 +107,9 @@ async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator
 async def _request_session() -> AsyncIterator[AsyncSession]:
     """One session per request, committed once, here, after the endpoint returns.
 
-    Reads run in a transaction too, and must: behind a transaction-pooling proxy
-    (PgBouncer, RDS Proxy) only a transaction keeps asyncpg's prepare and execute
-    on the same server connection. In autocommit they can land on two different
-    ones ("prepared statement does not exist"; the PgBouncer load test guards this).
+    Reads run in a transaction too: SQLAlchemy's asyncpg adapter begins one before a
+    connection's first statement unless the connection is in autocommit, and a request
+    can't tell in advance that it will only read.
 
     The session connects on its first query, not before: a request rejected before
     it needs the database (no or a bad token, a validation error) opens no
