@@ -41,9 +41,7 @@ def measure_kept_connection(
     rounds: int,
 ) -> dict[str, Any]:
     """{"null": warm figures, "single": warm figures, "null/single": p50 ratio, ...}."""
-    bouncer = PgBouncer.in_front_of(database_url, client_tls=True, pool_size=2)
-    bouncer.start()
-    try:
+    with PgBouncer.running(database_url, client_tls=True, pool_size=2) as bouncer:
         runs = [
             (
                 _handler(pool),
@@ -60,8 +58,6 @@ def measure_kept_connection(
             rounds=rounds,
             check=_no_failures,
         )
-    finally:
-        bouncer.cleanup()
     figures: dict[str, Any] = {pool: by_handler[f"A {pool}"] for pool in POOLS}
     figures["proxy"] = "PgBouncer (transaction pooling) with client TLS, sslmode=require"
     figures["null/single p50"] = round(figures["null"]["p50_ms"] / figures["single"]["p50_ms"], 2)

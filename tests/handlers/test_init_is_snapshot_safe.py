@@ -41,13 +41,13 @@ assert db._engine is None, "an engine was built at init"
 # one-time work (prime_first_request) stays as free of I/O and secrets as init.
 import snapshot_restore_py
 from lambda_app.models.base import Base
+from tests.fixtures.snapstart import run_before_snapshot_hooks
 
 mappers = list(Base.registry.mappers)
 assert mappers and not any(m.configured for m in mappers), "mappers configured at import"
-hooks = snapshot_restore_py.get_before_snapshot()
-for func, args, kwargs in reversed(hooks):  # Lambda runs them last registered first
-    func(*args, **kwargs)
+run_before_snapshot_hooks()
 assert all(m.configured for m in mappers), "the hooks left mappers to the first request"
+hooks = snapshot_restore_py.get_before_snapshot()
 (app,) = [f.args[0] for f, _, _ in hooks if getattr(f, "func", None) is api.prime_first_request]
 # FastAPI builds an included router's routes on the first request that reaches it
 # (fastapi.routing._IncludedRouter): the hook has made every one of them already.

@@ -39,10 +39,8 @@ def load_database(admin_url: str, database_url_for_tests: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pgbouncer(load_database: str) -> Iterator[PgBouncer]:
     """PgBouncer, transaction pooling, at most 5 server connections, in front of it."""
-    bouncer = PgBouncer.in_front_of(load_database, pool_size=5)
-    bouncer.start()
-    yield bouncer
-    bouncer.cleanup()
+    with PgBouncer.running(load_database, pool_size=5) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture(scope="module")

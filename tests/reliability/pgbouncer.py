@@ -17,10 +17,12 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 from tests import system_tools
@@ -65,6 +67,17 @@ class PgBouncer:
             server_database=target.database or "",
             **options,
         )
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, database_url: str, **options: Any) -> Iterator[PgBouncer]:
+        """`in_front_of(database_url, **options)`, started; stopped and removed on exit."""
+        bouncer = cls.in_front_of(database_url, **options)
+        try:
+            bouncer.start()
+            yield bouncer
+        finally:
+            bouncer.cleanup()
 
     @property
     def log_file(self) -> Path:
@@ -149,6 +162,31 @@ class PgBouncer:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.process = None
+
+    async def prepared_statements_by_server(self) -> dict[int, list[str]]:
+        """The named prepared statements each server connection holds, by its backend pid:
+        one client transaction per connection of the pool, all of them open at once."""
+        conns = [
+            await asyncpg.connect(
+                host="127.0.0.1",
+                port=self.port,
+                user=ADMIN_USER,
+                database=self.alias,
+                statement_cache_size=0,
+            )
+            for _ in range(self.pool_size)
+        ]
+        try:
+            held: dict[int, list[str]] = {}
+            for conn in conns:
+                await conn.transaction().start()  # holds its server connection until closed
+                pid = await conn.fetchval("SELECT pg_backend_pid()")
+                rows = await conn.fetch("SELECT name FROM pg_prepared_statements")
+                held[pid] = [row["name"] for row in rows]
+            return held
+        finally:
+            for conn in conns:
+                await conn.close()
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -19,19 +19,13 @@ import json
 import os
 import sys
 
-import snapshot_restore_py
-
 from tests.fixtures.lambda_context import FakeLambdaContext
 from tests.fixtures.lambda_events import http_api_event, response_json
+from tests.fixtures.snapstart import run_after_restore_hooks, run_before_snapshot_hooks
 
 CLONE_NEWPID = 0x20000000
 CLONE_NEWUSER = 0x10000000
 PASSWORD = "snapstart test password"
-
-
-def _run_hooks(registry: list[tuple[object, tuple[object, ...], dict[str, object]]]) -> None:
-    for func, args, kwargs in registry:
-        func(*args, **kwargs)  # type: ignore[operator]
 
 
 def _new_pid_namespace() -> None:
@@ -45,7 +39,7 @@ def _new_pid_namespace() -> None:
 
 
 def _serve_as_restored_container(handler: object, username: str) -> dict[str, object]:
-    _run_hooks(snapshot_restore_py.get_after_restore())
+    run_after_restore_hooks()
 
     def call(event: dict[str, object]) -> tuple[int, object]:
         response = handler(event, FakeLambdaContext())  # type: ignore[operator]
@@ -103,7 +97,7 @@ def main() -> None:
     log_file, prefix = sys.argv[1:3]
     from lambda_app.handlers import api  # init: the imports and the app, as Lambda runs them
 
-    _run_hooks(snapshot_restore_py.get_before_snapshot()[::-1])  # last registered first
+    run_before_snapshot_hooks()
     reports = [_restore(api.handler, f"{prefix}{n}", log_file) for n in (1, 2)]
     print(json.dumps(reports))
 

@@ -24,12 +24,10 @@ CONNECTIONS = 3
 
 @pytest.fixture(scope="module")
 def tls_pgbouncer(committing_database: str) -> Iterator[PgBouncer]:
-    bouncer = PgBouncer.in_front_of(
+    with PgBouncer.running(
         committing_database, pool_size=2, client_tls=True, log_clients=True
-    )
-    bouncer.start()
-    yield bouncer
-    bouncer.cleanup()
+    ) as bouncer:
+        yield bouncer
 
 
 def _app_clients(bouncer: PgBouncer) -> list[dict[str, str | None]]:

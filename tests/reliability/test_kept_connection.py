@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import snapshot_restore_py
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +24,7 @@ from lambda_app.devtools.embedded_postgres import EmbeddedPostgres
 from tests.fixtures.accounts import Credentials, register_and_login_via_handler
 from tests.fixtures.lambda_events import http_api_event
 from tests.fixtures.polling import count_backends, wait_until
+from tests.fixtures.snapstart import run_after_restore_hooks, run_before_snapshot_hooks
 from tests.reliability.containers import LambdaContainer, container_environment
 from tests.reliability.databases import asyncpg_dsn, create_migrated_database
 
@@ -60,11 +60,6 @@ async def _backend_pid(engine: AsyncEngine) -> int:
         return int(await conn.scalar(text("SELECT pg_backend_pid()")))
 
 
-def _run(hooks: list[tuple[object, tuple[object, ...], dict[str, object]]]) -> None:
-    for func, args, kwargs in hooks:
-        func(*args, **kwargs)  # type: ignore[operator]
-
-
 async def test_the_kept_connection_is_closed_before_a_snapshot(
     kept_engine: AsyncEngine, committing_database: str
 ) -> None:
@@ -73,7 +68,7 @@ async def test_the_kept_connection_is_closed_before_a_snapshot(
     assert await _backend_pid(kept_engine) == kept
 
     # when: Lambda runs the before-snapshot hooks (last registered first)
-    _run(snapshot_restore_py.get_before_snapshot()[::-1])
+    run_before_snapshot_hooks()
 
     # then: the server sees it gone, and the next request opens a connection of its own
     async def closed() -> bool:
@@ -90,7 +85,7 @@ async def test_a_restored_container_never_uses_a_connection_from_the_snapshot(
     inherited = await _backend_pid(kept_engine)
 
     # when: the container is restored
-    _run(snapshot_restore_py.get_after_restore())
+    run_after_restore_hooks()
 
     # then: its first request dials anew; the inherited socket is closed, not reused
     assert await _backend_pid(kept_engine) != inherited

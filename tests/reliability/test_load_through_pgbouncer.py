@@ -59,27 +59,6 @@ async def _delete_users(database_url: str) -> None:
         await conn.close()
 
 
-async def _prepared_statements_by_server(bouncer: PgBouncer) -> dict[int, int]:
-    """How many named prepared statements each of PgBouncer's server connections holds:
-    one client transaction per server connection, all of them open at once."""
-    conns = [
-        await asyncpg.connect(**asyncpg_dsn(bouncer.url()), statement_cache_size=0)  # type: ignore[arg-type]
-        for _ in range(bouncer.pool_size)
-    ]
-    try:
-        counts: dict[int, int] = {}
-        for conn in conns:
-            await conn.transaction().start()  # holds its server connection until closed
-            pid, count = await conn.fetchrow(
-                "SELECT pg_backend_pid(), count(*) FROM pg_prepared_statements"
-            )
-            counts[pid] = count
-        return counts
-    finally:
-        for conn in conns:
-            await conn.close()
-
-
 def _run_workers(plans: list[WorkerPlan]) -> list[WorkerReport]:
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(len(plans))
@@ -160,7 +139,7 @@ def test_mixed_load_through_pgbouncer_holds(
 
     # then: no prepared statement stayed behind on any server connection, where it would
     # hold a backend's memory for as long as the proxy keeps the connection
-    left = asyncio.run(_prepared_statements_by_server(pgbouncer))
+    left = asyncio.run(pgbouncer.prepared_statements_by_server())
     assert len(left) == pgbouncer.pool_size and not any(left.values()), left
 
     # then: PgBouncer never opened more than its 5 server connections (both views agree)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -20,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import Pool, build_engine, set_engine
 from tests.fixtures.accounts import register_and_login
-from tests.reliability.databases import asyncpg_dsn
 from tests.reliability.pgbouncer import PgBouncer
 
 READS = 20
@@ -28,21 +26,8 @@ READS = 20
 
 @pytest.fixture(scope="module")
 def one_server_connection(committing_database: str) -> Iterator[PgBouncer]:
-    bouncer = PgBouncer.in_front_of(committing_database, pool_size=1)
-    bouncer.start()
-    yield bouncer
-    bouncer.cleanup()
-
-
-async def _prepared_statements(bouncer: PgBouncer) -> list[str]:
-    """The named statements on the server connection, as a client of PgBouncer sees them."""
-    conn = await asyncpg.connect(**asyncpg_dsn(bouncer.url()), statement_cache_size=0)  # type: ignore[arg-type]
-    try:
-        async with conn.transaction():  # the one server connection, for this transaction
-            rows = await conn.fetch("SELECT name FROM pg_prepared_statements")
-    finally:
-        await conn.close()
-    return [row["name"] for row in rows]
+    with PgBouncer.running(committing_database, pool_size=1) as bouncer:
+        yield bouncer
 
 
 @pytest.mark.parametrize("db_pool", ["null", "single"])
@@ -50,7 +35,7 @@ async def test_requests_leave_no_prepared_statement_on_the_proxys_server_connect
     app: FastAPI, engine: AsyncEngine, one_server_connection: PgBouncer, db_pool: Pool
 ) -> None:
     # given: the app behind PgBouncer, whose one server connection every request uses
-    assert await _prepared_statements(one_server_connection) == []
+    assert list((await one_server_connection.prepared_statements_by_server()).values()) == [[]]
     through_proxy = build_engine(
         get_settings(), database_url=one_server_connection.url(), pool=db_pool
     )
@@ -68,4 +53,5 @@ async def test_requests_leave_no_prepared_statement_on_the_proxys_server_connect
         await through_proxy.dispose()
 
     # then: none of the statements those requests prepared is still on it
-    assert await _prepared_statements(one_server_connection) == []
+    left = await one_server_connection.prepared_statements_by_server()
+    assert list(left.values()) == [[]], left

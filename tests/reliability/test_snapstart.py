@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fixtures.snapstart import run_after_restore_hooks
 from tests.reliability.statement_log import StatementLoggedPostgres, statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,15 +75,12 @@ def test_after_restore_gives_each_container_its_own_random_state_without_a_fork(
     # real restore does not: only our after-restore hook can tell two containers apart.
     import random
 
-    import snapshot_restore_py
-
     import lambda_app.core.snapstart  # noqa: F401  # registers the hooks
 
     snapshot = random.getstate()
     draws = []
     for _container in range(2):
         random.setstate(snapshot)  # what every container restored from one snapshot has
-        for func, args, kwargs in snapshot_restore_py.get_after_restore():
-            func(*args, **kwargs)
+        run_after_restore_hooks()
         draws.append(random.getrandbits(64))
     assert draws[0] != draws[1]
