@@ -48,8 +48,9 @@ def unnamed_statement() -> str:
     statement behind, about 10 KB of a backend's memory for as long as the proxy keeps that
     connection (and names would have to differ across every client). The unnamed statement
     lives until the next one on the same server connection, and the adapter executes each
-    right after preparing it, inside the request's transaction, where the proxy keeps the
-    server connection to this client alone. (With its statement cache off, asyncpg would
+    right after preparing it, before asyncpg's Sync lets the proxy hand the server
+    connection to another client (db.session's `reading` says why even a read outside a
+    transaction is safe). (With its statement cache off, asyncpg would
     choose the unnamed statement by itself; this says so, against the unique names
     SQLAlchemy's documentation suggests for proxies.)
     """

@@ -1,10 +1,14 @@
-"""The per-request session: one transaction per request, committed once.
+"""The per-request session: one transaction per request that writes, committed once.
 
 Services and repositories only `flush()`. The request's session dependency
 (`DbSession`) commits after the endpoint returns and before the response is sent,
 and rolls everything back on any exception, so a request never leaves a partial
 write behind. What must wait for that commit (a mail linking to a stored token) is
 queued with `after_commit`.
+
+GET and HEAD requests only read (HTTP's safe methods), so theirs is a `reading()`
+session instead: each statement on its own, with no BEGIN and no COMMIT, and any
+write refused before it reaches the database.
 """
 
 from __future__ import annotations
@@ -14,32 +18,45 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from lambda_app.core.deadline import hold_off
 from lambda_app.db.engine import get_engine
 
 logger = logging.getLogger(__name__)
 
-# The engine's session factory, made again when the engine is replaced.
-_factory: tuple[AsyncEngine, async_sessionmaker[AsyncSession]] | None = None
+Sessions = async_sessionmaker[AsyncSession]
+# The engine's session factories (writing, reading), made again when it is replaced.
+_factories: tuple[AsyncEngine, Sessions, Sessions] | None = None
 # Set by set_sessionmaker (tests): then every request, read or write, uses it.
-_override: async_sessionmaker[AsyncSession] | None = None
+_override: Sessions | None = None
 
 
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+def _engine_factories() -> tuple[Sessions, Sessions]:
+    global _factories
+    engine = get_engine()
+    if _factories is None or _factories[0] is not engine:
+        # AUTOCOMMIT costs no SQL: SQLAlchemy's asyncpg adapter then just never sends BEGIN.
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _factories = (
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            async_sessionmaker(autocommit, expire_on_commit=False),
+        )
+    return _factories[1], _factories[2]
+
+
+def get_sessionmaker() -> Sessions:
     """Sessions that write: one transaction, committed once per request."""
-    global _factory
     if _override is not None:
         return _override
-    engine = get_engine()
-    if _factory is None or _factory[0] is not engine:
-        _factory = (engine, async_sessionmaker(engine, expire_on_commit=False))
-    return _factory[1]
+    return _engine_factories()[0]
 
 
-def set_sessionmaker(maker: async_sessionmaker[AsyncSession] | None) -> None:
+def set_sessionmaker(maker: Sessions | None) -> None:
     """Install one session factory for every request, e.g. one bound to a test's outer
     transaction; `None` goes back to the engine's own sessions."""
     global _override
@@ -104,18 +121,66 @@ async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator
         yield session
 
 
-async def _request_session() -> AsyncIterator[AsyncSession]:
-    """One session per request, committed once, here, after the endpoint returns.
+class WriteWhileReading(RuntimeError):
+    """A `reading()` session was asked to write: a bug in the code that asked (a 500)."""
 
-    Reads run in a transaction too: SQLAlchemy's asyncpg adapter begins one before a
-    connection's first statement unless the connection is in autocommit, and a request
-    can't tell in advance that it will only read.
+
+# Key in Session.info: the session is a reading() one.
+_READ_ONLY = "lambda_app.read_only"
+
+
+@asynccontextmanager
+async def reading() -> AsyncIterator[AsyncSession]:
+    """A session that only reads, each statement on its own (autocommit).
+
+    It saves the BEGIN and the COMMIT, two of a read's three round trips to the proxy,
+    and loses nothing a read needs: under READ COMMITTED each statement takes its own
+    snapshot inside a transaction as well. Outside a transaction a pooling proxy may
+    give the client another server connection after any statement, which is safe:
+    asyncpg prepares and then executes each statement in two round trips, a proxy
+    hands the server connection on only when the server reports the client idle
+    (after a Sync, which asyncpg sends with the execute alone), and were one to move it
+    sooner, asyncpg sends the statement's Parse again with its Bind (its statement cache
+    is off). tests/reliability/test_prepared_statements.py records both on the wire.
+
+    Writes are refused (`WriteWhileReading`), a flush as well as an INSERT, UPDATE or
+    DELETE statement, because outside a transaction a write that fails half-way would
+    stand half-done.
+    """
+    maker = _override if _override is not None else _engine_factories()[1]
+    async with maker() as session:
+        session.info[_READ_ONLY] = True
+        yield session
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush_while_reading(session: Session, _flush: UOWTransaction, _objects: object) -> None:
+    if session.info.get(_READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise WriteWhileReading("a reading() session (a GET or HEAD request) cannot write")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statement_while_reading(state: ORMExecuteState) -> None:
+    if state.session.info.get(_READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise WriteWhileReading("a reading() session (a GET or HEAD request) cannot write")
+
+
+# HTTP's safe methods (RFC 9110, section 9.2.1): a request made with one must not write.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: for a GET or HEAD a `reading()` one, otherwise a
+    `transaction()` committed once, here, after the endpoint returns.
 
     The session connects on its first query, not before: a request rejected before
     it needs the database (no or a bad token, a validation error) opens no
     connection, so a flood of them never becomes a flood of logins at the proxy.
     """
-    async with transaction() as session:
+    sessions = reading if request.method in READ_ONLY_METHODS else transaction
+    async with sessions() as session:
         yield session
 
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from lambda_app.core.errors import DatabaseUnavailable, error_responses
-from lambda_app.db.engine import get_engine
+from lambda_app.db.session import reading
 from lambda_app.health.schemas import HealthStatus
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -28,8 +28,8 @@ router.head("", response_model=HealthStatus, summary="Liveness, as HEAD: no body
 )
 async def ready() -> HealthStatus:
     # Connection errors become a 503 through the shared database-error handler.
-    async with get_engine().connect() as conn:
-        await conn.execute(text("SELECT 1"))
+    async with reading() as session:
+        await session.execute(text("SELECT 1"))
     return HealthStatus(status="ok")
 
 

@@ -6,22 +6,100 @@ import signal
 import uuid
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 
+from lambda_app.core.settings import get_settings
 from lambda_app.db import session as db
+from lambda_app.db.engine import Pool, build_engine, set_engine
 from lambda_app.models import User
 from tests.fixtures.polling import count_backends, wait_until
 
 
-async def test_request_sessions_read_inside_a_transaction(engine: AsyncEngine) -> None:
-    # Behind transaction pooling (PgBouncer, RDS Proxy) only a transaction keeps
-    # asyncpg's prepare and execute on one server connection, reads included.
-    async with db.get_sessionmaker()() as session:
+async def test_writing_sessions_run_inside_a_transaction(engine: AsyncEngine) -> None:
+    async with db.transaction() as session:
         await session.execute(select(User.id).limit(1))
         raw = await (await session.connection()).get_raw_connection()
         assert raw.driver_connection.is_in_transaction()
+
+
+@pytest.mark.parametrize("pool", ["null", "single"])
+async def test_reading_sessions_run_each_statement_on_its_own(
+    engine: AsyncEngine, database_url_for_tests: str, pool: Pool
+) -> None:
+    scratch = build_engine(get_settings(), database_url=database_url_for_tests, pool=pool)
+    set_engine(scratch)
+    try:
+        async with db.reading() as session:
+            await session.execute(select(User.id).limit(1))
+            read = (await (await session.connection()).get_raw_connection()).driver_connection
+            assert not read.is_in_transaction()
+        # and the next session, on the kept connection too, is back to one transaction
+        async with db.transaction() as session:
+            await session.execute(select(User.id).limit(1))
+            written = (await (await session.connection()).get_raw_connection()).driver_connection
+            assert written.is_in_transaction()
+        assert (written is read) == (pool == "single")
+    finally:
+        set_engine(engine)
+        await scratch.dispose()
+
+
+def _new_user(username: str) -> User:
+    email = f"{username}@example.com"
+    return User(
+        username=username,
+        slug=username,
+        email=email,
+        first_name="",
+        last_name="",
+        hashed_password="x",
+    )
+
+
+async def test_reading_sessions_refuse_every_write_before_it_reaches_the_database(
+    engine: AsyncEngine,
+) -> None:
+    stored, refused = (f"read_only_{uuid.uuid4().hex[:12]}" for _ in range(2))
+    async with db.transaction() as session:
+        session.add(_new_user(stored))
+    try:
+        # a new object, flushed by hand or by the autoflush before a query
+        async with db.reading() as session:
+            session.add(_new_user(refused))
+            with pytest.raises(db.WriteWhileReading):
+                await session.flush()
+        async with db.reading() as session:
+            session.add(_new_user(refused))
+            with pytest.raises(db.WriteWhileReading):
+                await session.execute(select(User.id).limit(1))
+        # a change to a loaded object, and to a deleted one
+        async with db.reading() as session:
+            user = (await session.execute(select(User).where(User.username == stored))).scalar_one()
+            user.last_name = "changed while reading"
+            with pytest.raises(db.WriteWhileReading):
+                await session.flush()
+        async with db.reading() as session:
+            user = (await session.execute(select(User).where(User.username == stored))).scalar_one()
+            await session.delete(user)
+            with pytest.raises(db.WriteWhileReading):
+                await session.flush()
+        # a DML statement
+        async with db.reading() as session:
+            change = update(User).where(User.username == stored).values(last_name="changed")
+            with pytest.raises(db.WriteWhileReading):
+                await session.execute(change)
+
+        # then: nothing reached the database
+        async with engine.connect() as conn:
+            found = select(User.username, User.last_name).where(
+                User.username.in_([stored, refused])
+            )
+            assert (await conn.execute(found)).all() == [(stored, "")]
+    finally:
+        async with db.transaction() as session:
+            await session.execute(delete(User).where(User.username == stored))
 
 
 def test_pool_does_not_roll_back_connections_it_closes_anyway(engine: AsyncEngine) -> None:
@@ -135,5 +213,8 @@ async def test_after_commit_refuses_a_session_that_would_never_run_it(
         raise AssertionError("must not run")
 
     async with db.get_sessionmaker()() as session:
+        with pytest.raises(RuntimeError, match="transaction"):
+            db.after_commit(session, never)
+    async with db.reading() as session:  # nothing commits there
         with pytest.raises(RuntimeError, match="transaction"):
             db.after_commit(session, never)

@@ -1,10 +1,12 @@
-"""A request opens a database connection only once it needs the database.
+"""A request opens a database connection only once it needs the database, and sends
+only the statements it needs.
 
 On AWS every connection is a TLS handshake and an IAM-authenticated login at RDS
 Proxy. Requests rejected before they reach a query (no or a bad token, an unknown
 route, a validation error) must cost none, or an anonymous flood becomes a login
 flood. Counted at the server: every connection it accepted (`connection received`),
-whether or not it got as far as logging in.
+whether or not it got as far as logging in. And every statement is a round trip to
+the proxy: a read sends no BEGIN and no COMMIT around its query.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from lambda_app.identity.keyring import SigningKey
 from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
 from tests.fixtures.accounts import Credentials, register_and_login
-from tests.reliability.statement_log import StatementLoggedPostgres
+from tests.reliability.statement_log import StatementLoggedPostgres, statements
 
 APPLICATION_NAME = "lambda_app.connections_test"
 
@@ -125,6 +127,37 @@ async def test_a_request_that_needs_the_database_opens_exactly_one(
         opened = statement_logged_postgres.connections_received(since=mark)
         logins = statement_logged_postgres.logins(since=mark, application_name=APPLICATION_NAME)
         assert len(opened) == len(logins) == 1, opened
+
+
+def _sent(postgres: StatementLoggedPostgres, *, since: int) -> list[str]:
+    entries = postgres.entries(since=since, application_name=APPLICATION_NAME)
+    return [
+        statement.text.lstrip().split(None, 1)[0].rstrip(";").upper()
+        for statement in statements(entries)
+    ]
+
+
+async def test_a_read_sends_its_query_alone_and_a_write_one_transaction(
+    client: httpx.AsyncClient, statement_logged_postgres: StatementLoggedPostgres
+) -> None:
+    account = await register_and_login(client)
+    user_id = (await client.get("/api/users/me", headers=account.headers)).json()["id"]
+    reads = ("/api/users/me", f"/api/users/{user_id}", "/api/health/ready")
+    for path in reads:
+        # when: a GET reads the caller and what it asked for
+        mark = statement_logged_postgres.mark()
+        response = await client.get(path, headers=account.headers)
+        assert response.status_code == 200, response.text
+        # then: the server saw the query, with no transaction around it
+        assert set(_sent(statement_logged_postgres, since=mark)) == {"SELECT"}, path
+
+    # a PATCH reads and writes in one transaction, committed once
+    mark = statement_logged_postgres.mark()
+    response = await client.patch("/api/users/me", json={"last_name": "Q"}, headers=account.headers)
+    assert response.status_code == 200, response.text
+    sent = _sent(statement_logged_postgres, since=mark)
+    assert sent[0] == "BEGIN" and sent[-1] == "COMMIT" and "UPDATE" in sent, sent
+    assert sent.count("BEGIN") == sent.count("COMMIT") == 1, sent
 
 
 @pytest.fixture

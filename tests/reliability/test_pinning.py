@@ -51,8 +51,8 @@ from lambda_app.devtools.database import prepare_api_role
 from lambda_app.workload import API_ROLE
 from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn, insert_superuser
-from tests.reliability.pinning_startup import PROTOCOL_3_0, StartupRecordingRelay
 from tests.reliability.pinning_statements import pinning_reason, portal_pinning_reason
+from tests.reliability.recording_relay import PROTOCOL_3_0, RecordingRelay
 from tests.reliability.statement_log import (
     LogEntry,
     Statement,
@@ -683,7 +683,7 @@ async def test_connections_send_only_the_startup_parameters_rds_proxy_accepts(
     # given: the app's engine for the plan, dialling the server through the relay
     target = make_url(api_url)
     assert target.host is not None and target.port is not None
-    async with StartupRecordingRelay(target.host, target.port) as relay:
+    async with RecordingRelay(target.host, target.port) as relay:
         engine = _engine_through(plan, relay.port, api_url, app_name)
         # when
         async with engine.connect() as conn:

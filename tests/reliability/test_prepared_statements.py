@@ -1,10 +1,18 @@
-"""No prepared statement outlives its request on the proxy's server connections.
+"""Prepared statements behind a transaction-pooling proxy: none outlives its request,
+and each is executed where it was just parsed.
 
 Behind a transaction-pooling proxy (RDS Proxy, PgBouncer) a named prepared statement
 stays on the server connection that prepared it after the client has gone, in that
 backend's memory, for as long as the proxy keeps the connection: a slow leak of about
 10 KB per request, which no error ever reports. Behind a PgBouncer with a single server
 connection, every request goes through that one, so whatever they left there is counted.
+
+The app's statements are all the unnamed one instead, and a read runs outside a
+transaction. There a proxy may give the client another server connection after any
+statement. asyncpg prepares a statement and then executes it in two round trips; the
+proxies hand a server connection on only after a Sync, which asyncpg sends after the
+execute alone, and asyncpg sends the statement's Parse again with its Bind anyway. The
+relay's record of the messages shows both.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import Pool, build_engine, set_engine
 from tests.fixtures.accounts import register_and_login
 from tests.reliability.pgbouncer import PgBouncer
+from tests.reliability.recording_relay import RecordingRelay
 
 READS = 20
 
@@ -55,3 +65,56 @@ async def test_requests_leave_no_prepared_statement_on_the_proxys_server_connect
     # then: none of the statements those requests prepared is still on it
     left = await one_server_connection.prepared_statements_by_server()
     assert list(left.values()) == [[]], left
+
+
+def _round_trips(types: list[str]) -> list[list[str]]:
+    """`types` cut after each Flush and Sync: where the client waits for the server, and so
+    where a proxy could hand the server connection to another client meanwhile."""
+    trips: list[list[str]] = [[]]
+    for message in types:
+        trips[-1].append(message)
+        if message in ("H", "S"):
+            trips.append([])
+    return [trip for trip in trips if trip]
+
+
+async def test_each_read_statement_carries_its_own_parse_to_whichever_server_connection(
+    app: FastAPI, engine: AsyncEngine, committing_database: str
+) -> None:
+    # given: the app dialling its database through a relay that records what it sends
+    target = make_url(committing_database)
+    assert target.host is not None and target.port is not None
+    async with RecordingRelay(target.host, target.port) as relay:
+        relayed = target.set(host="127.0.0.1", port=relay.port)
+        through_relay = build_engine(
+            get_settings(), database_url=relayed.render_as_string(hide_password=False)
+        )
+        set_engine(through_relay)
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                account = await register_and_login(c, prefix="wire")
+                before = len(relay.sent)
+                # when: GET requests read the caller, then another user by id
+                me = await c.get("/api/users/me", headers=account.headers)
+                assert me.status_code == 200, me.text
+                by_id = await c.get(f"/api/users/{me.json()['id']}", headers=account.headers)
+                assert by_id.status_code == 200, by_id.text
+        finally:
+            set_engine(engine)
+            await through_relay.dispose()
+    reads = relay.sent[before:]
+
+    # then: one connection each, with no BEGIN or COMMIT (simple queries) ...
+    assert len(reads) == 2, reads
+    for sent in reads:
+        assert "Q" not in sent and "B" in sent, sent
+        trips = _round_trips(sent)
+        # ... a Sync, after which a proxy may hand the server connection on, only once a
+        # statement has executed ...
+        assert all("E" in trip for trip in trips if trip[-1] == "S"), sent
+        # ... and every Bind in the same round trip as a Parse of its statement, so that
+        # even a proxy that moved the client sooner would run it where it was just parsed
+        for trip in trips:
+            if "B" in trip:
+                assert "P" in trip[: trip.index("B")], sent

@@ -1,11 +1,16 @@
-"""A loopback TCP relay that records each client's PostgreSQL StartupMessage.
+"""A loopback TCP relay that records what each PostgreSQL client sends: its
+StartupMessage, then the type of every message after it.
 
-It forwards every byte unchanged both ways and only reads the client's first
-messages: an optional SSLRequest / GSSENCRequest (8 bytes, answered by the server)
-and then the StartupMessage, whose parameters it keeps in `startups`.
+It forwards every byte unchanged both ways and reads only the client's side: an
+optional SSLRequest / GSSENCRequest (8 bytes, answered by the server), then the
+StartupMessage, whose parameters it keeps in `startups`, then each message's type
+byte, kept per connection in `sent` (`P` Parse, `B` Bind, `D` Describe, `E` Execute,
+`H` Flush, `S` Sync, `Q` a simple query, `X` Terminate: PostgreSQL's protocol docs,
+"Message Formats").
 
 StartupMessage: int32 length (itself included), int32 protocol version (196608,
-i.e. 3.0), then NUL-terminated name and value strings, ended by one more NUL.
+i.e. 3.0), then NUL-terminated name and value strings, ended by one more NUL. Every
+later message: one type byte, then an int32 length (itself included) and the body.
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ def parse_startup(body: bytes) -> Startup:
 
 
 @dataclass
-class StartupRecordingRelay:
+class RecordingRelay:
     target_host: str
     target_port: int
     startups: list[Startup] = field(default_factory=list)
+    sent: list[list[str]] = field(default_factory=list)  # per connection, in order
     _server: asyncio.Server | None = None
     _relays: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -54,7 +60,7 @@ class StartupRecordingRelay:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    async def __aenter__(self) -> StartupRecordingRelay:
+    async def __aenter__(self) -> RecordingRelay:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
         return self
 
@@ -79,6 +85,8 @@ class StartupRecordingRelay:
         self._writers.append(client_w)
         server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
         self._writers.append(server_w)
+        sent: list[str] = []
+        self.sent.append(sent)
         try:
             while True:
                 header = await client_r.readexactly(8)
@@ -94,7 +102,9 @@ class StartupRecordingRelay:
                 await client_w.drain()
                 # 'S'/'G': encryption follows and the rest is unreadable here.
                 assert answer == b"N", "the relay only reads unencrypted startups"
-            await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
+            await asyncio.gather(
+                _pipe_messages(client_r, server_w, sent), _pipe(server_r, client_w)
+            )
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # one side hung up
         finally:
@@ -108,6 +118,21 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     try:
         while data := await reader.read(65536):
             writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def _pipe_messages(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, types: list[str]
+) -> None:
+    try:
+        while header := await reader.read(1):
+            length_word = await reader.readexactly(4)
+            (length,) = struct.unpack("!i", length_word)
+            body = await reader.readexactly(length - 4)
+            types.append(header.decode())
+            writer.write(header + length_word + body)
             await writer.drain()
     finally:
         writer.close()
