@@ -40,6 +40,9 @@ def _engine_factories() -> tuple[Sessions, Sessions]:
     engine = get_engine()
     if _factories is None or _factories[0] is not engine:
         # AUTOCOMMIT costs no SQL: SQLAlchemy's asyncpg adapter then just never sends BEGIN.
+        # (Setting it back when a kept connection returns to its pool names the server's
+        # default level, so that connection's later transactions begin with
+        # `BEGIN ISOLATION LEVEL READ COMMITTED`: still one round trip, and no pinning.)
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         _factories = (
             engine,
@@ -133,19 +136,21 @@ _READ_ONLY = "lambda_app.read_only"
 async def reading() -> AsyncIterator[AsyncSession]:
     """A session that only reads, each statement on its own (autocommit).
 
-    It saves the BEGIN and the COMMIT, two of a read's three round trips to the proxy,
-    and loses nothing a read needs: under READ COMMITTED each statement takes its own
-    snapshot inside a transaction as well. Outside a transaction a pooling proxy may
-    give the client another server connection after any statement, which is safe:
-    asyncpg prepares and then executes each statement in two round trips, a proxy
-    hands the server connection on only when the server reports the client idle
-    (after a Sync, which asyncpg sends with the execute alone), and were one to move it
-    sooner, asyncpg sends the statement's Parse again with its Bind (its statement cache
-    is off). tests/reliability/test_prepared_statements.py records both on the wire.
+    It saves the BEGIN and the COMMIT, two of a one-statement read's four round trips
+    (BEGIN, prepare, execute, COMMIT), and loses nothing a read needs: under READ
+    COMMITTED each statement takes its own snapshot inside a transaction as well. Outside
+    a transaction a pooling proxy may give the client another server connection at any
+    Sync, and a type lookup asyncpg may run between a statement's prepare and its
+    execute ends with one. That is safe: with its statement cache off, asyncpg sends the
+    statement's Parse again with its Bind, so the execute never depends on an earlier
+    round trip (tests/reliability/test_prepared_statements.py records it on the wire).
+    What needs a transaction has none here: `with_for_update()` locks nothing past its
+    statement, and `stream()` fails.
 
-    Writes are refused (`WriteWhileReading`), a flush as well as an INSERT, UPDATE or
-    DELETE statement, because outside a transaction a write that fails half-way would
-    stand half-done.
+    Writes through the session are refused (`WriteWhileReading`): a flush of new,
+    changed or deleted objects, and an INSERT, UPDATE or DELETE statement built with
+    SQLAlchemy, because outside a transaction a write that fails half-way would stand
+    half-done. (Raw `text()` SQL and bulk_* calls are not inspected.)
     """
     maker = _override if _override is not None else _engine_factories()[1]
     async with maker() as session:

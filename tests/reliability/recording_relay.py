@@ -4,9 +4,9 @@ StartupMessage, then the type of every message after it.
 It forwards every byte unchanged both ways and reads only the client's side: an
 optional SSLRequest / GSSENCRequest (8 bytes, answered by the server), then the
 StartupMessage, whose parameters it keeps in `startups`, then each message's type
-byte, kept per connection in `sent` (`P` Parse, `B` Bind, `D` Describe, `E` Execute,
-`H` Flush, `S` Sync, `Q` a simple query, `X` Terminate: PostgreSQL's protocol docs,
-"Message Formats").
+byte (`P` Parse, `B` Bind, `D` Describe, `E` Execute, `H` Flush, `S` Sync, `Q` a simple
+query, `X` Terminate: PostgreSQL's protocol docs, "Message Formats") and, for a Parse,
+its query: kept per connection, in order, in `sent`.
 
 StartupMessage: int32 length (itself included), int32 protocol version (196608,
 i.e. 3.0), then NUL-terminated name and value strings, ended by one more NUL. Every
@@ -44,12 +44,23 @@ def parse_startup(body: bytes) -> Startup:
     return Startup(protocol=protocol, parameters=pairs)
 
 
+@dataclass(frozen=True)
+class Message:
+    type: str
+    query: str | None = None  # a Parse's statement text
+
+
+def parse_query(body: bytes) -> str:
+    """A Parse message's query: after the statement's name, both NUL-terminated."""
+    return body.split(b"\x00", 2)[1].decode()
+
+
 @dataclass
 class RecordingRelay:
     target_host: str
     target_port: int
     startups: list[Startup] = field(default_factory=list)
-    sent: list[list[str]] = field(default_factory=list)  # per connection, in order
+    sent: list[list[Message]] = field(default_factory=list)  # per connection, in order
     _server: asyncio.Server | None = None
     _relays: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -85,7 +96,7 @@ class RecordingRelay:
         self._writers.append(client_w)
         server_r, server_w = await asyncio.open_connection(self.target_host, self.target_port)
         self._writers.append(server_w)
-        sent: list[str] = []
+        sent: list[Message] = []
         self.sent.append(sent)
         try:
             while True:
@@ -124,14 +135,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def _pipe_messages(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, types: list[str]
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, messages: list[Message]
 ) -> None:
     try:
         while header := await reader.read(1):
             length_word = await reader.readexactly(4)
             (length,) = struct.unpack("!i", length_word)
             body = await reader.readexactly(length - 4)
-            types.append(header.decode())
+            kind = header.decode()
+            messages.append(Message(kind, parse_query(body) if kind == "P" else None))
             writer.write(header + length_word + body)
             await writer.drain()
     finally:

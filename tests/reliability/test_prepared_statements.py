@@ -8,11 +8,10 @@ backend's memory, for as long as the proxy keeps the connection: a slow leak of 
 connection, every request goes through that one, so whatever they left there is counted.
 
 The app's statements are all the unnamed one instead, and a read runs outside a
-transaction. There a proxy may give the client another server connection after any
-statement. asyncpg prepares a statement and then executes it in two round trips; the
-proxies hand a server connection on only after a Sync, which asyncpg sends after the
-execute alone, and asyncpg sends the statement's Parse again with its Bind anyway. The
-relay's record of the messages shows both.
+transaction. There a proxy may give the client another server connection at any Sync,
+and asyncpg prepares a statement and executes it in two round trips (a type lookup it
+may run between them ends with a Sync). With its statement cache off it sends the
+statement's Parse again with its Bind, which a relay's record of the messages shows.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import Pool, build_engine, set_engine
 from tests.fixtures.accounts import register_and_login
 from tests.reliability.pgbouncer import PgBouncer
-from tests.reliability.recording_relay import RecordingRelay
+from tests.reliability.recording_relay import Message, RecordingRelay
 
 READS = 20
 
@@ -67,15 +66,27 @@ async def test_requests_leave_no_prepared_statement_on_the_proxys_server_connect
     assert list(left.values()) == [[]], left
 
 
-def _round_trips(types: list[str]) -> list[list[str]]:
-    """`types` cut after each Flush and Sync: where the client waits for the server, and so
+def _round_trips(sent: list[Message]) -> list[list[Message]]:
+    """`sent` cut after each Flush and Sync: where the client waits for the server, and so
     where a proxy could hand the server connection to another client meanwhile."""
-    trips: list[list[str]] = [[]]
-    for message in types:
+    trips: list[list[Message]] = [[]]
+    for message in sent:
         trips[-1].append(message)
-        if message in ("H", "S"):
+        if message.type in ("H", "S"):
             trips.append([])
     return [trip for trip in trips if trip]
+
+
+def _executed(trip: list[Message]) -> list[str]:
+    """The queries a round trip executes: each Bind's, which must be parsed in that trip."""
+    executed, parsed = [], None
+    for message in trip:
+        if message.type == "P":
+            parsed = message.query
+        elif message.type == "B":
+            assert parsed is not None, f"a Bind with no Parse in its round trip: {trip}"
+            executed.append(parsed)
+    return executed
 
 
 async def test_each_read_statement_carries_its_own_parse_to_whichever_server_connection(
@@ -93,28 +104,25 @@ async def test_each_read_statement_carries_its_own_parse_to_whichever_server_con
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                account = await register_and_login(c, prefix="wire")
+                reader = await register_and_login(c, prefix="wire")
+                other = await register_and_login(c, prefix="wire_other")
+                other_id = (await c.get("/api/users/me", headers=other.headers)).json()["id"]
                 before = len(relay.sent)
-                # when: GET requests read the caller, then another user by id
-                me = await c.get("/api/users/me", headers=account.headers)
+                # when: a GET reads the caller, and one reads the caller and another user
+                me = await c.get("/api/users/me", headers=reader.headers)
                 assert me.status_code == 200, me.text
-                by_id = await c.get(f"/api/users/{me.json()['id']}", headers=account.headers)
-                assert by_id.status_code == 200, by_id.text
+                by_id = await c.get(f"/api/users/{other_id}", headers=reader.headers)
+                assert by_id.json()["username"] == other.username, by_id.text
         finally:
             set_engine(engine)
             await through_relay.dispose()
     reads = relay.sent[before:]
 
-    # then: one connection each, with no BEGIN or COMMIT (simple queries) ...
+    # then: one connection per request, with no BEGIN or COMMIT (simple queries), and
+    # every Bind in the same round trip as a Parse of its statement: whichever server
+    # connection a proxy gives that round trip, it runs what it has just parsed
     assert len(reads) == 2, reads
-    for sent in reads:
-        assert "Q" not in sent and "B" in sent, sent
-        trips = _round_trips(sent)
-        # ... a Sync, after which a proxy may hand the server connection on, only once a
-        # statement has executed ...
-        assert all("E" in trip for trip in trips if trip[-1] == "S"), sent
-        # ... and every Bind in the same round trip as a Parse of its statement, so that
-        # even a proxy that moved the client sooner would run it where it was just parsed
-        for trip in trips:
-            if "B" in trip:
-                assert "P" in trip[: trip.index("B")], sent
+    executed = [[q for trip in _round_trips(sent) for q in _executed(trip)] for sent in reads]
+    assert [m for sent in reads for m in sent if m.type == "Q"] == []
+    assert [len(queries) for queries in executed] == [1, 2], executed
+    assert all("FROM users" in query for queries in executed for query in queries), executed
