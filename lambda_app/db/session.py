@@ -7,8 +7,8 @@ write behind. What must wait for that commit (a mail linking to a stored token) 
 queued with `after_commit`.
 
 GET and HEAD requests only read (HTTP's safe methods), so theirs is a `reading()`
-session instead: each statement on its own, with no BEGIN and no COMMIT, and any
-write refused before it reaches the database.
+session instead: each statement on its own, with no BEGIN and no COMMIT, and the
+writes made through it refused before they reach the database.
 """
 
 from __future__ import annotations
