@@ -691,20 +691,22 @@ def _test_ca_signed_server_context() -> ssl.SSLContext:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pem_dir = Path(tempfile.mkdtemp(prefix="tls_relay_"))
-    (pem_dir / "server.pem").write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + ca_cert.public_bytes(serialization.Encoding.PEM)
-    )
-    (pem_dir / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pem_dir / "server.pem", pem_dir / "server.key")
+    # The key only has to exist while load_cert_chain reads it; leave nothing in /tmp.
+    with tempfile.TemporaryDirectory(prefix="tls_relay_") as folder:
+        pem_dir = Path(folder)
+        (pem_dir / "server.pem").write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + ca_cert.public_bytes(serialization.Encoding.PEM)
+        )
+        (pem_dir / "server.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context.load_cert_chain(pem_dir / "server.pem", pem_dir / "server.key")
     return context
 
 

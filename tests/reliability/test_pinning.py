@@ -4,7 +4,8 @@ RDS Proxy multiplexes client sessions over few server connections until a client
 changes session state: then it pins the session to one server connection until the
 client hangs up (the statements are listed in `pinning_statements.py`). With
 NullPool every request is one session, so one pinning statement on a common path
-would pin a server connection per request in flight.
+would pin a server connection per request in flight; with DB_POOL=single a container's
+kept connection is one session for its whole life, so a pin would last as long.
 
 The ground truth is a PostgreSQL of the session's own logging every statement with
 its `application_name` (`statement_log.py`). Each test gives the app a name of its
@@ -43,9 +44,10 @@ from sqlalchemy import Column, MetaData, Table, insert, select, text
 from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
 from lambda_app.core.settings import ApiSettings, DbSslMode, get_settings
-from lambda_app.db.engine import build_engine, set_engine
+from lambda_app.db.engine import build_engine, get_engine, set_engine
 from lambda_app.db.proxy_safe_connection import ProxySafeConnection
 from lambda_app.devtools.database import prepare_api_role
 from lambda_app.workload import API_ROLE
@@ -206,12 +208,23 @@ def logged_settings(app_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     get_settings.cache_clear()  # before monkeypatch restores the environment
 
 
-@pytest.fixture
-def logged_app(app, engine: AsyncEngine, api_url: str, logged_settings: ApiSettings):  # type: ignore[no-untyped-def]
-    """The app, committing for real to the logged database, as the API role."""
-    set_engine(build_engine(logged_settings, database_url=api_url))
-    yield app
-    set_engine(engine)  # NullPool: the replaced engine holds no connection
+@pytest.fixture(params=["null", "single"])
+async def logged_app(  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+    app,
+    engine: AsyncEngine,
+    api_url: str,
+    logged_settings: ApiSettings,
+):
+    """The app, committing for real to the logged database, as the API role, with each
+    DB_POOL: a kept connection (`single`) adds its ping and its return's ROLLBACK."""
+    logged_engine = build_engine(logged_settings, database_url=api_url, pool=request.param)
+    set_engine(logged_engine)
+    try:
+        yield app
+    finally:
+        set_engine(engine)
+        await logged_engine.dispose()  # the kept connection, if any
 
 
 # --- the whole API surface ------------------------------------------------------------
@@ -446,9 +459,16 @@ async def test_the_whole_api_surface_sends_nothing_that_pins(
     }
     assert missing == {}, f"operations or documented statuses never exercised: {missing}"
     # ... the log holds the app's traffic (a wrong filter would find nothing to object to)
-    sent = statements(statement_logged_postgres.entries(since=mark, application_name=app_name))
+    entries = statement_logged_postgres.entries(since=mark, application_name=app_name)
+    sent = statements(entries)
     assert any(s.text.startswith("INSERT INTO users") for s in sent), sent[:5]
     assert any("login_throttle" in s.text for s in sent), sent[:5]
+    # ... through the pool under test: a backend per request, or one kept for them all
+    backends = {entry.pid for entry in entries}
+    if isinstance(get_engine().pool, NullPool):
+        assert len(backends) > len(calls.statuses), len(backends)
+    else:
+        assert len(backends) == 1, len(backends)
     # ... and none of it pins
     assert pinning_statements(sent) == []
 
