@@ -93,6 +93,9 @@ def _allow(request: Request) -> str | None:
         for route in iter_route_contexts(request.app.routes):  # with the routers' prefixes
             if route.path_format and route.methods:
                 methods.setdefault(route.path_format, set()).update(route.methods)
+        for names in methods.values():
+            if "GET" in names:
+                names.add("HEAD")  # served as the GET (core.middleware)
         allow_by_path = {path: ", ".join(sorted(names)) for path, names in methods.items()}
         state.allow_by_path = allow_by_path
     return allow_by_path.get(route_template(request.scope))

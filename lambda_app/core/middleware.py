@@ -1,5 +1,5 @@
 """The outermost ASGI layer: request and trace ids, body limits, the invocation's deadline,
-the request log line and metrics, last-resort errors.
+HEAD served as GET, the request log line and metrics, last-resort errors.
 
 A plain ASGI middleware (not `BaseHTTPMiddleware`) so it adds no task or
 context copy per request and sees every exception the app did not handle.
@@ -119,9 +119,15 @@ class RequestContextMiddleware:
             extra_headers.append((TRACE_ID_HEADER.encode(), trace_id.encode()))
         status = 500
         response_started = False
-        # A HEAD answer has GET's headers and no body. Starlette's responses send the body
-        # anyway and leave dropping it to the server, which Mangum does not do.
-        head = scope.get("method") == "HEAD"
+        # HTTP asks a server to answer HEAD wherever it answers GET, and FastAPI routes
+        # only the methods a route declares: the app serves a HEAD as the GET it stands
+        # for, and the client gets that answer's status and headers without its body.
+        # Starlette's responses send the body anyway and leave dropping it to the
+        # server, which Mangum does not do.
+        method = scope.get("method")
+        head = method == "HEAD"
+        if head:
+            scope["method"] = "GET"
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
@@ -187,12 +193,13 @@ class RequestContextMiddleware:
                 logger.exception("unhandled error", extra={"fields": {"request_id": request_id}})
                 await respond_with(AppError)  # the base class is the 500 `internal_error`
         finally:
+            scope["method"] = method  # the log line and the metrics name what the client sent
             duration_ms = (time.perf_counter() - started) * 1000
             logger.info(
                 "request",
                 extra={
                     "fields": {
-                        "method": scope.get("method"),
+                        "method": method,
                         "path": scope.get("path"),  # never the query string: it may hold secrets
                         "status": status,
                         "duration_ms": round(duration_ms, 2),

@@ -15,11 +15,6 @@ async def health() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
-# HEAD as well, answered like GET without the body (core.middleware drops it): uptime
-# monitors often probe with HEAD, and HTTP asks a server to serve HEAD wherever it serves GET.
-router.head("", response_model=HealthStatus, summary="Liveness, as HEAD: no body")(health)
-
-
 @router.get(
     "/ready",
     response_model=HealthStatus,
@@ -31,11 +26,3 @@ async def ready() -> HealthStatus:
     async with reading() as session:
         await session.execute(text("SELECT 1"))
     return HealthStatus(status="ok")
-
-
-router.head(
-    "/ready",
-    response_model=HealthStatus,
-    responses=error_responses(DatabaseUnavailable),
-    summary="Readiness, as HEAD: no body",
-)(ready)

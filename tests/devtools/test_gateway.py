@@ -168,7 +168,7 @@ def test_binary_response_is_decoded(gateway: httpx.Client) -> None:
 
 
 def test_head_has_headers_and_no_body(gateway: httpx.Client) -> None:
-    # (the static files answer HEAD; FastAPI's API routes only declare their methods)
+    # (a static file: the route Starlette answers HEAD on by itself)
     get = gateway.get("/api/doc/static/favicon-32x32.png")
     head = gateway.head("/api/doc/static/favicon-32x32.png")
 

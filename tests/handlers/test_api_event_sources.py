@@ -43,15 +43,19 @@ def test_health_answers_with_the_lambda_request_id(api_handler: Handler, source:
 
 
 @pytest.mark.parametrize("source", ALL_SOURCES)
-def test_health_answers_head_without_a_body(api_handler: Handler, source: str) -> None:
+def test_head_is_answered_like_get_without_a_body(api_handler: Handler, source: str) -> None:
     result = invoke(api_handler, SOURCES[source](HttpRequest("HEAD", "/api/health")))
 
     assert result.status == 200 and result.body == b""
     assert result.header("content-length") == str(len(b'{"status":"ok"}'))
-    # a route that serves no HEAD: the error's status and headers, still no body
-    refused = invoke(api_handler, SOURCES[source](HttpRequest("HEAD", "/api/users/me")))
+    # an error to a HEAD: its status and headers, still no body
+    anonymous = invoke(api_handler, SOURCES[source](HttpRequest("HEAD", "/api/users/me")))
+    assert anonymous.status == 401 and anonymous.body == b""
+    assert anonymous.header("www-authenticate") == "Bearer"
+    # a path with no GET serves no HEAD either
+    refused = invoke(api_handler, SOURCES[source](HttpRequest("HEAD", "/api/auth/register")))
     assert refused.status == 405 and refused.body == b""
-    assert refused.header("allow") == "GET, PATCH"
+    assert refused.header("allow") == "POST"
 
 
 @pytest.mark.parametrize("source", ALL_SOURCES)

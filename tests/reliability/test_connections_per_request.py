@@ -143,13 +143,13 @@ async def test_a_read_sends_its_query_alone_and_a_write_one_transaction(
     account = await register_and_login(client)
     user_id = (await client.get("/api/users/me", headers=account.headers)).json()["id"]
     reads = ("/api/users/me", f"/api/users/{user_id}", "/api/health/ready")
-    for path in reads:
-        # when: a GET reads the caller and what it asked for
+    for method, path in [(method, path) for path in reads for method in ("GET", "HEAD")]:
+        # when: a GET (or a HEAD, served as its GET) reads the caller and what it asked for
         mark = statement_logged_postgres.mark()
-        response = await client.get(path, headers=account.headers)
+        response = await client.request(method, path, headers=account.headers)
         assert response.status_code == 200, response.text
         # then: the server saw the query, with no transaction around it
-        assert set(_sent(statement_logged_postgres, since=mark)) == {"SELECT"}, path
+        assert set(_sent(statement_logged_postgres, since=mark)) == {"SELECT"}, (method, path)
 
     # a PATCH reads and writes in one transaction, committed once
     mark = statement_logged_postgres.mark()
