@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -135,3 +136,13 @@ def emf_lines() -> Iterator[list[str]]:
     metrics.set_writer(lines.append)
     yield lines
     metrics.set_writer(None)
+
+
+@pytest.fixture
+def user_tls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of the test's own and no PGSSL* variables: the only TLS files asyncpg may read
+    (~/.postgresql/root.crt and the like) are the ones the test puts there."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path

@@ -7,7 +7,8 @@
       (`lambda_app.db.secret`), what the migration function uses.
 
 TLS (`DB_SSL`): verify-full against the bundled RDS certificate authorities by
-default on the AWS sources; with a URL, whatever the URL says unless `DB_SSL` is set.
+default on the AWS sources; with a URL, whatever the URL says unless `DB_SSL` is set
+(its TLS context built once per engine, `lambda_app.db.tls.url_ssl_argument`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from lambda_app.core.settings import DatabaseSettings, DbSslMode
 from lambda_app.db.iam import iam_connector
 from lambda_app.db.plan import Clock, ConnectionPlan, DatabaseNotConfigured
 from lambda_app.db.secret import CachedDbSecret, SecretConnector
-from lambda_app.db.tls import ssl_argument
+from lambda_app.db.tls import ssl_argument, url_ssl_argument
 
 
 def normalize_url(raw: str) -> URL:
@@ -39,15 +40,21 @@ def normalize_url(raw: str) -> URL:
     )
 
 
+def _url_plan(url: URL) -> ConnectionPlan:
+    """TLS as the URL says (`?ssl=require`), or asyncpg's default when it says nothing."""
+    context = url_ssl_argument(url.query.get("ssl"))
+    return ConnectionPlan(url=url, connect_args={} if context is None else {"ssl": context})
+
+
 def plan_connection(
     settings: DatabaseSettings, *, database_url: str | None = None
 ) -> ConnectionPlan:
     if database_url is not None:
-        return ConnectionPlan(url=normalize_url(database_url))
+        return _url_plan(normalize_url(database_url))
     if settings.database_url is not None:
         url = normalize_url(settings.database_url.get_secret_value())
         if settings.db_ssl is None:
-            return ConnectionPlan(url=url)  # `?ssl=...` in the URL, or asyncpg's default
+            return _url_plan(url)
         return ConnectionPlan(url=url, connect_args={"ssl": ssl_argument(settings.db_ssl)})
     if settings.db_iam_auth or settings.db_secret_arn:
         return plan_aws_connection(settings)

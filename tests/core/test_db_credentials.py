@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,7 +16,11 @@ from lambda_app.core.settings import DbSslMode
 from lambda_app.db.engine import build_engine
 from lambda_app.db.plan import DatabaseNotConfigured
 from lambda_app.db.sources import plan_connection
-from lambda_app.db.tls import encrypted_unverified_context, rds_verify_full_context
+from lambda_app.db.tls import (
+    RDS_CA_BUNDLE,
+    encrypted_unverified_context,
+    rds_verify_full_context,
+)
 from tests.fixtures.fresh_interpreter import run_python
 from tests.fixtures.settings import api_settings
 
@@ -74,6 +79,60 @@ def test_url_plan_follows_db_ssl_only_when_set(database_url_for_tests: str) -> N
     assert required.verify_mode is ssl.CERT_NONE and not required.check_hostname
     verified = plan_connection(api_settings(database_url=url, db_ssl="verify-full")).connect_args
     assert verified["ssl"] is rds_verify_full_context()
+
+
+def _url_tls(mode: str) -> ssl.SSLContext:
+    plan = plan_connection(api_settings(database_url=f"postgresql://u@db.example.com/d?ssl={mode}"))
+    context = plan.connect_args["ssl"]
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+@pytest.mark.usefixtures("user_tls_home")
+@pytest.mark.parametrize("query", ["", "?ssl=prefer", "?ssl=allow", "?ssl=disable"])
+def test_url_modes_that_may_go_plaintext_are_left_to_asyncpg(query: str) -> None:
+    # Only a mode string lets asyncpg fall back to plain text (prefer, allow), or skip TLS.
+    url = f"postgresql://u@db.example.com/d{query}"
+    assert plan_connection(api_settings(database_url=url)).connect_args == {}
+
+
+@pytest.mark.usefixtures("user_tls_home")
+def test_url_require_encrypts_without_verifying() -> None:
+    context = _url_tls("require")
+    assert context.verify_mode is ssl.CERT_NONE and not context.check_hostname
+    assert context.minimum_version is ssl.TLSVersion.TLSv1_2  # asyncpg's floor
+
+
+def test_url_require_verifies_with_a_root_certificate_in_the_home_folder(
+    user_tls_home: Path,
+) -> None:
+    # libpq's rule, which asyncpg follows: require with ~/.postgresql/root.crt checks the CA.
+    (user_tls_home / ".postgresql").mkdir()
+    (user_tls_home / ".postgresql" / "root.crt").write_bytes(RDS_CA_BUNDLE.read_bytes())
+    context = _url_tls("require")
+    assert context.verify_mode is ssl.CERT_REQUIRED and not context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 100
+
+
+@pytest.mark.parametrize("mode", ["verify-full", "verify_full"])
+def test_url_verify_full_checks_chain_and_host_name(
+    mode: str, user_tls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGSSLROOTCERT", str(RDS_CA_BUNDLE))
+    context = _url_tls(mode)
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 100
+    # Made for this plan, not shared by the process: a setting changed later counts.
+    assert _url_tls(mode) is not context
+
+
+@pytest.mark.usefixtures("user_tls_home")
+@pytest.mark.parametrize("mode", ["verify-ca", "verify-full"])
+def test_url_verification_without_a_root_certificate_is_a_configuration_error(mode: str) -> None:
+    url = f"postgresql://u:hunter2-secret@db.example.com/d?ssl={mode}"
+    with pytest.raises(DatabaseNotConfigured, match=rf"ssl={mode}.*root certificate") as raised:
+        plan_connection(api_settings(database_url=url))
+    assert "hunter2" not in str(raised.value)
 
 
 async def test_db_ssl_disable_connects_in_plain_text(database_url_for_tests: str) -> None:

@@ -1,0 +1,100 @@
+"""TLS named in a DATABASE_URL (`?ssl=verify-full`), to a TLS-terminating proxy.
+
+Given the mode as a string, asyncpg would build its TLS context, root certificates
+read from disk included, for every connection: every request, with NullPool. The
+engine builds it once (`lambda_app.db.tls.url_ssl_argument`), by asyncpg's own rules.
+These tests check that it still verifies what the mode says it does, and that the
+connections of one engine really share the context built when the engine was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lambda_app.core.settings import get_settings
+from lambda_app.db.engine import build_engine
+from lambda_app.db.plan import DatabaseNotConfigured
+from tests.reliability.pgbouncer import AdminConsole, PgBouncer, _self_signed_certificate
+
+
+@pytest.fixture(scope="module")
+def tls_pgbouncer(committing_database: str) -> Iterator[PgBouncer]:
+    with PgBouncer.running(committing_database, pool_size=2, client_tls=True) as bouncer:
+        yield bouncer
+
+
+def _url(bouncer: PgBouncer, mode: str) -> str:
+    # The proxy's certificate names localhost, which verify-full checks against this host.
+    return f"{bouncer.url().replace('127.0.0.1', 'localhost')}?ssl={mode}"
+
+
+def _proxy_certificate(bouncer: PgBouncer) -> Path:
+    return bouncer.workdir / "server.crt"
+
+
+def _encrypted_clients(bouncer: PgBouncer) -> list[str | None]:
+    with AdminConsole(bouncer.port) as console:
+        return [row["tls"] for row in console.query("SHOW CLIENTS") if row["database"] == "app"]
+
+
+async def _select_one(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:  # NullPool: a new connection
+        return int((await conn.execute(text("SELECT 1"))).scalar_one())
+
+
+async def test_verify_full_from_the_url_reads_its_root_certificate_once_per_engine(
+    tls_pgbouncer: PgBouncer, user_tls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an engine for a URL with ssl=verify-full, trusting the proxy's certificate
+    monkeypatch.setenv("PGSSLROOTCERT", str(_proxy_certificate(tls_pgbouncer)))
+    engine = build_engine(get_settings(), database_url=_url(tls_pgbouncer, "verify-full"))
+    try:
+        assert await _select_one(engine) == 1
+        # when the root certificate is gone after the engine was made
+        monkeypatch.setenv("PGSSLROOTCERT", str(user_tls_home / "gone.pem"))
+        # then its new connections still verify with the one it read, where asyncpg given
+        # the mode would read the file again for each, and fail
+        for _ in range(2):
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+                assert all(_encrypted_clients(tls_pgbouncer))
+    finally:
+        await engine.dispose()
+    # and a new engine reads the setting again, and names what is wrong
+    with pytest.raises(DatabaseNotConfigured, match=r"ssl=verify-full.*PGSSLROOTCERT"):
+        build_engine(get_settings(), database_url=_url(tls_pgbouncer, "verify-full"))
+
+
+async def test_verify_full_from_the_url_refuses_a_server_its_root_does_not_sign(
+    tls_pgbouncer: PgBouncer, user_tls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a root certificate of some other CA than the one that signed the proxy's
+    other_root = user_tls_home / "other-root.pem"
+    other_root.write_bytes(_self_signed_certificate("localhost")[1])
+    monkeypatch.setenv("PGSSLROOTCERT", str(other_root))
+    engine = build_engine(get_settings(), database_url=_url(tls_pgbouncer, "verify-full"))
+    try:
+        # when / then
+        with pytest.raises(Exception, match="certificate verify failed"):
+            await _select_one(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_require_from_the_url_encrypts_without_verifying(
+    tls_pgbouncer: PgBouncer, user_tls_home: Path
+) -> None:
+    # given no root certificate anywhere: libpq's require encrypts without verifying
+    engine = build_engine(get_settings(), database_url=_url(tls_pgbouncer, "require"))
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+            [tls] = _encrypted_clients(tls_pgbouncer)
+            assert tls, "the connection to the proxy is not encrypted"
+    finally:
+        await engine.dispose()
