@@ -269,9 +269,12 @@ def test_iam_token_is_signed_locally_with_the_lambda_credentials(aws: Any) -> No
     assert token not in repr(plan) and "X-Amz" not in repr(plan)
 
 
-def test_iam_plan_verifies_tls_against_the_rds_bundle_by_default() -> None:
+def test_iam_plan_verifies_tls_against_the_rds_bundle_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
     plan = plan_aws_connection(iam_settings())
-    assert plan.connect_args["ssl"] is rds_verify_full_context()
+    assert plan.connect_args["ssl"] is rds_verify_full_context("eu-west-1")
     assert plan.url.password is None and plan.url.host == RDS_HOST
     assert plan_aws_connection(iam_settings(db_ssl="disable")).connect_args["ssl"] is False
 
@@ -383,7 +386,7 @@ def test_secret_plan_is_hermetic_and_verifies_tls_by_default(aws: Any) -> None:
     fetches = count_secret_fetches()
     plan = plan_aws_connection(api_settings(db_secret_arn="arn:aws:secretsmanager:eu-west-1:1:x"))
     assert isinstance(plan.async_creator, SecretConnector)
-    assert plan.connect_args["ssl"] is rds_verify_full_context()
+    assert plan.connect_args["ssl"] is rds_verify_full_context(None)  # the fixture: no AWS_REGION
     assert fetches == []  # nothing fetched until the first connection
 
 

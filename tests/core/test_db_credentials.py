@@ -17,9 +17,11 @@ from lambda_app.db.engine import build_engine
 from lambda_app.db.plan import DatabaseNotConfigured
 from lambda_app.db.sources import plan_connection
 from lambda_app.db.tls import (
+    _LABELLED_CERTIFICATE,
     RDS_CA_BUNDLE,
     encrypted_unverified_context,
     rds_verify_full_context,
+    ssl_argument,
 )
 from tests.fixtures.fresh_interpreter import run_python
 from tests.fixtures.settings import api_settings
@@ -68,7 +70,10 @@ def test_nothing_configured_names_every_option() -> None:
         assert variable in message
 
 
-def test_url_plan_follows_db_ssl_only_when_set(database_url_for_tests: str) -> None:
+def test_url_plan_follows_db_ssl_only_when_set(
+    database_url_for_tests: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
     url = database_url_for_tests
     assert plan_connection(api_settings(database_url=url)).connect_args == {}
     assert plan_connection(api_settings(database_url=url, db_ssl="disable")).connect_args == {
@@ -78,7 +83,7 @@ def test_url_plan_follows_db_ssl_only_when_set(database_url_for_tests: str) -> N
     assert required is encrypted_unverified_context()
     assert required.verify_mode is ssl.CERT_NONE and not required.check_hostname
     verified = plan_connection(api_settings(database_url=url, db_ssl="verify-full")).connect_args
-    assert verified["ssl"] is rds_verify_full_context()
+    assert verified["ssl"] is rds_verify_full_context("eu-west-1")
 
 
 def _url_tls(mode: str) -> ssl.SSLContext:
@@ -146,20 +151,54 @@ async def test_db_ssl_disable_connects_in_plain_text(database_url_for_tests: str
         await engine.dispose()
 
 
-def test_verify_full_context_trusts_the_bundled_rds_cas_only() -> None:
-    context = rds_verify_full_context()
-    assert context.check_hostname is True
-    assert context.verify_mode is ssl.CERT_REQUIRED
-    # Only the bundle (115 RDS CAs + 5 Amazon Trust roots for RDS Proxy), no system store.
-    assert context.cert_store_stats()["x509_ca"] > 100
-    names = {
+def _common_names(context: ssl.SSLContext) -> list[str]:
+    return sorted(
         dict(entry[0] for entry in ca["subject"])["commonName"]  # type: ignore[index]
         for ca in context.get_ca_certs()
-    }
-    assert "Amazon RDS eu-west-1 Root CA RSA2048 G1" in names
-    assert "Amazon Root CA 1" in names  # signs RDS Proxy endpoints' certificates
+    )
+
+
+def test_verify_full_trusts_its_regions_rds_cas_and_the_proxy_roots_only() -> None:
+    context = rds_verify_full_context("eu-west-1")
+    assert context.check_hostname is True
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    names = _common_names(context)
+    # The region's CAs of each generation, the roots named for no region, no system store.
+    assert [name for name in names if "eu-west-1" in name] == [
+        "Amazon RDS eu-west-1 2019 CA",
+        "Amazon RDS eu-west-1 Root CA ECC384 G1",
+        "Amazon RDS eu-west-1 Root CA RSA2048 G1",
+        "Amazon RDS eu-west-1 Root CA RSA4096 G1",
+    ]
+    assert {"Amazon Root CA 1", "Amazon Root CA 4", "Amazon RDS Root 2019 CA"} <= set(names)
+    assert "Starfield Services Root Certificate Authority - G2" in names  # RDS Proxy's too
+    assert not [name for name in names if "us-east-1" in name or "eu-west-2" in name]
+    assert len(names) == 12
+    assert rds_verify_full_context("eu-west-1") is context  # built once per process
+
+
+def test_verify_full_follows_the_functions_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")
+    names = _common_names(ssl_argument(DbSslMode.VERIFY_FULL))  # type: ignore[arg-type]
+    assert "Amazon RDS ap-southeast-2 Root CA RSA2048 G1" in names
+    assert not [name for name in names if "eu-west-1" in name]
+
+
+def test_verify_full_without_a_region_trusts_the_whole_bundle() -> None:
+    names = _common_names(rds_verify_full_context(None))
+    # 115 RDS CAs of every region and the 5 Amazon Trust roots that sign RDS Proxy's.
+    assert len(names) == 120
     assert all(name.startswith(("Amazon", "Starfield")) for name in names)
-    assert rds_verify_full_context() is context  # built once per process
+
+
+def test_every_certificate_in_the_bundle_is_labelled_with_its_own_name() -> None:
+    # The regions are chosen by these labels: a wrong one would drop a CA unseen.
+    text = RDS_CA_BUNDLE.read_text(encoding="ascii")
+    labelled = list(_LABELLED_CERTIFICATE.finditer(text))
+    assert len(labelled) == text.count("-----BEGIN CERTIFICATE-----") == 120
+    for entry in labelled:
+        [name] = _common_names(ssl.create_default_context(cadata=entry["pem"]))
+        assert entry["name"] == name
 
 
 async def test_verify_full_never_falls_back_to_plain_text(database_url_for_tests: str) -> None:
