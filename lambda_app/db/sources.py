@@ -32,12 +32,22 @@ def normalize_url(raw: str) -> URL:
     except Exception:
         # The parser's message would quote the URL, password included.
         raise DatabaseNotConfigured("DATABASE_URL is not a valid database URL") from None
-    if url.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
-        return url.set(drivername="postgresql+asyncpg")
-    raise DatabaseNotConfigured(
-        f"unsupported database URL scheme {url.drivername!r}: use postgresql:// "
-        "(or postgres://, postgresql+asyncpg://)"
-    )
+    if url.drivername not in ("postgres", "postgresql", "postgresql+asyncpg"):
+        raise DatabaseNotConfigured(
+            f"unsupported database URL scheme {url.drivername!r}: use postgresql:// "
+            "(or postgres://, postgresql+asyncpg://)"
+        )
+    # SQLAlchemy hands every query parameter to asyncpg.connect() as an argument, and
+    # these libpq ones it has not: each connection would fail with a TypeError.
+    if libpq_only := [name for name in _LIBPQ_TLS_PARAMETERS if name in url.query]:
+        raise DatabaseNotConfigured(
+            f"DATABASE_URL: asyncpg takes no {', '.join(libpq_only)}: write ?ssl=<mode>,"
+            " and name TLS files in PGSSLROOTCERT, PGSSLCERT, PGSSLKEY and PGSSLCRL"
+        )
+    return url.set(drivername="postgresql+asyncpg")
+
+
+_LIBPQ_TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword")
 
 
 def _url_plan(url: URL) -> ConnectionPlan:
@@ -55,7 +65,8 @@ def plan_connection(
         url = normalize_url(settings.database_url.get_secret_value())
         if settings.db_ssl is None:
             return _url_plan(url)
-        return ConnectionPlan(url=url, connect_args={"ssl": ssl_argument(settings.db_ssl)})
+        ssl = ssl_argument(settings.db_ssl, host=url.host)
+        return ConnectionPlan(url=url, connect_args={"ssl": ssl})
     if settings.db_iam_auth or settings.db_secret_arn:
         return plan_aws_connection(settings)
     raise DatabaseNotConfigured(
@@ -68,7 +79,8 @@ def plan_aws_connection(settings: DatabaseSettings, *, clock: Clock = time.time)
     """A connection plan for IAM auth (b) or a Secrets Manager secret (c). No network call."""
     if settings.db_iam_auth and settings.db_secret_arn:
         raise DatabaseNotConfigured("set either DB_IAM_AUTH=true or DB_SECRET_ARN, not both")
-    ssl = ssl_argument(settings.db_ssl or DbSslMode.VERIFY_FULL)
+    # The secret's host is known at the first connection only: then AWS_REGION decides.
+    ssl = ssl_argument(settings.db_ssl or DbSslMode.VERIFY_FULL, host=settings.db_host)
     # For the dialect and for display only: the creator dials, and there's no password.
     url = URL.create(
         "postgresql+asyncpg",

@@ -24,19 +24,31 @@ from lambda_app.db.plan import DatabaseNotConfigured
 RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 
 
-def ssl_argument(mode: DbSslMode) -> ssl.SSLContext | bool:
-    """asyncpg's `ssl=` argument for a `DB_SSL` mode."""
+def ssl_argument(mode: DbSslMode, *, host: str | None = None) -> ssl.SSLContext | bool:
+    """asyncpg's `ssl=` argument for a `DB_SSL` mode, dialling `host` (if known ahead)."""
     if mode is DbSslMode.DISABLE:
         return False
     if mode is DbSslMode.REQUIRE:
         return encrypted_unverified_context()
-    return rds_verify_full_context(os.environ.get("AWS_REGION"))
+    return rds_verify_full_context(trusted_region(host))
+
+
+# An RDS or RDS Proxy endpoint's name ends with its region:
+# app.proxy-abc123.eu-west-1.rds.amazonaws.com, app.c9akciq32.eu-west-1.rds.amazonaws.com
+_RDS_ENDPOINT = re.compile(r"\.(?P<region>[a-z]+(?:-[a-z]+)*-\d+)\.rds\.amazonaws\.com\.?$")
+
+
+def trusted_region(host: str | None) -> str | None:
+    """Whose RDS CAs verify-full trusts: the region an RDS endpoint's name says, else the
+    function's own (`AWS_REGION`, which Lambda sets); None, neither known: every region's."""
+    endpoint = _RDS_ENDPOINT.search(host or "")
+    return endpoint["region"] if endpoint else os.environ.get("AWS_REGION")
 
 
 @functools.cache
 def rds_verify_full_context(region: str | None) -> ssl.SSLContext:
-    """Certificate chain and host name checked against the bundled RDS CAs that a
-    connection from `region` can meet (once per process; None: all of them).
+    """Certificate chain and host name checked against the bundled RDS CAs that an endpoint
+    in `region` can present (once per process and region; None: all of them).
 
     Only the bundle is trusted, not the system store: the server must be RDS or
     RDS Proxy, and the host name we dialled must be on its certificate.
@@ -53,30 +65,32 @@ _LABELLED_CERTIFICATE = re.compile(
     r"(?P<pem>-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----)$",
     re.MULTILINE,
 )
-_REGION = re.compile(r"\b[a-z]{2}(?:-[a-z]+)+-\d+\b")  # eu-west-1, ap-southeast-4
+# "Amazon RDS eu-west-1 Root CA RSA2048 G1", "Amazon RDS Beta us-east-1 2019 CA"; not
+# "Amazon RDS Root 2019 CA" or "Amazon Root CA 1", which are named for no region.
+_LABEL_REGION = re.compile(r"^Amazon RDS (?:Beta |Preview )?(?P<region>[a-z]+(?:-[a-z]+)*-\d+) ")
 
 
 def rds_cas(region: str | None) -> str:
-    """The bundle's CAs, as PEM, that a connection from `region` (AWS_REGION) can meet:
-    those named for that region and those named for none (the Amazon roots that sign RDS
-    Proxy certificates, RDS's 2019 root). None: every CA in the bundle.
+    """The bundle's CAs, as PEM, that an endpoint in `region` can present: those named for
+    that region and the eight named for none (the Amazon roots that sign RDS Proxy
+    certificates, RDS's 2019 roots). None: every CA in the bundle.
 
-    The instance a function reaches directly, and the proxy, are in its own region. Parsing
-    the 120 certificates of the whole bundle takes about 17 ms under CPython 3.13 here, and
-    the first request of every container that connects (after each SnapStart restore too)
-    waits for it; this region's share takes about 2 ms, its selection included.
+    Parsing the 120 certificates of the whole bundle takes about 17 ms under CPython 3.13
+    here, and the first request of every container that connects (after each SnapStart
+    restore too) waits for it; one region's share takes about 2 ms, its selection included.
     """
     certificates = [
         match["pem"]
         for match in _LABELLED_CERTIFICATE.finditer(RDS_CA_BUNDLE.read_text(encoding="ascii"))
-        if region is None or _named_region(match["name"]) in (None, region)
+        if region is None or named_region(match["name"]) in (None, region)
     ]
     return "\n".join(certificates) + "\n"
 
 
-def _named_region(name: str) -> str | None:
-    found = _REGION.search(name)
-    return found[0] if found else None
+def named_region(label: str) -> str | None:
+    """The region a CA of the bundle is for, from its label; None: for no region."""
+    found = _LABEL_REGION.match(label)
+    return found["region"] if found else None
 
 
 @functools.cache
@@ -89,6 +103,8 @@ def encrypted_unverified_context() -> ssl.SSLContext:
     return context
 
 
+# Where asyncpg reads TLS files from (paths only: never a key's content).
+_TLS_FILE_VARIABLES = ("PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY")
 # The `ssl` modes of a DATABASE_URL that always encrypt (libpq's names, as asyncpg reads them).
 _ENCRYPTING_URL_MODES = frozenset({"require", "verify-ca", "verify-full"})
 
@@ -138,9 +154,11 @@ def url_ssl_argument(mode: Any) -> ssl.SSLContext | None:
     except (ClientConfigurationError, OSError, ssl.SSLError) as error:
         # No root certificate for verify-full, a file named in PGSSLROOTCERT that isn't
         # there or isn't PEM: a configuration error, not a database that is unavailable.
+        files = [f"{name}={os.environ[name]}" for name in _TLS_FILE_VARIABLES if name in os.environ]
         raise DatabaseNotConfigured(
-            f"DATABASE_URL's ssl={mode}: {error} (PGSSLROOTCERT, PGSSLCRL, PGSSLCERT,"
-            " PGSSLKEY or ~/.postgresql/)"
+            f"DATABASE_URL with ssl={mode}: {error} (TLS files: "
+            f"{', '.join(files) or 'none set in PGSSLROOTCERT, PGSSLCRL, PGSSLCERT, PGSSLKEY'};"
+            " else ~/.postgresql/)"
         ) from None
     context: ssl.SSLContext = params.ssl
     return context

@@ -277,6 +277,9 @@ def test_iam_plan_verifies_tls_against_the_rds_bundle_by_default(
     assert plan.connect_args["ssl"] is rds_verify_full_context("eu-west-1")
     assert plan.url.password is None and plan.url.host == RDS_HOST
     assert plan_aws_connection(iam_settings(db_ssl="disable")).connect_args["ssl"] is False
+    # a proxy in another region than the function: the CAs of the endpoint's region
+    elsewhere = plan_aws_connection(iam_settings(db_host="app.proxy-x.us-east-1.rds.amazonaws.com"))
+    assert elsewhere.connect_args["ssl"] is rds_verify_full_context("us-east-1")
 
 
 def test_iam_plan_names_missing_settings() -> None:

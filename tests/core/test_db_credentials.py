@@ -20,8 +20,10 @@ from lambda_app.db.tls import (
     _LABELLED_CERTIFICATE,
     RDS_CA_BUNDLE,
     encrypted_unverified_context,
+    named_region,
     rds_verify_full_context,
     ssl_argument,
+    trusted_region,
 )
 from tests.fixtures.fresh_interpreter import run_python
 from tests.fixtures.settings import api_settings
@@ -189,6 +191,64 @@ def test_verify_full_without_a_region_trusts_the_whole_bundle() -> None:
     # 115 RDS CAs of every region and the 5 Amazon Trust roots that sign RDS Proxy's.
     assert len(names) == 120
     assert all(name.startswith(("Amazon", "Starfield")) for name in names)
+
+
+@pytest.mark.parametrize(
+    ("label", "region"),
+    [
+        ("Amazon RDS eu-west-1 Root CA RSA2048 G1", "eu-west-1"),
+        ("Amazon RDS Beta us-east-1 2019 CA", "us-east-1"),
+        ("Amazon RDS us-gov-west-1 Root CA ECC384 G1", "us-gov-west-1"),
+        ("Amazon RDS eusc-de-east-1 Root CA RSA2048 G1", "eusc-de-east-1"),
+        ("Amazon RDS Root 2019 CA", None),
+        ("Amazon Root CA 1", None),
+        ("Starfield Services Root Certificate Authority - G2", None),
+    ],
+)
+def test_a_cas_region_is_read_from_its_label(label: str, region: str | None) -> None:
+    assert named_region(label) == region
+
+
+def test_the_bundles_cas_are_for_one_region_each_but_eight_for_none() -> None:
+    # A label the parser misread after a refresh would move a CA to no region, or to
+    # the wrong one: both show here.
+    labels = [entry["name"] for entry in _LABELLED_CERTIFICATE.finditer(RDS_CA_BUNDLE.read_text())]
+    assert sorted(label for label in labels if named_region(label) is None) == [
+        "Amazon RDS Beta Root 2019 CA",
+        "Amazon RDS Preview Root 2019 CA",
+        "Amazon RDS Root 2019 CA",
+        "Amazon Root CA 1",
+        "Amazon Root CA 2",
+        "Amazon Root CA 3",
+        "Amazon Root CA 4",
+        "Starfield Services Root Certificate Authority - G2",
+    ]
+    for label in labels:
+        region = named_region(label)
+        assert region is None or f" {region} " in f" {label} ", label
+
+
+def test_the_trusted_region_is_the_endpoints_else_the_functions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    # A database in another region than the function: its endpoint's name says which.
+    assert trusted_region("app.proxy-abc123.us-east-1.rds.amazonaws.com") == "us-east-1"
+    assert trusted_region("app.c9akciq32.ap-southeast-2.rds.amazonaws.com") == "ap-southeast-2"
+    assert trusted_region("db.internal.example.com") == "eu-west-1"  # a CNAME says nothing
+    assert trusted_region(None) == "eu-west-1"  # the secret's host, known only later
+    monkeypatch.delenv("AWS_REGION")
+    assert trusted_region("db.internal.example.com") is None  # then every region's CAs
+
+
+@pytest.mark.parametrize("query", ["sslmode=require", "ssl=verify-full&sslrootcert=/ca.pem"])
+def test_libpq_tls_parameters_in_the_url_are_refused_clearly(query: str) -> None:
+    # SQLAlchemy would pass them to asyncpg.connect(), and every connection would fail.
+    url = f"postgresql://u:hunter2-secret@db.example.com/d?{query}"
+    refusal = r"asyncpg takes no ssl.*PGSSLROOTCERT"
+    with pytest.raises(DatabaseNotConfigured, match=refusal) as raised:
+        plan_connection(api_settings(database_url=url))
+    assert "hunter2" not in str(raised.value)
 
 
 def test_every_certificate_in_the_bundle_is_labelled_with_its_own_name() -> None:

@@ -86,6 +86,27 @@ async def test_verify_full_from_the_url_refuses_a_server_its_root_does_not_sign(
         await engine.dispose()
 
 
+async def test_verify_full_from_the_url_refuses_a_host_name_its_certificate_lacks(
+    tls_pgbouncer: PgBouncer, user_tls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the proxy's own root, but dialled as 127.0.0.1, which its certificate doesn't name
+    monkeypatch.setenv("PGSSLROOTCERT", str(_proxy_certificate(tls_pgbouncer)))
+    url = _url(tls_pgbouncer, "verify-full").replace("localhost", "127.0.0.1")
+    engine = build_engine(get_settings(), database_url=url)
+    try:
+        # when / then
+        with pytest.raises(Exception, match=r"[Hh]ostname mismatch|IP address mismatch"):
+            await _select_one(engine)
+    finally:
+        await engine.dispose()
+    # and verify-ca, which checks the chain only, connects the same way
+    engine = build_engine(get_settings(), database_url=url.replace("verify-full", "verify-ca"))
+    try:
+        assert await _select_one(engine) == 1
+    finally:
+        await engine.dispose()
+
+
 async def test_require_from_the_url_encrypts_without_verifying(
     tls_pgbouncer: PgBouncer, user_tls_home: Path
 ) -> None:
