@@ -55,11 +55,26 @@ routers = [route for route in app.router.routes if hasattr(route, "effective_can
 unbuilt = [r for r in routers if r._effective_candidates_version is None]
 assert len(routers) >= 3 and not unbuilt, f"routers left to the first request: {unbuilt}"
 assert db._engine is None, "an engine was built before the snapshot"
+
+# The hooks loaded boto3 and what its clients read from disk, short of the credentials
+# (which would have been a call to the credentials endpoint, and raised): after the
+# restore, making the clients this configuration needs reads no botocore data file.
+from lambda_app.core.settings import get_settings
+services = api.aws_clients_made_on_first_use(get_settings())
+assert services == ["rds", "secretsmanager", "sesv2"], services
+def no_model_from_disk(event, args):
+    if event == "open" and "botocore" in str(args[0]) and "data" in str(args[0]):
+        raise RuntimeError(f"read after the snapshot: {args[0]}")
+sys.addaudithook(no_model_from_disk)
+from lambda_app.core import aws
+for service in services:
+    aws.client(service, aws_access_key_id="test", aws_secret_access_key="test")
 print("init ok")
 """
 
 # The deployed API's configuration (see infra_cdk/stack.py): IAM database logins
-# through the proxy and the JWT key in Secrets Manager, both only on first use.
+# through the proxy, the JWT key in Secrets Manager and mail through SES, all only on
+# first use; credentials from Lambda's endpoint, as a SnapStart function gets them.
 PROD_ENVIRONMENT = {
     "ENVIRONMENT": "prod",
     "LOG_LEVEL": "INFO",
@@ -70,9 +85,13 @@ PROD_ENVIRONMENT = {
     "DB_IAM_AUTH": "true",
     "DB_SSL": "verify-full",
     "JWT_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jwt-AbCdEf",
+    "EMAIL_BACKEND": "ses",
+    "EMAIL_FROM": "no-reply@example.com",
+    "FRONTEND_URL": "https://app.example.com",
     "AWS_REGION": "eu-west-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/2021-04-23/credentials",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "unused",
 }
 
 
@@ -93,3 +112,4 @@ def test_init_opens_no_socket_fetches_no_secret_and_signs_nothing() -> None:
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.strip().endswith("init ok")
+    assert "could not load" not in result.stdout + result.stderr  # core.aws.load_clients_ahead
