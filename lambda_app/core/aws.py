@@ -2,9 +2,9 @@
 
 boto3 is imported when the first client is made, never at import: the `DATABASE_URL`
 path and the local tools never load it, and init (what SnapStart snapshots) makes no
-client. With SnapStart, a before-snapshot hook loads boto3 and the models of the clients
-the function will make (`load_clients_ahead`), but no credentials and no client. Lambda's
-Python runtime provides boto3; the bundles leave it out.
+client. With SnapStart, a before-snapshot hook imports boto3 and loads the data files of
+the clients the function will make (`load_clients_ahead`): no client, no credentials.
+Lambda's Python runtime provides boto3; the bundles leave it out.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 def client(service: str, **credentials: str) -> Any:
+    """A boto3 client of boto3's default session; credentials as the provider chain finds
+    them, unless given."""
     import boto3
     from botocore.config import Config
 
@@ -37,23 +39,34 @@ def client(service: str, **credentials: str) -> Any:
 
 
 def load_clients_ahead(services: Iterable[str]) -> None:
-    """Import boto3 and read what making these services' clients reads from disk, so that
+    """Import boto3 and read from disk what making these services' clients reads, so that
     the first real `client(service)` has only its credentials left to resolve.
 
-    For a SnapStart before-snapshot hook: importing boto3 and making a first `rds` client
-    took about 250 ms of the first request after every restore. Each client is made with
-    placeholder credentials and dropped: with credentials given, botocore looks none up
-    and calls nothing, and the real ones must be resolved after the restore anyway. The
-    service models and endpoint rules stay in boto3's default session, which `client`
-    uses. Nothing here raises: a hook that raised would fail the snapshot, and with it the
-    deployment, where a client not loaded ahead only costs its first request that time.
+    For a SnapStart before-snapshot hook: importing boto3 and making the first clients
+    took about 250 ms of the first request after every restore. Only data is loaded: the
+    service models, their endpoint rules and the shared endpoint and defaults files, into
+    the botocore session that becomes boto3's default, which `client` uses. No client is
+    made, because making one makes a TLS context, which seeds OpenSSL's random generator,
+    and that state must not be in a snapshot (docs/snapstart.md). No credentials are looked
+    up and nothing is called. Nothing here raises: a hook that raised would fail the
+    snapshot, and with it the deployment, where data not loaded ahead only costs the first
+    request that reads it.
     """
-    for service in services:
-        try:
-            # Not a credential: the client is dropped before it could sign anything.
-            client(service, aws_access_key_id="unused", aws_secret_access_key="unused")  # noqa: S106
-        except Exception as error:  # no boto3, no region: the first request will say so
-            logger.warning("could not load the %s client ahead (%s)", service, type(error).__name__)
+    try:
+        import boto3
+        import botocore.session
+
+        session = botocore.session.get_session()
+        boto3.setup_default_session(botocore_session=session)
+        session.get_component("endpoint_resolver")  # endpoints.json
+        loader = session.get_component("data_loader")
+        for name in ("partitions", "sdk-default-configuration"):
+            loader.load_data(name)
+        for service in services:
+            session.get_service_model(service)  # its model, with the SDK's extras
+            loader.load_service_model(service, "endpoint-rule-set-1")
+    except Exception as error:  # no boto3, an unknown service: the first request will say so
+        logger.warning("could not load boto3's data ahead (%s)", type(error).__name__)
 
 
 def fetch_secret_string(arn: str) -> str:

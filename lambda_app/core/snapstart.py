@@ -13,7 +13,9 @@ missing module just means no hook will ever be due.
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 from collections.abc import Callable
 
 try:
@@ -43,3 +45,16 @@ def after_restore(hook: Callable[[], None]) -> Callable[[], None]:
 # numbers. Nothing here uses it for anything secret, but a library might count on
 # it to differ between containers (jitter, sampling).
 after_restore(random.seed)
+
+
+def _new_multiprocessing_authkey() -> None:
+    # multiprocessing draws its processes' authentication key once, at import, and with
+    # SnapStart boto3 is imported before the snapshot (it imports multiprocessing through
+    # s3transfer). Nothing here uses the key; a library that did would count on it being
+    # secret, hence its own in every container.
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        multiprocessing.current_process().authkey = os.urandom(32)
+
+
+after_restore(_new_multiprocessing_authkey)

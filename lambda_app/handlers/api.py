@@ -236,9 +236,9 @@ def prime_first_request(app: FastAPI, settings: ApiSettings) -> None:
     SQLAlchemy configures its mappers on the first query, and FastAPI builds every
     included router's routes under their prefix on the first request it matches; that
     was about half of the first request's time after a restore. On AWS, the first request
-    also imports boto3 and makes its clients (core.aws), which is loaded ahead too, short
-    of the credentials. Lambda runs the hook only when it takes a snapshot: an on-demand
-    cold start pays nothing for it.
+    also imports boto3 and makes its clients (core.aws): boto3 and the files those clients
+    read are loaded ahead too, but no client, which would make a TLS context. Lambda runs
+    the hook only when it takes a snapshot: an on-demand cold start pays nothing for it.
     """
     from fastapi.routing import iter_route_contexts
     from sqlalchemy.orm import configure_mappers

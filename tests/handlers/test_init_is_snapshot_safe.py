@@ -17,14 +17,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Run in the child: every socket operation and every JWT signature raises.
+# Run in the child: every socket operation and every JWT signature raises, and each is
+# recorded too, in case the code that tried swallowed the error. So is every TLS context
+# made: making one seeds OpenSSL's random generator, whose state must not be snapshotted.
 FORBID_AND_INIT = """
+import ssl
 import sys
 
+refused = []
 def forbid(event, args):
-    if event.startswith("socket.") and event != "socket.__new__":
-        raise RuntimeError(f"network at init: {event} {args!r}")
+    if not event.startswith("socket.") or event == "socket.__new__":
+        return
+    if event == "socket.bind" and args[1] in (("::1", 0), ("127.0.0.1", 0)):
+        return  # urllib3's probe for IPv6 at import: a local bind, no traffic
+    refused.append(f"{event} {args!r}")
+    raise RuntimeError(f"network at init: {event} {args!r}")
 sys.addaudithook(forbid)
+
+tls_contexts = []
+_new_context = ssl.SSLContext.__new__
+def counting_new(cls, *args, **kwargs):
+    tls_contexts.append(cls.__name__)
+    return _new_context(cls, *args, **kwargs)
+ssl.SSLContext.__new__ = counting_new
 
 import jwt
 def no_signing(*args, **kwargs):
@@ -55,6 +70,10 @@ routers = [route for route in app.router.routes if hasattr(route, "effective_can
 unbuilt = [r for r in routers if r._effective_candidates_version is None]
 assert len(routers) >= 3 and not unbuilt, f"routers left to the first request: {unbuilt}"
 assert db._engine is None, "an engine was built before the snapshot"
+assert not refused, refused
+assert not tls_contexts, f"TLS contexts made before the snapshot: {tls_contexts}"
+import boto3
+assert boto3.DEFAULT_SESSION._session._credentials is None, "credentials in the snapshot"
 
 # The hooks loaded boto3 and what its clients read from disk, short of the credentials
 # (which would have been a call to the credentials endpoint, and raised): after the

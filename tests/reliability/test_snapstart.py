@@ -84,3 +84,21 @@ def test_after_restore_gives_each_container_its_own_random_state_without_a_fork(
         run_after_restore_hooks()
         draws.append(random.getrandbits(64))
     assert draws[0] != draws[1]
+
+
+def test_after_restore_gives_each_container_its_own_multiprocessing_key() -> None:
+    # boto3, imported before the snapshot on AWS, imports multiprocessing, which draws
+    # its authentication key once, at import.
+    import multiprocessing
+
+    import lambda_app.core.snapstart  # noqa: F401  # registers the hooks
+
+    process = multiprocessing.current_process()
+    snapshot = process.authkey
+    keys = []
+    for _container in range(2):
+        process.authkey = snapshot  # what every container restored from one snapshot has
+        run_after_restore_hooks()
+        keys.append(bytes(process.authkey))
+    process.authkey = snapshot
+    assert keys[0] != keys[1] and snapshot not in keys
