@@ -58,8 +58,8 @@ def load_clients_ahead(services: Iterable[str]) -> None:
 
         session = botocore.session.get_session()
         boto3.setup_default_session(botocore_session=session)
-        session.get_component("endpoint_resolver")  # endpoints.json
         loader = session.get_component("data_loader")
+        loader.load_data_with_path("endpoints")  # as the session's endpoint resolver reads it
         for name in ("partitions", "sdk-default-configuration"):
             loader.load_data(name)
         for service in services:
