@@ -142,7 +142,9 @@ def emf_lines() -> Iterator[list[str]]:
 def user_tls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A HOME of the test's own and no PGSSL* variables: the only TLS files asyncpg may read
     (~/.postgresql/root.crt and the like) are the ones the test puts there."""
+    from lambda_app.db.tls import TLS_FILE_VARIABLES
+
     monkeypatch.setenv("HOME", str(tmp_path))
-    for name in ("PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY"):
+    for name in TLS_FILE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return tmp_path

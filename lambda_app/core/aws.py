@@ -26,16 +26,16 @@ class SecretFormatError(ValueError):
 logger = logging.getLogger(__name__)
 
 
-def client(service: str, **credentials: str) -> Any:
-    """A boto3 client of boto3's default session; credentials as the provider chain finds
-    them, unless given."""
+def client(service: str) -> Any:
+    """A boto3 client of boto3's default session, with credentials as the provider chain
+    finds them."""
     import boto3
     from botocore.config import Config
 
     # A few quick retries, not the SDK's patient defaults: this runs inside a
     # request that has its own deadline.
     config = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 3})
-    return boto3.client(service, config=config, **credentials)
+    return boto3.client(service, config=config)
 
 
 def load_clients_ahead(services: Iterable[str]) -> None:

@@ -24,6 +24,9 @@ from lambda_app.db.plan import Clock, ConnectionPlan, DatabaseNotConfigured
 from lambda_app.db.secret import CachedDbSecret, SecretConnector
 from lambda_app.db.tls import ssl_argument, url_ssl_argument
 
+# libpq's names in a URL, which asyncpg.connect() has no arguments for (normalize_url).
+_LIBPQ_TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword")
+
 
 def normalize_url(raw: str) -> URL:
     """Accept postgres://, postgresql:// and postgresql+asyncpg:// URLs."""
@@ -45,9 +48,6 @@ def normalize_url(raw: str) -> URL:
             " and name TLS files in PGSSLROOTCERT, PGSSLCERT, PGSSLKEY and PGSSLCRL"
         )
     return url.set(drivername="postgresql+asyncpg")
-
-
-_LIBPQ_TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword")
 
 
 def _url_plan(url: URL) -> ConnectionPlan:

@@ -33,9 +33,11 @@ def ssl_argument(mode: DbSslMode, *, host: str | None = None) -> ssl.SSLContext 
     return rds_verify_full_context(trusted_region(host))
 
 
+# An AWS region's name: eu-west-1, us-gov-west-1, eusc-de-east-1.
+_REGION = r"(?P<region>[a-z]+(?:-[a-z]+)*-\d+)"
 # An RDS or RDS Proxy endpoint's name ends with its region:
 # app.proxy-abc123.eu-west-1.rds.amazonaws.com, app.c9akciq32.eu-west-1.rds.amazonaws.com
-_RDS_ENDPOINT = re.compile(r"\.(?P<region>[a-z]+(?:-[a-z]+)*-\d+)\.rds\.amazonaws\.com\.?$")
+_RDS_ENDPOINT = re.compile(rf"\.{_REGION}\.rds\.amazonaws\.com\.?$")
 
 
 def trusted_region(host: str | None) -> str | None:
@@ -67,7 +69,7 @@ _LABELLED_CERTIFICATE = re.compile(
 )
 # "Amazon RDS eu-west-1 Root CA RSA2048 G1", "Amazon RDS Beta us-east-1 2019 CA"; not
 # "Amazon RDS Root 2019 CA" or "Amazon Root CA 1", which are named for no region.
-_LABEL_REGION = re.compile(r"^Amazon RDS (?:Beta |Preview )?(?P<region>[a-z]+(?:-[a-z]+)*-\d+) ")
+_LABEL_REGION = re.compile(rf"^Amazon RDS (?:Beta |Preview )?{_REGION} ")
 
 
 def rds_cas(region: str | None) -> str:
@@ -104,7 +106,7 @@ def encrypted_unverified_context() -> ssl.SSLContext:
 
 
 # Where asyncpg reads TLS files from (paths only: never a key's content).
-_TLS_FILE_VARIABLES = ("PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY")
+TLS_FILE_VARIABLES = ("PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY")
 # The `ssl` modes of a DATABASE_URL that always encrypt (libpq's names, as asyncpg reads them).
 _ENCRYPTING_URL_MODES = frozenset({"require", "verify-ca", "verify-full"})
 
@@ -154,7 +156,7 @@ def url_ssl_argument(mode: Any) -> ssl.SSLContext | None:
     except (ClientConfigurationError, OSError, ssl.SSLError) as error:
         # No root certificate for verify-full, a file named in PGSSLROOTCERT that isn't
         # there or isn't PEM: a configuration error, not a database that is unavailable.
-        files = [f"{name}={os.environ[name]}" for name in _TLS_FILE_VARIABLES if name in os.environ]
+        files = [f"{name}={os.environ[name]}" for name in TLS_FILE_VARIABLES if name in os.environ]
         raise DatabaseNotConfigured(
             f"DATABASE_URL with ssl={mode}: {error} (TLS files: "
             f"{', '.join(files) or 'none set in PGSSLROOTCERT, PGSSLCRL, PGSSLCERT, PGSSLKEY'};"

@@ -85,9 +85,8 @@ def no_model_from_disk(event, args):
     if event == "open" and "botocore" in str(args[0]) and "data" in str(args[0]):
         raise RuntimeError(f"read after the snapshot: {args[0]}")
 sys.addaudithook(no_model_from_disk)
-from lambda_app.core import aws
 for service in services:
-    aws.client(service, aws_access_key_id="test", aws_secret_access_key="test")
+    boto3.client(service, aws_access_key_id="test", aws_secret_access_key="test")
 print("init ok")
 """
 

@@ -44,6 +44,16 @@ def pgbouncer(load_database: str) -> Iterator[PgBouncer]:
 
 
 @pytest.fixture(scope="module")
+def tls_pgbouncer(committing_database: str) -> Iterator[PgBouncer]:
+    """PgBouncer with client TLS, as RDS Proxy has, in front of the module's database; it
+    logs its clients' logins and disconnects."""
+    with PgBouncer.running(
+        committing_database, pool_size=2, client_tls=True, log_clients=True
+    ) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="module")
 def dedicated_postgres() -> Iterator[object]:
     """A PostgreSQL server of this module's own, which the fault tests may stop and freeze.
 

@@ -141,9 +141,19 @@ class PgBouncer:
                     raise RuntimeError(f"pgbouncer did not start:\n{log}") from None
                 time.sleep(0.1)
 
+    @property
+    def tls_certificate(self) -> Path:
+        """The certificate it presents to clients (`client_tls=True`), for `localhost`."""
+        return self.workdir / "server.crt"
+
+    def app_clients(self) -> list[dict[str, str | None]]:
+        """Its clients of the `app` database, as `SHOW CLIENTS` lists them."""
+        with AdminConsole(self.port) as console:
+            return [row for row in console.query("SHOW CLIENTS") if row.get("database") == "app"]
+
     def _client_tls_settings(self) -> str:
-        key_file, cert_file = self.workdir / "server.key", self.workdir / "server.crt"
-        key, cert = _self_signed_certificate("localhost")
+        key_file, cert_file = self.workdir / "server.key", self.tls_certificate
+        key, cert = self_signed_certificate("localhost")
         key_file.write_bytes(key)
         key_file.chmod(0o600)
         cert_file.write_bytes(cert)
@@ -196,7 +206,7 @@ class PgBouncer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _self_signed_certificate(host: str) -> tuple[bytes, bytes]:
+def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
     """(key PEM, certificate PEM) for `host`, valid for a day."""
     import datetime as dt
 

@@ -9,30 +9,16 @@ server connection is reusable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from tests.fixtures.accounts import register_and_login
 from tests.fixtures.polling import wait_until
-from tests.reliability.pgbouncer import AdminConsole, PgBouncer
+from tests.reliability.pgbouncer import PgBouncer
 
 CONNECTIONS = 3
-
-
-@pytest.fixture(scope="module")
-def tls_pgbouncer(committing_database: str) -> Iterator[PgBouncer]:
-    with PgBouncer.running(
-        committing_database, pool_size=2, client_tls=True, log_clients=True
-    ) as bouncer:
-        yield bouncer
-
-
-def _app_clients(bouncer: PgBouncer) -> list[dict[str, str | None]]:
-    with AdminConsole(bouncer.port) as console:
-        return [row for row in console.query("SHOW CLIENTS") if row.get("database") == "app"]
 
 
 def _logins(bouncer: PgBouncer) -> int:
@@ -52,7 +38,7 @@ async def _wait_until(condition: Callable[[], bool], what: str, bouncer: PgBounc
 
 
 async def _wait_for_no_clients(bouncer: PgBouncer) -> None:
-    await _wait_until(lambda: _app_clients(bouncer) == [], "clients left connected", bouncer)
+    await _wait_until(lambda: bouncer.app_clients() == [], "clients left connected", bouncer)
 
 
 async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBouncer) -> None:
@@ -63,7 +49,7 @@ async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBou
     for _ in range(CONNECTIONS):
         async with engine.connect() as conn:  # NullPool: a new connection, closed at the end
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
-            [client] = _app_clients(tls_pgbouncer)
+            [client] = tls_pgbouncer.app_clients()
             assert client["tls"], "the connection to the proxy is not encrypted"
 
     await _wait_until(
@@ -74,7 +60,7 @@ async def test_each_closed_connection_says_goodbye_over_tls(tls_pgbouncer: PgBou
     # "client close request" is PgBouncer's word for a Terminate message; a socket
     # closed without one reads "client unexpected eof".
     assert _disconnect_reasons(tls_pgbouncer) == ["client close request"] * CONNECTIONS
-    assert _app_clients(tls_pgbouncer) == []
+    assert tls_pgbouncer.app_clients() == []
     assert "unclean" not in tls_pgbouncer.log_text()
     await engine.dispose()
 

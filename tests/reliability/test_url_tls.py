@@ -9,7 +9,6 @@ connections of one engine really share the context built when the engine was mad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,27 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import build_engine
 from lambda_app.db.plan import DatabaseNotConfigured
-from tests.reliability.pgbouncer import AdminConsole, PgBouncer, _self_signed_certificate
-
-
-@pytest.fixture(scope="module")
-def tls_pgbouncer(committing_database: str) -> Iterator[PgBouncer]:
-    with PgBouncer.running(committing_database, pool_size=2, client_tls=True) as bouncer:
-        yield bouncer
+from tests.reliability.pgbouncer import PgBouncer, self_signed_certificate
 
 
 def _url(bouncer: PgBouncer, mode: str) -> str:
     # The proxy's certificate names localhost, which verify-full checks against this host.
     return f"{bouncer.url().replace('127.0.0.1', 'localhost')}?ssl={mode}"
-
-
-def _proxy_certificate(bouncer: PgBouncer) -> Path:
-    return bouncer.workdir / "server.crt"
-
-
-def _encrypted_clients(bouncer: PgBouncer) -> list[str | None]:
-    with AdminConsole(bouncer.port) as console:
-        return [row["tls"] for row in console.query("SHOW CLIENTS") if row["database"] == "app"]
 
 
 async def _select_one(engine: AsyncEngine) -> int:
@@ -51,7 +35,7 @@ async def test_verify_full_from_the_url_reads_its_root_certificate_once_per_engi
     tls_pgbouncer: PgBouncer, user_tls_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given an engine for a URL with ssl=verify-full, trusting the proxy's certificate
-    monkeypatch.setenv("PGSSLROOTCERT", str(_proxy_certificate(tls_pgbouncer)))
+    monkeypatch.setenv("PGSSLROOTCERT", str(tls_pgbouncer.tls_certificate))
     engine = build_engine(get_settings(), database_url=_url(tls_pgbouncer, "verify-full"))
     try:
         assert await _select_one(engine) == 1
@@ -62,7 +46,7 @@ async def test_verify_full_from_the_url_reads_its_root_certificate_once_per_engi
         for _ in range(2):
             async with engine.connect() as conn:
                 assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
-                assert all(_encrypted_clients(tls_pgbouncer))
+                assert all(client["tls"] for client in tls_pgbouncer.app_clients())
     finally:
         await engine.dispose()
     # and a new engine reads the setting again, and names what is wrong
@@ -75,7 +59,7 @@ async def test_verify_full_from_the_url_refuses_a_server_its_root_does_not_sign(
 ) -> None:
     # given a root certificate of some other CA than the one that signed the proxy's
     other_root = user_tls_home / "other-root.pem"
-    other_root.write_bytes(_self_signed_certificate("localhost")[1])
+    other_root.write_bytes(self_signed_certificate("localhost")[1])
     monkeypatch.setenv("PGSSLROOTCERT", str(other_root))
     engine = build_engine(get_settings(), database_url=_url(tls_pgbouncer, "verify-full"))
     try:
@@ -90,7 +74,7 @@ async def test_verify_full_from_the_url_refuses_a_host_name_its_certificate_lack
     tls_pgbouncer: PgBouncer, user_tls_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given the proxy's own root, but dialled as 127.0.0.1, which its certificate doesn't name
-    monkeypatch.setenv("PGSSLROOTCERT", str(_proxy_certificate(tls_pgbouncer)))
+    monkeypatch.setenv("PGSSLROOTCERT", str(tls_pgbouncer.tls_certificate))
     url = _url(tls_pgbouncer, "verify-full").replace("localhost", "127.0.0.1")
     engine = build_engine(get_settings(), database_url=url)
     try:
@@ -115,7 +99,7 @@ async def test_require_from_the_url_encrypts_without_verifying(
     try:
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
-            [tls] = _encrypted_clients(tls_pgbouncer)
-            assert tls, "the connection to the proxy is not encrypted"
+            [client] = tls_pgbouncer.app_clients()
+            assert client["tls"], "the connection to the proxy is not encrypted"
     finally:
         await engine.dispose()
