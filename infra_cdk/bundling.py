@@ -152,6 +152,7 @@ API = Flavour(
         "docs_ui",
         "handlers/__init__.py",
         "handlers/api.py",
+        "handlers/api_events.py",
         # CodeDeploy's pre-traffic check of a new version: its own small function,
         # from this same asset (stdlib and boto3 only).
         "handlers/pre_traffic.py",

@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
@@ -25,7 +24,7 @@ from lambda_app.core.logging import configure_logging
 from lambda_app.core.metrics import route_template
 from lambda_app.core.middleware import RequestContextMiddleware
 from lambda_app.core.settings import ApiSettings, get_settings
-from lambda_app.docs_ui.router import OPENAPI_PATH, STATIC_DIR, STATIC_PATH
+from lambda_app.docs_ui.router import OPENAPI_PATH, STATIC_DIR, STATIC_PATH, WholeFiles
 from lambda_app.docs_ui.router import router as docs_router
 from lambda_app.health.router import router as health_router
 from lambda_app.users.router import router as users_router
@@ -50,8 +49,14 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# A body of unknown keys has an error per key: listing them all would answer 64 kB with
+# 0.8 MB, and a larger body limit could pass Lambda's 6 MB response limit (a 5xx).
+MAX_ERROR_DETAILS = 20
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
     # The offending input is deliberately left out: it may be a password.
     details: list[dict[str, Any]] = [
         {
@@ -59,8 +64,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             "message": error.get("msg", ""),
             "type": error.get("type", ""),
         }
-        for error in exc.errors()
+        for error in errors[:MAX_ERROR_DETAILS]
     ]
+    if len(errors) > MAX_ERROR_DETAILS:
+        unlisted = len(errors) - MAX_ERROR_DETAILS
+        details.append({"loc": [], "message": f"{unlisted} more not listed", "type": "truncated"})
     invalid_json = any(d["type"] == "json_invalid" for d in details)
     code, message = (
         ("invalid_json", "Request body is not valid JSON")
@@ -126,7 +134,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for router in (health_router, auth_router, users_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(docs_router)
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="docs-static")
+    app.mount(STATIC_PATH, WholeFiles(directory=STATIC_DIR), name="docs-static")
 
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

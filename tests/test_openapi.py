@@ -1,6 +1,9 @@
 """The OpenAPI schema tells the truth about paths, status codes and the error shape."""
 
 import httpx
+import pytest
+
+from lambda_app.docs_ui.router import STATIC_DIR
 
 
 async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncClient) -> None:
@@ -49,3 +52,18 @@ async def test_docs_page_uses_packaged_assets(client: httpx.AsyncClient) -> None
     assert "cdn" not in page.text.lower()
     asset = await client.get("/api/doc/static/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.content) > 100_000
+
+
+@pytest.mark.parametrize(
+    "range_header", ["bytes=0-9", "bytes=abc", "bytes=5-1", "items=0-1", "bytes=999999999-"]
+)
+async def test_docs_assets_are_sent_whole_whatever_the_range(
+    client: httpx.AsyncClient, range_header: str
+) -> None:
+    # Starlette would answer 206, or a plain-text 400 / 416 outside the one error shape.
+    whole = (STATIC_DIR / "swagger-ui.css").read_bytes()
+
+    asset = await client.get("/api/doc/static/swagger-ui.css", headers={"range": range_header})
+
+    assert asset.status_code == 200 and asset.content == whole
+    assert "content-range" not in asset.headers

@@ -82,6 +82,14 @@ class UndecodableBody(AppError):
     message = "Request body could not be decoded"
 
 
+class InvalidHeader(AppError):
+    """A Host or X-Forwarded-Port header with no readable port (see lambda_app.handlers.api)."""
+
+    status_code = 400
+    code = "invalid_header"
+    message = "The Host or X-Forwarded-Port header is malformed"
+
+
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

@@ -200,7 +200,8 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     refresh_token_expire_days: int = Field(default=30, ge=1, le=365)
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
-    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # At most what a synchronous Lambda invocation can carry: no larger body ever arrives.
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024, le=6 * 1024 * 1024)
     # --- account emails (lambda_app/identity/account_emails.py) ---
     # When true, logging in needs a verified email (403 `email_not_verified`).
     require_verified_email: bool = False

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import h11
 from starlette.types import Scope
@@ -79,7 +79,8 @@ def _join_repeats(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 def build_event(scope: Scope, body: bytes, *, request_id: str, stage: str) -> dict[str, Any]:
     """The HTTP API payload 2.0 event for the ASGI request `scope` with `body`."""
-    raw_path = scope["raw_path"].decode("latin-1") or "/"
+    # HTTP APIs hand the function the path percent-decoded: `/a%2541` arrives as `/a%41`.
+    raw_path = unquote(scope["raw_path"].decode("latin-1")) or "/"
     raw_query = scope["query_string"].decode("latin-1")
     source_ip = scope["client"][0] if scope.get("client") else "127.0.0.1"
     pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]

@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).parent / "static"
 DOCS_PATH = "/api/doc"
@@ -20,6 +22,22 @@ STATIC_PATH = f"{DOCS_PATH}/static"
 OPENAPI_PATH = "/api/openapi.json"
 
 router = APIRouter(include_in_schema=False)
+_RANGE_HEADERS = (b"range", b"if-range")
+
+
+class WholeFiles(StaticFiles):
+    """The assets, always whole: a `Range` header is ignored, as RFC 9110 allows.
+
+    Starlette answers a malformed or unsupported range with a plain-text 400 or 416,
+    outside the API's one error shape; and on Lambda, Mangum buffers the whole response
+    anyway, so sending a part saves nothing.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k not in _RANGE_HEADERS]
+            scope = {**scope, "headers": headers}
+        await super().__call__(scope, receive, send)
 
 
 @router.get(DOCS_PATH, response_class=HTMLResponse)

@@ -15,6 +15,8 @@ Events that can't become a request:
   `undecodable_body` in the shared error shape and the event source's response format,
   logged as one line without the body. Raised, it would be a function error, which API
   Gateway and ALB answer with a 502 and Lambda counts against the function.
+- A Host or X-Forwarded-Port header Mangum can't parse (it reads their ports with
+  `int()`) is a 400 `invalid_header`, answered the same way.
 - An event Mangum can't attribute to an HTTP source (S3, EventBridge, a console test
   with `{}`) raises. No client waits for an HTTP answer and no response format fits;
   a function error is what tells its invoker (retries, then the DLQ, for asynchronous
@@ -29,26 +31,30 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import logging
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from mangum import Mangum
 from mangum.protocols import HTTPCycle
-from mangum.types import LambdaContext, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from mangum.types import LambdaContext
+from starlette.types import ASGIApp
 
 from lambda_app.core.snapstart import before_snapshot
+from lambda_app.handlers.api_events import (
+    UNDECODABLE_BODY,
+    LambdaEvent,
+    StagePrefixMiddleware,
+    rejection,
+    scope_of,
+    without_server_headers,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from lambda_app.core.settings import ApiSettings
 
-LambdaEvent = dict[str, Any]
 LambdaHandler = Callable[[LambdaEvent, LambdaContext], dict[str, Any]]
 
 # Mangum logs its own "GET /path 200" line per request; the app's request log line
@@ -66,75 +72,6 @@ def _container_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def _is_segment_prefix(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
-
-
-class StagePrefixMiddleware:
-    """Expose the URL prefix the client sees (a stage, or a mapping key) as the ASGI `root_path`.
-
-    Behind a named stage the client calls `/prod/api/users/me`. Mangum routes on
-    the stage-less path but leaves `root_path` empty, so the docs page would load
-    `/api/openapi.json` (a 403 from API Gateway) and the schema would name no server.
-    With `root_path="/prod"` and the full client path in `path` (as the ASGI spec
-    wants), Starlette routes on the rest and FastAPI publishes `/prod` as the server.
-
-    Behind a custom domain the stage is never in the URL, but an API mapping key may be:
-    `https://api.example.com/v1/api/doc` arrives with `/v1/api/doc` in `rawPath` and
-    `requestContext.http.path` (the key is removed only for API Gateway's own route
-    matching), `domainName` `api.example.com` and stage `$default`. The event doesn't say
-    which part of the path is the key, so it comes from a setting (`API_BASE_PATH`,
-    `base_path` here, which the stack sets from the mapping it creates).
-    """
-
-    def __init__(self, app: ASGIApp, *, base_path: str | None = None) -> None:
-        self.app = app
-        self.base_path = base_path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        event = scope.get("aws.event")
-        if scope["type"] == "http" and isinstance(event, dict):
-            _apply_stage_prefix(scope, event, base_path=self.base_path)
-        await self.app(scope, receive, send)
-
-
-def _behind_custom_domain(context: dict[str, Any]) -> bool:
-    """Called through a domain other than the API's own (`<apiId>.execute-api.…`)."""
-    domain, api_id = context.get("domainName"), context.get("apiId")
-    return isinstance(domain, str) and bool(api_id) and not domain.startswith(f"{api_id}.")
-
-
-def _url_prefix(context: dict[str, Any], base_path: str | None) -> str | None:
-    if base_path and _behind_custom_domain(context):
-        return f"/{base_path}"
-    stage = context.get("stage")
-    if not stage or stage == "$default":
-        return None
-    return f"/{stage}"
-
-
-def _apply_stage_prefix(scope: Scope, event: LambdaEvent, *, base_path: str | None) -> None:
-    context = event.get("requestContext") or {}
-    prefix = _url_prefix(context, base_path)
-    if prefix is None:
-        return
-    # The path as the client typed it: REST (1.0) keeps it in requestContext.path,
-    # HTTP API (2.0) in rawPath; both include the stage when the stage is in the URL,
-    # and the mapping key behind a custom domain.
-    client_path = event.get("rawPath") if event.get("version") == "2.0" else context.get("path")
-    if not isinstance(client_path, str):
-        return
-    client_path = unquote(client_path)
-    if not _is_segment_prefix(client_path, prefix):
-        return
-    path: str = scope["path"]
-    if client_path == path:  # HTTP API (and any mapping key): the routed path keeps the prefix
-        scope["root_path"] = prefix
-    elif client_path in (prefix + path, prefix + path.rstrip("/")):  # REST API: stage stripped
-        scope["root_path"] = prefix
-        scope["path"] = prefix + path
-
-
 def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler:
     """A Lambda handler serving `app` (tests build one around an app with extra routes).
 
@@ -147,58 +84,34 @@ def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler
 
     def handle(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
         asyncio.set_event_loop(_container_loop())
-        # What `adapter(event, context)` does without lifespan, with the body decoded in a
-        # step of its own so that failing can be answered (see the module docstring).
+        # What `adapter(event, context)` does without lifespan, with the scope and the body
+        # made in steps of their own so that failing can be answered (module docstring).
         source = adapter.infer(event, context)  # raises for an event from no HTTP source
-        scope = source.scope
+        try:
+            scope = scope_of(source, event)
+        except ValueError as exc:  # Mangum reads Host's and X-Forwarded-Port's ports with int()
+            from lambda_app.core.errors import InvalidHeader  # loaded by the app already
+
+            # Answered in the source's format, which Mangum builds from a scope too.
+            event = without_server_headers(event)
+            source = adapter.infer(event, context)
+            scope = scope_of(source, event)
+            answer = rejection(
+                scope, context, InvalidHeader, exc, "malformed host or port header", base_path
+            )
+            return source(answer)
         try:
             body = source.body
-        except _UNDECODABLE_BODY as exc:
-            return source(_undecodable_body(scope, context, exc, base_path=base_path))
+        except UNDECODABLE_BODY as exc:
+            from lambda_app.core.errors import UndecodableBody
+
+            answer = rejection(
+                scope, context, UndecodableBody, exc, "undecodable request body", base_path
+            )
+            return source(answer)
         return source(HTTPCycle(scope, body)(adapter.app))
 
     return handle
-
-
-# What decoding a body raises: binascii.Error (a ValueError) for text that isn't base64,
-# ValueError for non-ASCII text, UnicodeEncodeError (one too) for lone surrogates,
-# TypeError / AttributeError for a body that isn't a string.
-_UNDECODABLE_BODY = (ValueError, TypeError, AttributeError)
-
-
-def _undecodable_body(
-    scope: Scope, context: LambdaContext, error: Exception, *, base_path: str | None
-) -> Response:
-    """The 400 for a body that can't be decoded, with a log line that leaves the body out."""
-    # Loaded by the app already; imported here to keep this module's own imports light.
-    from lambda_app.core.errors import UndecodableBody, error_body
-    from lambda_app.core.middleware import REQUEST_ID_HEADER, logger
-
-    request_id = str(getattr(context, "aws_request_id", None) or uuid.uuid4().hex)
-    # the path as the request log has it
-    _apply_stage_prefix(scope, scope["aws.event"], base_path=base_path)
-    logger.warning(
-        "undecodable request body",
-        extra={
-            "fields": {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": UndecodableBody.status_code,
-                "request_id": request_id,
-                # Not the message: the body's decoder may quote the body.
-                "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
-            }
-        },
-    )
-    payload = json.dumps(error_body(UndecodableBody.code, UndecodableBody.message))
-    return {
-        "status": UndecodableBody.status_code,
-        "headers": [
-            [b"content-type", b"application/json"],
-            [REQUEST_ID_HEADER.encode(), request_id.encode()],
-        ],
-        "body": payload.encode(),
-    }
 
 
 def _build_container_handler() -> LambdaHandler:

@@ -119,6 +119,18 @@ def test_an_unsafe_jwt_secret_is_named_as_jwt_secret(
     assert problem.message.startswith("JWT secret is missing, the local default, or shorter")
 
 
+def test_the_body_limit_is_at_most_what_lambda_can_receive(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    # A synchronous invocation carries at most 6 MB: a higher limit could never be reached.
+    error, _ = refused(monkeypatch, MAX_REQUEST_BODY_BYTES=str(6 * 1024 * 1024 + 1))
+
+    assert error.problems[0].variable == "MAX_REQUEST_BODY_BYTES"
+    monkeypatch.setenv("MAX_REQUEST_BODY_BYTES", str(6 * 1024 * 1024))
+    get_settings.cache_clear()
+    assert get_settings().max_request_body_bytes == 6 * 1024 * 1024
+
+
 def test_the_log_level_must_be_one_logging_knows(
     monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 ) -> None:

@@ -149,6 +149,21 @@ def test_the_event_looks_like_api_gateway_http_api_2(echo_app_handler: LambdaHan
     assert base64.b64decode(echo["body_b64"]) == body
 
 
+def test_the_path_arrives_percent_decoded_as_from_an_http_api(
+    echo_app_handler: LambdaHandler,
+) -> None:
+    spy = Spy(echo_app_handler)
+    with running_gateway(spy) as url, httpx.Client(base_url=url) as client:
+        segment = client.get("/api/_test/segment/a%2541%20b")
+        health = client.get("/api/h%65alth")
+
+    (event, _), _ = spy.calls
+    assert event["rawPath"] == event["requestContext"]["http"]["path"]
+    assert event["rawPath"] == "/api/_test/segment/a%41 b"
+    assert segment.status_code == 200 and segment.json() == {"segment": "a%41 b"}
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
 def test_several_set_cookie_headers(echo_app_handler: LambdaHandler) -> None:
     with running_gateway(echo_app_handler) as url, httpx.Client(base_url=url) as client:
         response = client.get("/api/_test/cookies")

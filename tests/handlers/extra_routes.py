@@ -34,6 +34,12 @@ async def echo(request: Request) -> JSONResponse:
     )
 
 
+@router.get("/segment/{segment:path}")
+async def segment(segment: str) -> dict[str, str]:
+    """The path's tail as the app routed it: how many times it was percent-decoded."""
+    return {"segment": segment}
+
+
 @router.get("/cookies")
 async def set_cookies() -> Response:
     response = Response(status_code=204)

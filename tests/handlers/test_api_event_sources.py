@@ -151,6 +151,32 @@ def test_no_stage_in_the_url_means_no_server_prefix(api_handler: Handler, source
     assert "servers" not in schema.json()
 
 
+@pytest.mark.parametrize("source", ALL_SOURCES)
+def test_the_path_is_percent_decoded_exactly_once(echo_app_handler: Handler, source: str) -> None:
+    # The client's `a%2541%20b` is `a%41 b`. HTTP APIs hand the function the path decoded
+    # (the fixtures do as they do), REST APIs, Function URLs and ALB as the client sent it.
+    echoed = invoke(
+        echo_app_handler, SOURCES[source](HttpRequest("GET", "/api/_test/segment/a%2541%20b"))
+    )
+    health = invoke(echo_app_handler, SOURCES[source](HttpRequest("GET", "/api/h%65alth")))
+    not_health = invoke(echo_app_handler, SOURCES[source](HttpRequest("GET", "/api/h%2565alth")))
+
+    assert echoed.status == 200 and echoed.json() == {"segment": "a%41 b"}
+    assert health.status == 200 and health.json() == {"status": "ok"}
+    assert not_health.status == 404 and not_health.json()["error"]["code"] == "not_found"
+
+
+def test_a_decoded_path_behind_a_named_stage_keeps_its_percent_signs(
+    echo_app_handler: Handler,
+) -> None:
+    event = http_api_v2(HttpRequest("GET", "/api/_test/segment/100%25%2541"), stage="staging")
+    assert event["rawPath"] == "/staging/api/_test/segment/100%%41"
+
+    echoed = invoke(echo_app_handler, event)
+
+    assert echoed.status == 200 and echoed.json() == {"segment": "100%%41"}
+
+
 def test_stage_named_like_the_api_prefix_still_routes(api_handler: Handler) -> None:
     # Stage "api": the client calls /api/api/health; only the first segment is the stage.
     rest = invoke(api_handler, rest_api_v1(HttpRequest("GET", "/api/health"), stage="api"))

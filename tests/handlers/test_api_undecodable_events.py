@@ -1,5 +1,6 @@
-"""Events whose body can't be decoded get a 400 in their source's response format, not a
-function error (a 502 from API Gateway and ALB), and the container keeps serving."""
+"""Events whose body can't be decoded, or whose Host or X-Forwarded-Port header has no
+readable port, get a 400 in their source's response format, not a function error (a 502
+from API Gateway and ALB), and the container keeps serving."""
 
 from __future__ import annotations
 
@@ -88,3 +89,42 @@ def test_an_undecodable_body_is_logged_once_without_the_body(
     assert record["path"] == "/prod/api/auth/register"  # as the client called it
     assert record["error_type"] == "binascii.Error"
     assert secret not in log_lines[0] and "not base64" not in log_lines[0]
+
+
+# Mangum reads these ports with int(): values an invoker (or a client, where a proxy passes
+# its header on) may send, that would otherwise raise before the app runs.
+MALFORMED_SERVER_HEADERS: dict[str, dict[str, str]] = {
+    "joined_ports": {"X-Forwarded-Port": "443,443"},
+    "port_not_a_number": {"X-Forwarded-Port": "https"},
+    "ipv6_host": {"Host": "[::1]:443"},
+    "empty_port": {"Host": "api.example.com:"},
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED_SERVER_HEADERS))
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_a_malformed_host_or_port_header_is_a_400_in_the_source_format(
+    api_handler: Handler, log_lines: list[str], source: str, kind: str
+) -> None:
+    build = SOURCES[source]
+    headers = MALFORMED_SERVER_HEADERS[kind]
+
+    rejected = invoke(api_handler, build(HttpRequest("GET", "/api/health", headers=headers)))
+    served = invoke(api_handler, build(HttpRequest("GET", "/api/health")))
+
+    assert rejected.status == 400
+    assert rejected.json() == {
+        "error": {
+            "code": "invalid_header",
+            "message": "The Host or X-Forwarded-Port header is malformed",
+            "details": None,
+        }
+    }
+    assert rejected.header("x-request-id") == rejected.request_id
+    assert rejected.raw.keys() == served.raw.keys()
+    assert served.status == 200 and served.json() == {"status": "ok"}
+    warning = json.loads(log_lines[0])
+    assert warning["message"] == "malformed host or port header"
+    assert (warning["status"], warning["request_id"]) == (400, rejected.request_id)
+    assert warning["error_type"] == "builtins.ValueError"
+    assert all(value not in log_lines[0] for value in headers.values())

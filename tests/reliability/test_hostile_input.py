@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.settings import get_settings
+from lambda_app.main import MAX_ERROR_DETAILS
 from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD
 
@@ -102,6 +103,29 @@ async def test_a_body_just_within_the_limit_is_read_and_validated(
         "/api/auth/register", content=padded, headers={"content-type": "application/json"}
     )
     assert response.status_code == 201, response.text
+
+
+async def test_a_body_of_unknown_keys_gets_a_short_422(client: httpx.AsyncClient) -> None:
+    # One error per unknown key: listed in full, a 64 kB body would get a 0.8 MB answer.
+    limit = get_settings().max_request_body_bytes
+    body = json.dumps(new_user()).encode()[:-1]  # without its closing brace
+    unknown = 0
+    while len(body) + len(key := f', "k{unknown}": 0'.encode()) < limit:
+        body += key
+        unknown += 1
+    body += b"}"
+    assert limit - 20 < len(body) <= limit
+
+    response = await client.post(
+        "/api/auth/register", content=body, headers={"content-type": "application/json"}
+    )
+
+    details = assert_error(response, 422, "validation_error")["error"]["details"]
+    assert len(details) == MAX_ERROR_DETAILS + 1
+    assert all(d["type"] == "extra_forbidden" for d in details[:-1])
+    unlisted = unknown - MAX_ERROR_DETAILS
+    assert details[-1] == {"loc": [], "message": f"{unlisted} more not listed", "type": "truncated"}
+    assert len(response.content) < 4096
 
 
 # --- invalid JSON, wrong content types, duplicate keys ------------------------------------
