@@ -98,6 +98,16 @@ class EmbeddedPostgres:
     def _start(self) -> None:
         self._ensure_initialised()
         if self.is_running():
+            # One data folder, one server: asked for on another port, it would be looked
+            # for where it isn't (or another program would answer there).
+            running_port = self._running_port()
+            if running_port is not None and running_port != self.port:
+                raise RuntimeError(
+                    f"the embedded PostgreSQL in {self.data_root} already runs on port "
+                    f"{running_port}, not {self.port}: use EMBEDDED_PG_PORT={running_port}, "
+                    f"or stop it first (EMBEDDED_PG_PORT={running_port} "
+                    "python -m lambda_app db stop)"
+                )
             return
         if _port_in_use(self.host, self.port):
             raise RuntimeError(
@@ -171,6 +181,13 @@ class EmbeddedPostgres:
         return alive
 
     # --- internals --------------------------------------------------------------------
+
+    def _running_port(self) -> int | None:
+        """The port the running server listens on: line 4 of its postmaster.pid."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().splitlines()[3])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
 
     def _postmaster_pid(self) -> int | None:
         """The running server's PID, or None."""

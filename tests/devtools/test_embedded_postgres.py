@@ -1,4 +1,5 @@
-"""Who stops the embedded server: the last session out, unless `db start` started it.
+"""Who stops the embedded server: the last session out, unless `db start` started it; and
+one data folder serves on one port.
 
 On a server of this module's own, never the shared one on 54329 (other runs use it).
 """
@@ -80,3 +81,16 @@ def test_db_start_keeps_only_the_server_it_started(server: EmbeddedPostgres) -> 
 
     # then: the sessions' count applies to it again
     assert not server.is_running()
+
+
+def test_a_running_server_is_not_looked_for_on_another_port(server: EmbeddedPostgres) -> None:
+    server.start_kept()
+    elsewhere = EmbeddedPostgres(data_root=server.data_root, port=free_port())
+
+    with pytest.raises(RuntimeError) as refused:
+        elsewhere.start_kept()
+
+    assert f"already runs on port {server.port}, not {elsewhere.port}" in str(refused.value)
+    assert int(server.kept_marker.read_text()) == server._postmaster_pid()
+    with server.session():  # on its own port, it is still found
+        assert server.is_running()
