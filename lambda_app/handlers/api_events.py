@@ -100,8 +100,9 @@ def _path_arrives_decoded(event: LambdaEvent) -> bool:
 
     API Gateway HTTP APIs do (payload 2.0's rawPath and requestContext.http.path, 1.0's
     path): a client's `/a%2541` arrives as `/a%41`. REST APIs, Function URLs and ALB
-    pass the path as the client encoded it. Only HTTP API events carry `version` apart
-    from Function URLs', whose domain is `<id>.lambda-url.<region>.on.aws`.
+    pass the path as the client encoded it. Of the events with a `version` (HTTP APIs',
+    Function URLs'), a Function URL's names its own domain,
+    `<id>.lambda-url.<region>.on.aws`.
     """
     context = event.get("requestContext")
     if "version" not in event or not isinstance(context, dict):
