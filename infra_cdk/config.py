@@ -28,9 +28,15 @@ class StageConfig:
     db_deletion_protection: bool
     # SNAPSHOT keeps a final snapshot when the stack (or the instance) is deleted.
     db_removal_policy: RemovalPolicy
-    # ~80% of max_connections, which RDS derives from the instance's memory
-    # (LEAST(DBInstanceClassMemory/9531392, 5000): ~110 on micro, ~225 on small).
-    db_connections_alarm_threshold: int
+    # max_connections, pinned in the parameter group; the connection alarms, the proxy's
+    # pool and the API's reserved concurrency are reckoned from it. RDS's default is
+    # LEAST(DBInstanceClassMemory/9531392, 5000), where DBInstanceClassMemory is what is
+    # left of the memory after the OS and RDS's own processes: a db.t4g.micro reports
+    # about 80-87, not the ~110 its nominal 1 GiB suggests, a db.t4g.small about 190.
+    # Pinned at or a little below that, so the figure the alarms assume is the one
+    # PostgreSQL enforces and no more connections are allowed than the memory carries.
+    # A new instance class needs its own value (static: applied at the next reboot).
+    db_max_connections: int
     # --- secrets ----------------------------------------------------------------
     # The first superuser's password when the stack drops it (a deploy without
     # `-c first_superuser_email`) or is deleted: RETAIN keeps the only copy of it.
@@ -67,7 +73,7 @@ STAGES: dict[str, StageConfig] = {
         db_backup_retention=Duration.days(1),
         db_deletion_protection=False,
         db_removal_policy=RemovalPolicy.DESTROY,
-        db_connections_alarm_threshold=85,
+        db_max_connections=80,
         superuser_secret_removal_policy=RemovalPolicy.DESTROY,
         api_reserved_concurrency=None,
         api_snap_start=False,
@@ -90,10 +96,11 @@ STAGES: dict[str, StageConfig] = {
         db_backup_retention=Duration.days(14),
         db_deletion_protection=True,
         db_removal_policy=RemovalPolicy.SNAPSHOT,
-        db_connections_alarm_threshold=180,
+        db_max_connections=180,
         superuser_secret_removal_policy=RemovalPolicy.RETAIN,
-        # Caps the connections the API can open through the proxy, and keeps one
-        # runaway client from starving every other function in the account.
+        # Caps the database connections the API can need (one per running request) below
+        # the 162 the proxy may open (90% of db_max_connections), and keeps one runaway
+        # client from starving every other function in the account.
         api_reserved_concurrency=100,
         api_snap_start=True,
         api_throttle_rate_per_second=200,

@@ -86,6 +86,7 @@ class LambdaAppStack(Stack):
             subnets=network.subnets,
             instance_identifier=f"{construct_id.lower()}-postgres",
             instance_type=config.db_instance_type,
+            max_connections=config.db_max_connections,
             allocated_storage_gib=config.db_allocated_storage_gib,
             max_allocated_storage_gib=config.db_max_allocated_storage_gib,
             multi_az=config.db_multi_az,
@@ -273,7 +274,7 @@ class LambdaAppStack(Stack):
             migration_function=migrations.function,
             database=database.instance,
             proxy=database.proxy,
-            db_connections_threshold=config.db_connections_alarm_threshold,
+            db_max_connections=database.max_connections,
             alarm_email=alarm_email,
             encryption_key=key,
         )

@@ -7,8 +7,6 @@ The metric names come from that module, so the dashboard reads what the app writ
 
 from __future__ import annotations
 
-import math
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -40,6 +38,8 @@ API_5XX_RATE_PERCENT = 5
 LOCKOUT_SPIKE = 5
 # RDS Proxy's own default, when the target group sets no MaxConnectionsPercent.
 PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT = 100
+# The connection alarms fire at this share of a limit: time to act before requests wait.
+NEAR_A_LIMIT_PERCENT = 80
 
 
 def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
@@ -114,7 +114,7 @@ class Monitoring(Construct):
         migration_function: lambda_.Function,
         database: rds.DatabaseInstance,
         proxy: rds.IDatabaseProxy,
-        db_connections_threshold: int,
+        db_max_connections: int,
         alarm_email: str | None,
         encryption_key: kms.IKey,
     ) -> None:
@@ -195,9 +195,12 @@ class Monitoring(Construct):
         self._alarm(
             "DatabaseConnections",
             database.metric_database_connections(period=PERIOD, statistic="Maximum"),
-            threshold=db_connections_threshold,
+            threshold=db_max_connections * NEAR_A_LIMIT_PERCENT // 100,
             evaluation_periods=2,
-            description="Database connections near the instance's max_connections.",
+            description=(
+                f"Database connections at {NEAR_A_LIMIT_PERCENT}% of max_connections "
+                f"({db_max_connections}, pinned in the parameter group) for 10 minutes."
+            ),
         )
         self._alarm(
             "DatabaseFreeStorage",
@@ -240,18 +243,19 @@ class Monitoring(Construct):
         # database connection for its transaction: when every client is busy at once
         # the proxy needs as many database connections as it has clients. It may open
         # max_connections_percent of max_connections; past that, requests wait (borrow
-        # timeout) and then fail with 503. `db_connections_threshold` is ~80% of
-        # max_connections, so this is ~80% of what the proxy may open.
+        # timeout) and then fail with 503. This fires at 80% of what the proxy may open.
         proxy_percent = proxy_max_connections_percent(proxy)
+        proxy_pool = db_max_connections * proxy_percent // 100
         self._alarm(
             "ProxyClientConnections",
             proxy_client_connections(proxy),
-            threshold=math.floor(db_connections_threshold * proxy_percent / 100),
+            threshold=proxy_pool * NEAR_A_LIMIT_PERCENT // 100,
             # Ten one-minute readings: near the limit for ten minutes, not one burst.
             evaluation_periods=10,
             description=(
                 "RDS Proxy client connections near the database connections it may open "
-                f"({proxy_percent}% of max_connections) for 10 minutes: requests at peak "
+                f"({proxy_pool}, {proxy_percent}% of max_connections) for 10 minutes: "
+                "requests at peak "
                 "would wait for a connection and then fail."
             ),
         )
