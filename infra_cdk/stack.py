@@ -213,8 +213,6 @@ class LambdaAppStack(Stack):
             "JwtSecretRotation",
             secret=jwt_secret,
             code=api_code,
-            vpc=network.vpc,
-            subnets=network.subnets,
             log_retention=config.log_retention,
             encryption_key=key,
         )
@@ -231,16 +229,10 @@ class LambdaAppStack(Stack):
         if superuser_secret is not None:
             superuser_secret.grant_read(migrations.function)
 
-        for client in (api.function, migrations.function, rotation.function):
+        for client in (api.function, migrations.function):
             network.secrets_manager_endpoint.connections.allow_default_port_from(
                 client, "functions fetch their secrets"
             )
-        # Secrets Manager runs the rotation function's testSecret step as soon as the
-        # schedule exists: the endpoint and both ends of the path to it (the endpoint's
-        # ingress rule and the function's egress rule) come first.
-        rotation.schedule.node.add_dependency(
-            network.secrets_manager_endpoint, rotation.security_group
-        )
 
         # --- release order ---------------------------------------------------------------
         # database + proxy (and the network paths) -> migrations -> new API code.
@@ -272,6 +264,8 @@ class LambdaAppStack(Stack):
             http_api=api.http_api,
             api_function=api.function,
             migration_function=migrations.function,
+            rotation_function=rotation.function,
+            rotated_secret=jwt_secret,
             database=database.instance,
             proxy=database.proxy,
             db_max_connections=database.max_connections,

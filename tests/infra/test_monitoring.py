@@ -67,7 +67,12 @@ def test_cloudwatch_alarms_of_this_account_may_publish_to_the_topic_over_tls_onl
     (policy,) = synth.of_type("AWS::SNS::TopicPolicy").values()
     assert policy["Properties"]["Topics"] == [_topic(synth)]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    # (the only other Allow: EventBridge, for one rule, in the rotation-failure test below)
+    (allow,) = [
+        s
+        for s in statements
+        if s["Effect"] == "Allow" and s["Principal"] != {"Service": "events.amazonaws.com"}
+    ]
     assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert allow["Action"] == "sns:Publish" and allow["Resource"] == _topic(synth)
     assert allow["Condition"] == {
@@ -122,6 +127,62 @@ def test_database_connections_alarm_fires_at_80_percent_of_the_pinned_max_connec
     alarm = _alarm(synth, "MonitoringDatabaseConnections")
     assert alarm["MetricName"] == "DatabaseConnections"
     assert alarm["Threshold"] == _max_connections(synth) * 80 // 100
+
+
+def test_a_failed_signing_key_rotation_step_alarms(synth: Synth) -> None:
+    (function,) = [
+        k for k in synth.of_type("AWS::Lambda::Function") if k.startswith("JwtSecretRotation")
+    ]
+    alarm = _alarm(synth, "MonitoringSigningKeyRotationErrors")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [_topic(synth)]
+
+
+def test_a_rotation_failure_secrets_manager_reports_reaches_the_alarm_topic(
+    synth: Synth,
+) -> None:
+    # given: the rule for this stack's JWT secret, as CloudTrail delivers Secrets Manager's
+    # own rotation events (not API calls) to the default event bus
+    (jwt,) = [k for k in synth.of_type("AWS::SecretsManager::Secret") if k.startswith("JwtSecret")]
+    ((rule_id, rule),) = synth.of_type("AWS::Events::Rule").items()
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.secretsmanager"],
+        "detail-type": ["AWS Service Event via CloudTrail"],
+        "detail": {
+            "eventSource": ["secretsmanager.amazonaws.com"],
+            "eventName": ["RotationFailed"],
+            "additionalEventData": {"SecretId": [{"Ref": jwt}]},
+        },
+    }
+    assert rule["Properties"].get("EventBusName", "default") == "default"
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [_topic(synth)]
+
+    # then: EventBridge may publish to the topic, for this rule only...
+    (policy,) = synth.of_type("AWS::SNS::TopicPolicy").values()
+    (allow,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == _topic(synth)
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}},
+    }
+    # ...and use the key SNS encrypts its messages with, for this account's rules
+    (key,) = synth.of_type("AWS::KMS::Key").values()
+    (key_statement,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert set(key_statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert key_statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/*"},
+    }
 
 
 def test_proxy_client_connections_alarm_stays_under_what_the_proxy_may_open(synth: Synth) -> None:

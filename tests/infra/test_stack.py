@@ -151,11 +151,7 @@ def test_only_the_proxy_and_the_migrations_reach_the_database(synth: Synth) -> N
 
 def test_only_the_functions_reach_the_secrets_manager_endpoint(synth: Synth) -> None:
     sources = _ingress_sources(synth, "NetworkVpcSecretsManagerSecurityGroup")
-    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == [
-        "Api",
-        "JwtSecretRotation",
-        "Migrations",
-    ]
+    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == ["Api", "Migrations"]
     assert {port for _, port in sources} == {443}
 
 
@@ -570,7 +566,7 @@ def test_alarms_cover_api_functions_and_database(synth: Synth) -> None:
     topic = ref_of(synth, "AWS::SNS::Topic", "MonitoringAlarmTopic")
     assert all(a["AlarmActions"] == [topic] for a in alarms)
     errors = [a for a in alarms if a["MetricName"] == "Errors"]
-    assert len(errors) == 2  # the API and the migration function
+    assert len(errors) == 3  # the API, the migration and the signing-key rotation function
     storage = next(a for a in alarms if a["MetricName"] == "FreeStorageSpace")
     assert storage["ComparisonOperator"] == "LessThanThreshold"
 
