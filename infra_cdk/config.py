@@ -58,6 +58,10 @@ class StageConfig:
     # forgot the option and would unsubscribe the address an earlier one set.
     alarm_email_required: bool
     log_retention: logs.RetentionDays
+    # What becomes of every log group of the stack when the stack (or the group) goes.
+    # RETAIN keeps a deleted stage's logs readable beside its final snapshot and secrets;
+    # re-creating the same stack then needs the named ones (/aws/rds/instance/...) gone.
+    log_removal_policy: RemovalPolicy
     flow_log_traffic: ec2.FlowLogTrafficType
 
 
@@ -83,6 +87,7 @@ STAGES: dict[str, StageConfig] = {
         api_deployment_config=codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
         alarm_email_required=False,
         log_retention=logs.RetentionDays.TWO_WEEKS,
+        log_removal_policy=RemovalPolicy.DESTROY,
         flow_log_traffic=ec2.FlowLogTrafficType.REJECT,
     ),
     "prod": StageConfig(
@@ -109,6 +114,7 @@ STAGES: dict[str, StageConfig] = {
         api_deployment_config=codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
         alarm_email_required=True,
         log_retention=logs.RetentionDays.THREE_MONTHS,
+        log_removal_policy=RemovalPolicy.RETAIN,
         flow_log_traffic=ec2.FlowLogTrafficType.ALL,
     ),
 }

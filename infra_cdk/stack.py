@@ -14,6 +14,7 @@ import json
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -288,6 +289,11 @@ class LambdaAppStack(Stack):
         CfnOutput(self, "ProxyEndpoint", value=database.proxy.endpoint, description="RDS Proxy")
 
         log_to_the_stacks_group(self, retention=config.log_retention, encryption_key=key)
+        # Here, once every log group exists, rather than through each construct: none of
+        # them has a reason of its own to differ.
+        for log_group in self.node.find_all():
+            if isinstance(log_group, logs.LogGroup):
+                log_group.apply_removal_policy(config.log_removal_policy)
         self._suppress_reviewed_findings(secrets_without_rotation)
 
     def _suppress_reviewed_findings(self, secrets: list[secretsmanager.Secret]) -> None:

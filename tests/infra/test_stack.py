@@ -600,6 +600,22 @@ def test_dashboard_shows_the_alarms_the_database_and_the_proxy(synth: Synth) -> 
 # --- stages ----------------------------------------------------------------------------
 
 
+def test_prod_keeps_its_logs_when_the_stack_goes_and_dev_deletes_them(
+    dev: Synth, prod: Synth
+) -> None:
+    # What happened before a prod stack was deleted stays readable, with its snapshot
+    # and secrets (the key that encrypts the logs is kept too).
+    prod_groups = prod.of_type("AWS::Logs::LogGroup")
+    dev_groups = dev.of_type("AWS::Logs::LogGroup")
+    assert prod_groups and dev_groups
+    assert {(g["DeletionPolicy"], g["UpdateReplacePolicy"]) for g in prod_groups.values()} == {
+        ("Retain", "Retain")
+    }
+    assert {(g["DeletionPolicy"], g["UpdateReplacePolicy"]) for g in dev_groups.values()} == {
+        ("Delete", "Delete")
+    }
+
+
 def test_prod_protects_the_database_and_dev_can_be_torn_down(dev: Synth, prod: Synth) -> None:
     _, dev_db = one(dev, "AWS::RDS::DBInstance", "DatabaseInstance")
     _, prod_db = one(prod, "AWS::RDS::DBInstance", "DatabaseInstance")
