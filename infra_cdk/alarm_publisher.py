@@ -1,8 +1,10 @@
-"""CloudWatch alarms as the AWS service that publishes their notifications.
+"""The AWS services that publish to the alarm topic: CloudWatch alarms, and EventBridge
+rules (Secrets Manager's rotation failures).
 
-Two policies admit it, each with the same conditions, so neither lets another account's
-alarms (a confused deputy) act through it: the alarm topic's (sns:Publish) and the
-key's that encrypts the topic (the messages SNS encrypts on the publisher's behalf).
+Two policies admit each, with conditions on the publisher, so neither lets another
+account's alarms or rules (a confused deputy) act through it: the alarm topic's
+(sns:Publish) and the key's that encrypts the topic (the messages SNS encrypts on the
+publisher's behalf).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
+EVENTBRIDGE = "events.amazonaws.com"
 
 
 def cloudwatch_alarms() -> iam.ServicePrincipal:
@@ -31,5 +34,23 @@ def this_accounts_alarms(stack: Stack) -> dict[str, dict[str, str]]:
                 resource_name="*",
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             )
+        },
+    }
+
+
+def eventbridge_rules() -> iam.ServicePrincipal:
+    return iam.ServicePrincipal(EVENTBRIDGE)
+
+
+def this_accounts_rules(stack: Stack) -> dict[str, dict[str, str]]:
+    """Conditions for EventBridge rules of `stack`'s account and region only.
+
+    For the key's policy, which can't name the rule: the rule targets the topic, the
+    topic is encrypted with the key, and a key policy naming the rule would be a cycle.
+    """
+    return {
+        "StringEquals": {"aws:SourceAccount": stack.account},
+        "ArnLike": {
+            "aws:SourceArn": stack.format_arn(service="events", resource="rule", resource_name="*")
         },
     }

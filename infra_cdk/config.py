@@ -28,9 +28,15 @@ class StageConfig:
     db_deletion_protection: bool
     # SNAPSHOT keeps a final snapshot when the stack (or the instance) is deleted.
     db_removal_policy: RemovalPolicy
-    # ~80% of max_connections, which RDS derives from the instance's memory
-    # (LEAST(DBInstanceClassMemory/9531392, 5000): ~110 on micro, ~225 on small).
-    db_connections_alarm_threshold: int
+    # max_connections, pinned in the parameter group; the connection alarms, the proxy's
+    # pool and the API's reserved concurrency are reckoned from it. RDS's default is
+    # LEAST(DBInstanceClassMemory/9531392, 5000), where DBInstanceClassMemory is what is
+    # left of the memory after the OS and RDS's own processes: a db.t4g.micro reports
+    # about 80-87, not the ~110 its nominal 1 GiB suggests, a db.t4g.small about 190.
+    # Pinned at or a little below that, so the figure the alarms assume is the one
+    # PostgreSQL enforces and no more connections are allowed than the memory carries.
+    # A new instance class needs its own value (static: applied at the next reboot).
+    db_max_connections: int
     # --- secrets ----------------------------------------------------------------
     # The first superuser's password when the stack drops it (a deploy without
     # `-c first_superuser_email`) or is deleted: RETAIN keeps the only copy of it.
@@ -52,6 +58,10 @@ class StageConfig:
     # forgot the option and would unsubscribe the address an earlier one set.
     alarm_email_required: bool
     log_retention: logs.RetentionDays
+    # What becomes of every log group of the stack when the stack (or the group) goes.
+    # RETAIN keeps a deleted stage's logs readable beside its final snapshot and secrets;
+    # re-creating the same stack then needs the named ones (/aws/rds/instance/...) gone.
+    log_removal_policy: RemovalPolicy
     flow_log_traffic: ec2.FlowLogTrafficType
 
 
@@ -67,7 +77,7 @@ STAGES: dict[str, StageConfig] = {
         db_backup_retention=Duration.days(1),
         db_deletion_protection=False,
         db_removal_policy=RemovalPolicy.DESTROY,
-        db_connections_alarm_threshold=85,
+        db_max_connections=80,
         superuser_secret_removal_policy=RemovalPolicy.DESTROY,
         api_reserved_concurrency=None,
         api_snap_start=False,
@@ -77,6 +87,7 @@ STAGES: dict[str, StageConfig] = {
         api_deployment_config=codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE,
         alarm_email_required=False,
         log_retention=logs.RetentionDays.TWO_WEEKS,
+        log_removal_policy=RemovalPolicy.DESTROY,
         flow_log_traffic=ec2.FlowLogTrafficType.REJECT,
     ),
     "prod": StageConfig(
@@ -90,10 +101,11 @@ STAGES: dict[str, StageConfig] = {
         db_backup_retention=Duration.days(14),
         db_deletion_protection=True,
         db_removal_policy=RemovalPolicy.SNAPSHOT,
-        db_connections_alarm_threshold=180,
+        db_max_connections=180,
         superuser_secret_removal_policy=RemovalPolicy.RETAIN,
-        # Caps the connections the API can open through the proxy, and keeps one
-        # runaway client from starving every other function in the account.
+        # Caps the database connections the API can need (one per running request) below
+        # the 162 the proxy may open (90% of db_max_connections), and keeps one runaway
+        # client from starving every other function in the account.
         api_reserved_concurrency=100,
         api_snap_start=True,
         api_throttle_rate_per_second=200,
@@ -102,6 +114,7 @@ STAGES: dict[str, StageConfig] = {
         api_deployment_config=codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
         alarm_email_required=True,
         log_retention=logs.RetentionDays.THREE_MONTHS,
+        log_removal_policy=RemovalPolicy.RETAIN,
         flow_log_traffic=ec2.FlowLogTrafficType.ALL,
     ),
 }

@@ -41,7 +41,7 @@ def managed_policy_finding(policy_name: str) -> str:
     return f"AwsSolutions-IAM4[{_MANAGED_POLICY.format(policy_name)}]"
 
 
-def acknowledge_vpc_function(function: IConstruct) -> None:
+def acknowledge_function(function: IConstruct) -> None:
     """The findings every function in this app shares, and why they are accepted."""
     acknowledge(
         function,
@@ -50,15 +50,25 @@ def acknowledge_vpc_function(function: IConstruct) -> None:
                 "AWS-maintained minimal policy: create log streams and put log events, and "
                 "nothing else. A copy as a customer policy would only drift from it."
             ),
-            managed_policy_finding("AWSLambdaVPCAccessExecutionRole"): (
-                "AWS-maintained policy Lambda needs to attach its network interfaces in the "
-                "VPC (ec2:Create/Describe/DeleteNetworkInterface, which support no resource "
-                "scoping); required for any VPC function."
-            ),
             "AwsSolutions-L1": (
                 "python3.13 is pinned on purpose: the bundle's binary wheels (cp313) and "
                 "bytecode are built for exactly this runtime. Moving to a newer runtime is a "
                 "reviewed change of LAMBDA_TARGET and the functions together."
+            ),
+        },
+    )
+
+
+def acknowledge_vpc_function(function: IConstruct) -> None:
+    """acknowledge_function's findings, and the one a function in the VPC adds."""
+    acknowledge_function(function)
+    acknowledge(
+        function,
+        {
+            managed_policy_finding("AWSLambdaVPCAccessExecutionRole"): (
+                "AWS-maintained policy Lambda needs to attach its network interfaces in the "
+                "VPC (ec2:Create/Describe/DeleteNetworkInterface, which support no resource "
+                "scoping); required for any VPC function."
             ),
         },
     )

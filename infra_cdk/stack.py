@@ -14,6 +14,7 @@ import json
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -86,6 +87,7 @@ class LambdaAppStack(Stack):
             subnets=network.subnets,
             instance_identifier=f"{construct_id.lower()}-postgres",
             instance_type=config.db_instance_type,
+            max_connections=config.db_max_connections,
             allocated_storage_gib=config.db_allocated_storage_gib,
             max_allocated_storage_gib=config.db_max_allocated_storage_gib,
             multi_az=config.db_multi_az,
@@ -212,8 +214,6 @@ class LambdaAppStack(Stack):
             "JwtSecretRotation",
             secret=jwt_secret,
             code=api_code,
-            vpc=network.vpc,
-            subnets=network.subnets,
             log_retention=config.log_retention,
             encryption_key=key,
         )
@@ -230,16 +230,10 @@ class LambdaAppStack(Stack):
         if superuser_secret is not None:
             superuser_secret.grant_read(migrations.function)
 
-        for client in (api.function, migrations.function, rotation.function):
+        for client in (api.function, migrations.function):
             network.secrets_manager_endpoint.connections.allow_default_port_from(
                 client, "functions fetch their secrets"
             )
-        # Secrets Manager runs the rotation function's testSecret step as soon as the
-        # schedule exists: the endpoint and both ends of the path to it (the endpoint's
-        # ingress rule and the function's egress rule) come first.
-        rotation.schedule.node.add_dependency(
-            network.secrets_manager_endpoint, rotation.security_group
-        )
 
         # --- release order ---------------------------------------------------------------
         # database + proxy (and the network paths) -> migrations -> new API code.
@@ -271,9 +265,11 @@ class LambdaAppStack(Stack):
             http_api=api.http_api,
             api_function=api.function,
             migration_function=migrations.function,
+            rotation_function=rotation.function,
+            rotated_secret=jwt_secret,
             database=database.instance,
             proxy=database.proxy,
-            db_connections_threshold=config.db_connections_alarm_threshold,
+            db_max_connections=database.max_connections,
             alarm_email=alarm_email,
             encryption_key=key,
         )
@@ -293,6 +289,11 @@ class LambdaAppStack(Stack):
         CfnOutput(self, "ProxyEndpoint", value=database.proxy.endpoint, description="RDS Proxy")
 
         log_to_the_stacks_group(self, retention=config.log_retention, encryption_key=key)
+        # Here, once every log group exists, rather than through each construct: none of
+        # them has a reason of its own to differ.
+        for log_group in self.node.find_all():
+            if isinstance(log_group, logs.LogGroup):
+                log_group.apply_removal_policy(config.log_removal_policy)
         self._suppress_reviewed_findings(secrets_without_rotation)
 
     def _suppress_reviewed_findings(self, secrets: list[secretsmanager.Secret]) -> None:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import socket
+import stat
+import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +38,7 @@ from lambda_app.devtools.release import (
     invoke_migration,
     lambda_client,
 )
-from tests.fixtures.aws import moto_aws
+from tests.fixtures.aws import moto_aws, use_dummy_aws_credentials
 
 REGION = "eu-west-1"
 STACK = "lambda-app-dev"
@@ -110,6 +115,104 @@ def test_the_lambda_client_waits_out_a_full_run_and_never_retries() -> None:
     # botocore normalises max_attempts=0 (retries) to one attempt in total
     assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
     assert config.tcp_keepalive is True
+
+
+def socket_connected_from(address: tuple[str, int]) -> socket.socket:
+    """This process's own socket whose local end is `address`: the client's end of a
+    connection a test server accepted. Found by its descriptor, not through botocore."""
+    for fd in (int(name) for name in os.listdir("/proc/self/fd")):
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            candidate = socket.socket(fileno=os.dup(fd))
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+        try:
+            if candidate.family == socket.AF_INET and candidate.getsockname() == address:
+                return candidate
+        except OSError:
+            pass
+        candidate.close()
+    raise AssertionError(f"no socket of this process is bound to {address}")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the probes' Linux options")
+def test_the_lambda_clients_connection_sends_keepalive_probes_before_a_nat_forgets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given: a server that accepts the invoke and holds its answer, as Lambda does for a
+    # long migration. The kernel's own first probe comes after 2 hours of idle (Linux's
+    # tcp_keepalive_time); a NAT gateway forgets an idle flow after 350 s.
+    use_dummy_aws_credentials(monkeypatch, REGION)
+    server = socket.create_server(("127.0.0.1", 0))
+    host, port = server.getsockname()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://{host}:{port}")
+    client = lambda_client(REGION)
+    answer: dict[str, Any] = {}
+    invoking = threading.Thread(
+        target=lambda: answer.update(code=invoke_migration(client, FUNCTION, {"action": "current"}))
+    )
+    invoking.start()
+
+    # when: the invoke's connection is open and waiting
+    connection, peer = server.accept()
+    try:
+        with socket_connected_from(peer) as client_end:
+            options = {
+                name: client_end.getsockopt(level, option)
+                for name, level, option in (
+                    ("SO_KEEPALIVE", socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    ("TCP_KEEPIDLE", socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    ("TCP_KEEPINTVL", socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                    ("TCP_KEEPCNT", socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                )
+            }
+    finally:
+        body = json.dumps({"ok": True, "action": "current"}).encode()
+        connection.recv(65536)
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        invoking.join(timeout=30)
+        connection.close()
+        server.close()
+
+    # then: probes start after a minute idle, well inside 350 s, and a dead path is
+    # noticed within minutes instead of after the 960 s read timeout
+    assert options == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 30, "TCP_KEEPCNT": 5}
+    assert options["TCP_KEEPIDLE"] + options["TCP_KEEPINTVL"] * options["TCP_KEEPCNT"] < 350
+    assert answer == {"code": EXIT_OK}
+
+
+def test_a_connection_lost_while_waiting_says_the_migration_may_still_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: the invoke reaches Lambda, then the path drops it (as the kernel does when
+    # keepalive probes go unanswered)
+    use_dummy_aws_credentials(monkeypatch, REGION)
+    server = socket.create_server(("127.0.0.1", 0))
+    host, port = server.getsockname()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://{host}:{port}")
+
+    def drop_the_invoke() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.close()
+
+    dropping = threading.Thread(target=drop_the_invoke)
+    dropping.start()
+
+    # when
+    code = main(["release", "--function", FUNCTION, "--region", REGION])
+
+    # then: not retried, and the operator is told to look before releasing again
+    dropping.join(timeout=30)
+    server.close()
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "connection to Lambda was lost" in err and "check its logs" in err
 
 
 # --- the command, through moto ----------------------------------------------------------------

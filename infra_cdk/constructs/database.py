@@ -29,6 +29,25 @@ DATABASE_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
 # Enhanced monitoring: the instance's OS metrics (memory, swap, processes) every minute.
 MONITORING_INTERVAL = Duration.seconds(60)
+# Of max_connections, the share RDS Proxy may open for the API (MaxConnectionsPercent).
+# The rest must hold what connects around the proxy: the slots PostgreSQL and RDS keep
+# for superusers (superuser_reserved_connections, 3, and rds.rds_superuser_reserved_
+# connections, 2: the API's role can never use them), the migration function's two (its
+# advisory lock's and its run's, as the master user) and an operator's psql.
+PROXY_MAX_CONNECTIONS_PERCENT = 90
+CONNECTIONS_AROUND_THE_PROXY = 3 + 2 + 2 + 1
+
+
+def proxy_pool_size(max_connections: int) -> int:
+    """The database connections RDS Proxy may open, refused if it leaves too few."""
+    pool = max_connections * PROXY_MAX_CONNECTIONS_PERCENT // 100
+    if max_connections - pool < CONNECTIONS_AROUND_THE_PROXY:
+        raise ValueError(
+            f"max_connections {max_connections} leaves {max_connections - pool} connections "
+            f"beside the proxy's {PROXY_MAX_CONNECTIONS_PERCENT}%, fewer than the "
+            f"{CONNECTIONS_AROUND_THE_PROXY} reserved slots, migration and operator need"
+        )
+    return pool
 
 
 class Database(Construct):
@@ -41,6 +60,7 @@ class Database(Construct):
         subnets: ec2.SubnetSelection,
         instance_identifier: str,
         instance_type: ec2.InstanceType,
+        max_connections: int,
         allocated_storage_gib: int,
         max_allocated_storage_gib: int,
         multi_az: bool,
@@ -54,6 +74,8 @@ class Database(Construct):
         self.database_name = DATABASE_NAME
         self.api_user = API_DATABASE_USER
         self.port = ec2.Port.tcp(DATABASE_PORT)
+        self.max_connections = max_connections
+        proxy_pool_size(max_connections)  # refuses a value that leaves too little beside it
 
         # Enhanced monitoring's role, made here rather than by CDK so that its cdk-nag
         # acknowledgment (below) can name it.
@@ -109,6 +131,8 @@ class Database(Construct):
                 "rds.force_ssl": "1",
                 # Statements slower than 1 s are logged (parameters not included).
                 "log_min_duration_statement": "1000",
+                # Pinned, not RDS's memory formula: StageConfig.db_max_connections says why.
+                "max_connections": str(max_connections),
             },
             enable_performance_insights=False,  # not on db.t4g.micro; CloudWatch metrics suffice
             monitoring_interval=MONITORING_INTERVAL,
@@ -174,7 +198,7 @@ class Database(Construct):
             debug_logging=False,  # would log SQL text: never in a deployed stage
             # A Lambda invocation holds a connection for one request at most.
             idle_client_timeout=Duration.minutes(5),
-            max_connections_percent=90,  # leave room for the migration function and operators
+            max_connections_percent=PROXY_MAX_CONNECTIONS_PERCENT,
             borrow_timeout=Duration.seconds(10),
         )
         # add_proxy already opened the proxy -> instance path (PostgreSQL's port only),

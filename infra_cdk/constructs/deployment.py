@@ -44,9 +44,15 @@ from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
 from lambda_app import workload
 
 PRE_TRAFFIC_HANDLER = "lambda_app.handlers.pre_traffic.handler"
-# Three synchronous calls to the new version, each allowed the API's 20 s timeout plus a
-# cold start; CodeDeploy itself waits up to an hour for the hook's report.
+# Three synchronous calls to the new version, which answer in a second or two when it is
+# healthy. The hook starts a call only while the worst one could take (40 s read
+# timeout) still leaves it time to report, so a slow version is reported Failed before
+# this timeout instead of leaving CodeDeploy to wait its hour for a report.
 PRE_TRAFFIC_TIMEOUT = Duration.minutes(2)
+# Asynchronous invocations of the hook: no retry (one run, one report per lifecycle
+# event), and none older than the hour CodeDeploy waits for the report.
+PRE_TRAFFIC_RETRY_ATTEMPTS = 0
+PRE_TRAFFIC_MAX_EVENT_AGE = Duration.hours(1)
 # boto3 and the standard library only: 256 MB gives the import enough CPU.
 PRE_TRAFFIC_MEMORY_MB = 256
 # One-minute periods: a five-minute canary gets several looks at the new version.
@@ -165,6 +171,8 @@ class Deployment(Construct):
                 "TARGET_FUNCTION_VERSION": version.version,
             },
             log_group=self.hook_logs,
+            retry_attempts=PRE_TRAFFIC_RETRY_ATTEMPTS,
+            max_event_age=PRE_TRAFFIC_MAX_EVENT_AGE,
         )
         # The new version only: not $LATEST, not the alias, not any other version.
         self.hook.add_to_role_policy(

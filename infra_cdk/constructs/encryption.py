@@ -7,7 +7,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra_cdk.alarm_publisher import cloudwatch_alarms, this_accounts_alarms
+from infra_cdk.alarm_publisher import (
+    cloudwatch_alarms,
+    eventbridge_rules,
+    this_accounts_alarms,
+    this_accounts_rules,
+)
 
 
 class Encryption(Construct):
@@ -17,7 +22,7 @@ class Encryption(Construct):
     delegates to the account): the functions' roles are granted kms:Decrypt through
     Secrets Manager alone, by the secrets' grant_read. Two AWS services act on the key
     themselves, each limited to this account: CloudWatch Logs, for the log groups, and
-    CloudWatch alarms, which publish to the encrypted alarm topic.
+    CloudWatch alarms and EventBridge rules, which publish to the encrypted alarm topic.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, description: str) -> None:
@@ -71,5 +76,16 @@ class Encryption(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions=this_accounts_alarms(stack),
+            )
+        )
+        # The same for the EventBridge rule that forwards Secrets Manager's rotation
+        # failures to the topic (infra_cdk/constructs/monitoring.py).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeRulesPublishToTheEncryptedTopic",
+                principals=[eventbridge_rules()],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=this_accounts_rules(stack),
             )
         )

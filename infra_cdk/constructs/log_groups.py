@@ -1,5 +1,6 @@
 """Every log group of the stack is made the same way: encrypted with the stack's key
-(`encryption.Encryption`), kept for the stage's retention, and deleted with the stack."""
+(`encryption.Encryption`) and kept for the stage's retention. Deleted with the stack,
+unless the stage keeps them (`StageConfig.log_removal_policy`, which the stack applies)."""
 
 from __future__ import annotations
 

@@ -7,21 +7,25 @@ The metric names come from that module, so the dashboard reads what the app writ
 
 from __future__ import annotations
 
-import math
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra_cdk.alarm_publisher import cloudwatch_alarms, this_accounts_alarms
+from infra_cdk.alarm_publisher import (
+    cloudwatch_alarms,
+    eventbridge_rules,
+    this_accounts_alarms,
+)
 from lambda_app.core import metrics as app_metrics
 
 PERIOD = Duration.minutes(5)
@@ -40,6 +44,8 @@ API_5XX_RATE_PERCENT = 5
 LOCKOUT_SPIKE = 5
 # RDS Proxy's own default, when the target group sets no MaxConnectionsPercent.
 PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT = 100
+# The connection alarms fire at this share of a limit: time to act before requests wait.
+NEAR_A_LIMIT_PERCENT = 80
 
 
 def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
@@ -73,6 +79,23 @@ def proxy_max_connections_percent(proxy: rds.IDatabaseProxy) -> int:
     info = getattr(group, "connection_pool_configuration_info", None)
     percent = getattr(info, "max_connections_percent", None)
     return percent if isinstance(percent, int) else PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT
+
+
+def rotation_failures(secret: secretsmanager.ISecret) -> dict[str, object]:
+    """The event Secrets Manager sends when a rotation of `secret` fails.
+
+    Not an API call: CloudTrail records it as a service event (eventType AwsServiceEvent)
+    with the secret's ARN in additionalEventData, and delivers it to the default bus.
+    """
+    return {
+        "source": ["aws.secretsmanager"],
+        "detail-type": ["AWS Service Event via CloudTrail"],
+        "detail": {
+            "eventSource": ["secretsmanager.amazonaws.com"],
+            "eventName": ["RotationFailed"],
+            "additionalEventData": {"SecretId": [secret.secret_arn]},
+        },
+    }
 
 
 def app_metric(name: str, *, stage: str, statistic: str = "Sum") -> cloudwatch.Metric:
@@ -112,9 +135,11 @@ class Monitoring(Construct):
         http_api: apigw.HttpApi,
         api_function: lambda_.Function,
         migration_function: lambda_.Function,
+        rotation_function: lambda_.Function,
+        rotated_secret: secretsmanager.ISecret,
         database: rds.DatabaseInstance,
         proxy: rds.IDatabaseProxy,
-        db_connections_threshold: int,
+        db_max_connections: int,
         alarm_email: str | None,
         encryption_key: kms.IKey,
     ) -> None:
@@ -185,6 +210,19 @@ class Monitoring(Construct):
             threshold=1,
             description="A migration run failed (deploy trigger or `release` command).",
         )
+        # Runs once a month, so a failure nobody hears of leaves the key unrotated for
+        # another 30 days; the rule below also hears of failures outside the function.
+        self._alarm(
+            "SigningKeyRotationErrors",
+            rotation_function.metric_errors(period=PERIOD, statistic="Sum"),
+            threshold=1,
+            description=(
+                "A step of the JWT signing key's rotation failed: AWSCURRENT stays on the "
+                "working key; the function's log says why. Retry with `aws secretsmanager "
+                "rotate-secret`."
+            ),
+        )
+        self._notify_on_rotation_failure(rotated_secret)
         self._alarm(
             "DatabaseCpu",
             database.metric_cpu_utilization(period=PERIOD, statistic="Average"),
@@ -195,9 +233,12 @@ class Monitoring(Construct):
         self._alarm(
             "DatabaseConnections",
             database.metric_database_connections(period=PERIOD, statistic="Maximum"),
-            threshold=db_connections_threshold,
+            threshold=db_max_connections * NEAR_A_LIMIT_PERCENT // 100,
             evaluation_periods=2,
-            description="Database connections near the instance's max_connections.",
+            description=(
+                f"Database connections at {NEAR_A_LIMIT_PERCENT}% of max_connections "
+                f"({db_max_connections}, pinned in the parameter group) for 10 minutes."
+            ),
         )
         self._alarm(
             "DatabaseFreeStorage",
@@ -240,18 +281,19 @@ class Monitoring(Construct):
         # database connection for its transaction: when every client is busy at once
         # the proxy needs as many database connections as it has clients. It may open
         # max_connections_percent of max_connections; past that, requests wait (borrow
-        # timeout) and then fail with 503. `db_connections_threshold` is ~80% of
-        # max_connections, so this is ~80% of what the proxy may open.
+        # timeout) and then fail with 503. This fires at 80% of what the proxy may open.
         proxy_percent = proxy_max_connections_percent(proxy)
+        proxy_pool = db_max_connections * proxy_percent // 100
         self._alarm(
             "ProxyClientConnections",
             proxy_client_connections(proxy),
-            threshold=math.floor(db_connections_threshold * proxy_percent / 100),
+            threshold=proxy_pool * NEAR_A_LIMIT_PERCENT // 100,
             # Ten one-minute readings: near the limit for ten minutes, not one burst.
             evaluation_periods=10,
             description=(
                 "RDS Proxy client connections near the database connections it may open "
-                f"({proxy_percent}% of max_connections) for 10 minutes: requests at peak "
+                f"({proxy_pool}, {proxy_percent}% of max_connections) for 10 minutes: "
+                "requests at peak "
                 "would wait for a connection and then fail."
             ),
         )
@@ -346,6 +388,36 @@ class Monitoring(Construct):
                     app_metric(app_metrics.ACCOUNT_EMAILS_THROTTLED, stage=stage),
                 ],
             ),
+        )
+
+    def _notify_on_rotation_failure(self, secret: secretsmanager.ISecret) -> None:
+        """Secrets Manager's own report of a failed rotation, forwarded to the topic.
+
+        It also covers what the function's Errors can't see: an invocation that never
+        ran (Lambda refused it) or a rotation Secrets Manager abandoned. Delivered on a
+        best-effort basis, as every CloudTrail event is.
+        """
+        # L1: the L2 SnsTopic target would grant EventBridge the topic and the key with no
+        # condition; both grants are made here, for this rule and this account.
+        rule = events.CfnRule(
+            self,
+            "SigningKeyRotationFailed",
+            description="Secrets Manager reports that the JWT signing key's rotation failed",
+            event_pattern=rotation_failures(secret),
+            state="ENABLED",
+            targets=[events.CfnRule.TargetProperty(id="AlarmTopic", arn=self.topic.topic_arn)],
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ThisStacksRotationFailureRulePublishes",
+                principals=[eventbridge_rules()],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+                    "ArnEquals": {"aws:SourceArn": rule.attr_arn},
+                },
+            )
         )
 
     def _alarm(

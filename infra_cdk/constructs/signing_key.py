@@ -4,9 +4,13 @@ Every 30 days Secrets Manager runs `lambda_app.handlers.rotate_signing_key` (fou
 which makes a new key current and keeps the old one as previous: the API signs with
 the new key within its cache TTL and accepts both, so nobody is signed out.
 
-The function runs in the VPC's isolated subnets and reaches Secrets Manager through the
-interface endpoint the stack opens to it; it may read, write and relabel this one
-secret and use its KMS key through Secrets Manager only.
+The function runs outside the VPC, as the pre-traffic hook does: it calls Secrets Manager
+and nothing else, and reads no data in the VPC. In the VPC, a function idle for weeks
+loses its network interface, and the invocation that finds it gone fails while the
+function is Pending again: this one runs once a month. It may read, write and relabel
+this one secret and use its KMS key through Secrets Manager only. A failed step alarms
+(infra_cdk/constructs/monitoring.py), and so does the rotation Secrets Manager reports
+failed.
 
 The schedule is a CfnRotationSchedule rather than `secret.add_rotation_schedule`: CDK's
 helper also grants `secretsmanager:GetRandomPassword` on `*` (for functions that ask
@@ -17,7 +21,6 @@ Secrets Manager for a password), which this one does not use (its keys come from
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -25,13 +28,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_cdk.constructs.vpc_function import vpc_function
-from infra_cdk.nag import skip_checkov
+from infra_cdk.constructs.log_groups import encrypted_log_group
+from infra_cdk.nag import acknowledge_function, skip_checkov
+from infra_cdk.tracing import enable_active_tracing
 from lambda_app import workload
 
 ROTATION_HANDLER = "lambda_app.handlers.rotate_signing_key.handler"
 ROTATION_DAYS = 30
-# A few Secrets Manager calls per step: seconds, with room for a cold start in the VPC.
+# A few Secrets Manager calls per step: seconds, with room for a cold start.
 ROTATION_TIMEOUT = Duration.seconds(30)
 ROTATION_MEMORY_MB = 256
 SECRETS_MANAGER = "secretsmanager.amazonaws.com"
@@ -45,27 +49,28 @@ class SigningKeyRotation(Construct):
         *,
         secret: secretsmanager.Secret,
         code: lambda_.Code,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
         log_retention: logs.RetentionDays,
         encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        parts = vpc_function(
+        # The ids vpc_function gave them, so the resources keep their logical ids.
+        self.log_group = encrypted_log_group(
+            self, "FunctionLogs", retention=log_retention, encryption_key=encryption_key
+        )
+        self.function = lambda_.Function(
             self,
+            "Function",
             description=f"{workload.NAME} JWT signing key rotation (Secrets Manager)",
-            security_group_description="JWT key rotation: out to the Secrets Manager endpoint only",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
             handler=ROTATION_HANDLER,
             code=code,  # the API's asset: no third bundle to build or upload
             memory_size=ROTATION_MEMORY_MB,
             timeout=ROTATION_TIMEOUT,
-            vpc=vpc,
-            subnets=subnets,
-            log_retention=log_retention,
-            encryption_key=encryption_key,
+            log_group=self.log_group,
         )
-        self.function, self.security_group = parts.function, parts.security_group
-        self.log_group = parts.log_group
+        enable_active_tracing(self.function)
+        acknowledge_function(self.function)
 
         # The rotation protocol's four actions, on this secret only.
         self.function.add_to_role_policy(
@@ -126,6 +131,12 @@ class SigningKeyRotation(Construct):
                     "step fails the rotation, which Secrets Manager reports and retries, while "
                     "AWSCURRENT stays on the working key. A dead-letter queue only catches "
                     "asynchronous invocations."
+                ),
+                "CKV_AWS_117": (
+                    "Calls only the Secrets Manager API (over TLS, signed, on this one secret) "
+                    "and reads no data in the VPC. Inside it, a function idle for weeks loses "
+                    "its network interface and its next (monthly) invocation fails while "
+                    "Lambda attaches a new one."
                 ),
                 "CKV_AWS_115": (
                     "No reserved concurrency: it runs four short steps once a month, and "

@@ -6,11 +6,13 @@
 
 The invocation is synchronous, with a read timeout longer than Lambda's 15-minute maximum
 and no retries: botocore (like the AWS CLI) retries a timed-out read by default, which
-would start the same migration a second time while the first one still runs.
+would start the same migration a second time while the first one still runs. TCP
+keepalive probes from 60 s idle keep NAT gateways from forgetting the silent connection.
 
 Exit codes: 0 the migration ran and reported ok; 3 the function failed (FunctionError,
 error payload printed to stderr); 4 the function ran but reported ok=false (e.g. `check`
-found drift); 1 the release itself failed (stack or function not found, AWS error).
+found drift); 1 the release itself failed (stack or function not found, AWS error, no
+answer or the connection lost: the migration may still be running).
 
     python -m lambda_app release rollback --stack NAME [--to VERSION] [--region REGION]
 
@@ -27,6 +29,7 @@ import json
 import sys
 from typing import Any
 
+from lambda_app.devtools.tcp_keepalive import send_early_probes
 from lambda_app.migrate.actions import (
     ACTIONS,
     DEFAULT_ACTION,
@@ -80,8 +83,8 @@ def invoke_config() -> Any:
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         # No retries: a retried invoke runs the migration again.
         retries={"max_attempts": 0, "mode": "standard"},
-        # Keep the idle connection alive while the function works (NAT gateways and
-        # firewalls drop idle TCP connections after a few minutes).
+        # SO_KEEPALIVE, for the silent minutes while the function works; the probes' timing
+        # is set by tcp_keepalive.send_early_probes, which botocore has no option for.
         tcp_keepalive=True,
     )
 
@@ -89,7 +92,9 @@ def invoke_config() -> Any:
 def lambda_client(region: str | None) -> Any:
     import boto3  # only on this path: the Lambda bundle does not need it at import
 
-    return boto3.client("lambda", region_name=region, config=invoke_config())
+    client = boto3.client("lambda", region_name=region, config=invoke_config())
+    send_early_probes(client)
+    return client
 
 
 def find_migration_function(cloudformation: Any, stack: str) -> str:
@@ -144,7 +149,7 @@ def invoke_migration(client: Any, function: str, event: dict[str, Any]) -> int:
 
 def run_release(args: argparse.Namespace) -> int:
     import boto3
-    from botocore.exceptions import ReadTimeoutError
+    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
     if not (args.stack or args.function):
         args.release_parser.error("one of the arguments --stack --function is required")
@@ -162,4 +167,11 @@ def run_release(args: argparse.Namespace) -> int:
         raise ReleaseError(
             f"no answer from {function} after {READ_TIMEOUT_SECONDS} s; it may still be "
             "running: check its logs before starting another release"
+        ) from None
+    except ConnectionClosedError:
+        # The path went away mid-wait (the keepalive probes went unanswered, or a NAT
+        # reset the flow): the invoke was sent, so the migration may be running.
+        raise ReleaseError(
+            f"the connection to Lambda was lost while waiting for {function}; it may still "
+            "be running: check its logs before starting another release"
         ) from None

@@ -10,6 +10,12 @@ HTTP API 2.0 events API Gateway would send, checks each answer, and reports `Suc
 or `Failed` to CodeDeploy. A `Failed` report (or none within the hour) rolls the
 deployment back: the alias never points at the new version.
 
+It always reports, and before its own timeout: a hook that Lambda ends reports nothing,
+and CodeDeploy then waits the full hour. An invoke starts only while the worst it can
+take still leaves time to report; what could not run is reported as a failure. Each
+check is tried at most ATTEMPTS_PER_CHECK times, and Lambda does not retry the hook
+itself (its EventInvokeConfig allows no retry), so a run is never repeated.
+
 - `GET /api/health`: the version starts and serves.
 - `GET /api/health/ready`: its database path works (RDS Proxy, IAM token, TLS) with the
   schema the migrations just left.
@@ -38,6 +44,16 @@ logger.setLevel(logging.INFO)
 # The API's 20 s timeout, plus a cold start (VPC, SnapStart restore) and some slack.
 INVOKE_READ_TIMEOUT_SECONDS = 40
 INVOKE_CONNECT_TIMEOUT_SECONDS = 5
+INVOKE_WORST_CASE_MS = (INVOKE_READ_TIMEOUT_SECONDS + INVOKE_CONNECT_TIMEOUT_SECONDS) * 1000
+# A check whose invoke got no answer (throttled, unreachable, timed out) is tried once
+# more, after a pause; botocore retries nothing, so every attempt passes the time guard.
+ATTEMPTS_PER_CHECK = 2
+RETRY_PAUSE_SECONDS = 1
+# The report to CodeDeploy: at most two attempts of 3 + 5 s, with slack.
+REPORT_CONNECT_TIMEOUT_SECONDS = 3
+REPORT_READ_TIMEOUT_SECONDS = 5
+REPORT_ATTEMPTS = 2
+REPORT_MARGIN_MS = 20_000
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 USER_AGENT = "lambda-app-pre-traffic-hook"
@@ -46,6 +62,7 @@ HttpResult = dict[str, Any]
 # One HTTP API 2.0 event in, the function's result (statusCode, headers, body) out.
 # Raises InvokeFailed when the function errs instead of answering.
 Invoke = Callable[[dict[str, Any]], HttpResult]
+RemainingMs = Callable[[], int]
 
 
 class InvokeFailed(RuntimeError):
@@ -129,34 +146,63 @@ def _body(result: HttpResult) -> Any:
         return raw
 
 
-def check_version(invoke: Invoke) -> list[str]:
+def _answer_problem(check: Check, result: HttpResult) -> str | None:
+    status = result.get("statusCode")
+    body = _body(result)
+    if status != check.status:
+        return f"status {status}, expected {check.status}: {json.dumps(body)[:300]}"
+    return check.body_problem(body)
+
+
+def _run_check(check: Check, invoke: Invoke, remaining_ms: RemainingMs) -> str | None:
+    """What is wrong with the version's answer to `check` (None: nothing)."""
+    errors: list[str] = []
+    while len(errors) < ATTEMPTS_PER_CHECK:
+        left_ms = remaining_ms()
+        if left_ms < INVOKE_WORST_CASE_MS + REPORT_MARGIN_MS:
+            tried = f"{len(errors)} attempts ({errors[-1]}), then " if errors else ""
+            return (
+                f"{tried}not run, {left_ms // 1000} s left is too little for an invoke "
+                "and the report"
+            )
+        try:
+            result = invoke(http_api_event(check.path))
+        except InvokeFailed as exc:  # the version answered with an error: it would again
+            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # no answer came: worth another attempt
+            errors.append(f"{type(exc).__name__}: {exc}")
+            if len(errors) < ATTEMPTS_PER_CHECK:
+                time.sleep(RETRY_PAUSE_SECONDS)
+            continue
+        return _answer_problem(check, result)
+    return f"{len(errors)} attempts: {errors[-1]}"
+
+
+def check_version(invoke: Invoke, remaining_ms: RemainingMs) -> list[str]:
     """Every check against the version behind `invoke`: what failed (empty: all passed)."""
     failures = []
     for check in CHECKS:
-        try:
-            result = invoke(http_api_event(check.path))
-        except Exception as exc:  # an invoke error, a timeout: the version failed this check
-            failures.append(f"GET {check.path}: {type(exc).__name__}: {exc}")
-            continue
-        status = result.get("statusCode")
-        body = _body(result)
-        if status != check.status:
-            failures.append(
-                f"GET {check.path}: status {status}, expected {check.status}: "
-                f"{json.dumps(body)[:300]}"
-            )
-            continue
-        problem = check.body_problem(body)
+        problem = _run_check(check, invoke, remaining_ms)
         if problem:
             failures.append(f"GET {check.path}: {problem}")
     return failures
 
 
-def run(event: dict[str, Any], *, invoke: Invoke, codedeploy: Any) -> dict[str, Any]:
-    """Check the new version and report the verdict for this lifecycle event."""
+def run(
+    event: dict[str, Any], *, invoke: Invoke, codedeploy: Any, remaining_ms: RemainingMs
+) -> dict[str, Any]:
+    """Check the new version and report the verdict for this lifecycle event.
+
+    `remaining_ms` is the hook's time left (the Lambda context's
+    get_remaining_time_in_millis).
+    """
     deployment_id = event["DeploymentId"]
     execution_id = event["LifecycleEventHookExecutionId"]
-    failures = check_version(invoke)
+    try:
+        failures = check_version(invoke, remaining_ms)
+    except Exception as exc:  # whatever broke, CodeDeploy must hear Failed, not wait an hour
+        logger.exception("pre-traffic checks broke")
+        failures = [f"the hook failed: {type(exc).__name__}: {exc}"]
     status = FAILED if failures else SUCCEEDED
     logger.info(
         json.dumps(
@@ -185,7 +231,10 @@ def lambda_invoke(client: Any, function_name: str, version: str) -> Invoke:
             raise InvokeFailed(
                 f"{function_name}:{version} {response['FunctionError']}: {raw[:300]}"
             )
-        result = json.loads(raw)
+        try:
+            result = json.loads(raw)
+        except ValueError:
+            result = raw
         if not isinstance(result, dict):
             raise InvokeFailed(f"{function_name}:{version} returned {raw[:300]}")
         return result
@@ -200,9 +249,18 @@ def _clients() -> tuple[Any, Any]:
     invoke_config = Config(
         read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
         connect_timeout=INVOKE_CONNECT_TIMEOUT_SECONDS,
-        retries={"max_attempts": 2, "mode": "standard"},  # GETs: safe to repeat
+        # _run_check retries (GETs: safe to repeat), each attempt within the time left.
+        retries={"total_max_attempts": 1, "mode": "standard"},
     )
-    return boto3.client("lambda", config=invoke_config), boto3.client("codedeploy")
+    report_config = Config(
+        read_timeout=REPORT_READ_TIMEOUT_SECONDS,
+        connect_timeout=REPORT_CONNECT_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": REPORT_ATTEMPTS, "mode": "standard"},
+    )
+    return (
+        boto3.client("lambda", config=invoke_config),
+        boto3.client("codedeploy", config=report_config),
+    )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -210,4 +268,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     invoke = lambda_invoke(
         lambda_client, os.environ["TARGET_FUNCTION_NAME"], os.environ["TARGET_FUNCTION_VERSION"]
     )
-    return run(event, invoke=invoke, codedeploy=codedeploy)
+    return run(
+        event,
+        invoke=invoke,
+        codedeploy=codedeploy,
+        remaining_ms=context.get_remaining_time_in_millis,
+    )

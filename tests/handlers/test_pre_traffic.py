@@ -12,6 +12,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -21,6 +22,7 @@ from botocore.stub import ANY, Stubber
 from sqlalchemy.engine import make_url
 
 from lambda_app.handlers.pre_traffic import (
+    ATTEMPTS_PER_CHECK,
     CHECKS,
     FAILED,
     SUCCEEDED,
@@ -123,7 +125,12 @@ def test_a_healthy_version_is_reported_succeeded(
     client, stubber = codedeploy
     expect_report(stubber, SUCCEEDED)
     # when
-    result = run(LIFECYCLE_EVENT, invoke=in_process(new_version), codedeploy=client)
+    result = run(
+        LIFECYCLE_EVENT,
+        invoke=in_process(new_version),
+        codedeploy=client,
+        remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
+    )
     # then
     assert result == {"status": SUCCEEDED, "failures": []}
 
@@ -135,7 +142,12 @@ def test_a_version_whose_database_is_unreachable_is_reported_failed(
     client, stubber = codedeploy
     expect_report(stubber, FAILED)
     # when
-    result = run(LIFECYCLE_EVENT, invoke=in_process(version_without_database), codedeploy=client)
+    result = run(
+        LIFECYCLE_EVENT,
+        invoke=in_process(version_without_database),
+        codedeploy=client,
+        remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
+    )
     # then: liveness and the schema still answer; readiness is the one that failed
     assert result["status"] == FAILED
     (failure,) = result["failures"]
@@ -173,9 +185,120 @@ def test_the_lambda_transport_invokes_the_new_version_and_a_crash_fails_the_chec
             LIFECYCLE_EVENT,
             invoke=lambda_invoke(lambda_client, "lambda-app-api", "7"),
             codedeploy=codedeploy_client,
+            remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
         )
         lambda_stubber.assert_no_pending_responses()
-    # then
+    # then: a version that answered with an error is not asked again
     assert result["status"] == FAILED
     assert len(result["failures"]) == len(CHECKS)
     assert all("lambda-app-api:7 Unhandled" in failure for failure in result["failures"])
+
+
+HEALTHY = {"statusCode": 200, "headers": {}, "body": json.dumps({"status": "ok"})}
+
+
+def expect_invoke(stubber: Stubber, payload: Any) -> None:
+    stubber.add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": stream(payload)},
+        {
+            "FunctionName": "lambda-app-api",
+            "Qualifier": "7",
+            "InvocationType": "RequestResponse",
+            "Payload": ANY,
+        },
+    )
+
+
+@dataclass
+class RunningOut:
+    """The hook's Lambda context as the run goes on: the time left at each look, in turn
+    (a slow version spends it; Stubber's answers take none)."""
+
+    remaining: list[int] = field(default_factory=list)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining.pop(0) if len(self.remaining) > 1 else self.remaining[0]
+
+
+def test_the_hook_reports_failed_while_it_still_has_time_to_report(
+    aws_credentials: None, codedeploy: tuple[Any, Stubber]
+) -> None:
+    # given: the first check answers, then a slow one has used up the hook's time, so
+    # that another invoke (up to its 40 s read timeout) could outlast the hook's own
+    # timeout, and Lambda would end it with nothing reported: CodeDeploy would wait an hour
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    codedeploy_client, codedeploy_stubber = codedeploy
+    expect_report(codedeploy_stubber, FAILED)
+    context = RunningOut(remaining=[115_000, 50_000])
+    with Stubber(lambda_client) as lambda_stubber:
+        expect_invoke(lambda_stubber, HEALTHY)  # only the first check is ever sent
+        # when
+        result = run(
+            LIFECYCLE_EVENT,
+            invoke=lambda_invoke(lambda_client, "lambda-app-api", "7"),
+            codedeploy=codedeploy_client,
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
+        lambda_stubber.assert_no_pending_responses()
+    # then: reported Failed, naming the checks never run
+    assert result["status"] == FAILED
+    assert result["failures"] == [
+        "GET /api/health/ready: not run, 50 s left is too little for an invoke and the report",
+        "GET /api/openapi.json: not run, 50 s left is too little for an invoke and the report",
+    ]
+
+
+def test_a_check_the_invoke_could_not_reach_is_tried_again_a_bounded_number_of_times(
+    aws_credentials: None, codedeploy: tuple[Any, Stubber]
+) -> None:
+    # given: Lambda throttles every invoke of the first check, then answers the others
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    codedeploy_client, codedeploy_stubber = codedeploy
+    expect_report(codedeploy_stubber, FAILED)
+    with Stubber(lambda_client) as lambda_stubber:
+        for _ in range(ATTEMPTS_PER_CHECK):
+            lambda_stubber.add_client_error(
+                "invoke", service_error_code="TooManyRequestsException", http_status_code=429
+            )
+        expect_invoke(lambda_stubber, HEALTHY)
+        expect_invoke(
+            lambda_stubber,
+            {"statusCode": 200, "body": json.dumps({"openapi": "3.1.0", "paths": {}})},
+        )
+        # when
+        result = run(
+            LIFECYCLE_EVENT,
+            invoke=lambda_invoke(lambda_client, "lambda-app-api", "7"),
+            codedeploy=codedeploy_client,
+            remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
+        )
+        lambda_stubber.assert_no_pending_responses()
+    # then
+    assert ATTEMPTS_PER_CHECK == 2
+    assert result["status"] == FAILED
+    throttled, schema = result["failures"]
+    assert throttled.startswith(
+        f"GET /api/health: {ATTEMPTS_PER_CHECK} attempts: TooManyRequestsException"
+    )
+    assert schema == "GET /api/openapi.json: the schema lists no /api/health/ready path"
+
+
+def test_an_unexpected_error_is_still_reported_failed(codedeploy: tuple[Any, Stubber]) -> None:
+    # given: the run breaks outside any check (here: the clock itself)
+    codedeploy_client, codedeploy_stubber = codedeploy
+    expect_report(codedeploy_stubber, FAILED)
+
+    def broken_clock() -> int:
+        raise RuntimeError("no context")
+
+    # when
+    result = run(
+        LIFECYCLE_EVENT,
+        invoke=in_process(lambda event, context: HEALTHY),
+        codedeploy=codedeploy_client,
+        remaining_ms=broken_clock,
+    )
+    # then
+    assert result["status"] == FAILED
+    assert result["failures"] == ["the hook failed: RuntimeError: no context"]

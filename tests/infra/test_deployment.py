@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from lambda_app.devtools import rollback
+from lambda_app.handlers import pre_traffic
 from tests.infra.conftest import Synth
 
 XRAY_WRITE_POLICY = "AWSXRayDaemonWriteAccess"
@@ -181,6 +182,30 @@ def test_the_hook_is_a_small_function_outside_the_vpc_aimed_at_the_new_version(
         "TARGET_FUNCTION_VERSION": {"Fn::GetAtt": [resource["version"], "Version"]},
     }
     assert hook["LoggingConfig"]["LogGroup"]["Ref"].startswith("ApiDeploymentPreTrafficHookLogs")
+
+
+def test_lambda_never_runs_the_hook_twice_for_one_lifecycle_event(synth: Synth) -> None:
+    # CodeDeploy invokes the hook asynchronously: Lambda's default two retries would run
+    # the checks again after a failure (and report twice), past the hook's own timeout.
+    hook_id = one(synth, "AWS::Lambda::Function", "ApiDeploymentPreTrafficHook")[0]
+    configs = [
+        c["Properties"]
+        for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": hook_id}
+    ]
+    assert configs == [
+        {
+            "FunctionName": {"Ref": hook_id},
+            "Qualifier": "$LATEST",  # CodeDeploy invokes the unqualified function
+            "MaximumRetryAttempts": 0,
+            "MaximumEventAgeInSeconds": 3600,  # CodeDeploy waits an hour at most
+        }
+    ]
+    hook = props(synth, "AWS::Lambda::Function", "ApiDeploymentPreTrafficHook")
+    assert (
+        hook["Timeout"] * 1000
+        >= (pre_traffic.INVOKE_WORST_CASE_MS + pre_traffic.REPORT_MARGIN_MS) + 15_000
+    )  # one full-length invoke, the report, and a cold start
 
 
 def test_the_hook_may_invoke_the_new_version_and_report_to_its_group_only(synth: Synth) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from lambda_app.core import metrics
 from tests.infra.conftest import Synth
 
@@ -65,7 +67,12 @@ def test_cloudwatch_alarms_of_this_account_may_publish_to_the_topic_over_tls_onl
     (policy,) = synth.of_type("AWS::SNS::TopicPolicy").values()
     assert policy["Properties"]["Topics"] == [_topic(synth)]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    # (the only other Allow: EventBridge, for one rule, in the rotation-failure test below)
+    (allow,) = [
+        s
+        for s in statements
+        if s["Effect"] == "Allow" and s["Principal"] != {"Service": "events.amazonaws.com"}
+    ]
     assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert allow["Action"] == "sns:Publish" and allow["Resource"] == _topic(synth)
     assert allow["Condition"] == {
@@ -85,6 +92,99 @@ def test_cloudwatch_alarms_of_this_account_may_publish_to_the_topic_over_tls_onl
     assert deny["Principal"] == "*" and deny["Resource"] == _topic(synth)
 
 
+# What RDS's default formula gives these classes, less a margin: it divides the memory
+# left after the OS and RDS's own processes (DBInstanceClassMemory), not the nominal GiB,
+# so a db.t4g.micro reports about 80-87, not the ~110 its 1 GiB would suggest.
+MAX_CONNECTIONS_A_CLASS_SUPPORTS = {"db.t4g.micro": 80, "db.t4g.small": 180}
+
+
+def _max_connections(synth: Synth) -> int:
+    """max_connections as the template pins it in the instance's parameter group."""
+    ((instance_id, instance),) = synth.of_type("AWS::RDS::DBInstance").items()
+    group_ref = instance["Properties"]["DBParameterGroupName"]["Ref"]
+    group = synth.resources[group_ref]
+    assert group["Type"] == "AWS::RDS::DBParameterGroup", instance_id
+    return int(group["Properties"]["Parameters"]["max_connections"])
+
+
+def test_max_connections_is_pinned_to_what_the_instance_class_supports(synth: Synth) -> None:
+    (instance,) = synth.of_type("AWS::RDS::DBInstance").values()
+    instance_class = instance["Properties"]["DBInstanceClass"]
+    assert 0 < _max_connections(synth) <= MAX_CONNECTIONS_A_CLASS_SUPPORTS[instance_class]
+
+
+def test_a_max_connections_that_leaves_no_room_beside_the_proxy_is_refused() -> None:
+    from infra_cdk.constructs.database import proxy_pool_size
+
+    assert proxy_pool_size(80) == 72  # 8 left: 5 reserved slots, 2 for a migration, 1 psql
+    with pytest.raises(ValueError, match="leaves 2 connections"):
+        proxy_pool_size(20)
+
+
+def test_database_connections_alarm_fires_at_80_percent_of_the_pinned_max_connections(
+    synth: Synth,
+) -> None:
+    alarm = _alarm(synth, "MonitoringDatabaseConnections")
+    assert alarm["MetricName"] == "DatabaseConnections"
+    assert alarm["Threshold"] == _max_connections(synth) * 80 // 100
+
+
+def test_a_failed_signing_key_rotation_step_alarms(synth: Synth) -> None:
+    (function,) = [
+        k for k in synth.of_type("AWS::Lambda::Function") if k.startswith("JwtSecretRotation")
+    ]
+    alarm = _alarm(synth, "MonitoringSigningKeyRotationErrors")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [_topic(synth)]
+
+
+def test_a_rotation_failure_secrets_manager_reports_reaches_the_alarm_topic(
+    synth: Synth,
+) -> None:
+    # given: the rule for this stack's JWT secret, as CloudTrail delivers Secrets Manager's
+    # own rotation events (not API calls) to the default event bus
+    (jwt,) = [k for k in synth.of_type("AWS::SecretsManager::Secret") if k.startswith("JwtSecret")]
+    ((rule_id, rule),) = synth.of_type("AWS::Events::Rule").items()
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.secretsmanager"],
+        "detail-type": ["AWS Service Event via CloudTrail"],
+        "detail": {
+            "eventSource": ["secretsmanager.amazonaws.com"],
+            "eventName": ["RotationFailed"],
+            "additionalEventData": {"SecretId": [{"Ref": jwt}]},
+        },
+    }
+    assert rule["Properties"].get("EventBusName", "default") == "default"
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [_topic(synth)]
+
+    # then: EventBridge may publish to the topic, for this rule only...
+    (policy,) = synth.of_type("AWS::SNS::TopicPolicy").values()
+    (allow,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == _topic(synth)
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}},
+    }
+    # ...and use the key SNS encrypts its messages with, for this account's rules
+    (key,) = synth.of_type("AWS::KMS::Key").values()
+    (key_statement,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    assert set(key_statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert key_statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/*"},
+    }
+
+
 def test_proxy_client_connections_alarm_stays_under_what_the_proxy_may_open(synth: Synth) -> None:
     alarm = _alarm(synth, "MonitoringProxyClientConnections")
     assert alarm["MetricName"] == "ClientConnections" and alarm["Statistic"] == "Sum"
@@ -93,10 +193,25 @@ def test_proxy_client_connections_alarm_stays_under_what_the_proxy_may_open(synt
     assert alarm["Period"] == 60 and alarm["EvaluationPeriods"] > 1
     (group,) = synth.of_type("AWS::RDS::DBProxyTargetGroup").values()
     percent = group["Properties"]["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"]
-    db_alarm = _alarm(synth, "MonitoringDatabaseConnections")  # ~80% of max_connections
-    assert alarm["Threshold"] == int(db_alarm["Threshold"] * percent / 100)
+    proxy_pool = _max_connections(synth) * percent // 100
+    assert alarm["Threshold"] == proxy_pool * 80 // 100
     (proxy,) = synth.of_type("AWS::RDS::DBProxy")
     assert alarm["Dimensions"] == [{"Name": "ProxyName", "Value": {"Ref": proxy}}]
+
+
+def test_prods_reserved_concurrency_gets_a_database_connection_for_every_request(
+    prod: Synth,
+) -> None:
+    # Each running request borrows one database connection through the proxy.
+    (function,) = [
+        v["Properties"]
+        for k, v in prod.of_type("AWS::Lambda::Function").items()
+        if k.startswith("ApiFunction")
+    ]
+    (group,) = prod.of_type("AWS::RDS::DBProxyTargetGroup").values()
+    percent = group["Properties"]["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"]
+    proxy_pool = _max_connections(prod) * percent // 100
+    assert function["ReservedConcurrentExecutions"] <= proxy_pool
 
 
 def _dashboard_widgets(synth: Synth) -> list[dict[str, Any]]:

@@ -42,7 +42,17 @@ def test_the_jwt_secret_rotates_every_30_days_with_its_function(synth: Synth) ->
     assert function["Handler"] == "lambda_app.handlers.rotate_signing_key.handler"
     assert function["Code"] == props(synth, "AWS::Lambda::Function", "ApiFunction")["Code"]
     assert "Environment" not in function  # the secret's ARN comes in each event
-    assert function["VpcConfig"]["SubnetIds"]
+
+
+def test_rotation_runs_outside_the_vpc_with_no_network_of_its_own(synth: Synth) -> None:
+    # A VPC function idle for weeks loses its network interface, and the monthly
+    # invocation that finds it gone fails while the function is Pending again.
+    function = props(synth, "AWS::Lambda::Function", f"{ROTATION}Function")
+    assert "VpcConfig" not in function
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert not [k for k in synth.of_type("AWS::EC2::SecurityGroup") if k.startswith(ROTATION)]
+    role = props(synth, "AWS::IAM::Role", f"{ROTATION}FunctionServiceRole")
+    assert "AWSLambdaVPCAccessExecutionRole" not in str(role["ManagedPolicyArns"])
 
 
 def test_rotation_may_touch_that_one_secret_only(synth: Synth) -> None:
@@ -111,32 +121,10 @@ def test_the_jwt_secret_is_no_longer_acknowledged_as_unrotated(synth: Synth) -> 
     assert "AwsSolutions-SMG4" not in str(rules)
 
 
-def test_the_schedule_waits_for_the_path_to_secrets_manager(synth: Synth) -> None:
-    # Secrets Manager tests the rotation function as soon as the schedule exists: the
-    # function must reach the endpoint by then.
-    schedule_id, schedule = one(synth, "AWS::SecretsManager::RotationSchedule", ROTATION)
+def test_the_schedule_waits_for_the_function_and_its_invoke_permission(synth: Synth) -> None:
+    # Secrets Manager tests the rotation function as soon as the schedule exists.
+    _, schedule = one(synth, "AWS::SecretsManager::RotationSchedule", ROTATION)
     waits_for = set(schedule["DependsOn"])
-    endpoint = one(synth, "AWS::EC2::VPCEndpoint", "NetworkVpcSecretsManager")[0]
-    endpoint_group = one(synth, "AWS::EC2::SecurityGroup", "NetworkVpcSecretsManager")[0]
-    rotation_group = one(synth, "AWS::EC2::SecurityGroup", f"{ROTATION}SecurityGroup")[0]
-
-    def rules(resource_type: str, group: str, peer_property: str, peer: str) -> set[str]:
-        return {
-            logical_id
-            for logical_id, rule in synth.of_type(resource_type).items()
-            if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]}
-            and rule["Properties"][peer_property] == {"Fn::GetAtt": [peer, "GroupId"]}
-            and rule["Properties"]["FromPort"] == 443
-        }
-
-    ingress = rules(
-        "AWS::EC2::SecurityGroupIngress", endpoint_group, "SourceSecurityGroupId", rotation_group
-    )
-    egress = rules(
-        "AWS::EC2::SecurityGroupEgress",
-        rotation_group,
-        "DestinationSecurityGroupId",
-        endpoint_group,
-    )
-    assert len(ingress) == 1 and len(egress) == 1, schedule_id
-    assert {endpoint, endpoint_group, rotation_group} | ingress | egress <= waits_for
+    function_id = one(synth, "AWS::Lambda::Function", f"{ROTATION}Function")[0]
+    permission_id = one(synth, "AWS::Lambda::Permission", f"{ROTATION}FunctionSecretsManager")[0]
+    assert {function_id, permission_id} <= waits_for

@@ -151,11 +151,7 @@ def test_only_the_proxy_and_the_migrations_reach_the_database(synth: Synth) -> N
 
 def test_only_the_functions_reach_the_secrets_manager_endpoint(synth: Synth) -> None:
     sources = _ingress_sources(synth, "NetworkVpcSecretsManagerSecurityGroup")
-    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == [
-        "Api",
-        "JwtSecretRotation",
-        "Migrations",
-    ]
+    assert sorted(s.split("SecurityGroup")[0] for s, _ in sources) == ["Api", "Migrations"]
     assert {port for _, port in sources} == {443}
 
 
@@ -570,7 +566,7 @@ def test_alarms_cover_api_functions_and_database(synth: Synth) -> None:
     topic = ref_of(synth, "AWS::SNS::Topic", "MonitoringAlarmTopic")
     assert all(a["AlarmActions"] == [topic] for a in alarms)
     errors = [a for a in alarms if a["MetricName"] == "Errors"]
-    assert len(errors) == 2  # the API and the migration function
+    assert len(errors) == 3  # the API, the migration and the signing-key rotation function
     storage = next(a for a in alarms if a["MetricName"] == "FreeStorageSpace")
     assert storage["ComparisonOperator"] == "LessThanThreshold"
 
@@ -602,6 +598,22 @@ def test_dashboard_shows_the_alarms_the_database_and_the_proxy(synth: Synth) -> 
 
 
 # --- stages ----------------------------------------------------------------------------
+
+
+def test_prod_keeps_its_logs_when_the_stack_goes_and_dev_deletes_them(
+    dev: Synth, prod: Synth
+) -> None:
+    # What happened before a prod stack was deleted stays readable, with its snapshot
+    # and secrets (the key that encrypts the logs is kept too).
+    prod_groups = prod.of_type("AWS::Logs::LogGroup")
+    dev_groups = dev.of_type("AWS::Logs::LogGroup")
+    assert prod_groups and dev_groups
+    assert {(g["DeletionPolicy"], g["UpdateReplacePolicy"]) for g in prod_groups.values()} == {
+        ("Retain", "Retain")
+    }
+    assert {(g["DeletionPolicy"], g["UpdateReplacePolicy"]) for g in dev_groups.values()} == {
+        ("Delete", "Delete")
+    }
 
 
 def test_prod_protects_the_database_and_dev_can_be_torn_down(dev: Synth, prod: Synth) -> None:
