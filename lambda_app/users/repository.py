@@ -42,6 +42,24 @@ class UserRepository:
     async def get_by_email(self, email: str) -> User | None:
         return await self.session.scalar(select(User).where(User.email == email.lower()))
 
+    async def get_by_email_kept(self, email: str) -> User | None:
+        """Find by email and keep the row until the transaction ends: not deleted, and its
+        email not changed, meanwhile (a deletion in flight is waited for, then shows as
+        no user).
+
+        FOR KEY SHARE, the lock a foreign-key check takes, and the weakest that holds off
+        a DELETE: rows inserted for the user afterwards can't break their foreign key. It
+        waits only for a DELETE or a change of a unique column (FOR UPDATE), never for
+        the FOR NO KEY UPDATE of logins and refreshes (identity.user_lock).
+        """
+        stmt = (
+            select(User)
+            .where(User.email == email.lower())
+            .with_for_update(read=True, key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return await self.session.scalar(stmt)
+
     async def list_after(self, *, after_id: int, limit: int) -> list[User]:
         """Keyset page ordered by id: stable while rows are added or removed."""
         stmt = select(User).where(User.id > after_id).order_by(User.id).limit(limit)

@@ -2,16 +2,16 @@
 
 Each test holds the user's row (`FOR UPDATE`, from a connection of its own) while it
 starts the two requests, one after the other, and waits until each is blocked on a lock;
-then it lets go. The requests run in the order they queued, at the exact point each
-reached, so the interleaving is the same on every run (lambda_app.identity.user_lock
-says what each one used to break). The app commits for real (`committing_client`).
+then it lets go (tests/reliability/row_locks.py). The requests run in the order they
+queued, at the exact point each reached, so the interleaving is the same on every run
+(lambda_app.identity.user_lock says what each one used to break). The app commits for
+real (`committing_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
@@ -19,51 +19,9 @@ import httpx
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from tests.fixtures.accounts import Credentials, login, register
+from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn
-
-# Long enough for a loaded machine; only reached if a request never blocks (a bug).
-BLOCKED_WITHIN_SECONDS = 30.0
-
-
-class RowHolder:
-    def __init__(self, watcher: asyncpg.Connection) -> None:
-        # Outside the holder's transaction: in one, pg_stat_activity is read only once.
-        self.watcher = watcher
-
-    async def waiting_requests(self) -> int:
-        return int(
-            # pg_locks, not pg_stat_activity's wait events: those are hidden from
-            # roles that aren't the waiting session's (the app's role is another one).
-            await self.watcher.fetchval(
-                "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                " WHERE NOT l.granted AND a.datname = current_database()"
-            )
-        )
-
-    async def start_blocked(self, request: Awaitable[httpx.Response]) -> asyncio.Task[Any]:
-        """Start `request` and return once it waits on a lock (it queues behind the others)."""
-        before = await self.waiting_requests()
-        task = asyncio.ensure_future(request)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + BLOCKED_WITHIN_SECONDS
-        while await self.waiting_requests() <= before:
-            assert not task.done(), f"the request did not block: {task.result()}"
-            assert loop.time() < give_up, "the request never waited on a lock"
-            await asyncio.sleep(0.01)
-        return task
-
-
-@asynccontextmanager
-async def user_row_held(database_url: str, username: str) -> AsyncIterator[RowHolder]:
-    holder = await asyncpg.connect(**asyncpg_dsn(database_url))
-    watcher = await asyncpg.connect(**asyncpg_dsn(database_url))
-    try:
-        async with holder.transaction():
-            await holder.execute("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", username)
-            yield RowHolder(watcher)
-    finally:
-        await watcher.close()
-        await holder.close()
+from tests.reliability.row_locks import user_row_held
 
 
 async def _superuser_headers(client: httpx.AsyncClient, database_url: str) -> dict[str, str]:
@@ -213,3 +171,18 @@ async def test_a_verification_link_asked_for_by_a_user_deleted_meanwhile_is_a_40
     resent = await _queued_behind_a_deletion(client, committing_database, user, resend)
 
     assert resent.status_code == 401, resent.text
+
+
+async def test_a_password_recovery_for_a_user_deleted_meanwhile_is_the_usual_202(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    email = user.registration()["email"]
+    recover = client.post("/api/auth/password-recovery", json={"email": email})
+
+    recovered = await _queued_behind_a_deletion(client, committing_database, user, recover)
+
+    # then: the answer any address gets, and no link for the account that is gone
+    assert recovered.status_code == 202, recovered.text
+    assert Mailbox().to(email, "Reset your password") == []
