@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -85,6 +85,8 @@ class UserRepository:
         await self.session.refresh(user)  # server-side defaults and onupdate timestamps
         return user
 
-    async def delete(self, user: User) -> None:
-        await self.session.delete(user)
-        await self.session.flush()
+    async def delete(self, user_id: int) -> bool:
+        """Delete the user; whether there was one. One statement: of two deletions of
+        one user, the second waits for the first, then finds no row."""
+        stmt = delete(User).where(User.id == user_id).returning(User.id)
+        return await self.session.scalar(stmt) is not None

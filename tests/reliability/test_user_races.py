@@ -11,13 +11,16 @@ real (`committing_client`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import datetime as dt
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
 import httpx
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from lambda_app.identity.signing_key import current_signing_key
+from lambda_app.identity.tokens import create_access_token
 from tests.fixtures.accounts import Credentials, login, register
 from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn
@@ -186,3 +189,101 @@ async def test_a_password_recovery_for_a_user_deleted_meanwhile_is_the_usual_202
     # then: the answer any address gets, and no link for the account that is gone
     assert recovered.status_code == 202, recovered.text
     assert Mailbox().to(email, "Reset your password") == []
+
+
+async def test_an_admin_password_change_racing_the_users_own_revokes_what_both_revoke(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    headers = await login(client, user.username, user.password)
+    admin = await _superuser_headers(client, committing_database)
+    user_id = await _user_id(committing_database, user.username)
+    admins_password = "the admin's choice 123"
+
+    # when: the user's own change queues first, a superuser's after it
+    async with user_row_held(committing_database, user.username) as row:
+        own = await row.start_blocked(
+            client.post(
+                "/api/users/me/password",
+                json={"current_password": user.password, "new_password": "the user's own 123"},
+                headers=headers,
+            )
+        )
+        by_admin = await row.start_blocked(
+            client.patch(f"/api/users/{user_id}", json={"password": admins_password}, headers=admin)
+        )
+    changed, set_by_admin = await asyncio.gather(own, by_admin)
+    assert changed.status_code == 204, changed.text
+    assert set_by_admin.status_code == 200, set_by_admin.text
+
+    # then: an access token issued between the two (after the user's change: a new user's
+    # token_version is 0) is dead too
+    issued_between = create_access_token(
+        user_id=user_id,
+        token_version=1,
+        key=current_signing_key(),
+        lifetime=dt.timedelta(minutes=5),
+    ).token
+    me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {issued_between}"})
+    assert me.status_code == 401, me.text
+    new = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": admins_password}
+    )
+    assert new.status_code == 200, new.text
+
+
+async def _deleted_mid_request(
+    client: httpx.AsyncClient,
+    database_url: str,
+    request: Callable[[Credentials, dict[str, str]], Coroutine[Any, Any, httpx.Response]],
+) -> httpx.Response:
+    """`request(user, headers)`'s answer, queued behind a DELETE of its user."""
+    user = await register(client)
+    headers = await login(client, user.username, user.password)
+    return await _queued_behind_a_deletion(client, database_url, user, request(user, headers))
+
+
+async def test_a_user_deleted_meanwhile_is_a_401_on_its_own_routes(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    requests: dict[str, Callable[[Credentials, dict[str, str]], Any]] = {
+        "patch a name": lambda user, headers: client.patch(
+            "/api/users/me", json={"first_name": "Ada"}, headers=headers
+        ),
+        "change the password": lambda user, headers: client.post(
+            "/api/users/me/password",
+            json={"current_password": user.password, "new_password": "another one 123"},
+            headers=headers,
+        ),
+        "patch nothing": lambda user, headers: client.patch(
+            "/api/users/me", json={}, headers=headers
+        ),
+    }
+    for name, request in requests.items():
+        answered = await _deleted_mid_request(client, committing_database, request)
+        assert answered.status_code == 401, (name, answered.text)
+        assert answered.json()["error"]["code"] == "not_authenticated", name
+
+
+async def test_a_user_deleted_meanwhile_is_a_404_to_another_superuser(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    admin = await _superuser_headers(client, committing_database)
+
+    requests: dict[str, Callable[[int], Any]] = {
+        "delete it again": lambda user_id: client.delete(f"/api/users/{user_id}", headers=admin),
+        "patch nothing": lambda user_id: client.patch(
+            f"/api/users/{user_id}", json={}, headers=admin
+        ),
+    }
+    for name, request in requests.items():
+        user = await register(client)
+        user_id = await _user_id(committing_database, user.username)
+        answered = await _queued_behind_a_deletion(
+            client, committing_database, user, request(user_id)
+        )
+        assert answered.status_code == 404, (name, answered.text)
+        assert answered.json()["error"]["code"] == "user_not_found", name
