@@ -10,8 +10,9 @@ Once a counter holds `LOGIN_MAX_FAILURES` failures within the window, guesses ag
 are refused unchecked until the window ends; a right guess clears the counters.
 
 Counters (the `login_throttle` table) are keyed by what a guess names: the login as typed
-(normalized), so unknown names are limited too and answer like known ones, and the
-account it resolves to, so its username and its email share one budget. Changing the
+(normalized, `login:<name>`), so unknown names are limited too and answer like known
+ones, and the account it resolves to (`account:<id>`), so its username and its email
+share one budget. Changing the
 password while signed in counts against the same account budget: a stolen access token
 can't guess the current password either.
 """
@@ -30,17 +31,20 @@ from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.models import LoginThrottle
 
-LOGIN_KEY_MAX = 320
+LOGIN_KEY_MAX = 320  # the column's length
+# Every key says what it counts, so none of one kind can spell one of the other: a login
+# name typed as "account:<id>" is the key "login:account:<id>", never that account's.
+LOGIN_PREFIX, ACCOUNT_PREFIX = "login:", "account:"
 
 
 def login_key(login: str) -> str:
     # NUL can't go into a PostgreSQL text parameter; "bob\0" counts as "bob".
-    return login.replace("\x00", "").strip().lower()[:LOGIN_KEY_MAX]
+    typed = login.replace("\x00", "").strip().lower()
+    return LOGIN_PREFIX + typed[: LOGIN_KEY_MAX - len(LOGIN_PREFIX)]
 
 
 def account_key(user_id: int) -> str:
-    # No login can spell it: usernames have no ':' and emails have an '@'.
-    return f"account:{user_id}"
+    return f"{ACCOUNT_PREFIX}{user_id}"
 
 
 def keys_for(*, login: str | None = None, user_id: int | None = None) -> list[str]:
