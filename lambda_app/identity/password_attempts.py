@@ -68,11 +68,17 @@ async def guess(
     keys = sorted(set(keys))  # one lock order for every guess, inserting and locking
     now = dt.datetime.now(dt.UTC)
     window = dt.timedelta(seconds=settings.login_failure_window_seconds)
-    # Rows to lock even for a first guess; a guess that is right deletes them again.
+    # Each counter locked here, inserted first if there is none (a first guess, or a right
+    # guess deleted it). DO UPDATE, a write that changes nothing, not DO NOTHING: it locks
+    # the row it finds, and if a right guess deletes that row while this one waits, it
+    # inserts a new one. DO NOTHING locked nothing, and a guess queued behind a right one
+    # then found no row to lock: neither counted nor checked one at a time.
     await session.execute(
         insert(LoginThrottle)
         .values([{"login": key, "failures": 0, "window_started_at": now} for key in keys])
-        .on_conflict_do_nothing()
+        .on_conflict_do_update(
+            index_elements=[LoginThrottle.login], set_={"failures": LoginThrottle.failures}
+        )
     )
     counters = list(
         await session.scalars(

@@ -29,6 +29,7 @@ from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login, register
 from tests.fixtures.factories import UserFactory
 from tests.reliability.databases import asyncpg_dsn
+from tests.reliability.row_locks import rows_held
 
 UNAUTHENTICATED = {
     "error": {
@@ -544,3 +545,34 @@ async def test_a_login_name_spelling_an_accounts_counter_counts_against_that_nam
 
     # then: the account's own budget is untouched
     assert (await _token_status(client, victim.username, victim.password)).status_code == 200
+
+
+async def test_guesses_queued_behind_a_right_login_are_still_counted(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    victim = await register(client)
+    assert (await _token_status(client, victim.username, "wrong 0")).status_code == 401
+    async with _owner(committing_database) as conn:
+        user_id = await conn.fetchval("SELECT id FROM users WHERE username = $1", victim.username)
+    counters = password_attempts.keys_for(login=victim.username, user_id=user_id)
+
+    # when: three wrong guesses queue behind a right login, which clears the counters
+    held = "SELECT 1 FROM login_throttle WHERE login = ANY($1::text[]) FOR UPDATE"
+    async with rows_held(committing_database, held, counters) as right_login:
+        guesses = [
+            await right_login.start_blocked(_token_status(client, victim.username, f"wrong {n}"))
+            for n in range(1, 4)
+        ]
+        await right_login.connection.execute(
+            "DELETE FROM login_throttle WHERE login = ANY($1::text[])", counters
+        )
+    answers = await asyncio.gather(*guesses)
+
+    # then: each was checked and counted, one after the other
+    assert [answer.status_code for answer in answers] == [401, 401, 401]
+    async with _owner(committing_database) as conn:
+        rows = await conn.fetch(
+            "SELECT login, failures FROM login_throttle WHERE login = ANY($1::text[])", counters
+        )
+    assert {row["login"]: row["failures"] for row in rows} == dict.fromkeys(counters, 3)
