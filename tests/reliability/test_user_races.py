@@ -24,7 +24,7 @@ from lambda_app.identity.tokens import create_access_token
 from tests.fixtures.accounts import Credentials, login, register
 from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn
-from tests.reliability.row_locks import user_row_held
+from tests.reliability.row_locks import rows_held, user_row_held
 
 
 async def _superuser_headers(client: httpx.AsyncClient, database_url: str) -> dict[str, str]:
@@ -231,6 +231,46 @@ async def test_an_admin_password_change_racing_the_users_own_revokes_what_both_r
         "/api/auth/token", data={"username": user.username, "password": admins_password}
     )
     assert new.status_code == 200, new.text
+
+
+async def test_an_email_change_racing_a_password_recovery_does_not_deadlock(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    old_email, new_email = user.registration()["email"], f"moved-{user.username}@example.com"
+    await login(client, user.username, user.password)  # a session: a refresh token row
+    admin = await _superuser_headers(client, committing_database)
+    user_id = await _user_id(committing_database, user.username)
+    # given: the address it moves to asked for a link two hours ago (a finished window)
+    conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
+    try:
+        await conn.execute(
+            "INSERT INTO email_throttle VALUES ('verify_email', $1, 1, now() - interval '2 hours')",
+            new_email,
+        )
+    finally:
+        await conn.close()
+
+    # when: a superuser's change of email and password holds the user's row while it ends
+    # the user's sessions (held up there), and a recovery for the old address comes
+    session_row = "SELECT 1 FROM refresh_tokens WHERE user_id = $1 FOR UPDATE"
+    async with rows_held(committing_database, session_row, user_id) as row:
+        changing = await row.start_blocked(
+            client.patch(
+                f"/api/users/{user_id}",
+                json={"email": new_email, "password": "a new password 123"},
+                headers=admin,
+            )
+        )
+        recovering = await row.start_blocked(
+            client.post("/api/auth/password-recovery", json={"email": old_email})
+        )
+    changed, recovered = await asyncio.gather(changing, recovering)
+
+    # then: both answer as they would one after the other
+    assert changed.status_code == 200, changed.text
+    assert recovered.status_code == 202, recovered.text
 
 
 async def _deleted_mid_request(
