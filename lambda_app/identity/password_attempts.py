@@ -7,7 +7,9 @@ counting afterwards would let every guess of the burst through), and concurrent 
 that are right wait their turn instead of being refused. The guess runs in a transaction
 of its own, committed whatever the request does next: its rollback can't undo a count.
 Once a counter holds `LOGIN_MAX_FAILURES` failures within the window, guesses against it
-are refused unchecked until the window ends; a right guess clears the counters.
+are refused unchecked until the window ends; a right guess clears the counters. Every
+guess also deletes a few counters of other names whose window has ended, so the names
+nobody tries again don't pile up.
 
 Counters (the `login_throttle` table) are keyed by what a guess names: the login as typed
 (normalized, `login:<name>`), so unknown names are limited too and answer like known
@@ -29,9 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import last_before_commit
 from lambda_app.models import LoginThrottle
 
 LOGIN_KEY_MAX = 320  # the column's length
+# Finished windows deleted per guess: bounded, through the window_started_at index, and
+# faster than rows are added (at most two per guess: its login name's and its account's).
+FINISHED_ROWS_DELETED_PER_GUESS = 5
 # Every key says what it counts, so none of one kind can spell one of the other: a login
 # name typed as "account:<id>" is the key "login:account:<id>", never that account's.
 LOGIN_PREFIX, ACCOUNT_PREFIX = "login:", "account:"
@@ -80,6 +86,17 @@ async def guess(
             index_elements=[LoginThrottle.login], set_={"failures": LoginThrottle.failures}
         )
     )
+    # A few counters of other names whose window has ended go too, skipping rows other
+    # guesses hold, as the transaction's last statement: it then holds them while it
+    # waits for nothing, so two guesses can't deadlock (the email throttle's lesson).
+    finished = (
+        select(LoginThrottle.login)
+        .where(LoginThrottle.window_started_at < now - window, LoginThrottle.login.not_in(keys))
+        .limit(FINISHED_ROWS_DELETED_PER_GUESS)
+        .with_for_update(skip_locked=True)
+    )
+    clean_up = delete(LoginThrottle).where(LoginThrottle.login.in_(finished))
+    last_before_commit(session, "login_throttle.finished_windows", clean_up)
     counters = list(
         await session.scalars(
             select(LoginThrottle)
