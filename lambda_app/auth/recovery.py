@@ -40,7 +40,9 @@ async def request_reset(email: str, settings: ApiSettings) -> None:
         allowance = await account_emails.throttle(
             session, TokenPurpose.RESET_PASSWORD, email, settings
         )
-        user = await UserRepository(session).get_by_email(email)
+        # Kept, so a deletion committed meanwhile is waited for and seen (no user, no
+        # link) rather than breaking the token's foreign key.
+        user = await UserRepository(session).get_by_email_kept(email)
         if allowance.allowed and user is not None and user.is_active:
             message = await account_emails.issue_password_reset(session, user, settings)
     if message is not None:

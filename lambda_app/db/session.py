@@ -21,7 +21,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.sql import Executable
 
 from lambda_app.core.deadline import hold_off
 from lambda_app.db.engine import get_engine
@@ -85,6 +86,34 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     if not session.info.get(_RUNS_AFTER_COMMIT):
         raise RuntimeError("after_commit needs a session from transaction() (or DbSession)")
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+# Key in Session.info: the statements to run last, by name.
+_BEFORE_COMMIT = "lambda_app.before_commit"
+
+
+def last_before_commit(session: AsyncSession, name: str, statement: Executable) -> None:
+    """Run `statement` as the transaction's last, just before its COMMIT; once per `name`,
+    however often it is queued, and never if the transaction rolls back.
+
+    For a clean-up that takes rows other requests may want (`FOR UPDATE SKIP LOCKED`):
+    run earlier, the transaction would hold those rows while it waits for other locks,
+    and two requests could deadlock; run last, it waits for nothing while it holds them.
+    It works however the session commits (`transaction()`, `transaction_of_its_own`,
+    `session.begin()`): SQLAlchemy runs the statement in its own commit.
+    """
+    session.info.setdefault(_BEFORE_COMMIT, {})[name] = statement
+
+
+@event.listens_for(Session, "before_commit")
+def _run_last_statements(session: Session) -> None:
+    for statement in session.info.pop(_BEFORE_COMMIT, {}).values():
+        session.execute(statement)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_last_statements(session: Session, _previous: SessionTransaction) -> None:
+    session.info.pop(_BEFORE_COMMIT, None)
 
 
 @asynccontextmanager

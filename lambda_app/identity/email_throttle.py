@@ -15,6 +15,7 @@ from sqlalchemy import Table, case, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lambda_app.db.session import last_before_commit
 from lambda_app.models import EmailThrottle, TokenPurpose
 
 WINDOW = dt.timedelta(hours=1)
@@ -51,15 +52,19 @@ async def take(
         .returning(table.c.requests, table.c.window_started_at)
     )
     row = (await session.execute(count)).one()
-    # Then a few finished windows go, skipping rows other requests hold: this request
-    # waits for no lock but its own row's, so two requests can't deadlock.
+    # A few finished windows go too, skipping rows other requests hold, as the
+    # transaction's last statement: it then holds other addresses' rows while it waits
+    # for nothing. Deleted here, they were held while the transaction went on to wait
+    # for a user's row, which a request changing that user's email could hold while it
+    # waited for one of them: a deadlock.
     finished = (
         select(table.c.purpose, table.c.email)
         .where(table.c.window_started_at < now - WINDOW)
         .limit(FINISHED_ROWS_DELETED_PER_REQUEST)
         .with_for_update(skip_locked=True)
     )
-    await session.execute(delete(table).where(tuple_(table.c.purpose, table.c.email).in_(finished)))
+    clean_up = delete(table).where(tuple_(table.c.purpose, table.c.email).in_(finished))
+    last_before_commit(session, "email_throttle.finished_windows", clean_up)
     if row.requests <= per_hour:
         return Allowance(allowed=True, retry_after_seconds=0)
     remaining = (row.window_started_at + WINDOW - now).total_seconds()

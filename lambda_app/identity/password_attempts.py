@@ -7,11 +7,14 @@ counting afterwards would let every guess of the burst through), and concurrent 
 that are right wait their turn instead of being refused. The guess runs in a transaction
 of its own, committed whatever the request does next: its rollback can't undo a count.
 Once a counter holds `LOGIN_MAX_FAILURES` failures within the window, guesses against it
-are refused unchecked until the window ends; a right guess clears the counters.
+are refused unchecked until the window ends; a right guess clears the counters. Every
+guess also deletes a few counters of other names whose window has ended, so the names
+nobody tries again don't pile up.
 
 Counters (the `login_throttle` table) are keyed by what a guess names: the login as typed
-(normalized), so unknown names are limited too and answer like known ones, and the
-account it resolves to, so its username and its email share one budget. Changing the
+(normalized, `login:<name>`), so unknown names are limited too and answer like known
+ones, and the account it resolves to (`account:<id>`), so its username and its email
+share one budget. Changing the
 password while signed in counts against the same account budget: a stolen access token
 can't guess the current password either.
 """
@@ -28,19 +31,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
+from lambda_app.db.session import last_before_commit
 from lambda_app.models import LoginThrottle
 
-LOGIN_KEY_MAX = 320
+LOGIN_KEY_MAX = 320  # the column's length
+# Finished windows deleted per guess: bounded, through the window_started_at index, and
+# faster than rows are added (at most two per guess: its login name's and its account's).
+FINISHED_ROWS_DELETED_PER_GUESS = 5
+# Every key says what it counts, so none of one kind can spell one of the other: a login
+# name typed as "account:<id>" is the key "login:account:<id>", never that account's.
+LOGIN_PREFIX, ACCOUNT_PREFIX = "login:", "account:"
 
 
 def login_key(login: str) -> str:
     # NUL can't go into a PostgreSQL text parameter; "bob\0" counts as "bob".
-    return login.replace("\x00", "").strip().lower()[:LOGIN_KEY_MAX]
+    typed = login.replace("\x00", "").strip().lower()
+    return LOGIN_PREFIX + typed[: LOGIN_KEY_MAX - len(LOGIN_PREFIX)]
 
 
 def account_key(user_id: int) -> str:
-    # No login can spell it: usernames have no ':' and emails have an '@'.
-    return f"account:{user_id}"
+    return f"{ACCOUNT_PREFIX}{user_id}"
 
 
 def keys_for(*, login: str | None = None, user_id: int | None = None) -> list[str]:
@@ -64,12 +74,29 @@ async def guess(
     keys = sorted(set(keys))  # one lock order for every guess, inserting and locking
     now = dt.datetime.now(dt.UTC)
     window = dt.timedelta(seconds=settings.login_failure_window_seconds)
-    # Rows to lock even for a first guess; a guess that is right deletes them again.
+    # Each counter locked here, inserted first if there is none (a first guess, or a right
+    # guess deleted it). DO UPDATE, a write that changes nothing, not DO NOTHING: it locks
+    # the row it finds, and if a right guess deletes that row while this one waits, it
+    # inserts a new one. DO NOTHING locked nothing, and a guess queued behind a right one
+    # then found no row to lock: neither counted nor checked one at a time.
     await session.execute(
         insert(LoginThrottle)
         .values([{"login": key, "failures": 0, "window_started_at": now} for key in keys])
-        .on_conflict_do_nothing()
+        .on_conflict_do_update(
+            index_elements=[LoginThrottle.login], set_={"failures": LoginThrottle.failures}
+        )
     )
+    # A few counters of other names whose window has ended go too, skipping rows other
+    # guesses hold, as the transaction's last statement: it then holds them while it
+    # waits for nothing, so two guesses can't deadlock (the email throttle's lesson).
+    finished = (
+        select(LoginThrottle.login)
+        .where(LoginThrottle.window_started_at < now - window, LoginThrottle.login.not_in(keys))
+        .limit(FINISHED_ROWS_DELETED_PER_GUESS)
+        .with_for_update(skip_locked=True)
+    )
+    clean_up = delete(LoginThrottle).where(LoginThrottle.login.in_(finished))
+    last_before_commit(session, "login_throttle.finished_windows", clean_up)
     counters = list(
         await session.scalars(
             select(LoginThrottle)

@@ -5,6 +5,8 @@ Without it, concurrent requests for one user interleave badly under READ COMMITT
 - a refresh racing a logout or a deactivation adds a token that the revocation's UPDATE,
   whose snapshot predates it, never sees: a session outlives its end;
 - a login that rehashes the password it verified overwrites a new password set meanwhile;
+- a password change that read `token_version` before another one committed writes the
+  same version again: the tokens issued between the two survive;
 - a refresh (token row, then user row) deadlocks with a DELETE of the user (user row, then
   its tokens by cascade), and a token inserted for a user deleted meanwhile breaks its
   foreign key: 500s where the answer is a 401 or a 404.

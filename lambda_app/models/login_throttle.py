@@ -15,4 +15,5 @@ class LoginThrottle(Base):
 
     login: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
-    window_started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed: the bounded clean-up of finished windows (migration 0007).
+    window_started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -42,6 +42,24 @@ class UserRepository:
     async def get_by_email(self, email: str) -> User | None:
         return await self.session.scalar(select(User).where(User.email == email.lower()))
 
+    async def get_by_email_kept(self, email: str) -> User | None:
+        """Find by email and keep the row until the transaction ends: not deleted, and its
+        email not changed, meanwhile (a deletion in flight is waited for, then shows as
+        no user).
+
+        FOR KEY SHARE, the lock a foreign-key check takes, and the weakest that holds off
+        a DELETE: rows inserted for the user afterwards can't break their foreign key. It
+        waits only for a DELETE or a change of a unique column (FOR UPDATE), never for
+        the FOR NO KEY UPDATE of logins and refreshes (identity.user_lock).
+        """
+        stmt = (
+            select(User)
+            .where(User.email == email.lower())
+            .with_for_update(read=True, key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return await self.session.scalar(stmt)
+
     async def list_after(self, *, after_id: int, limit: int) -> list[User]:
         """Keyset page ordered by id: stable while rows are added or removed."""
         stmt = select(User).where(User.id > after_id).order_by(User.id).limit(limit)
@@ -67,6 +85,8 @@ class UserRepository:
         await self.session.refresh(user)  # server-side defaults and onupdate timestamps
         return user
 
-    async def delete(self, user: User) -> None:
-        await self.session.delete(user)
-        await self.session.flush()
+    async def delete(self, user_id: int) -> bool:
+        """Delete the user; whether there was one. One statement: of two deletions of
+        one user, the second waits for the first, then finds no row."""
+        stmt = delete(User).where(User.id == user_id).returning(User.id)
+        return await self.session.scalar(stmt) is not None

@@ -63,7 +63,7 @@ async def read_me(user: CurrentUser) -> UserRead:
     summary="Update the current user (a new email must be verified again)",
 )
 async def update_me(data: UserUpdateMe, user: CurrentUser, session: DbSession) -> UserRead:
-    return UserRead.model_validate(await service.update(session, user, data, get_settings()))
+    return UserRead.model_validate(await service.update_me(session, user, data, get_settings()))
 
 
 VERIFICATION_SENT = "A verification link is on its way to your email address."
@@ -132,8 +132,7 @@ async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> User
 async def update_user(
     user_id: UserId, data: UserUpdateAdmin, _: Superuser, session: DbSession
 ) -> UserRead:
-    user = await service.get(session, user_id)
-    return UserRead.model_validate(await service.update(session, user, data, get_settings()))
+    return UserRead.model_validate(await service.update(session, user_id, data, get_settings()))
 
 
 @router.delete(

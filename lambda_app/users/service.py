@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import flag_modified
 
+from lambda_app.core.errors import NotAuthenticated
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, password_attempts
@@ -71,14 +71,34 @@ async def list_page(
     return page, (page[-1].id if has_more else None)
 
 
-async def update(
-    session: AsyncSession,
-    user: User,
-    data: UserUpdateMe | UserUpdateAdmin,
-    settings: ApiSettings,
+async def update_me(
+    session: AsyncSession, user: User, data: UserUpdateMe, settings: ApiSettings
 ) -> User:
-    """Apply the fields sent. A new email is unverified until its own link is followed:
-    the verification email goes to the new address."""
+    """The caller's change to their own account. A caller deleted meanwhile no longer
+    exists: a 401, as any of their requests would get."""
+    current = await locked_user(session, user.id)
+    if current is None:
+        raise NotAuthenticated()
+    return await _apply(session, current, data, settings)
+
+
+async def update(
+    session: AsyncSession, user_id: int, data: UserUpdateAdmin, settings: ApiSettings
+) -> User:
+    """A superuser's change to any account (a password too)."""
+    user = await locked_user(session, user_id)
+    if user is None:
+        raise UserNotFound()
+    return await _apply(session, user, data, settings)
+
+
+async def _apply(
+    session: AsyncSession, user: User, data: UserUpdateMe | UserUpdateAdmin, settings: ApiSettings
+) -> User:
+    """Apply the fields sent to `user`, its row locked (identity.user_lock) and so as it
+    is now: a password changed meanwhile bumps `token_version` from its new value, and a
+    deletion meanwhile was seen by the lock. A new email is unverified until its own
+    link is followed: the verification email goes to the new address."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     password = changes.pop("password", None)
     new_email = changes.get("email") not in (None, user.email)
@@ -88,9 +108,6 @@ async def update(
         user.slug = slugify(changes["username"])
     if new_email:
         user.email_verified_at = None
-        # Written with the email even if it looked unset when the user was loaded: a
-        # verification committed since must not stay on the new address.
-        flag_modified(user, "email_verified_at")
     if password is not None:
         _set_password(user, password)
     # After the save: it flushes the user first and turns a taken name into a 409.
@@ -123,8 +140,8 @@ async def change_password(
     user_id = user.id  # read before the guess's own transaction expires the loaded row
     async with transaction_of_its_own(session) as own:
         stored = await UserRepository(own).get(user_id)
-        if stored is None:
-            raise UserNotFound()
+        if stored is None:  # deleted since the request began: the caller is gone
+            raise NotAuthenticated()
         hashed = stored.hashed_password
         outcome = await password_attempts.guess(
             own,
@@ -138,7 +155,7 @@ async def change_password(
         raise WrongCurrentPassword()
     current = await locked_user(session, user_id)
     if current is None:
-        raise UserNotFound()
+        raise NotAuthenticated()
     if current.hashed_password != hashed:  # changed since it was checked
         raise WrongCurrentPassword()
     await set_new_password(session, current, data.new_password)
@@ -155,12 +172,9 @@ async def set_new_password(session: AsyncSession, user: User, password: str) -> 
 async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:
     if actor.id == user_id:
         raise CannotDeleteSelf()
-    repo = UserRepository(session)
-    user = await repo.get(user_id)
-    if user is None:
-        raise UserNotFound()
     # Its refresh tokens go with it (ON DELETE CASCADE): every session ends.
-    await repo.delete(user)
+    if not await UserRepository(session).delete(user_id):
+        raise UserNotFound()  # never there, or deleted by a request that came first
 
 
 def _set_password(user: User, password: str) -> None:

@@ -1,10 +1,13 @@
+import datetime as dt
+
 import httpx
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.settings import get_settings
 from lambda_app.identity.signing_key import signing_key_for
 from lambda_app.identity.tokens import claimed_kid, verify_access_token
-from lambda_app.models import User
+from lambda_app.models import LoginThrottle, User
 from tests.fixtures.accounts import DEFAULT_PASSWORD
 from tests.fixtures.factories import UserFactory
 
@@ -78,3 +81,24 @@ async def test_outdated_hash_is_upgraded_at_login(
     await session.refresh(user)
     assert user.hashed_password != old_hash
     assert "m=19456" in user.hashed_password
+
+
+async def test_finished_windows_of_login_names_are_deleted_a_few_at_a_time(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    # given: eight login names nobody has tried since their window ended
+    window = dt.timedelta(seconds=get_settings().login_failure_window_seconds)
+    ended = dt.datetime.now(dt.UTC) - window - dt.timedelta(seconds=1)
+    names = [f"login:forgotten-name-{n}" for n in range(8)]
+    session.add_all(LoginThrottle(login=n, failures=3, window_started_at=ended) for n in names)
+    await session.flush()
+
+    # when: one login comes
+    response = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
+    assert response.status_code == 200
+
+    # then: five of them (the bound) are gone
+    left = await session.scalar(select(func.count()).where(LoginThrottle.login.in_(names)))
+    assert left == 8 - 5

@@ -335,7 +335,7 @@ async def test_a_verification_committed_while_the_email_changes_stays_with_the_o
         assert user is not None and not user.email_verified
         # ...when the old address's link is followed and committed first
         assert (await _verify(client, link.token)).status_code == 204
-        await users_service.update(patching, user, UserUpdateMe(email=new_email), get_settings())
+        await users_service.update_me(patching, user, UserUpdateMe(email=new_email), get_settings())
         assert mailbox.to(new_email) == []  # not before the change has committed
 
     # then: the new address is unverified, and its link went out after the commit
@@ -356,7 +356,7 @@ async def test_a_link_followed_during_an_email_change_waits_and_is_refused(
         user = await patching.scalar(select(User).where(User.username == account.username))
         assert user is not None
         new_email = f"moved-{_email(account)}"
-        await users_service.update(patching, user, UserUpdateMe(email=new_email), get_settings())
+        await users_service.update_me(patching, user, UserUpdateMe(email=new_email), get_settings())
         # when: the old address's link is followed; it waits for the user's row
         following = asyncio.create_task(_verify(client, link.token))
         await wait_until(

@@ -10,8 +10,11 @@ import hmac
 import json
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import pytest
@@ -25,6 +28,8 @@ from lambda_app.identity.tokens import create_access_token
 from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login, register
 from tests.fixtures.factories import UserFactory
+from tests.reliability.databases import asyncpg_dsn
+from tests.reliability.row_locks import rows_held
 
 UNAUTHENTICATED = {
     "error": {
@@ -364,6 +369,16 @@ async def _token_status(client: httpx.AsyncClient, username: str, password: str)
     return await client.post("/api/auth/token", data={"username": username, "password": password})
 
 
+@asynccontextmanager
+async def _owner(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, to read or arrange what the app stored."""
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
 # The throttle counts each failure in a transaction of its own, so these tests run
 # against an app that commits for real (the rolled-back `client` would undo the count).
 
@@ -408,10 +423,6 @@ async def test_unknown_login_names_are_rate_limited_too(
 async def test_a_lockout_ends_when_its_window_has_passed(
     committing_client: httpx.AsyncClient, committing_database: str
 ) -> None:
-    import asyncpg
-
-    from tests.reliability.databases import asyncpg_dsn
-
     client = committing_client
     account = await register(client)
     username = account.username
@@ -517,3 +528,51 @@ async def test_concurrent_right_logins_of_one_account_all_succeed(
         )
     )
     assert Counter(response.status_code for response in responses) == {200: logins}
+
+
+async def test_a_login_name_spelling_an_accounts_counter_counts_against_that_name_only(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    victim = await register(client)
+    async with _owner(committing_database) as conn:
+        user_id = await conn.fetchval("SELECT id FROM users WHERE username = $1", victim.username)
+
+    # when: someone who knows (or counts up to) the id types it as a login name
+    for _ in range(10):
+        response = await _token_status(client, f"ACCOUNT:{user_id} ", "a guess")
+        assert response.status_code == 401, response.text
+
+    # then: the account's own budget is untouched
+    assert (await _token_status(client, victim.username, victim.password)).status_code == 200
+
+
+async def test_guesses_queued_behind_a_right_login_are_still_counted(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    victim = await register(client)
+    assert (await _token_status(client, victim.username, "wrong 0")).status_code == 401
+    async with _owner(committing_database) as conn:
+        user_id = await conn.fetchval("SELECT id FROM users WHERE username = $1", victim.username)
+    counters = password_attempts.keys_for(login=victim.username, user_id=user_id)
+
+    # when: three wrong guesses queue behind a right login, which clears the counters
+    held = "SELECT 1 FROM login_throttle WHERE login = ANY($1::text[]) FOR UPDATE"
+    async with rows_held(committing_database, held, counters) as right_login:
+        guesses = [
+            await right_login.start_blocked(_token_status(client, victim.username, f"wrong {n}"))
+            for n in range(1, 4)
+        ]
+        await right_login.connection.execute(
+            "DELETE FROM login_throttle WHERE login = ANY($1::text[])", counters
+        )
+    answers = await asyncio.gather(*guesses)
+
+    # then: each was checked and counted, one after the other
+    assert [answer.status_code for answer in answers] == [401, 401, 401]
+    async with _owner(committing_database) as conn:
+        rows = await conn.fetch(
+            "SELECT login, failures FROM login_throttle WHERE login = ANY($1::text[])", counters
+        )
+    assert {row["login"]: row["failures"] for row in rows} == dict.fromkeys(counters, 3)

@@ -2,68 +2,29 @@
 
 Each test holds the user's row (`FOR UPDATE`, from a connection of its own) while it
 starts the two requests, one after the other, and waits until each is blocked on a lock;
-then it lets go. The requests run in the order they queued, at the exact point each
-reached, so the interleaving is the same on every run (lambda_app.identity.user_lock
-says what each one used to break). The app commits for real (`committing_client`).
+then it lets go (tests/reliability/row_locks.py). The requests run in the order they
+queued, at the exact point each reached, so the interleaving is the same on every run
+(lambda_app.identity.user_lock says what each one used to break). The app commits for
+real (`committing_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Coroutine
-from contextlib import asynccontextmanager
+import datetime as dt
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
 import httpx
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from lambda_app.identity.signing_key import current_signing_key
+from lambda_app.identity.tokens import create_access_token
 from tests.fixtures.accounts import Credentials, login, register
+from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn
-
-# Long enough for a loaded machine; only reached if a request never blocks (a bug).
-BLOCKED_WITHIN_SECONDS = 30.0
-
-
-class RowHolder:
-    def __init__(self, watcher: asyncpg.Connection) -> None:
-        # Outside the holder's transaction: in one, pg_stat_activity is read only once.
-        self.watcher = watcher
-
-    async def waiting_requests(self) -> int:
-        return int(
-            # pg_locks, not pg_stat_activity's wait events: those are hidden from
-            # roles that aren't the waiting session's (the app's role is another one).
-            await self.watcher.fetchval(
-                "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                " WHERE NOT l.granted AND a.datname = current_database()"
-            )
-        )
-
-    async def start_blocked(self, request: Awaitable[httpx.Response]) -> asyncio.Task[Any]:
-        """Start `request` and return once it waits on a lock (it queues behind the others)."""
-        before = await self.waiting_requests()
-        task = asyncio.ensure_future(request)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + BLOCKED_WITHIN_SECONDS
-        while await self.waiting_requests() <= before:
-            assert not task.done(), f"the request did not block: {task.result()}"
-            assert loop.time() < give_up, "the request never waited on a lock"
-            await asyncio.sleep(0.01)
-        return task
-
-
-@asynccontextmanager
-async def user_row_held(database_url: str, username: str) -> AsyncIterator[RowHolder]:
-    holder = await asyncpg.connect(**asyncpg_dsn(database_url))
-    watcher = await asyncpg.connect(**asyncpg_dsn(database_url))
-    try:
-        async with holder.transaction():
-            await holder.execute("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", username)
-            yield RowHolder(watcher)
-    finally:
-        await watcher.close()
-        await holder.close()
+from tests.reliability.row_locks import rows_held, user_row_held
 
 
 async def _superuser_headers(client: httpx.AsyncClient, database_url: str) -> dict[str, str]:
@@ -213,3 +174,156 @@ async def test_a_verification_link_asked_for_by_a_user_deleted_meanwhile_is_a_40
     resent = await _queued_behind_a_deletion(client, committing_database, user, resend)
 
     assert resent.status_code == 401, resent.text
+
+
+async def test_a_password_recovery_for_a_user_deleted_meanwhile_is_the_usual_202(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    email = user.registration()["email"]
+    recover = client.post("/api/auth/password-recovery", json={"email": email})
+
+    recovered = await _queued_behind_a_deletion(client, committing_database, user, recover)
+
+    # then: the answer any address gets, and no link for the account that is gone
+    assert recovered.status_code == 202, recovered.text
+    assert Mailbox().to(email, "Reset your password") == []
+
+
+async def test_an_admin_password_change_racing_the_users_own_revokes_what_both_revoke(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    headers = await login(client, user.username, user.password)
+    admin = await _superuser_headers(client, committing_database)
+    user_id = await _user_id(committing_database, user.username)
+    admins_password = "the admin's choice 123"
+
+    # when: the user's own change queues first, a superuser's after it
+    async with user_row_held(committing_database, user.username) as row:
+        own = await row.start_blocked(
+            client.post(
+                "/api/users/me/password",
+                json={"current_password": user.password, "new_password": "the user's own 123"},
+                headers=headers,
+            )
+        )
+        by_admin = await row.start_blocked(
+            client.patch(f"/api/users/{user_id}", json={"password": admins_password}, headers=admin)
+        )
+    changed, set_by_admin = await asyncio.gather(own, by_admin)
+    assert changed.status_code == 204, changed.text
+    assert set_by_admin.status_code == 200, set_by_admin.text
+
+    # then: an access token issued between the two (after the user's change: a new user's
+    # token_version is 0) is dead too
+    issued_between = create_access_token(
+        user_id=user_id,
+        token_version=1,
+        key=current_signing_key(),
+        lifetime=dt.timedelta(minutes=5),
+    ).token
+    me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {issued_between}"})
+    assert me.status_code == 401, me.text
+    new = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": admins_password}
+    )
+    assert new.status_code == 200, new.text
+
+
+async def test_an_email_change_racing_a_password_recovery_does_not_deadlock(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    user = await register(client)
+    old_email, new_email = user.registration()["email"], f"moved-{user.username}@example.com"
+    await login(client, user.username, user.password)  # a session: a refresh token row
+    admin = await _superuser_headers(client, committing_database)
+    user_id = await _user_id(committing_database, user.username)
+    # given: the address it moves to asked for a link two hours ago (a finished window)
+    conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
+    try:
+        await conn.execute(
+            "INSERT INTO email_throttle VALUES ('verify_email', $1, 1, now() - interval '2 hours')",
+            new_email,
+        )
+    finally:
+        await conn.close()
+
+    # when: a superuser's change of email and password holds the user's row while it ends
+    # the user's sessions (held up there), and a recovery for the old address comes
+    session_row = "SELECT 1 FROM refresh_tokens WHERE user_id = $1 FOR UPDATE"
+    async with rows_held(committing_database, session_row, user_id) as row:
+        changing = await row.start_blocked(
+            client.patch(
+                f"/api/users/{user_id}",
+                json={"email": new_email, "password": "a new password 123"},
+                headers=admin,
+            )
+        )
+        recovering = await row.start_blocked(
+            client.post("/api/auth/password-recovery", json={"email": old_email})
+        )
+    changed, recovered = await asyncio.gather(changing, recovering)
+
+    # then: both answer as they would one after the other
+    assert changed.status_code == 200, changed.text
+    assert recovered.status_code == 202, recovered.text
+
+
+async def _deleted_mid_request(
+    client: httpx.AsyncClient,
+    database_url: str,
+    request: Callable[[Credentials, dict[str, str]], Coroutine[Any, Any, httpx.Response]],
+) -> httpx.Response:
+    """`request(user, headers)`'s answer, queued behind a DELETE of its user."""
+    user = await register(client)
+    headers = await login(client, user.username, user.password)
+    return await _queued_behind_a_deletion(client, database_url, user, request(user, headers))
+
+
+async def test_a_user_deleted_meanwhile_is_a_401_on_its_own_routes(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    requests: dict[str, Callable[[Credentials, dict[str, str]], Any]] = {
+        "patch a name": lambda user, headers: client.patch(
+            "/api/users/me", json={"first_name": "Ada"}, headers=headers
+        ),
+        "change the password": lambda user, headers: client.post(
+            "/api/users/me/password",
+            json={"current_password": user.password, "new_password": "another one 123"},
+            headers=headers,
+        ),
+        "patch nothing": lambda user, headers: client.patch(
+            "/api/users/me", json={}, headers=headers
+        ),
+    }
+    for name, request in requests.items():
+        answered = await _deleted_mid_request(client, committing_database, request)
+        assert answered.status_code == 401, (name, answered.text)
+        assert answered.json()["error"]["code"] == "not_authenticated", name
+
+
+async def test_a_user_deleted_meanwhile_is_a_404_to_another_superuser(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    client = committing_client
+    admin = await _superuser_headers(client, committing_database)
+
+    requests: dict[str, Callable[[int], Any]] = {
+        "delete it again": lambda user_id: client.delete(f"/api/users/{user_id}", headers=admin),
+        "patch nothing": lambda user_id: client.patch(
+            f"/api/users/{user_id}", json={}, headers=admin
+        ),
+    }
+    for name, request in requests.items():
+        user = await register(client)
+        user_id = await _user_id(committing_database, user.username)
+        answered = await _queued_behind_a_deletion(
+            client, committing_database, user, request(user_id)
+        )
+        assert answered.status_code == 404, (name, answered.text)
+        assert answered.json()["error"]["code"] == "user_not_found", name
