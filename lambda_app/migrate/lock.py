@@ -4,24 +4,29 @@ It is held on a connection of its own for the whole run (two Lambda invocations,
 beside `make run`), and it is session-level, not transaction-level, so it survives the
 per-revision commits. Session-level locks pin RDS Proxy sessions, which is why the
 migration function connects to the database instance directly, not through the proxy.
+
+A second run polls for the lock (`pg_try_advisory_lock`) rather than waiting in
+`pg_advisory_lock`: a statement waiting on the server holds a snapshot, and an index built
+`CONCURRENTLY` by the run holding the lock waits for every older snapshot, so the two
+would wait for each other until the build's lock timeout failed it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lambda_app.migrate.deadline import DEFAULT_RUN_SECONDS, Deadline, MigrationDeadlineExceeded
-from lambda_app.migrate.timeouts import CLIENT_CHECK_INTERVAL_SECONDS, milliseconds
+from lambda_app.migrate.timeouts import milliseconds
 
 # Fixed 64-bit key: the ASCII bytes of "lambdamg". Advisory locks are per database, so
 # every copy of the app (dev, test, prod) has its own.
 MIGRATION_LOCK_KEY = int.from_bytes(b"lambdamg", "big")
-LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE raised when lock_timeout expires
 
 
 # How long a revision's DDL may wait for a table lock. ALTER TABLE queues behind a long
@@ -42,6 +47,10 @@ async def limit_lock_waits(connection: AsyncConnection, seconds: float) -> None:
         {"value": milliseconds(seconds)},
     )
     await connection.commit()
+
+
+# How often a second run tries for the lock: it starts at most this long after the first ends.
+LOCK_POLL_SECONDS = 0.25
 
 
 class MigrationLockTimeout(RuntimeError):
@@ -72,9 +81,8 @@ async def migration_lock(
 ) -> AsyncIterator[None]:
     """Hold the migration lock on a dedicated connection for the block.
 
-    A second caller waits (PostgreSQL's `lock_timeout` bounds the wait: `timeout_seconds`,
-    at most until the deadline) and gets the lock once the first one is done; it then
-    finds nothing left to apply.
+    A second caller tries for it until `timeout_seconds` (at most until the deadline) have
+    passed, and gets it once the first one is done; it then finds nothing left to apply.
     """
     wait, until_deadline = lock_wait_seconds(
         timeout_seconds, deadline or Deadline.after(DEFAULT_RUN_SECONDS)
@@ -82,32 +90,12 @@ async def migration_lock(
     async with engine.connect() as raw_connection:
         # Autocommit: the lock connection never sits "idle in transaction" for minutes.
         connection = await raw_connection.execution_options(isolation_level="AUTOCOMMIT")
-        # The client check: a waiter whose process is gone must not go on to take the
-        # lock, and then hold it for a run that no longer exists.
-        await connection.execute(
-            text(
-                "SELECT set_config('lock_timeout', :timeout, false), "
-                "set_config('client_connection_check_interval', :check, false)"
-            ),
-            {
-                "timeout": milliseconds(wait),
-                "check": milliseconds(CLIENT_CHECK_INTERVAL_SECONDS),
-            },
-        )
-        try:
-            await connection.execute(
-                text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        if not await _take_lock(connection, wait):
+            waited = f"{wait:.1f} s, all the time this run had" if until_deadline else f"{wait:g} s"
+            raise MigrationLockTimeout(
+                f"another migration run still holds the migration lock after {waited}; "
+                "try again when it has finished"
             )
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-                waited = (
-                    f"{wait:.1f} s, all the time this run had" if until_deadline else f"{wait:g} s"
-                )
-                raise MigrationLockTimeout(
-                    f"another migration run still holds the migration lock after {waited}; "
-                    "try again when it has finished"
-                ) from None
-            raise
         try:
             yield
         finally:
@@ -117,3 +105,17 @@ async def migration_lock(
                 await connection.execute(
                     text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
+
+
+async def _take_lock(connection: AsyncConnection, wait_seconds: float) -> bool:
+    """Try for the lock every LOCK_POLL_SECONDS for `wait_seconds`; whether it was taken."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + wait_seconds
+    try_lock = text("SELECT pg_try_advisory_lock(:key)")
+    while True:
+        if await connection.scalar(try_lock, {"key": MIGRATION_LOCK_KEY}):
+            return True
+        left = give_up_at - loop.time()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(LOCK_POLL_SECONDS, left))
