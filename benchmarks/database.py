@@ -27,7 +27,7 @@ class BenchDatabase:
 
 
 async def _seed(url: str) -> tuple[int, int]:
-    from lambda_app.devtools.embedded_postgres import plain_connection
+    from lambda_app.devtools.database import plain_connection
     from lambda_app.identity.passwords import hash_password
 
     async with plain_connection(url) as conn:
@@ -46,8 +46,13 @@ async def _seed(url: str) -> tuple[int, int]:
 @contextlib.contextmanager
 def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
     """A fresh, migrated database `name` with one user; dropped on exit."""
-    from lambda_app.devtools.database import database_url, prepare_api_role, server_admin_url
-    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.devtools.database import (
+        database_url,
+        drop_database,
+        ensure_database,
+        prepare_api_role,
+        server_admin_url,
+    )
     from lambda_app.identity.keyring import SigningKey
     from lambda_app.identity.tokens import create_access_token
     from lambda_app.migrate.runner import upgrade_to_head

@@ -28,7 +28,7 @@ def admin_url() -> Iterator[str]:
 def database_url_for_tests(admin_url: str) -> Iterator[str]:
     """A fresh test database, migrated to head (never the development database); the URL
     of its owner, as the migrations connect. The app connects as the API role."""
-    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.devtools.database import drop_database, ensure_database
     from lambda_app.migrate.runner import upgrade_to_head
 
     name = test_database_name()

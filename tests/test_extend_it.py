@@ -19,7 +19,7 @@ from unittest import mock
 import pytest
 
 from lambda_app.devtools import database as devtools_database
-from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+from lambda_app.devtools.database import drop_database, ensure_database
 from tests.migrations.scripts import real_revisions
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Which PostgreSQL `make run` and `make test` use: `DATABASE_URL` if set, else the embedded one.
+"""Which PostgreSQL `make run` and `make test` use: `DATABASE_URL` if set, else the embedded one;
+and the plain connections that create and drop their databases.
 
 The development and test databases are separate (`lambda_app` and
 `lambda_app_test`), so no test can touch a developer's local data.
@@ -10,7 +11,8 @@ import asyncio
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -55,8 +57,6 @@ def development_database() -> Iterator[str]:
         yield external
         return
     with server_admin_url() as admin:
-        from lambda_app.devtools.embedded_postgres import ensure_database
-
         asyncio.run(ensure_database(admin, DEV_DATABASE))
         yield database_url(admin, DEV_DATABASE)
 
@@ -80,7 +80,6 @@ def api_database_url(owner_url: str) -> str:
 
 def prepare_api_role(owner_url: str) -> str:
     """After the migrations made the API role: give it the local password; its URL."""
-    from lambda_app.devtools.embedded_postgres import plain_connection
     from lambda_app.workload import API_ROLE
 
     async def set_password() -> None:
@@ -89,3 +88,44 @@ def prepare_api_role(owner_url: str) -> str:
 
     asyncio.run(set_password())
     return api_database_url(owner_url)
+
+
+@contextlib.asynccontextmanager
+async def plain_connection(database_url: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to `database_url`, outside SQLAlchemy.
+
+    For tooling: CREATE/DROP DATABASE can't run inside a transaction, and seeding
+    scripts need no engine.
+    """
+    import asyncpg
+
+    url = make_url(database_url)
+    conn = await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port,
+        database=url.database or "postgres",
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    """CREATE DATABASE `name` unless it exists."""
+    async with plain_connection(admin_url) as conn:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f"CREATE DATABASE {_quote_identifier(name)}")
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    """DROP DATABASE `name` if it exists, disconnecting whoever is still on it."""
+    async with plain_connection(admin_url) as conn:
+        await conn.execute(f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)")

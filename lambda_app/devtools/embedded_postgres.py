@@ -22,12 +22,9 @@ import shutil
 import socket
 import subprocess
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_ROOT = PROJECT_ROOT / ".local"
@@ -273,44 +270,3 @@ def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
         return probe.connect_ex((host, port)) == 0
-
-
-@contextlib.asynccontextmanager
-async def plain_connection(database_url: str) -> AsyncIterator[Any]:
-    """A plain asyncpg connection to `database_url`, outside SQLAlchemy.
-
-    For tooling: CREATE/DROP DATABASE can't run inside a transaction, and seeding
-    scripts need no engine.
-    """
-    import asyncpg
-
-    url = make_url(database_url)
-    conn = await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.host,
-        port=url.port,
-        database=url.database or "postgres",
-    )
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def ensure_database(admin_url: str, name: str) -> None:
-    """CREATE DATABASE `name` unless it exists."""
-    async with plain_connection(admin_url) as conn:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f"CREATE DATABASE {_quote_identifier(name)}")
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    """DROP DATABASE `name` if it exists, disconnecting whoever is still on it."""
-    async with plain_connection(admin_url) as conn:
-        await conn.execute(f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)")

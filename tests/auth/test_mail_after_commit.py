@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lambda_app.devtools.embedded_postgres import plain_connection
+from lambda_app.devtools.database import plain_connection
 from lambda_app.models import AccountToken, EmailThrottle, User
 from tests.fixtures.accounts import Credentials, login
 from tests.fixtures.mailbox import Mailbox

@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core import metrics
 from lambda_app.core.settings import get_settings
-from lambda_app.devtools.database import database_url
-from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+from lambda_app.devtools.database import database_url, drop_database, ensure_database
 from lambda_app.handlers.migrate import run_migration_event
 from lambda_app.identity import password_attempts
 from lambda_app.migrate.runner import alembic_config

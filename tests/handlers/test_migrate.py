@@ -22,8 +22,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from lambda_app.core.settings import get_settings
-from lambda_app.devtools.database import database_url
-from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+from lambda_app.devtools.database import database_url, drop_database, ensure_database
 from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
 from lambda_app.migrate.deadline import (
     MIGRATION_FUNCTION_TIMEOUT_SECONDS,

@@ -547,8 +547,12 @@ def _source_openapi_document(database_url: str) -> dict[str, object]:
 @pytest.fixture
 def fresh_database_url(admin_url: str) -> Iterator[str]:
     """An empty database (no schema at all), dropped afterwards."""
-    from lambda_app.devtools.database import database_url, test_database_name
-    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.devtools.database import (
+        database_url,
+        drop_database,
+        ensure_database,
+        test_database_name,
+    )
 
     name = f"{test_database_name()}_bundle_migrate"
     asyncio.run(drop_database(admin_url, name))

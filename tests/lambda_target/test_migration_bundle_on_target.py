@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lambda_app.devtools.embedded_postgres import plain_connection
+from lambda_app.devtools.database import plain_connection
 from tests.lambda_target.bundles import Target
 from tests.lambda_target.function_process import FunctionConfig, running_function
 from tests.lambda_target.observe import VerboseImports, file_list, shipped_bytecode

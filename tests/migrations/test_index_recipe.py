@@ -16,8 +16,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from lambda_app.devtools.database import database_url
-from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+from lambda_app.devtools.database import database_url, drop_database, ensure_database
 from lambda_app.devtools.migration_lint import scripts_config
 from lambda_app.migrate.actions import MigrationRequest
 from lambda_app.migrate.lock import DDL_LOCK_TIMEOUT_ATTRIBUTE

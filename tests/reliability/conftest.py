@@ -28,7 +28,7 @@ from tests.reliability.statement_log import (
 @pytest.fixture(scope="module")
 def load_database(admin_url: str, database_url_for_tests: str) -> Iterator[str]:
     """A migrated database of its own for the load test (its row counts are exact)."""
-    from lambda_app.devtools.embedded_postgres import drop_database
+    from lambda_app.devtools.database import drop_database
 
     name = f"{make_url(database_url_for_tests).database}_load"
     url = create_migrated_database(admin_url, name)
@@ -89,7 +89,7 @@ def committing_database(
     that hides behaviour that spans transactions (the login throttle writes its
     counter in a transaction of its own) and never exercises the real COMMIT.
     """
-    from lambda_app.devtools.embedded_postgres import drop_database
+    from lambda_app.devtools.database import drop_database
 
     # Named after the run's test database (it carries TEST_DATABASE_SUFFIX) and the module.
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")

@@ -12,7 +12,7 @@ from lambda_app.devtools.database import database_url
 
 
 def create_migrated_database(admin_url: str, name: str) -> str:
-    from lambda_app.devtools.embedded_postgres import drop_database, ensure_database
+    from lambda_app.devtools.database import drop_database, ensure_database
     from lambda_app.migrate.runner import upgrade_to_head
 
     asyncio.run(drop_database(admin_url, name))
