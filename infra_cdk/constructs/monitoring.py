@@ -394,8 +394,8 @@ class Monitoring(Construct):
         """Secrets Manager's own report of a failed rotation, forwarded to the topic.
 
         It also covers what the function's Errors can't see: an invocation that never
-        ran (Lambda refused it) or a rotation Secrets Manager abandoned. Delivered on a
-        best-effort basis, as every CloudTrail event is.
+        ran (Lambda refused it). Delivered on a best-effort basis, as every CloudTrail
+        event is.
         """
         # L1: the L2 SnsTopic target would grant EventBridge the topic and the key with no
         # condition; both grants are made here, for this rule and this account.

@@ -102,18 +102,26 @@ def last_before_commit(session: AsyncSession, name: str, statement: Executable) 
     It works however the session commits (`transaction()`, `transaction_of_its_own`,
     `session.begin()`): SQLAlchemy runs the statement in its own commit.
     """
+    if session.info.get(_READ_ONLY):  # it has no COMMIT to run before
+        raise WriteWhileReading("a reading() session (a GET or HEAD request) cannot write")
     session.info.setdefault(_BEFORE_COMMIT, {})[name] = statement
 
 
 @event.listens_for(Session, "before_commit")
 def _run_last_statements(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release is no COMMIT
+        return
+    # SQLAlchemy fires this before commit's own flush: pending ORM changes go first, so
+    # the statement really is the last.
+    session.flush()
     for statement in session.info.pop(_BEFORE_COMMIT, {}).values():
         session.execute(statement)
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_last_statements(session: Session, _previous: SessionTransaction) -> None:
-    session.info.pop(_BEFORE_COMMIT, None)
+def _drop_last_statements(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the transaction itself, not a savepoint or a failed flush's
+        session.info.pop(_BEFORE_COMMIT, None)
 
 
 @asynccontextmanager

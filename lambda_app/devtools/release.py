@@ -165,8 +165,9 @@ def run_release(args: argparse.Namespace) -> int:
         return invoke_migration(lambda_client(args.region), function, request.to_event())
     except ReadTimeoutError:
         raise ReleaseError(
-            f"no answer from {function} after {READ_TIMEOUT_SECONDS} s; it may still be "
-            "running: check its logs before starting another release"
+            f"no answer from {function} (the read timeout is {READ_TIMEOUT_SECONDS} s, and "
+            "unanswered keepalive probes end the wait sooner); it may still be running: "
+            "check its logs before starting another release"
         ) from None
     except ConnectionClosedError:
         # The path went away mid-wait (the keepalive probes went unanswered, or a NAT

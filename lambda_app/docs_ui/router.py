@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).parent / "static"
 DOCS_PATH = "/api/doc"
@@ -34,10 +34,18 @@ class WholeFiles(StaticFiles):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = [(k, v) for k, v in scope["headers"] if k not in _RANGE_HEADERS]
-            scope = {**scope, "headers": headers}
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k not in _RANGE_HEADERS]
+
+        async def send_no_ranges(message: Message) -> None:  # nor offers them
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message["headers"] if k != b"accept-ranges"]
+                message = {**message, "headers": kept}
+            await send(message)
+
+        await super().__call__({**scope, "headers": headers}, receive, send_no_ranges)
 
 
 @router.get(DOCS_PATH, response_class=HTMLResponse)

@@ -95,7 +95,10 @@ def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler
             # Answered in the source's format, which Mangum builds from a scope too.
             event = without_server_headers(event)
             source = adapter.infer(event, context)
-            scope = scope_of(source, event)
+            try:
+                scope = scope_of(source, event)
+            except ValueError:  # not those headers after all (a lone surrogate): raised
+                raise exc from None
             answer = rejection(
                 scope, context, InvalidHeader, exc, "malformed host or port header", base_path
             )

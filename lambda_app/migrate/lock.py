@@ -84,12 +84,13 @@ async def migration_lock(
     A second caller tries for it until `timeout_seconds` (at most until the deadline) have
     passed, and gets it once the first one is done; it then finds nothing left to apply.
     """
-    wait, until_deadline = lock_wait_seconds(
-        timeout_seconds, deadline or Deadline.after(DEFAULT_RUN_SECONDS)
-    )
+    deadline = deadline or Deadline.after(DEFAULT_RUN_SECONDS)
+    wait, until_deadline = lock_wait_seconds(timeout_seconds, deadline)
     async with engine.connect() as raw_connection:
         # Autocommit: the lock connection never sits "idle in transaction" for minutes.
         connection = await raw_connection.execution_options(isolation_level="AUTOCOMMIT")
+        # Connecting took some of it: the wait never outlasts the deadline's server time.
+        wait = min(wait, deadline.server_seconds_left())
         if not await _take_lock(connection, wait):
             waited = f"{wait:.1f} s, all the time this run had" if until_deadline else f"{wait:g} s"
             raise MigrationLockTimeout(

@@ -102,6 +102,42 @@ async def test_reading_sessions_refuse_every_write_before_it_reaches_the_databas
             await session.execute(delete(User).where(User.username == stored))
 
 
+async def _first_name(engine: AsyncEngine, username: str) -> str:
+    async with engine.connect() as conn:
+        query = select(User.first_name).where(User.username == username)
+        return str((await conn.execute(query)).scalar_one())
+
+
+async def test_a_last_statement_runs_after_pending_changes_and_only_at_the_commit(
+    engine: AsyncEngine,
+) -> None:
+    username = f"last_{uuid.uuid4().hex[:12]}"
+    async with db.transaction() as session:
+        session.add(_new_user(username))
+    last = update(User).where(User.username == username).values(first_name="last")
+    try:
+        async with db.transaction() as session:
+            user = (await session.execute(select(User).where(User.username == username))).one()[0]
+            db.last_before_commit(session, "test.last", last)
+            # a savepoint released, and one rolled back: neither is the COMMIT
+            async with session.begin_nested():
+                pass
+            with pytest.raises(LookupError):
+                async with session.begin_nested():
+                    raise LookupError
+            assert await _first_name(engine, username) == ""
+            user.first_name = "pending"  # not flushed yet when the commit begins
+        # the pending change was written first, the queued statement last
+        assert await _first_name(engine, username) == "last"
+
+        with pytest.raises(db.WriteWhileReading):  # a read has no COMMIT to run before
+            async with db.reading() as session:
+                db.last_before_commit(session, "test.last", last)
+    finally:
+        async with db.transaction() as session:
+            await session.execute(delete(User).where(User.username == username))
+
+
 def test_pool_does_not_roll_back_connections_it_closes_anyway(engine: AsyncEngine) -> None:
     # NullPool closes on return; a reset ROLLBACK would be a wasted round trip.
     reset = engine.sync_engine.pool._reset_on_return  # type: ignore[attr-defined]
