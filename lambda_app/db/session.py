@@ -14,12 +14,12 @@ writes made through it refused before they reach the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, delete, event, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql import Executable
@@ -105,6 +105,23 @@ def last_before_commit(session: AsyncSession, name: str, statement: Executable) 
     if session.info.get(_READ_ONLY):  # it has no COMMIT to run before
         raise WriteWhileReading("a reading() session (a GET or HEAD request) cannot write")
     session.info.setdefault(_BEFORE_COMMIT, {})[name] = statement
+
+
+def delete_a_few_last(
+    session: AsyncSession,
+    name: str,
+    key: Sequence[ColumnElement[Any]],
+    where: ColumnElement[bool],
+    *,
+    limit: int,
+) -> None:
+    """Delete up to `limit` rows that match `where` (the rows of `key`'s table, by that
+    key), skipping rows other transactions hold, as the transaction's last statement
+    (`last_before_commit`): a bounded clean-up that never waits, and holds what it takes
+    while it waits for nothing."""
+    table = key[0].table
+    rows = select(*key).where(where).limit(limit).with_for_update(skip_locked=True)
+    last_before_commit(session, name, delete(table).where(tuple_(*key).in_(rows)))
 
 
 @event.listens_for(Session, "before_commit")

@@ -159,7 +159,7 @@ def url_ssl_argument(mode: Any) -> ssl.SSLContext | None:
         files = [f"{name}={os.environ[name]}" for name in TLS_FILE_VARIABLES if name in os.environ]
         raise DatabaseNotConfigured(
             f"DATABASE_URL with ssl={mode}: {error} (TLS files: "
-            f"{', '.join(files) or 'none set in PGSSLROOTCERT, PGSSLCRL, PGSSLCERT, PGSSLKEY'};"
+            f"{', '.join(files) or 'none set in ' + ', '.join(TLS_FILE_VARIABLES)};"
             " else ~/.postgresql/)"
         ) from None
     context: ssl.SSLContext = params.ssl

@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Table, case, delete, select, tuple_
+from sqlalchemy import Table, case
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.db.session import last_before_commit
+from lambda_app.db.session import delete_a_few_last
 from lambda_app.models import EmailThrottle, TokenPurpose
 
 WINDOW = dt.timedelta(hours=1)
@@ -57,14 +57,13 @@ async def take(
     # for nothing. Deleted here, they were held while the transaction went on to wait
     # for a user's row, which a request changing that user's email could hold while it
     # waited for one of them: a deadlock.
-    finished = (
-        select(table.c.purpose, table.c.email)
-        .where(table.c.window_started_at < now - WINDOW)
-        .limit(FINISHED_ROWS_DELETED_PER_REQUEST)
-        .with_for_update(skip_locked=True)
+    delete_a_few_last(
+        session,
+        "email_throttle.finished_windows",
+        (table.c.purpose, table.c.email),
+        table.c.window_started_at < now - WINDOW,
+        limit=FINISHED_ROWS_DELETED_PER_REQUEST,
     )
-    clean_up = delete(table).where(tuple_(table.c.purpose, table.c.email).in_(finished))
-    last_before_commit(session, "email_throttle.finished_windows", clean_up)
     if row.requests <= per_hour:
         return Allowance(allowed=True, retry_after_seconds=0)
     remaining = (row.window_started_at + WINDOW - now).total_seconds()

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
-from lambda_app.db.session import last_before_commit
+from lambda_app.db.session import delete_a_few_last
 from lambda_app.models import LoginThrottle
 
 LOGIN_KEY_MAX = 320  # the column's length
@@ -89,14 +89,13 @@ async def guess(
     # A few counters of other names whose window has ended go too, skipping rows other
     # guesses hold, as the transaction's last statement: it then holds them while it
     # waits for nothing, so two guesses can't deadlock (the email throttle's lesson).
-    finished = (
-        select(LoginThrottle.login)
-        .where(LoginThrottle.window_started_at < now - window, LoginThrottle.login.not_in(keys))
-        .limit(FINISHED_ROWS_DELETED_PER_GUESS)
-        .with_for_update(skip_locked=True)
+    delete_a_few_last(
+        session,
+        "login_throttle.finished_windows",
+        (LoginThrottle.__table__.c.login,),
+        (LoginThrottle.window_started_at < now - window) & LoginThrottle.login.not_in(keys),
+        limit=FINISHED_ROWS_DELETED_PER_GUESS,
     )
-    clean_up = delete(LoginThrottle).where(LoginThrottle.login.in_(finished))
-    last_before_commit(session, "login_throttle.finished_windows", clean_up)
     counters = list(
         await session.scalars(
             select(LoginThrottle)

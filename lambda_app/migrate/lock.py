@@ -86,12 +86,12 @@ async def migration_lock(
     """
     deadline = deadline or Deadline.after(DEFAULT_RUN_SECONDS)
     wait, until_deadline = lock_wait_seconds(timeout_seconds, deadline)
+    # From now: connecting counts against the wait, which never outlasts the deadline.
+    give_up_at = asyncio.get_running_loop().time() + wait
     async with engine.connect() as raw_connection:
         # Autocommit: the lock connection never sits "idle in transaction" for minutes.
         connection = await raw_connection.execution_options(isolation_level="AUTOCOMMIT")
-        # Connecting took some of it: the wait never outlasts the deadline's server time.
-        wait = min(wait, deadline.server_seconds_left())
-        if not await _take_lock(connection, wait):
+        if not await _take_lock(connection, give_up_at):
             waited = f"{wait:.1f} s, all the time this run had" if until_deadline else f"{wait:g} s"
             raise MigrationLockTimeout(
                 f"another migration run still holds the migration lock after {waited}; "
@@ -108,10 +108,10 @@ async def migration_lock(
                 )
 
 
-async def _take_lock(connection: AsyncConnection, wait_seconds: float) -> bool:
-    """Try for the lock every LOCK_POLL_SECONDS for `wait_seconds`; whether it was taken."""
+async def _take_lock(connection: AsyncConnection, give_up_at: float) -> bool:
+    """Try for the lock every LOCK_POLL_SECONDS until the loop's clock reads `give_up_at`;
+    whether it was taken."""
     loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + wait_seconds
     try_lock = text("SELECT pg_try_advisory_lock(:key)")
     while True:
         if await connection.scalar(try_lock, {"key": MIGRATION_LOCK_KEY}):
