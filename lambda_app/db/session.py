@@ -120,8 +120,19 @@ def delete_a_few_last(
     (`last_before_commit`): a bounded clean-up that never waits, and holds what it takes
     while it waits for nothing."""
     table = key[0].table
-    rows = select(*key).where(where).limit(limit).with_for_update(skip_locked=True)
-    last_before_commit(session, name, delete(table).where(tuple_(*key).in_(rows)))
+    # MATERIALIZED: the rows are picked once. As a plain subquery, PostgreSQL may scan it
+    # again as it deletes, and with SKIP LOCKED and no order a new scan can pick other
+    # rows: more than `limit` go.
+    rows = (
+        select(*key)
+        .where(where)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte(f"{table.name}_few")
+        .prefix_with("MATERIALIZED")
+    )
+    chosen = select(*rows.c)
+    last_before_commit(session, name, delete(table).where(tuple_(*key).in_(chosen)))
 
 
 @event.listens_for(Session, "before_commit")
