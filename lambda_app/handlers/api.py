@@ -17,6 +17,8 @@ Events that can't become a request:
   Gateway and ALB answer with a 502 and Lambda counts against the function.
 - A Host or X-Forwarded-Port header Mangum can't parse (it reads their ports with
   `int()`) is a 400 `invalid_header`, answered the same way.
+- Both carry the CORS headers the app's answers carry (`CORS_ALLOWED_ORIGINS`), so a
+  browser client can read them too.
 - An event Mangum can't attribute to an HTTP source (S3, EventBridge, a console test
   with `{}`) raises. No client waits for an HTTP answer and no response format fits;
   a function error is what tells its invoker (retries, then the DLQ, for asynchronous
@@ -32,13 +34,13 @@ import asyncio
 import functools
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from mangum import Mangum
 from mangum.protocols import HTTPCycle
-from mangum.types import LambdaContext
-from starlette.types import ASGIApp
+from mangum.types import ASGI, LambdaContext, Response
+from starlette.types import ASGIApp, Scope
 
 from lambda_app.core.snapstart import before_snapshot
 from lambda_app.handlers.api_events import (
@@ -72,15 +74,27 @@ def _container_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler:
+def make_handler(
+    app: ASGIApp, *, base_path: str | None = None, cors_allowed_origins: Collection[str] = ()
+) -> LambdaHandler:
     """A Lambda handler serving `app` (tests build one around an app with extra routes).
 
     `base_path`: the custom domain's API mapping key, if any (`ApiSettings.api_base_path`).
+    `cors_allowed_origins`: the app's (`ApiSettings.cors_allowed_origins`), for the answers
+    the handler makes itself.
     """
     # Mangum looks the loop up with asyncio.get_event_loop(); making ours current first
     # keeps it the same loop for every invocation, from any thread (the local gateway).
     asyncio.set_event_loop(_container_loop())
     adapter = Mangum(StagePrefixMiddleware(app, base_path=base_path), lifespan="off")
+
+    def answered(scope: Scope, answer: ASGI) -> Response:
+        """The handler's own answer, with the CORS headers the app would add."""
+        if cors_allowed_origins:
+            from lambda_app.core.cors import CorsMiddleware  # loaded by the app already
+
+            answer = CorsMiddleware(answer, allowed_origins=cors_allowed_origins)
+        return HTTPCycle(scope, b"")(answer)
 
     def handle(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
         asyncio.set_event_loop(_container_loop())
@@ -102,7 +116,7 @@ def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler
             answer = rejection(
                 scope, context, InvalidHeader, exc, "malformed host or port header", base_path
             )
-            return source(answer)
+            return source(answered(scope, answer))
         try:
             body = source.body
         except UNDECODABLE_BODY as exc:
@@ -111,7 +125,7 @@ def make_handler(app: ASGIApp, *, base_path: str | None = None) -> LambdaHandler
             answer = rejection(
                 scope, context, UndecodableBody, exc, "undecodable request body", base_path
             )
-            return source(answer)
+            return source(answered(scope, answer))
         return source(HTTPCycle(scope, body)(adapter.app))
 
     return handle
@@ -135,7 +149,11 @@ def _build_container_handler() -> LambdaHandler:
         settings = get_settings()
         app = create_app(settings)
         before_snapshot(functools.partial(prime_first_request, app, settings))
-        return make_handler(app, base_path=settings.api_base_path)
+        return make_handler(
+            app,
+            base_path=settings.api_base_path,
+            cors_allowed_origins=settings.cors_allowed_origins,
+        )
     finally:
         gc.freeze()
         if collecting:

@@ -16,7 +16,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from mangum.types import LambdaContext, Response
+from mangum.types import LambdaContext
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def rejection(
     log_message: str,
     base_path: str | None,
 ) -> Response:
-    """The answer to an event that can't become a request, and its log line.
+    """The answer to an event that can't become a request (an ASGI app), and its log line.
 
     The log line names the cause's type, never its message: a body's decoder may quote
     the body, and `int()` the header.
@@ -172,12 +173,9 @@ def rejection(
             }
         },
     )
-    payload = json.dumps(error_body(error.code, error.message))
-    return {
-        "status": error.status_code,
-        "headers": [
-            [b"content-type", b"application/json"],
-            [REQUEST_ID_HEADER.encode(), request_id.encode()],
-        ],
-        "body": payload.encode(),
-    }
+    return Response(
+        json.dumps(error_body(error.code, error.message)),
+        status_code=error.status_code,
+        headers={REQUEST_ID_HEADER: request_id},
+        media_type="application/json",
+    )

@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.fixtures.lambda_events import (
     Event,
     Handler,
     HttpRequest,
+    http_api_v2,
     invoke,
     json_body,
     rest_api_v1,
@@ -128,3 +130,69 @@ def test_a_malformed_host_or_port_header_is_a_400_in_the_source_format(
     assert (warning["status"], warning["request_id"]) == (400, rejected.request_id)
     assert warning["error_type"] == "builtins.ValueError"
     assert all(value not in log_lines[0] for value in headers.values())
+
+
+APP_ORIGIN = "https://app.example.com"
+
+
+@pytest.fixture
+def cors_api_handler(lambda_container: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Handler]:
+    """The container's handler, built as Lambda builds it, with CORS_ALLOWED_ORIGINS set."""
+    from lambda_app.core.settings import get_settings
+    from lambda_app.handlers.api import _build_container_handler
+
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", APP_ORIGIN)
+    get_settings.cache_clear()
+    yield _build_container_handler()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _with_headers(headers: dict[str, str]) -> Callable[[HttpRequest], Event]:
+    def build(request: HttpRequest) -> Event:
+        return http_api_v2(
+            HttpRequest(
+                request.method,
+                request.path,
+                headers={**request.headers, **headers},
+                body=request.body,
+            )
+        )
+
+    return build
+
+
+REJECTED_EVENTS: dict[str, Callable[[dict[str, str]], Event]] = {
+    "undecodable_body": lambda headers: undecodable(
+        _with_headers(headers), "this is not base64!", True
+    ),
+    "invalid_header": lambda headers: http_api_v2(
+        HttpRequest("GET", "/api/health", headers={"X-Forwarded-Port": "https", **headers})
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(REJECTED_EVENTS))
+def test_the_handlers_own_400s_carry_the_apps_cors_headers(
+    cors_api_handler: Handler, kind: str
+) -> None:
+    # given: a call from the allowed origin, and one from another
+    from_app, from_elsewhere = (
+        REJECTED_EVENTS[kind]({"Origin": origin}) for origin in (APP_ORIGIN, "https://evil.test")
+    )
+
+    # when
+    rejected = invoke(cors_api_handler, from_app)
+    refused = invoke(cors_api_handler, from_elsewhere)
+    served = invoke(
+        cors_api_handler,
+        http_api_v2(HttpRequest("GET", "/api/health", headers={"Origin": APP_ORIGIN})),
+    )
+
+    # then: the browser may read the 400 as it may read any of the app's answers
+    assert (rejected.status, rejected.json()["error"]["code"]) == (400, kind)
+    for name in ("access-control-allow-origin", "access-control-expose-headers", "vary"):
+        assert rejected.header(name) == served.header(name), name
+    assert rejected.header("access-control-allow-origin") == APP_ORIGIN
+    assert rejected.header("x-request-id") == rejected.request_id
+    assert refused.status == 400 and refused.header("access-control-allow-origin") is None
