@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
@@ -54,8 +55,12 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 MAX_ERROR_DETAILS = 20
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if expected := _expected_media_type(request, exc):
+        return JSONResponse(
+            error_body("unsupported_media_type", f"Send the body as {expected}"), status_code=415
+        )
     errors = exc.errors()
     # The offending input is deliberately left out: it may be a password.
     details: list[dict[str, Any]] = [
@@ -76,6 +81,26 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         else ("validation_error", "The request is invalid")
     )
     return JSONResponse(error_body(code, message, details), status_code=422)
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _expected_media_type(request: Request, exc: RequestValidationError) -> str | None:
+    """The media type the operation reads its body as, when the request sent another.
+
+    FastAPI parses a body only from the media type the operation reads: a JSON operation
+    gets any other body as bytes (curl's `-d` sends a form), a form operation an empty
+    form. Either then fails validation as "not an object" or "field required", which
+    hides the cause.
+    """
+    if isinstance(exc.body, bytes) and exc.body:
+        return "application/json"
+    if isinstance(exc.body, FormData):
+        sent = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if sent and sent not in _FORM_TYPES:
+            return "application/x-www-form-urlencoded"
+    return None
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -123,6 +148,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # Errors any operation can answer, in the shared shape.
         responses={
             413: error_response("`payload_too_large`"),
+            415: error_response("`unsupported_media_type` (a body sent as another media type)"),
             422: error_response("`validation_error` / `invalid_json`"),
             500: error_response("`internal_error`"),
             503: error_response("`database_unavailable` / `request_timeout`"),

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import FormData
 
 from lambda_app.auth import recovery, service, sessions, verification
 from lambda_app.auth.errors import (
@@ -20,7 +22,7 @@ from lambda_app.auth.schemas import (
     RefreshTokenBody,
     TokenResponse,
 )
-from lambda_app.core.errors import error_responses
+from lambda_app.core.errors import error_response, error_responses
 from lambda_app.core.schemas import Accepted
 from lambda_app.core.settings import get_settings
 from lambda_app.db.session import DbSession
@@ -49,19 +51,28 @@ async def register(data: UserCreate, session: DbSession) -> UserRead:
 @router.post(
     "/token",
     response_model=TokenResponse,
-    responses=error_responses(InvalidCredentials, EmailNotVerified, TooManyLoginAttempts),
+    responses={
+        400: error_response(
+            "`bad_request`: a form that can't be parsed (over 1,000 fields, "
+            "a malformed multipart body)"
+        ),
+        **error_responses(InvalidCredentials, EmailNotVerified, TooManyLoginAttempts),
+    },
     summary="Log in (OAuth2 password flow) with a username or an email",
 )
 async def token(
+    request: Request,
+    response: Response,
     session: DbSession,
     username: Annotated[str, Form(max_length=320, description="Username or email")],
     password: Annotated[str, Form(max_length=PASSWORD_MAX)],
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> TokenResponse:
+    _refuse_repeated_fields(await request.form())  # parsed already: no second read
     issued = await service.login(
         session, login=username, password=password, settings=get_settings()
     )
-    return _token_response(issued)
+    return _token_response(issued, response)
 
 
 @router.post(
@@ -70,9 +81,9 @@ async def token(
     responses=error_responses(InvalidRefreshToken),
     summary="Trade a refresh token for new tokens (the presented one is spent)",
 )
-async def refresh(data: RefreshTokenBody, session: DbSession) -> TokenResponse:
+async def refresh(data: RefreshTokenBody, session: DbSession, response: Response) -> TokenResponse:
     issued = await sessions.refresh(session, data.refresh_token, get_settings())
-    return _token_response(issued)
+    return _token_response(issued, response)
 
 
 @router.post(
@@ -124,7 +135,25 @@ async def verify_email(data: EmailVerification, session: DbSession) -> None:
     await verification.verify_email(session, data.token)
 
 
-def _token_response(issued: sessions.IssuedTokens) -> TokenResponse:
+def _refuse_repeated_fields(form: FormData) -> None:
+    """RFC 6749 3.1: a parameter sent twice is an error. FastAPI would take the last one,
+    so `username=a&username=b` could log in as an account the client never meant."""
+    repeated = [
+        name for name in ("username", "password", "grant_type") if len(form.getlist(name)) > 1
+    ]
+    if repeated:
+        raise RequestValidationError(
+            [
+                {"loc": ("body", name), "msg": "Sent more than once", "type": "repeated_field"}
+                for name in repeated
+            ]
+        )
+
+
+def _token_response(issued: sessions.IssuedTokens, response: Response) -> TokenResponse:
+    # RFC 6749 5.1: an answer holding tokens MUST say no-store, and Pragma for HTTP/1.0 caches.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return TokenResponse(
         access_token=issued.access.token,
         expires_in=issued.access.expires_in,

@@ -25,12 +25,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lambda_app.core.middleware import REQUEST_ID_HEADER, TRACE_ID_HEADER
 
-# What the routes use (tests/core/test_cors.py keeps this true); GET and POST alone would
-# not do: a bearer token or a JSON body makes every call a preflighted one.
-ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
+# What the routes use (tests/core/test_cors.py keeps this true), and HEAD, which every GET
+# path answers (core.middleware); GET and POST alone would not do: a bearer token or a JSON
+# body makes every call a preflighted one.
+ALLOWED_METHODS = ("GET", "HEAD", "POST", "PATCH", "DELETE")
 ALLOWED_HEADERS = ("Authorization", "Content-Type")
-# So a front end can read them from a response and quote them in a bug report.
-EXPOSED_HEADERS = (REQUEST_ID_HEADER, TRACE_ID_HEADER)
+# Readable by a front end beside the CORS-safelisted ones: the ids, to quote in a bug report;
+# how long to wait after a 429; why a 401 (the scheme), and what a 405's path does serve.
+EXPOSED_HEADERS = (REQUEST_ID_HEADER, TRACE_ID_HEADER, "retry-after", "www-authenticate", "allow")
 # Chromium's cap (Firefox allows a day): each preflight the browser repeats is an invocation.
 PREFLIGHT_MAX_AGE_SECONDS = 7200
 _BODY_HEADERS = {"content-length", "content-type"}

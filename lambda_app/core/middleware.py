@@ -1,5 +1,6 @@
 """The outermost ASGI layer: request and trace ids, body limits, the invocation's deadline,
-HEAD served as GET, the request log line and metrics, last-resort errors.
+HEAD served as GET, `Cache-Control: no-store` unless a route sets its own, the request log
+line and metrics, last-resort errors.
 
 A plain ASGI middleware (not `BaseHTTPMiddleware`) so it adds no task or
 context copy per request and sees every exception the app did not handle.
@@ -41,6 +42,9 @@ REQUEST_ID_HEADER = "x-request-id"
 TRACE_ID_HEADER = "x-trace-id"
 _TRACE_HEADER = b"x-amzn-trace-id"  # what API Gateway and ALB forward
 _JSON_TYPES = ("application/json", "+json")
+# Answers hold tokens and accounts' data: no cache, shared or private, keeps one unless
+# the route says otherwise (the docs UI's files do).
+_NOT_STORED = (b"cache-control", b"no-store")
 
 
 def _request_id(scope: Scope) -> str:
@@ -135,6 +139,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = [*message.get("headers", []), *extra_headers]
+                if all(name != b"cache-control" for name, _ in headers):
+                    headers.append(_NOT_STORED)
                 message = {**message, "headers": headers}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}

@@ -26,7 +26,9 @@ _RANGE_HEADERS = (b"range", b"if-range")
 
 
 class WholeFiles(StaticFiles):
-    """The assets, always whole: a `Range` header is ignored, as RFC 9110 allows.
+    """The assets, always whole, and revalidated with their ETag before a cached copy is used.
+
+    A `Range` header is ignored, as RFC 9110 allows.
 
     Starlette answers a malformed or unsupported range with a plain-text 400 or 416,
     outside the API's one error shape; and on Lambda, Mangum buffers the whole response
@@ -42,7 +44,8 @@ class WholeFiles(StaticFiles):
         async def send_no_ranges(message: Message) -> None:  # nor offers them
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message["headers"] if k != b"accept-ranges"]
-                message = {**message, "headers": kept}
+                # they change with a release: cached, but asked after every time (a 304)
+                message = {**message, "headers": [*kept, (b"cache-control", b"no-cache")]}
             await send(message)
 
         await super().__call__({**scope, "headers": headers}, receive, send_no_ranges)

@@ -1,10 +1,13 @@
 import datetime as dt
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.settings import get_settings
+from lambda_app.identity.password_attempts import keys_for
 from lambda_app.identity.signing_key import signing_key_for
 from lambda_app.identity.tokens import claimed_kid, verify_access_token
 from lambda_app.models import LoginThrottle, User
@@ -102,3 +105,66 @@ async def test_finished_windows_of_login_names_are_deleted_a_few_at_a_time(
     # then: five of them (the bound) are gone
     left = await session.scalar(select(func.count()).where(LoginThrottle.login.in_(names)))
     assert left == 8 - 5
+
+
+async def test_token_answers_are_never_stored_by_a_cache(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    # RFC 6749 5.1: Cache-Control: no-store and Pragma: no-cache on every answer with tokens.
+    login = await client.post(
+        "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
+    )
+    refreshed = await client.post(
+        "/api/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+    )
+    for answer in (login, refreshed):
+        assert answer.status_code == 200
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["pragma"] == "no-cache"
+
+
+@pytest.mark.parametrize("field", ["username", "password", "grant_type"])
+async def test_a_form_field_sent_twice_is_refused_before_any_login(
+    client: httpx.AsyncClient, session: AsyncSession, user: User, field: str
+) -> None:
+    # FastAPI would take the last value: `username=other&username=<user>` logging in as user.
+    # A wrong password: a login attempted would count a failure against the user.
+    fields = {"username": user.username, "password": "wrong-pass", "grant_type": "password"}
+    body = "&".join(
+        f"{name}={value}&{name}={value}" if name == field else f"{name}={value}"
+        for name, value in fields.items()
+    )
+    response = await client.post(
+        "/api/auth/token",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == [
+        {"loc": ["body", field], "message": "Sent more than once", "type": "repeated_field"}
+    ]
+    counted = select(func.count()).where(
+        LoginThrottle.login.in_(keys_for(login=user.username, user_id=user.id))
+    )
+    assert await session.scalar(counted) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("&".join(f"f{i}=x" for i in range(1001)), "application/x-www-form-urlencoded"),
+        ("--xyz\r\nnot a part", "multipart/form-data; boundary=xyz"),
+        ("username=a", "multipart/form-data"),  # no boundary
+    ],
+)
+async def test_a_form_that_cannot_be_parsed_is_the_documented_400(
+    app: FastAPI, client: httpx.AsyncClient, body: str, content_type: str
+) -> None:
+    response = await client.post(
+        "/api/auth/token", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert "400" in app.openapi()["paths"]["/api/auth/token"]["post"]["responses"]

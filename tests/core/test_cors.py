@@ -203,7 +203,7 @@ async def test_a_response_to_an_allowed_origin_names_it_and_exposes_the_ids(
     assert response.headers["access-control-allow-origin"] == APP_ORIGIN
     assert "origin" in response.headers["vary"].lower()
     exposed = {h.strip() for h in response.headers["access-control-expose-headers"].split(",")}
-    assert exposed == {"x-request-id", "x-trace-id"}
+    assert exposed == {"x-request-id", "x-trace-id", "retry-after", "www-authenticate", "allow"}
     assert "access-control-allow-credentials" not in response.headers
 
 
@@ -266,3 +266,14 @@ async def test_any_origin_locally_answers_with_a_star() -> None:
     assert response.headers["access-control-allow-origin"] == "*"
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "*"
+
+
+async def test_a_head_preflight_is_allowed_as_every_get_path_answers_head(
+    cors_client: httpx.AsyncClient,
+) -> None:
+    response = await cors_client.options(
+        "/api/users/me", headers=_preflight(APP_ORIGIN, method="HEAD", headers="authorization")
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert "HEAD" in response.headers["access-control-allow-methods"].split(", ")

@@ -275,7 +275,7 @@ async def test_keys_differing_only_in_case_are_unknown_fields(client: httpx.Asyn
         None,
     ],
 )
-async def test_register_with_a_wrong_content_type_is_422(
+async def test_register_with_a_wrong_content_type_is_415_naming_json(
     client: httpx.AsyncClient, session: AsyncSession, content_type: str | None
 ) -> None:
     before = await user_count(session)
@@ -283,16 +283,24 @@ async def test_register_with_a_wrong_content_type_is_422(
     response = await client.post(
         "/api/auth/register", content=json.dumps(new_user()).encode(), headers=headers
     )
-    # JSON is only read as JSON when it says so: anything else is not an object
-    assert_error(response, 422, "validation_error")
+    # JSON is only read as JSON when it says so (curl's -d alone sends a form)
+    body = assert_error(response, 415, "unsupported_media_type")
+    assert body["error"]["message"] == "Send the body as application/json"
     assert await user_count(session) == before
 
 
-async def test_token_with_json_instead_of_a_form_is_422(client: httpx.AsyncClient) -> None:
+async def test_register_with_no_body_at_all_is_still_422(client: httpx.AsyncClient) -> None:
+    assert_error(await client.post("/api/auth/register"), 422, "validation_error")
+
+
+async def test_token_with_json_instead_of_a_form_is_415_naming_the_form(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/api/auth/token", json={"username": "someone", "password": DEFAULT_PASSWORD}
     )
-    assert_error(response, 422, "validation_error")
+    body = assert_error(response, 415, "unsupported_media_type")
+    assert body["error"]["message"] == "Send the body as application/x-www-form-urlencoded"
 
 
 async def test_token_with_a_multipart_form_is_read_like_a_form(
