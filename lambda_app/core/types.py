@@ -26,10 +26,14 @@ def _any_case(word: str) -> str:
 
 
 # Refuses an address whose domain is, or ends in, a special-use name (`a@b.test`,
-# `a@x.LOCAL`), and NUL anywhere. Exact for those two refusals; others (malformed
-# addresses the `email` format lets through) are only described.
+# `a@x.LOCAL`), one with a character beyond ASCII before its last `@` (`zoë@example.com`:
+# no mail can carry it without SMTPUTF8, which SES lacks), and NUL anywhere. Exact for
+# those three refusals; others (malformed addresses the `email` format lets through) are
+# only described.
 EMAIL_PATTERN = (
-    "^(?!.*[.@](?:" + "|".join(_any_case(name) for name in SPECIAL_USE_DOMAINS) + r")$)[^\u0000]*$"
+    "^(?!.*[.@](?:"
+    + "|".join(_any_case(name) for name in SPECIAL_USE_DOMAINS)
+    + r")$)(?!.*[^\u0000-\u007f].*@)[^\u0000]*$"
 )
 
 
@@ -41,12 +45,17 @@ def _no_nul(value: str) -> str:
 
 
 def normalize_email(value: str) -> str:
-    """Validate syntax (no DNS lookups) and lower-case the whole address."""
+    """Validate syntax (no DNS lookups) and lower-case the whole address.
+
+    An address whose local part goes beyond ASCII is refused: only SMTPUTF8 mail can carry
+    it, and SES has none, so its account would never get a verification or reset link. A
+    domain beyond ASCII is fine: it is mailed in its IDNA form.
+    """
     # Imported here: only registration and profile updates need it, not the cold start.
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        result = validate_email(value, check_deliverability=False)
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from exc
     return result.normalized.lower()

@@ -176,6 +176,6 @@ def rejection(
     return Response(
         json.dumps(error_body(error.code, error.message)),
         status_code=error.status_code,
-        headers={REQUEST_ID_HEADER: request_id},
+        headers={REQUEST_ID_HEADER: request_id, "cache-control": "no-store"},  # as the app's
         media_type="application/json",
     )

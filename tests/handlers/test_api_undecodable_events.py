@@ -63,6 +63,7 @@ def test_an_undecodable_body_is_a_400_in_the_source_format(
     }
     assert rejected.header("content-type") == "application/json"
     assert rejected.header("x-request-id") == rejected.request_id
+    assert rejected.header("cache-control") == served.header("cache-control") == "no-store"
     # The same response format as any answer from this source (e.g. multiValueHeaders
     # for a multi-value ALB target group, no multiValueHeaders for payload 2.0).
     assert rejected.raw.keys() == served.raw.keys()

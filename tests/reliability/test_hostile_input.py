@@ -400,11 +400,13 @@ async def test_usernames_outside_the_allowed_alphabet_are_422(
 async def test_internationalised_emails_are_stored_as_normalised(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await register(client, email="JÜRGEN.Mäßig@Bücher.example")
+    response = await register(client, email="JURGEN.Massig@Bücher.example")
     assert response.status_code == 201, response.text
     email = response.json()["email"]
     assert email == email.lower() and "bücher.example" in email
-    for bad in ("🚀@🚀", "no-at-sign", "a@b@c.example", "a@-bad-.example", "a@.example"):
+    # a local part beyond ASCII too: no mail without SMTPUTF8 reaches it (docs/api.md)
+    bad_ones = ("JÜRGEN.Mäßig@Bücher.example", "🚀@🚀", "no-at-sign", "a@b@c.example")
+    for bad in (*bad_ones, "a@-bad-.example", "a@.example"):
         assert_error(await register(client, email=bad), 422, "validation_error")
 
 

@@ -64,3 +64,24 @@ async def test_an_email_on_a_special_use_domain_is_declared_and_refused(
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["loc"] == ["body", "email"]
+
+
+@pytest.mark.parametrize("email", ["zoë@example.com", "名前@example.com", '"zoë@x"@example.com'])
+async def test_an_email_no_mail_can_reach_is_declared_and_refused(
+    client: httpx.AsyncClient, openapi: dict[str, Any], user_headers: dict[str, str], email: str
+) -> None:
+    # given an address beyond ASCII before its `@`, which only SMTPUTF8 mail carries
+    pattern = _string_fields(openapi)["UserCreate.email"]["pattern"]
+    assert re.search(pattern, email) is None
+    assert re.search(pattern, "zoe@exämple.com") is not None  # a domain beyond ASCII is fine
+
+    # when it is sent anyway, at registration or as a new address, then the app refuses it
+    name = f"u8_{uuid.uuid4().hex[:10]}"
+    registered = await client.post(
+        "/api/auth/register",
+        json={"username": name, "email": email, "password": DEFAULT_PASSWORD},
+    )
+    changed = await client.patch("/api/users/me", json={"email": email}, headers=user_headers)
+    for response in (registered, changed):
+        assert response.status_code == 422, response.text
+        assert ["body", "email"] in [d["loc"] for d in response.json()["error"]["details"]]
