@@ -45,9 +45,19 @@ class NotAuthenticated(AppError):
     status_code = 401
     code = "not_authenticated"
     message = "Missing, invalid or expired credentials"
+    challenge: ClassVar[str] = "Bearer"
 
     def __init__(self, message: str | None = None):
-        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+        super().__init__(message, headers={"WWW-Authenticate": self.challenge})
+
+
+class InvalidAccessToken(NotAuthenticated):
+    """A bearer token came and can't be used: malformed, expired, revoked, or its user gone.
+
+    RFC 6750 3.1 names that case in the challenge, so a client knows to refresh or log in
+    again rather than that it forgot the header."""
+
+    challenge = 'Bearer error="invalid_token"'
 
 
 class PermissionDenied(AppError):

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lambda_app.core.errors import NotAuthenticated, PermissionDenied
+from lambda_app.core.errors import InvalidAccessToken, NotAuthenticated, PermissionDenied
 from lambda_app.db.session import DbSession
 from lambda_app.identity.signing_key import signing_key_for_request
 from lambda_app.identity.tokens import InvalidToken, claimed_kid, verify_access_token
@@ -37,11 +37,11 @@ async def user_from_token(session: AsyncSession, token: str) -> User:
         key = await signing_key_for_request(claimed_kid(token))
         claims = verify_access_token(token, key)
     except InvalidToken:
-        raise NotAuthenticated() from None
+        raise InvalidAccessToken() from None
     user = await session.get(User, claims.user_id)
     # Deleted, deactivated, or the password changed since the token was issued.
     if user is None or not user.is_active or user.token_version != claims.token_version:
-        raise NotAuthenticated()
+        raise InvalidAccessToken()
     return user
 
 

@@ -162,7 +162,9 @@ async def test_forged_and_bent_tokens_are_all_rejected_with_401(
         response = await _me(client, token)
         assert response.status_code == 401, name
         assert response.json() == UNAUTHENTICATED, name
-        assert response.headers["www-authenticate"] == "Bearer", name
+        # RFC 6750 3.1: a token that came and is refused says so; no token at all does not
+        challenge = "Bearer" if token == "" else 'Bearer error="invalid_token"'
+        assert response.headers["www-authenticate"] == challenge, name
 
 
 async def test_missing_or_non_bearer_authorization_is_401(
@@ -199,6 +201,8 @@ async def test_token_of_a_deleted_or_deactivated_user_is_401(
         response = await client.get(path, headers=headers)
         assert response.status_code == 401, path
         assert response.json() == UNAUTHENTICATED
+        # RFC 6750 3.1: the token came and is refused, so the client knows to log in again
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 
 async def test_a_password_change_revokes_tokens_issued_before_it(
