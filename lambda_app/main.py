@@ -148,7 +148,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # Errors any operation can answer, in the shared shape.
         responses={
             413: error_response("`payload_too_large`"),
-            415: error_response("`unsupported_media_type` (a body sent as another media type)"),
             422: error_response("`validation_error` / `invalid_json`"),
             500: error_response("`internal_error`"),
             503: error_response("`database_unavailable` / `request_timeout`"),
@@ -198,13 +197,22 @@ def _recording(route: Route | Mount, handle: _Handle) -> _Handle:
     return recorded
 
 
+_UNSUPPORTED_MEDIA_TYPE = error_response("`unsupported_media_type`: the body as another media type")
+
+
 def _document_error_schemas(app: FastAPI) -> None:
-    """Generate the OpenAPI document as FastAPI does, plus the shared error schemas."""
+    """Generate the OpenAPI document as FastAPI does, plus the shared error schemas, and
+    the 415 of every operation that reads a body (`_expected_media_type`)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            add_error_schemas(generate())  # FastAPI caches the dict it returns
+            schema = generate()  # FastAPI caches the dict it returns
+            add_error_schemas(schema)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    if "requestBody" in operation:
+                        operation["responses"]["415"] = _UNSUPPORTED_MEDIA_TYPE
         assert app.openapi_schema is not None
         return app.openapi_schema
 

@@ -298,6 +298,7 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     anonymous: dict[str, str] = {}
     bad_token = {"Authorization": "Bearer not-a-token"}
     new_password = f"{PASSWORD} 2"
+    as_text = {"content-type": "text/plain"}  # a JSON body sent as another media type: 415
 
     # health: liveness, then readiness (the one that touches the database)
     await api.expect(200, "GET", "/api/health")
@@ -313,6 +314,7 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(409, "POST", register, json=taken)
     await api.expect(422, "POST", register, json={"username": "x"})
     await api.expect(413, "POST", register, json={**taken, "password": too_big})
+    await api.expect(415, "POST", register, content=json.dumps(taken), headers=as_text)
 
     # token: good and bad password, incomplete and oversized forms, throttled
     token = "/api/auth/token"
@@ -320,6 +322,9 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(401, "POST", token, data={"username": alice, "password": "wrong password"})
     await api.expect(422, "POST", token, data={"username": alice})
     await api.expect(413, "POST", token, data={"username": alice, "password": too_big})
+    await api.expect(415, "POST", token, json={"username": alice, "password": PASSWORD})
+    unparsable = {"content-type": "multipart/form-data"}  # no boundary
+    await api.expect(400, "POST", token, content=b"username=x", headers=unparsable)
     nobody = {"username": f"pin_nobody_{tag}", "password": "guess"}
     for _ in range(LOGIN_MAX_FAILURES):
         await api.expect(401, "POST", token, data=nobody)
@@ -333,9 +338,11 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(401, "POST", refresh, json={"refresh_token": first})  # replayed
     await api.expect(422, "POST", refresh, json={"refresh_token": ""})
     await api.expect(413, "POST", refresh, json={"refresh_token": too_big})
+    await api.expect(415, "POST", refresh, content=b"{}", headers=as_text)
     await api.expect(204, "POST", logout, json={"refresh_token": first})
     await api.expect(422, "POST", logout, json={})
     await api.expect(413, "POST", logout, json={"refresh_token": too_big})
+    await api.expect(415, "POST", logout, content=b"{}", headers=as_text)
 
     # account emails: the registration's verification link, resending, requiring it
     mailbox, verify_subject = Mailbox(), "Verify your email address"
@@ -345,6 +352,7 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(400, "POST", verify, json={"token": carol_link.token})  # used
     await api.expect(422, "POST", verify, json={})
     await api.expect(413, "POST", verify, json={"token": too_big})
+    await api.expect(415, "POST", verify, content=b"{}", headers=as_text)
     for _ in range(settings.account_emails_per_hour - 1):  # the registration sent one
         await api.expect(202, "POST", resend, headers=alice_h)
     await api.expect(429, "POST", resend, headers=alice_h)
@@ -359,12 +367,14 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(202, "POST", recovery, json={"email": f"pin_nobody_{tag}@example.com"})
     await api.expect(422, "POST", recovery, json={"email": "not an address"})
     await api.expect(413, "POST", recovery, json={"email": too_big})
+    await api.expect(415, "POST", recovery, content=b"{}", headers=as_text)
     reset_link = mailbox.last_to(f"{bob}@example.com", "Reset your password")
     bob_reset = {"token": reset_link.token, "new_password": PASSWORD}
     await api.expect(204, "POST", reset, json=bob_reset)
     await api.expect(400, "POST", reset, json=bob_reset)  # used
     await api.expect(422, "POST", reset, json={**bob_reset, "new_password": "short"})
     await api.expect(413, "POST", reset, json={**bob_reset, "new_password": too_big})
+    await api.expect(415, "POST", reset, content=b"{}", headers=as_text)
 
     # me: read, update, change the password
     me, password = "/api/users/me", "/api/users/me/password"
@@ -375,6 +385,7 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(409, "PATCH", me, json={"username": bob}, headers=alice_h)
     await api.expect(422, "PATCH", me, json={"no_such_field": 1}, headers=alice_h)
     await api.expect(413, "PATCH", me, json={"first_name": too_big}, headers=alice_h)
+    await api.expect(415, "PATCH", me, content=b"{}", headers={**alice_h, **as_text})
     await api.expect(401, "PATCH", me, json={"first_name": "A"}, headers=anonymous)
     wrong = {"current_password": "wrong password", "new_password": new_password}
     right = {"current_password": PASSWORD, "new_password": new_password}
@@ -383,6 +394,7 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     alice_h = await api.bearer(alice)
     await api.expect(400, "POST", password, json=wrong, headers=alice_h)
     await api.expect(422, "POST", password, json={}, headers=alice_h)
+    await api.expect(415, "POST", password, content=b"{}", headers={**alice_h, **as_text})
     await api.expect(
         413, "POST", password, json={**right, "new_password": too_big}, headers=alice_h
     )
@@ -417,6 +429,7 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(409, "PATCH", alice_url, json={"username": bob}, headers=admin_h)
     await api.expect(422, "PATCH", alice_url, json={"is_active": "maybe"}, headers=admin_h)
     await api.expect(413, "PATCH", alice_url, json={"last_name": too_big}, headers=admin_h)
+    await api.expect(415, "PATCH", alice_url, content=b"{}", headers={**admin_h, **as_text})
     await api.expect(401, "PATCH", alice_url, json=change, headers=anonymous)
 
     carol_url = f"{users}/{carol_id}"
