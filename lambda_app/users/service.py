@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.core.errors import NotAuthenticated
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import transaction_of_its_own
-from lambda_app.identity import account_emails, password_attempts
+from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
 from lambda_app.identity.user_lock import locked_user
-from lambda_app.models import User
+from lambda_app.models import TokenPurpose, User
 from lambda_app.users.errors import (
     CannotDeleteSelf,
     EmailAlreadyVerified,
@@ -102,6 +102,7 @@ async def _apply(
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     password = changes.pop("password", None)
     new_email = changes.get("email") not in (None, user.email)
+    deactivated = changes.get("is_active") is False
     for field, value in changes.items():
         setattr(user, field, value)
     if "username" in changes:
@@ -110,11 +111,19 @@ async def _apply(
         user.email_verified_at = None
     if password is not None:
         _set_password(user, password)
+    elif deactivated:
+        # Its access tokens end for good: reactivated, the account gets none of them back.
+        user.token_version += 1
     # After the save: it flushes the user first and turns a taken name into a 409.
     saved = await UserRepository(session).save(user)
-    if password is not None or changes.get("is_active") is False:
+    if password is not None:
+        await _end_what_the_password_opened(session, user.id)
+    elif deactivated:
         await revoke_all_sessions(session, user.id)
     if new_email:
+        # Links sent to the old address stop working, and stay dead if it comes back.
+        purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
+        await account_tokens.delete_outstanding(session, user.id, *purposes)
         await account_emails.mail_verification_after_commit(session, saved, settings)
     return saved
 
@@ -163,10 +172,17 @@ async def change_password(
 
 async def set_new_password(session: AsyncSession, user: User, password: str) -> None:
     """Set the password and end everything issued before: access tokens (their version
-    is bumped) and every session."""
+    is bumped), every session and every reset link not yet used."""
     _set_password(user, password)
     await UserRepository(session).save(user)
-    await revoke_all_sessions(session, user.id)
+    await _end_what_the_password_opened(session, user.id)
+
+
+async def _end_what_the_password_opened(session: AsyncSession, user_id: int) -> None:
+    """After a new password: every session ends, and so do the reset links already sent
+    (one left in a mailbox someone else reads would set a password of their choosing)."""
+    await revoke_all_sessions(session, user_id)
+    await account_tokens.delete_outstanding(session, user_id, TokenPurpose.RESET_PASSWORD)
 
 
 async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:

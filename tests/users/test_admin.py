@@ -84,10 +84,10 @@ async def test_get_user_requires_auth(client: httpx.AsyncClient, user: User) -> 
 async def test_superuser_updates_any_user(
     client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
 ) -> None:
+    issued_before = await login(client, user.username)
+    path = f"/api/users/{user.id}"
     response = await client.patch(
-        f"/api/users/{user.id}",
-        headers=superuser_headers,
-        json={"is_active": False, "last_name": "Changed"},
+        path, headers=superuser_headers, json={"is_active": False, "last_name": "Changed"}
     )
     assert response.status_code == 200
     assert response.json()["is_active"] is False and response.json()["last_name"] == "Changed"
@@ -96,6 +96,13 @@ async def test_superuser_updates_any_user(
         "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
     )
     assert token.status_code == 401
+
+    # Reactivated, it logs in again, and its access tokens from before stay dead for good.
+    reactivated = await client.patch(path, headers=superuser_headers, json={"is_active": True})
+    assert reactivated.status_code == 200, reactivated.text
+    assert (await client.get("/api/users/me", headers=issued_before)).status_code == 401
+    again = await login(client, user.username)
+    assert (await client.get("/api/users/me", headers=again)).status_code == 200
 
 
 async def test_superuser_sets_a_password(
