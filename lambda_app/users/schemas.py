@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from lambda_app.core.schemas import Schema
 from lambda_app.core.types import EMAIL_PATTERN, NoNulStr, normalize_email
@@ -70,8 +70,9 @@ class UserUpdateAdmin(UserUpdateMe):
     """What a superuser may change on any account."""
 
     password: Password | None = None
-    is_active: bool | None = None
-    is_superuser: bool | None = None
+    # Strict: `true` or `false`, as the schema says; lax, a 0 or a "no" would demote.
+    is_active: StrictBool | None = None
+    is_superuser: StrictBool | None = None
 
 
 class PasswordChange(_Input):

@@ -117,6 +117,17 @@ async def test_superuser_sets_a_password(
     )
 
 
+async def test_flags_are_json_booleans(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
+) -> None:
+    # What the schema says; parsed laxly, a 0 or a "no" would deactivate.
+    for change in ({"is_active": 0}, {"is_active": "no"}, {"is_superuser": "false"}):
+        response = await client.patch(
+            f"/api/users/{user.id}", headers=superuser_headers, json=change
+        )
+        assert response.status_code == 422, (change, response.text)
+
+
 async def test_update_user_forbidden_for_regular_user(
     client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
 ) -> None:
