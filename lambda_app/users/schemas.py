@@ -41,6 +41,8 @@ Password = Annotated[
     Field(description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters"),
 ]
 Name = Annotated[NoNulStr, StringConstraints(max_length=NAME_MAX)]
+# Only checked against the stored hash: no minimum, and the maximum bounds the hashing.
+CurrentPassword = Annotated[NoNulStr, StringConstraints(max_length=PASSWORD_MAX)]
 
 
 class _Input(Schema):
@@ -57,8 +59,8 @@ class UserCreate(_Input):
     last_name: Name = ""
 
 
-class UserUpdateMe(_Input):
-    """Fields a user may change on their own account; omitted fields stay as they are."""
+class _UserUpdate(_Input):
+    """The profile's fields; omitted fields stay as they are."""
 
     username: Username | None = None
     email: Email | None = None
@@ -66,7 +68,16 @@ class UserUpdateMe(_Input):
     last_name: Name | None = None
 
 
-class UserUpdateAdmin(UserUpdateMe):
+class UserUpdateMe(_UserUpdate):
+    """Fields a user may change on their own account. A new email needs the current
+    password: where recovery links go decides who can take the account over."""
+
+    current_password: CurrentPassword | None = Field(
+        default=None, description="Required, and checked, when `email` changes"
+    )
+
+
+class UserUpdateAdmin(_UserUpdate):
     """What a superuser may change on any account."""
 
     password: Password | None = None
@@ -76,7 +87,7 @@ class UserUpdateAdmin(UserUpdateMe):
 
 
 class PasswordChange(_Input):
-    current_password: Annotated[NoNulStr, StringConstraints(max_length=PASSWORD_MAX)]
+    current_password: CurrentPassword
     new_password: Password
 
 

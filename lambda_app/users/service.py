@@ -16,7 +16,9 @@ from lambda_app.identity.sessions import revoke_all_sessions
 from lambda_app.identity.user_lock import locked_user
 from lambda_app.models import TokenPurpose, User
 from lambda_app.users.errors import (
+    CannotChangeOwnCredentials,
     CannotDeleteSelf,
+    CurrentPasswordRequired,
     EmailAlreadyVerified,
     TooManyEmails,
     TooManyPasswordAttempts,
@@ -74,21 +76,40 @@ async def list_page(
 async def update_me(
     session: AsyncSession, user: User, data: UserUpdateMe, settings: ApiSettings
 ) -> User:
-    """The caller's change to their own account. A caller deleted meanwhile no longer
-    exists: a 401, as any of their requests would get."""
-    current = await locked_user(session, user.id)
-    if current is None:
-        raise NotAuthenticated()
+    """The caller's change to their own account. A new email needs the current password,
+    checked (whenever sent) as the password change checks it: where reset links go decides
+    who can take the account over, so a stolen access token must not move them. A caller
+    deleted meanwhile no longer exists: a 401, as any of their requests would get."""
+    user_id, email = user.id, user.email  # read before a guess's transaction expires them
+    if data.current_password is None and _changes_email(data.email, email):
+        raise CurrentPasswordRequired()
+    checked = None
+    if data.current_password is not None:
+        checked = await _check_current_password(session, user_id, data.current_password, settings)
+    current = await _locked_caller(session, user_id, checked)
+    if checked is None and _changes_email(data.email, current.email):  # changed meanwhile
+        raise CurrentPasswordRequired()
     return await _apply(session, current, data, settings)
 
 
 async def update(
-    session: AsyncSession, user_id: int, data: UserUpdateAdmin, settings: ApiSettings
+    session: AsyncSession,
+    *,
+    actor: User,
+    user_id: int,
+    data: UserUpdateAdmin,
+    settings: ApiSettings,
 ) -> User:
-    """A superuser's change to any account (a password too)."""
+    """A superuser's change to any account (a password too). Their own email and password
+    change only through /users/me, with the current password, as anyone's: a stolen token
+    of theirs can't lock them out of their own account."""
     user = await locked_user(session, user_id)
     if user is None:
         raise UserNotFound()
+    if user.id == actor.id and (
+        data.password is not None or _changes_email(data.email, user.email)
+    ):
+        raise CannotChangeOwnCredentials()
     return await _apply(session, user, data, settings)
 
 
@@ -98,10 +119,13 @@ async def _apply(
     """Apply the fields sent to `user`, its row locked (identity.user_lock) and so as it
     is now: a password changed meanwhile bumps `token_version` from its new value, and a
     deletion meanwhile was seen by the lock. A new email is unverified until its own
-    link is followed: the verification email goes to the new address."""
+    link is followed: the verification email goes to the new address, and a notice of
+    the change to the old one."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes.pop("current_password", None)  # checked by update_me
     password = changes.pop("password", None)
-    new_email = changes.get("email") not in (None, user.email)
+    old_email = user.email
+    new_email = _changes_email(changes.get("email"), old_email)
     deactivated = changes.get("is_active") is False
     for field, value in changes.items():
         setattr(user, field, value)
@@ -125,7 +149,12 @@ async def _apply(
         purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
         await account_tokens.delete_outstanding(session, user.id, *purposes)
         await account_emails.mail_verification_after_commit(session, saved, settings)
+        await account_emails.mail_email_changed_after_commit(session, saved, old_email, settings)
     return saved
+
+
+def _changes_email(email: str | None, current: str) -> bool:
+    return email is not None and email != current
 
 
 async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
@@ -144,9 +173,19 @@ async def resend_verification(session: AsyncSession, user: User, settings: ApiSe
 async def change_password(
     session: AsyncSession, user: User, data: PasswordChange, settings: ApiSettings
 ) -> None:
-    """A wrong current password is a guess at the account's password like a failed login,
-    and counts against the same limit (identity.password_attempts)."""
     user_id = user.id  # read before the guess's own transaction expires the loaded row
+    checked = await _check_current_password(session, user_id, data.current_password, settings)
+    current = await _locked_caller(session, user_id, checked)
+    await set_new_password(session, current, data.new_password)
+
+
+async def _check_current_password(
+    session: AsyncSession, user_id: int, password: str, settings: ApiSettings
+) -> str:
+    """Check the caller's current password; the hash it was checked against. A wrong one
+    is a guess at the account's password like a failed login, and counts against the same
+    limit (identity.password_attempts), in a transaction of its own: the request's ends
+    first, expiring what it loaded."""
     async with transaction_of_its_own(session) as own:
         stored = await UserRepository(own).get(user_id)
         if stored is None:  # deleted since the request began: the caller is gone
@@ -156,18 +195,24 @@ async def change_password(
             own,
             password_attempts.keys_for(user_id=user_id),
             settings,
-            lambda: verify_password(data.current_password, hashed)[0],
+            lambda: verify_password(password, hashed)[0],
         )
     if outcome.locked_for:
         raise TooManyPasswordAttempts(headers={"Retry-After": str(outcome.locked_for)})
     if not outcome.right:
         raise WrongCurrentPassword()
+    return hashed
+
+
+async def _locked_caller(session: AsyncSession, user_id: int, checked: str | None) -> User:
+    """The caller's row, locked; a 401 if deleted, and a wrong password if it changed
+    since `checked` (the hash a current password was checked against, if any)."""
     current = await locked_user(session, user_id)
     if current is None:
         raise NotAuthenticated()
-    if current.hashed_password != hashed:  # changed since it was checked
+    if checked is not None and current.hashed_password != checked:
         raise WrongCurrentPassword()
-    await set_new_password(session, current, data.new_password)
+    return current
 
 
 async def set_new_password(session: AsyncSession, user: User, password: str) -> None:

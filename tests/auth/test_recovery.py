@@ -265,7 +265,11 @@ async def test_a_link_sent_to_an_old_address_dies_with_the_change_for_good(
     old_email = user.email
     link = await _reset_link(client, mailbox, user)
     for email in (f"new-{old_email}", old_email):
-        changed = await client.patch("/api/users/me", json={"email": email}, headers=user_headers)
+        changed = await client.patch(
+            "/api/users/me",
+            json={"email": email, "current_password": DEFAULT_PASSWORD},
+            headers=user_headers,
+        )
         assert changed.status_code == 200, changed.text
 
     # then: the address is the link's again, and still the link is dead

@@ -390,9 +390,19 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(204, "POST", password, json=right, headers=alice_h)
     await api.expect(401, "GET", me, headers=alice_h)  # the change revoked older tokens
     alice_h = await api.bearer(alice, new_password)
-    for _ in range(LOGIN_MAX_FAILURES):  # guessing the current password is limited too
+    # a new email needs the current password, checked and limited as a password change's
+    moved, back = {"email": f"moved_{alice}@example.com"}, {"email": f"{alice}@example.com"}
+    await api.expect(422, "PATCH", me, json=moved, headers=alice_h)
+    await api.expect(
+        200, "PATCH", me, json={**moved, "current_password": new_password}, headers=alice_h
+    )
+    await api.expect(400, "PATCH", me, json={**back, "current_password": "wrong"}, headers=alice_h)
+    for _ in range(LOGIN_MAX_FAILURES - 1):  # guessing the current password is limited too
         await api.expect(400, "POST", password, json=wrong, headers=alice_h)
     await api.expect(429, "POST", password, json=wrong, headers=alice_h)
+    await api.expect(
+        429, "PATCH", me, json={**back, "current_password": new_password}, headers=alice_h
+    )
 
     # user management, as a superuser and as an ordinary user
     await insert_superuser(owner_url, admin, PASSWORD)
@@ -426,6 +436,9 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(204, "DELETE", carol_url, headers=admin_h)
     await api.expect(404, "DELETE", carol_url, headers=admin_h)
     await api.expect(422, "DELETE", f"{users}/0", headers=admin_h)
+    # one's own password only through /users/me
+    own = {"password": new_password}
+    await api.expect(403, "PATCH", f"{users}/{admin_id}", json=own, headers=admin_h)
 
     # outside the schema: an unknown route, a wrong method, the docs
     await api.expect(404, "GET", "/api/nothing-here")

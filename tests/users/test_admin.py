@@ -117,6 +117,25 @@ async def test_superuser_sets_a_password(
     )
 
 
+async def test_a_superuser_changes_their_own_email_and_password_only_through_me(
+    client: httpx.AsyncClient, superuser: User, superuser_headers: dict[str, str]
+) -> None:
+    # As anyone's, with the current password: a stolen token can't lock its owner out.
+    path = f"/api/users/{superuser.id}"
+    for change in ({"password": "set-by-myself-1"}, {"email": f"new-{superuser.email}"}):
+        response = await client.patch(path, headers=superuser_headers, json=change)
+        assert response.status_code == 403, (change, response.text)
+        assert response.json()["error"]["code"] == "cannot_change_own_credentials", change
+        assert "/api/users/me" in response.json()["error"]["message"]
+    # what needs no password still goes through this route
+    renamed = await client.patch(
+        path, headers=superuser_headers, json={"last_name": "Renamed", "email": superuser.email}
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["last_name"] == "Renamed"
+    assert await login(client, superuser.username)  # the password unchanged
+
+
 async def test_flags_are_json_booleans(
     client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
 ) -> None:
