@@ -26,7 +26,7 @@ async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncCl
         ("/api/users", "get"): {"200", "401", "403", "422"},
         ("/api/users/{user_id}", "get"): {"200", "401", "404", "422"},
         ("/api/users/{user_id}", "patch"): {"200", "401", "403", "404", "409", "422"},
-        ("/api/users/{user_id}", "delete"): {"204", "401", "403", "404", "422"},
+        ("/api/users/{user_id}", "delete"): {"204", "401", "403", "404", "409", "422"},
     }
     for (path, method), statuses in expected.items():
         declared = set(paths[path][method]["responses"])

@@ -34,6 +34,12 @@ class CannotChangeOwnCredentials(AppError):
     )
 
 
+class LastSuperuser(AppError):
+    status_code = 409
+    code = "last_superuser"
+    message = "This would leave no active superuser"
+
+
 class CurrentPasswordRequired(AppError):
     """A new email sent without `current_password`: refused as the password change
     refuses a body without one, a 422 naming the missing field."""

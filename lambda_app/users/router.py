@@ -17,6 +17,7 @@ from lambda_app.users.errors import (
     CannotDeleteSelf,
     EmailAlreadyVerified,
     EmailTaken,
+    LastSuperuser,
     TooManyEmails,
     TooManyPasswordAttempts,
     UsernameTaken,
@@ -135,6 +136,7 @@ async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> User
         UserNotFound,
         UsernameTaken,
         EmailTaken,
+        LastSuperuser,
     ),
     summary="Update any user (superuser only; one's own email and password through /users/me)",
 )
@@ -151,7 +153,7 @@ async def update_user(
     USER_PATH,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(PermissionDenied, CannotDeleteSelf, UserNotFound),
+    responses=error_responses(PermissionDenied, CannotDeleteSelf, UserNotFound, LastSuperuser),
     summary="Delete a user (superuser only)",
 )
 async def delete_user(user_id: UserId, actor: Superuser, session: DbSession) -> None:

@@ -13,13 +13,14 @@ from lambda_app.identity import account_emails, account_tokens, password_attempt
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
-from lambda_app.identity.user_lock import locked_user
+from lambda_app.identity.user_lock import locked_active_superusers, locked_user
 from lambda_app.models import TokenPurpose, User
 from lambda_app.users.errors import (
     CannotChangeOwnCredentials,
     CannotDeleteSelf,
     CurrentPasswordRequired,
     EmailAlreadyVerified,
+    LastSuperuser,
     TooManyEmails,
     TooManyPasswordAttempts,
     UserNotFound,
@@ -102,7 +103,12 @@ async def update(
 ) -> User:
     """A superuser's change to any account (a password too). Their own email and password
     change only through /users/me, with the current password, as anyone's: a stolen token
-    of theirs can't lock them out of their own account."""
+    of theirs can't lock them out of their own account. No change leaves no active
+    superuser."""
+    removes_a_superuser = data.is_superuser is False or data.is_active is False
+    # The superusers' rows before the user's (identity.user_lock): the count holds until
+    # the commit, and two superusers demoting each other queue instead of deadlocking.
+    superusers = await locked_active_superusers(session) if removes_a_superuser else []
     user = await locked_user(session, user_id)
     if user is None:
         raise UserNotFound()
@@ -110,6 +116,9 @@ async def update(
         data.password is not None or _changes_email(data.email, user.email)
     ):
         raise CannotChangeOwnCredentials()
+    is_one = user.is_superuser and user.is_active
+    if removes_a_superuser and is_one and not _another_remains(superusers, user.id):
+        raise LastSuperuser()
     return await _apply(session, user, data, settings)
 
 
@@ -233,9 +242,20 @@ async def _end_what_the_password_opened(session: AsyncSession, user_id: int) -> 
 async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:
     if actor.id == user_id:
         raise CannotDeleteSelf()
+    # The superusers' rows first (identity.user_lock), FOR UPDATE as the DELETE locks the
+    # user's. None left but the user: it is the last (or the caller itself has stopped
+    # being a superuser meanwhile, and may delete no one).
+    superusers = await locked_active_superusers(session, deleting=True)
+    if not _another_remains(superusers, user_id):
+        raise LastSuperuser()
     # Its refresh tokens go with it (ON DELETE CASCADE): every session ends.
     if not await UserRepository(session).delete(user_id):
         raise UserNotFound()  # never there, or deleted by a request that came first
+
+
+def _another_remains(superusers: list[int], user_id: int) -> bool:
+    """Whether an active superuser other than `user_id` is among `superusers` (locked)."""
+    return any(superuser != user_id for superuser in superusers)
 
 
 def _set_password(user: User, password: str) -> None:

@@ -1,4 +1,5 @@
 import httpx
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.models import User
@@ -134,6 +135,55 @@ async def test_a_superuser_changes_their_own_email_and_password_only_through_me(
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["last_name"] == "Renamed"
     assert await login(client, superuser.username)  # the password unchanged
+
+
+async def _the_only_active_superuser(session: AsyncSession, superuser: User) -> None:
+    """Others the test database holds (committed by other tests) stop being ones, for
+    this test's transaction only."""
+    others = update(User).where(User.id != superuser.id, User.is_superuser)
+    await session.execute(others.values(is_superuser=False))
+
+
+async def test_the_last_active_superuser_cannot_demote_or_deactivate_themselves(
+    client: httpx.AsyncClient,
+    superuser: User,
+    superuser_headers: dict[str, str],
+    session: AsyncSession,
+) -> None:
+    await _the_only_active_superuser(session, superuser)
+    path = f"/api/users/{superuser.id}"
+
+    for change in ({"is_superuser": False}, {"is_active": False}):
+        response = await client.patch(path, headers=superuser_headers, json=change)
+
+        assert response.status_code == 409, (change, response.text)
+        assert response.json()["error"]["code"] == "last_superuser", change
+    # still in charge
+    assert (await client.get("/api/users", headers=superuser_headers)).status_code == 200
+
+
+async def test_a_superuser_may_step_down_while_another_remains(
+    client: httpx.AsyncClient,
+    superuser: User,
+    superuser_headers: dict[str, str],
+    session: AsyncSession,
+    user_factory: UserFactory,
+) -> None:
+    await _the_only_active_superuser(session, superuser)
+    other = await user_factory(is_superuser=True)
+    other_headers = await login(client, other.username)
+
+    stepped_down = await client.patch(
+        f"/api/users/{superuser.id}", headers=superuser_headers, json={"is_superuser": False}
+    )
+
+    assert stepped_down.status_code == 200, stepped_down.text
+    # and then the other one is the last: it can't be removed
+    last = await client.patch(
+        f"/api/users/{other.id}", headers=other_headers, json={"is_active": False}
+    )
+    assert last.status_code == 409, last.text
+    assert last.json()["error"]["code"] == "last_superuser"
 
 
 async def test_flags_are_json_booleans(
