@@ -46,7 +46,9 @@ _HTTP_ERROR_CODES = {
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
-        error_body(exc.code, exc.detail_message), status_code=exc.status_code, headers=exc.headers
+        error_body(exc.code, exc.detail_message, list(exc.details) or None),
+        status_code=exc.status_code,
+        headers=exc.headers,
     )
 
 

@@ -21,12 +21,12 @@ async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncCl
         ("/api/auth/verify-email", "post"): {"204", "400", "413", "422"},
         ("/api/users/me/verify-email", "post"): {"202", "401", "409", "429", "503"},
         ("/api/users/me", "get"): {"200", "401"},
-        ("/api/users/me", "patch"): {"200", "401", "409", "422"},
+        ("/api/users/me", "patch"): {"200", "400", "401", "409", "422", "429"},
         ("/api/users/me/password", "post"): {"204", "400", "401", "422"},
         ("/api/users", "get"): {"200", "401", "403", "422"},
         ("/api/users/{user_id}", "get"): {"200", "401", "404", "422"},
         ("/api/users/{user_id}", "patch"): {"200", "401", "403", "404", "409", "422"},
-        ("/api/users/{user_id}", "delete"): {"204", "401", "403", "404", "422"},
+        ("/api/users/{user_id}", "delete"): {"204", "401", "403", "404", "409", "422"},
     }
     for (path, method), statuses in expected.items():
         declared = set(paths[path][method]["responses"])

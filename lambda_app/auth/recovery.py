@@ -62,8 +62,7 @@ async def reset_password(session: AsyncSession, token: str, new_password: str) -
     if user.email_verified_at is None:
         # The link reached that mailbox: as good a proof as a verification link.
         user.email_verified_at = dt.datetime.now(dt.UTC)
-    await users_service.set_new_password(session, user, new_password)
-    await account_tokens.delete_outstanding(session, user.id, purpose)
+    await users_service.set_new_password(session, user, new_password)  # ends the other links
     # Whoever was locked out by failed logins has just proven who they are.
     logins = [password_attempts.login_key(login) for login in (user.username, user.email)]
     await password_attempts.clear(session, [*logins, password_attempts.account_key(user.id)])

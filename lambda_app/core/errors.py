@@ -34,6 +34,8 @@ class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     message: ClassVar[str] = "Internal server error"
+    # `ErrorDetail`s, for an error a client fixes field by field (as a validation error)
+    details: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.message)

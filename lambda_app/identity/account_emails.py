@@ -1,11 +1,14 @@
-"""The emails about an account: a password-reset link and an email-verification link.
+"""The emails about an account: a password-reset link, an email-verification link, and a
+notice to the old address that the email changed.
 
-Each carries a single-use token (lambda_app/identity/account_tokens.py) in a link to the
-frontend. Sending is throttled per address (lambda_app/identity/email_throttle.py). A
-message goes only once the transaction that stored its token has committed: a link in a
-mailbox always works. A message that can't be sent is logged and counted
-(`MailFailures`), never raised: the account change that asked for it (a registration, a
-new email) has happened and stands. Neither the log lines nor the errors carry the token.
+The links carry a single-use token (lambda_app/identity/account_tokens.py) to the
+frontend; the notice carries none. Sending is throttled per address
+(lambda_app/identity/email_throttle.py). A message goes only once the transaction that
+stored its token (or made its change) has committed: a link in a mailbox always works,
+and no notice tells of a change that did not happen. A message that can't be sent is
+logged and counted (`MailFailures`), never raised: the account change that asked for it
+(a registration, a new email) has happened and stands. Neither the log lines nor the
+errors carry the token.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 RESET_PATH = "reset-password"
 VERIFY_PATH = "verify-email"
+# The notice's name in the email throttle and the log lines (a TokenPurpose names the others).
+EMAIL_CHANGED = "email_changed"
 
 
 class AccountEmailsUnavailable(AppError):
@@ -121,6 +126,33 @@ async def mail_verification_after_commit(
         after_commit(session, partial(deliver_verification, delivery, settings))
 
 
+async def mail_email_changed_after_commit(
+    session: AsyncSession, user: User, old_email: str, settings: ApiSettings
+) -> None:
+    """For a request's own session: tell `old_email` that the account's email changed,
+    once the change has committed (never if it rolls back), unless that address had its
+    hourly share of notices. Without a mail backend there is none (logged).
+
+    No link and no token: whoever reads the old mailbox gets nothing to act with. Nor the
+    new address: the old mailbox's owner may not be the account's (a typo at registration).
+    """
+    if not mail_configured(settings):
+        logger.warning("no mail backend: email change notice not sent")
+        return
+    allowance = await throttle(session, EMAIL_CHANGED, old_email, settings)
+    if not allowance.allowed:
+        return
+    text = (
+        f"Hello {user.username},\n\n"
+        f"The email address of your account was changed: {old_email} no longer receives\n"
+        "its messages, password reset links included.\n\n"
+        "If it was you, ignore this message. If it wasn't, someone who knows your password\n"
+        "made the change: contact the service's support to get your account back.\n"
+    )
+    message = mail.Message(to=old_email, subject="Your email address was changed", text=text)
+    after_commit(session, partial(deliver, message, EMAIL_CHANGED, settings))
+
+
 async def send_verification_now(
     request_session: AsyncSession, user_id: int, settings: ApiSettings
 ) -> Delivery | None:
@@ -143,18 +175,19 @@ async def send_verification_now(
 
 
 async def throttle(
-    session: AsyncSession, purpose: TokenPurpose, email: str, settings: ApiSettings
+    session: AsyncSession, purpose: str, email: str, settings: ApiSettings
 ) -> email_throttle.Allowance:
+    """One more email of `purpose` (a TokenPurpose, or EMAIL_CHANGED) asked for `email`."""
     allowance = await email_throttle.take(
         session, purpose, email, per_hour=settings.account_emails_per_hour
     )
     if not allowance.allowed:
-        logger.info("account email throttled", extra={"fields": {"purpose": purpose.value}})
+        logger.info("account email throttled", extra={"fields": {"purpose": str(purpose)}})
         metrics.count(metrics.ACCOUNT_EMAILS_THROTTLED, stage=settings.environment)
     return allowance
 
 
-async def deliver(message: mail.Message, purpose: TokenPurpose, settings: ApiSettings) -> bool:
+async def deliver(message: mail.Message, purpose: str, settings: ApiSettings) -> bool:
     """Send `message`; whether it went. Any failure is logged and counted, never raised:
     an error only an existing account could cause would tell who has one."""
     try:
@@ -168,7 +201,7 @@ async def deliver(message: mail.Message, purpose: TokenPurpose, settings: ApiSet
     else:
         return True
     logger.error(
-        "account email not sent", extra={"fields": {"purpose": purpose.value, "reason": reason}}
+        "account email not sent", extra={"fields": {"purpose": str(purpose), "reason": reason}}
     )
     metrics.count(metrics.MAIL_FAILURES, stage=settings.environment)
     return False

@@ -86,12 +86,13 @@ async def use(session: AsyncSession, token: str, purpose: TokenPurpose) -> User 
     return user
 
 
-async def delete_outstanding(session: AsyncSession, user_id: int, purpose: TokenPurpose) -> None:
-    """Delete the user's unused tokens of `purpose`: the links already sent stop working."""
+async def delete_outstanding(session: AsyncSession, user_id: int, *purposes: TokenPurpose) -> None:
+    """Delete the user's unused tokens of `purposes`: the links already sent stop working.
+    The user's row is locked first (identity.user_lock), by the caller."""
     await session.execute(
         delete(AccountToken).where(
             AccountToken.user_id == user_id,
-            AccountToken.purpose == purpose.value,
+            AccountToken.purpose.in_([purpose.value for purpose in purposes]),
             AccountToken.used_at.is_(None),
         )
     )

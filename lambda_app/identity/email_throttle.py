@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.db.session import delete_a_few_last
-from lambda_app.models import EmailThrottle, TokenPurpose
+from lambda_app.models import EmailThrottle
 
 WINDOW = dt.timedelta(hours=1)
 # Finished windows deleted per request: bounded, through the window_started_at index, and
@@ -30,17 +30,16 @@ class Allowance:
     retry_after_seconds: int  # 0 when allowed
 
 
-async def take(
-    session: AsyncSession, purpose: TokenPurpose, email: str, *, per_hour: int
-) -> Allowance:
-    """Count one request for `email` and say whether an email may be sent for it."""
+async def take(session: AsyncSession, purpose: str, email: str, *, per_hour: int) -> Allowance:
+    """Count one request for `email` and say whether an email may be sent for it.
+    `purpose`: a `TokenPurpose` (a StrEnum), or the name of a mail that carries no token."""
     now = dt.datetime.now(dt.UTC)
     table = EmailThrottle.__table__
     assert isinstance(table, Table)
     expired = table.c.window_started_at < now - WINDOW
     count = (
         insert(table)
-        .values(purpose=purpose.value, email=email, requests=1, window_started_at=now)
+        .values(purpose=str(purpose), email=email, requests=1, window_started_at=now)
         .on_conflict_do_update(
             index_elements=[table.c.purpose, table.c.email],
             set_={

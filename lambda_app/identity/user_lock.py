@@ -10,6 +10,11 @@ Without it, concurrent requests for one user interleave badly under READ COMMITT
 - a refresh (token row, then user row) deadlocks with a DELETE of the user (user row, then
   its tokens by cascade), and a token inserted for a user deleted meanwhile breaks its
   foreign key: 500s where the answer is a 401 or a 404.
+
+A transaction that locks the rows of several users locks them in id order, all at once,
+before any other user row: a change that could leave no active superuser locks every
+active superuser's row (`locked_active_superusers`), then the row of the user it changes.
+Two such changes (two superusers demoting each other) then queue instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -33,3 +38,23 @@ async def locked_user(session: AsyncSession, user_id: int) -> User | None:
         .execution_options(populate_existing=True)  # the values as of the lock, not as loaded
     )
     return await session.scalar(stmt)
+
+
+async def locked_active_superusers(session: AsyncSession, *, deleting: bool = False) -> list[int]:
+    """The active superusers' ids, their rows locked in id order until the transaction
+    ends: none of them stops being one meanwhile, so if the change at hand leaves one of
+    them, an active superuser remains when it commits (superusers made since are not
+    counted: never too many).
+
+    FOR NO KEY UPDATE, as `locked_user`; FOR UPDATE, the lock a DELETE takes, when
+    `deleting` (the user deleted may be one of them): a weaker lock taken first would let
+    a FOR KEY SHARE reader (a password recovery) in before the DELETE, to mail a link for
+    the account being deleted.
+    """
+    stmt = (
+        select(User.id)
+        .where(User.is_superuser, User.is_active)
+        .order_by(User.id)
+        .with_for_update(key_share=not deleting)
+    )
+    return list(await session.scalars(stmt))

@@ -29,7 +29,8 @@ class User(TimestampMixin, Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_superuser: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
-    # Bumped on every password change; tokens carry it, so older tokens stop working.
+    # Bumped on every password change and deactivation; tokens carry it, so older tokens
+    # stop working.
     token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # Set when the user follows a verification link sent to `email`; cleared when the
     # email changes.

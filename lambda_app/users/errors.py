@@ -25,6 +25,33 @@ class CannotDeleteSelf(AppError):
     message = "A superuser cannot delete their own account"
 
 
+class CannotChangeOwnCredentials(AppError):
+    status_code = 403
+    code = "cannot_change_own_credentials"
+    message = (
+        "A superuser changes their own email with PATCH /api/users/me and their own"
+        " password with POST /api/users/me/password, both with the current password"
+    )
+
+
+class LastSuperuser(AppError):
+    status_code = 409
+    code = "last_superuser"
+    message = "This would leave no active superuser"
+
+
+class CurrentPasswordRequired(AppError):
+    """A new email sent without `current_password`: refused as the password change
+    refuses a body without one, a 422 naming the missing field."""
+
+    status_code = 422
+    code = "validation_error"
+    message = "The request is invalid"
+    details = (
+        {"loc": ["body", "current_password"], "message": "Field required", "type": "missing"},
+    )
+
+
 class WrongCurrentPassword(AppError):
     status_code = 400
     code = "wrong_current_password"

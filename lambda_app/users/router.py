@@ -13,9 +13,11 @@ from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.identity.dependencies import CurrentUser, Superuser
 from lambda_app.users import service
 from lambda_app.users.errors import (
+    CannotChangeOwnCredentials,
     CannotDeleteSelf,
     EmailAlreadyVerified,
     EmailTaken,
+    LastSuperuser,
     TooManyEmails,
     TooManyPasswordAttempts,
     UsernameTaken,
@@ -59,8 +61,10 @@ async def read_me(user: CurrentUser) -> UserRead:
 @router.patch(
     "/me",
     response_model=UserRead,
-    responses=error_responses(UsernameTaken, EmailTaken),
-    summary="Update the current user (a new email must be verified again)",
+    responses=error_responses(
+        WrongCurrentPassword, UsernameTaken, EmailTaken, TooManyPasswordAttempts
+    ),
+    summary="Update the current user (a new email needs the current password, and a new link)",
 )
 async def update_me(data: UserUpdateMe, user: CurrentUser, session: DbSession) -> UserRead:
     return UserRead.model_validate(await service.update_me(session, user, data, get_settings()))
@@ -126,20 +130,30 @@ async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> User
 @router.patch(
     USER_PATH,
     response_model=UserRead,
-    responses=error_responses(PermissionDenied, UserNotFound, UsernameTaken, EmailTaken),
-    summary="Update any user (superuser only)",
+    responses=error_responses(
+        PermissionDenied,
+        CannotChangeOwnCredentials,
+        UserNotFound,
+        UsernameTaken,
+        EmailTaken,
+        LastSuperuser,
+    ),
+    summary="Update any user (superuser only; one's own email and password through /users/me)",
 )
 async def update_user(
-    user_id: UserId, data: UserUpdateAdmin, _: Superuser, session: DbSession
+    user_id: UserId, data: UserUpdateAdmin, actor: Superuser, session: DbSession
 ) -> UserRead:
-    return UserRead.model_validate(await service.update(session, user_id, data, get_settings()))
+    updated = await service.update(
+        session, actor=actor, user_id=user_id, data=data, settings=get_settings()
+    )
+    return UserRead.model_validate(updated)
 
 
 @router.delete(
     USER_PATH,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(PermissionDenied, CannotDeleteSelf, UserNotFound),
+    responses=error_responses(PermissionDenied, CannotDeleteSelf, UserNotFound, LastSuperuser),
     summary="Delete a user (superuser only)",
 )
 async def delete_user(user_id: UserId, actor: Superuser, session: DbSession) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from lambda_app.core.schemas import Schema
 from lambda_app.core.types import EMAIL_PATTERN, NoNulStr, normalize_email
@@ -41,6 +41,8 @@ Password = Annotated[
     Field(description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters"),
 ]
 Name = Annotated[NoNulStr, StringConstraints(max_length=NAME_MAX)]
+# Only checked against the stored hash: no minimum, and the maximum bounds the hashing.
+CurrentPassword = Annotated[NoNulStr, StringConstraints(max_length=PASSWORD_MAX)]
 
 
 class _Input(Schema):
@@ -57,8 +59,8 @@ class UserCreate(_Input):
     last_name: Name = ""
 
 
-class UserUpdateMe(_Input):
-    """Fields a user may change on their own account; omitted fields stay as they are."""
+class _UserUpdate(_Input):
+    """The profile's fields; omitted fields stay as they are."""
 
     username: Username | None = None
     email: Email | None = None
@@ -66,16 +68,26 @@ class UserUpdateMe(_Input):
     last_name: Name | None = None
 
 
-class UserUpdateAdmin(UserUpdateMe):
+class UserUpdateMe(_UserUpdate):
+    """Fields a user may change on their own account. A new email needs the current
+    password: where recovery links go decides who can take the account over."""
+
+    current_password: CurrentPassword | None = Field(
+        default=None, description="Required, and checked, when `email` changes"
+    )
+
+
+class UserUpdateAdmin(_UserUpdate):
     """What a superuser may change on any account."""
 
     password: Password | None = None
-    is_active: bool | None = None
-    is_superuser: bool | None = None
+    # Strict: `true` or `false`, as the schema says; lax, a 0 or a "no" would demote.
+    is_active: StrictBool | None = None
+    is_superuser: StrictBool | None = None
 
 
 class PasswordChange(_Input):
-    current_password: Annotated[NoNulStr, StringConstraints(max_length=PASSWORD_MAX)]
+    current_password: CurrentPassword
     new_password: Password
 
 

@@ -9,15 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.core.errors import NotAuthenticated
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import transaction_of_its_own
-from lambda_app.identity import account_emails, password_attempts
+from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
-from lambda_app.identity.user_lock import locked_user
-from lambda_app.models import User
+from lambda_app.identity.user_lock import locked_active_superusers, locked_user
+from lambda_app.models import TokenPurpose, User
 from lambda_app.users.errors import (
+    CannotChangeOwnCredentials,
     CannotDeleteSelf,
+    CurrentPasswordRequired,
     EmailAlreadyVerified,
+    LastSuperuser,
     TooManyEmails,
     TooManyPasswordAttempts,
     UserNotFound,
@@ -74,21 +77,48 @@ async def list_page(
 async def update_me(
     session: AsyncSession, user: User, data: UserUpdateMe, settings: ApiSettings
 ) -> User:
-    """The caller's change to their own account. A caller deleted meanwhile no longer
-    exists: a 401, as any of their requests would get."""
-    current = await locked_user(session, user.id)
-    if current is None:
-        raise NotAuthenticated()
+    """The caller's change to their own account. A new email needs the current password,
+    checked (whenever sent) as the password change checks it: where reset links go decides
+    who can take the account over, so a stolen access token must not move them. A caller
+    deleted meanwhile no longer exists: a 401, as any of their requests would get."""
+    user_id, email = user.id, user.email  # read before a guess's transaction expires them
+    if data.current_password is None and _changes_email(data.email, email):
+        raise CurrentPasswordRequired()
+    checked = None
+    if data.current_password is not None:
+        checked = await _check_current_password(session, user_id, data.current_password, settings)
+    current = await _locked_caller(session, user_id, checked)
+    if checked is None and _changes_email(data.email, current.email):  # changed meanwhile
+        raise CurrentPasswordRequired()
     return await _apply(session, current, data, settings)
 
 
 async def update(
-    session: AsyncSession, user_id: int, data: UserUpdateAdmin, settings: ApiSettings
+    session: AsyncSession,
+    *,
+    actor: User,
+    user_id: int,
+    data: UserUpdateAdmin,
+    settings: ApiSettings,
 ) -> User:
-    """A superuser's change to any account (a password too)."""
+    """A superuser's change to any account (a password too). Their own email and password
+    change only through /users/me, with the current password, as anyone's: a stolen token
+    of theirs can't lock them out of their own account. No change leaves no active
+    superuser."""
+    removes_a_superuser = data.is_superuser is False or data.is_active is False
+    # The superusers' rows before the user's (identity.user_lock): the count holds until
+    # the commit, and two superusers demoting each other queue instead of deadlocking.
+    superusers = await locked_active_superusers(session) if removes_a_superuser else []
     user = await locked_user(session, user_id)
     if user is None:
         raise UserNotFound()
+    if user.id == actor.id and (
+        data.password is not None or _changes_email(data.email, user.email)
+    ):
+        raise CannotChangeOwnCredentials()
+    is_one = user.is_superuser and user.is_active
+    if removes_a_superuser and is_one and not _another_remains(superusers, user.id):
+        raise LastSuperuser()
     return await _apply(session, user, data, settings)
 
 
@@ -98,10 +128,14 @@ async def _apply(
     """Apply the fields sent to `user`, its row locked (identity.user_lock) and so as it
     is now: a password changed meanwhile bumps `token_version` from its new value, and a
     deletion meanwhile was seen by the lock. A new email is unverified until its own
-    link is followed: the verification email goes to the new address."""
+    link is followed: the verification email goes to the new address, and a notice of
+    the change to the old one."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes.pop("current_password", None)  # checked by update_me
     password = changes.pop("password", None)
-    new_email = changes.get("email") not in (None, user.email)
+    old_email = user.email
+    new_email = _changes_email(changes.get("email"), old_email)
+    deactivated = changes.get("is_active") is False
     for field, value in changes.items():
         setattr(user, field, value)
     if "username" in changes:
@@ -110,13 +144,26 @@ async def _apply(
         user.email_verified_at = None
     if password is not None:
         _set_password(user, password)
+    elif deactivated:
+        # Its access tokens end for good: reactivated, the account gets none of them back.
+        user.token_version += 1
     # After the save: it flushes the user first and turns a taken name into a 409.
     saved = await UserRepository(session).save(user)
-    if password is not None or changes.get("is_active") is False:
+    if password is not None:
+        await _end_what_the_password_opened(session, user.id)
+    elif deactivated:
         await revoke_all_sessions(session, user.id)
     if new_email:
+        # Links sent to the old address stop working, and stay dead if it comes back.
+        purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
+        await account_tokens.delete_outstanding(session, user.id, *purposes)
         await account_emails.mail_verification_after_commit(session, saved, settings)
+        await account_emails.mail_email_changed_after_commit(session, saved, old_email, settings)
     return saved
+
+
+def _changes_email(email: str | None, current: str) -> bool:
+    return email is not None and email != current
 
 
 async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
@@ -135,9 +182,19 @@ async def resend_verification(session: AsyncSession, user: User, settings: ApiSe
 async def change_password(
     session: AsyncSession, user: User, data: PasswordChange, settings: ApiSettings
 ) -> None:
-    """A wrong current password is a guess at the account's password like a failed login,
-    and counts against the same limit (identity.password_attempts)."""
     user_id = user.id  # read before the guess's own transaction expires the loaded row
+    checked = await _check_current_password(session, user_id, data.current_password, settings)
+    current = await _locked_caller(session, user_id, checked)
+    await set_new_password(session, current, data.new_password)
+
+
+async def _check_current_password(
+    session: AsyncSession, user_id: int, password: str, settings: ApiSettings
+) -> str:
+    """Check the caller's current password; the hash it was checked against. A wrong one
+    is a guess at the account's password like a failed login, and counts against the same
+    limit (identity.password_attempts), in a transaction of its own: the request's ends
+    first, expiring what it loaded."""
     async with transaction_of_its_own(session) as own:
         stored = await UserRepository(own).get(user_id)
         if stored is None:  # deleted since the request began: the caller is gone
@@ -147,34 +204,58 @@ async def change_password(
             own,
             password_attempts.keys_for(user_id=user_id),
             settings,
-            lambda: verify_password(data.current_password, hashed)[0],
+            lambda: verify_password(password, hashed)[0],
         )
     if outcome.locked_for:
         raise TooManyPasswordAttempts(headers={"Retry-After": str(outcome.locked_for)})
     if not outcome.right:
         raise WrongCurrentPassword()
+    return hashed
+
+
+async def _locked_caller(session: AsyncSession, user_id: int, checked: str | None) -> User:
+    """The caller's row, locked; a 401 if deleted, and a wrong password if it changed
+    since `checked` (the hash a current password was checked against, if any)."""
     current = await locked_user(session, user_id)
     if current is None:
         raise NotAuthenticated()
-    if current.hashed_password != hashed:  # changed since it was checked
+    if checked is not None and current.hashed_password != checked:
         raise WrongCurrentPassword()
-    await set_new_password(session, current, data.new_password)
+    return current
 
 
 async def set_new_password(session: AsyncSession, user: User, password: str) -> None:
     """Set the password and end everything issued before: access tokens (their version
-    is bumped) and every session."""
+    is bumped), every session and every reset link not yet used."""
     _set_password(user, password)
     await UserRepository(session).save(user)
-    await revoke_all_sessions(session, user.id)
+    await _end_what_the_password_opened(session, user.id)
+
+
+async def _end_what_the_password_opened(session: AsyncSession, user_id: int) -> None:
+    """After a new password: every session ends, and so do the reset links already sent
+    (one left in a mailbox someone else reads would set a password of their choosing)."""
+    await revoke_all_sessions(session, user_id)
+    await account_tokens.delete_outstanding(session, user_id, TokenPurpose.RESET_PASSWORD)
 
 
 async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:
     if actor.id == user_id:
         raise CannotDeleteSelf()
+    # The superusers' rows first (identity.user_lock), FOR UPDATE as the DELETE locks the
+    # user's. None left but the user: it is the last (or the caller itself has stopped
+    # being a superuser meanwhile, and may delete no one).
+    superusers = await locked_active_superusers(session, deleting=True)
+    if not _another_remains(superusers, user_id):
+        raise LastSuperuser()
     # Its refresh tokens go with it (ON DELETE CASCADE): every session ends.
     if not await UserRepository(session).delete(user_id):
         raise UserNotFound()  # never there, or deleted by a request that came first
+
+
+def _another_remains(superusers: list[int], user_id: int) -> bool:
+    """Whether an active superuser other than `user_id` is among `superusers` (locked)."""
+    return any(superuser != user_id for superuser in superusers)
 
 
 def _set_password(user: User, password: str) -> None:

@@ -258,17 +258,54 @@ async def test_a_verification_token_is_no_reset_token(
     _assert_invalid(await client.post(RESET, json=body))
 
 
-async def test_a_link_sent_to_an_old_address_dies_with_the_change(
+async def test_a_link_sent_to_an_old_address_dies_with_the_change_for_good(
     client: httpx.AsyncClient, mailbox: Mailbox, user: User, user_headers: dict[str, str]
 ) -> None:
+    # given: a link sent to the address, which then moves away and back
+    old_email = user.email
     link = await _reset_link(client, mailbox, user)
-    changed = await client.patch(
-        "/api/users/me", json={"email": f"new-{user.email}"}, headers=user_headers
-    )
-    assert changed.status_code == 200, changed.text
+    for email in (f"new-{old_email}", old_email):
+        changed = await client.patch(
+            "/api/users/me",
+            json={"email": email, "current_password": DEFAULT_PASSWORD},
+            headers=user_headers,
+        )
+        assert changed.status_code == 200, changed.text
+
+    # then: the address is the link's again, and still the link is dead
     _assert_invalid(
         await client.post(RESET, json={"token": link.token, "new_password": NEW_PASSWORD})
     )
+
+
+async def test_a_link_dies_with_any_new_password(
+    client: httpx.AsyncClient,
+    mailbox: Mailbox,
+    user_factory: UserFactory,
+    superuser_headers: dict[str, str],
+) -> None:
+    # A link left in a mailbox someone else reads must not outlive the password it replaced.
+    own, by_admin = await user_factory(), await user_factory()
+    own_link = await _reset_link(client, mailbox, own)
+    admin_link = await _reset_link(client, mailbox, by_admin)
+
+    changed = await client.post(
+        "/api/users/me/password",
+        json={"current_password": DEFAULT_PASSWORD, "new_password": "the owner's own choice"},
+        headers=await login(client, own.username),
+    )
+    set_by_admin = await client.patch(
+        f"/api/users/{by_admin.id}",
+        json={"password": "the admin's choice 123"},
+        headers=superuser_headers,
+    )
+
+    assert changed.status_code == 204, changed.text
+    assert set_by_admin.status_code == 200, set_by_admin.text
+    for link in (own_link, admin_link):
+        _assert_invalid(
+            await client.post(RESET, json={"token": link.token, "new_password": NEW_PASSWORD})
+        )
 
 
 async def test_a_user_deactivated_after_asking_cannot_reset(

@@ -497,23 +497,35 @@ async def test_wrong_current_passwords_count_against_the_account(
     victim = await register(client)
     headers = await login(client, victim.username, victim.password)
 
-    def change(current: str) -> Any:
+    def change_password(current: str) -> Any:
         return client.post(
             "/api/users/me/password",
             json={"current_password": current, "new_password": "taken over 12345"},
             headers=headers,
         )
 
-    # given: someone holding the victim's access token guesses the current password
-    for _ in range(10):
-        response = await change("a guess")
+    def change_email(current: str) -> Any:
+        return client.patch(
+            "/api/users/me",
+            json={
+                "email": f"taken-over-{victim.username}@example.com",
+                "current_password": current,
+            },
+            headers=headers,
+        )
+
+    # given: someone holding the victim's access token guesses the current password, to
+    # set a new one or to move the reset links to a mailbox of theirs
+    for attempt in range(10):
+        response = await (change_email if attempt % 2 else change_password)("a guess")
         assert response.status_code == 400, response.text
 
-    # then: the right one no longer gets a check, and neither does a login
-    response = await change(victim.password)
-    assert response.status_code == 429, response.text
-    assert response.json()["error"]["code"] == "too_many_password_attempts"
-    assert int(response.headers["retry-after"]) > 0
+    # then: the right one no longer gets a check, on either route, and neither does a login
+    for change in (change_password, change_email):
+        response = await change(victim.password)
+        assert response.status_code == 429, response.text
+        assert response.json()["error"]["code"] == "too_many_password_attempts"
+        assert int(response.headers["retry-after"]) > 0
     assert (await _token_status(client, victim.username, victim.password)).status_code == 429
 
 

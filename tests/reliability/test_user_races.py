@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from lambda_app.identity.signing_key import current_signing_key
@@ -327,3 +328,65 @@ async def test_a_user_deleted_meanwhile_is_a_404_to_another_superuser(
         )
         assert answered.status_code == 404, (name, answered.text)
         assert answered.json()["error"]["code"] == "user_not_found", name
+
+
+async def _the_only_two_superusers(
+    client: httpx.AsyncClient, database_url: str
+) -> list[tuple[int, dict[str, str]]]:
+    """Two new superusers (id, bearer headers), the only ones: the others the module's
+    database holds stop being superusers."""
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))
+    try:
+        await conn.execute("UPDATE users SET is_superuser = false WHERE is_superuser")
+    finally:
+        await conn.close()
+    superusers = []
+    for _ in range(2):
+        headers = await _superuser_headers(client, database_url)
+        me = await client.get("/api/users/me", headers=headers)
+        superusers.append((int(me.json()["id"]), headers))
+    return superusers
+
+
+REMOVALS: dict[str, Callable[[httpx.AsyncClient, int, dict[str, str]], Any]] = {
+    "demote": lambda client, user_id, headers: client.patch(
+        f"/api/users/{user_id}", json={"is_superuser": False}, headers=headers
+    ),
+    "deactivate": lambda client, user_id, headers: client.patch(
+        f"/api/users/{user_id}", json={"is_active": False}, headers=headers
+    ),
+    "delete": lambda client, user_id, headers: client.delete(
+        f"/api/users/{user_id}", headers=headers
+    ),
+}
+
+
+@pytest.mark.parametrize("removal", REMOVALS)
+async def test_two_superusers_removing_each_other_at_once_leave_one(
+    committing_client: httpx.AsyncClient, committing_database: str, removal: str
+) -> None:
+    client = committing_client
+    (first, first_headers), (second, second_headers) = await _the_only_two_superusers(
+        client, committing_database
+    )
+    remove = REMOVALS[removal]
+
+    # when: each removes the other, both requests in flight at once (each already past
+    # its own superuser check)
+    both = "SELECT 1 FROM users WHERE id = ANY($1::int[]) FOR UPDATE"
+    async with rows_held(committing_database, both, [first, second]) as rows:
+        removing_second = await rows.start_blocked(remove(client, second, first_headers))
+        removing_first = await rows.start_blocked(remove(client, first, second_headers))
+    removed, refused = await asyncio.gather(removing_second, removing_first)
+
+    # then: the first queued goes through; the other would leave none, and is refused
+    # (neither deadlocks: both lock the superusers' rows in one order)
+    assert removed.status_code in (200, 204), removed.text
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "last_superuser"
+    conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
+    try:
+        left = await conn.fetch("SELECT id FROM users WHERE is_superuser AND is_active")
+    finally:
+        await conn.close()
+    assert [row["id"] for row in left] == [first]

@@ -1,4 +1,5 @@
 import httpx
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.models import User
@@ -84,10 +85,10 @@ async def test_get_user_requires_auth(client: httpx.AsyncClient, user: User) -> 
 async def test_superuser_updates_any_user(
     client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
 ) -> None:
+    issued_before = await login(client, user.username)
+    path = f"/api/users/{user.id}"
     response = await client.patch(
-        f"/api/users/{user.id}",
-        headers=superuser_headers,
-        json={"is_active": False, "last_name": "Changed"},
+        path, headers=superuser_headers, json={"is_active": False, "last_name": "Changed"}
     )
     assert response.status_code == 200
     assert response.json()["is_active"] is False and response.json()["last_name"] == "Changed"
@@ -96,6 +97,13 @@ async def test_superuser_updates_any_user(
         "/api/auth/token", data={"username": user.username, "password": DEFAULT_PASSWORD}
     )
     assert token.status_code == 401
+
+    # Reactivated, it logs in again, and its access tokens from before stay dead for good.
+    reactivated = await client.patch(path, headers=superuser_headers, json={"is_active": True})
+    assert reactivated.status_code == 200, reactivated.text
+    assert (await client.get("/api/users/me", headers=issued_before)).status_code == 401
+    again = await login(client, user.username)
+    assert (await client.get("/api/users/me", headers=again)).status_code == 200
 
 
 async def test_superuser_sets_a_password(
@@ -108,6 +116,85 @@ async def test_superuser_sets_a_password(
     assert (await login(client, user.username, "set-by-admin-1"))["Authorization"].startswith(
         "Bearer "
     )
+
+
+async def test_a_superuser_changes_their_own_email_and_password_only_through_me(
+    client: httpx.AsyncClient, superuser: User, superuser_headers: dict[str, str]
+) -> None:
+    # As anyone's, with the current password: a stolen token can't lock its owner out.
+    path = f"/api/users/{superuser.id}"
+    for change in ({"password": "set-by-myself-1"}, {"email": f"new-{superuser.email}"}):
+        response = await client.patch(path, headers=superuser_headers, json=change)
+        assert response.status_code == 403, (change, response.text)
+        assert response.json()["error"]["code"] == "cannot_change_own_credentials", change
+        assert "/api/users/me" in response.json()["error"]["message"]
+    # what needs no password still goes through this route
+    renamed = await client.patch(
+        path, headers=superuser_headers, json={"last_name": "Renamed", "email": superuser.email}
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["last_name"] == "Renamed"
+    assert await login(client, superuser.username)  # the password unchanged
+
+
+async def _the_only_active_superuser(session: AsyncSession, superuser: User) -> None:
+    """Others the test database holds (committed by other tests) stop being ones, for
+    this test's transaction only."""
+    others = update(User).where(User.id != superuser.id, User.is_superuser)
+    await session.execute(others.values(is_superuser=False))
+
+
+async def test_the_last_active_superuser_cannot_demote_or_deactivate_themselves(
+    client: httpx.AsyncClient,
+    superuser: User,
+    superuser_headers: dict[str, str],
+    session: AsyncSession,
+) -> None:
+    await _the_only_active_superuser(session, superuser)
+    path = f"/api/users/{superuser.id}"
+
+    for change in ({"is_superuser": False}, {"is_active": False}):
+        response = await client.patch(path, headers=superuser_headers, json=change)
+
+        assert response.status_code == 409, (change, response.text)
+        assert response.json()["error"]["code"] == "last_superuser", change
+    # still in charge
+    assert (await client.get("/api/users", headers=superuser_headers)).status_code == 200
+
+
+async def test_a_superuser_may_step_down_while_another_remains(
+    client: httpx.AsyncClient,
+    superuser: User,
+    superuser_headers: dict[str, str],
+    session: AsyncSession,
+    user_factory: UserFactory,
+) -> None:
+    await _the_only_active_superuser(session, superuser)
+    other = await user_factory(is_superuser=True)
+    other_headers = await login(client, other.username)
+
+    stepped_down = await client.patch(
+        f"/api/users/{superuser.id}", headers=superuser_headers, json={"is_superuser": False}
+    )
+
+    assert stepped_down.status_code == 200, stepped_down.text
+    # and then the other one is the last: it can't be removed
+    last = await client.patch(
+        f"/api/users/{other.id}", headers=other_headers, json={"is_active": False}
+    )
+    assert last.status_code == 409, last.text
+    assert last.json()["error"]["code"] == "last_superuser"
+
+
+async def test_flags_are_json_booleans(
+    client: httpx.AsyncClient, superuser_headers: dict[str, str], user: User
+) -> None:
+    # What the schema says; parsed laxly, a 0 or a "no" would deactivate.
+    for change in ({"is_active": 0}, {"is_active": "no"}, {"is_superuser": "false"}):
+        response = await client.patch(
+            f"/api/users/{user.id}", headers=superuser_headers, json=change
+        )
+        assert response.status_code == 422, (change, response.text)
 
 
 async def test_update_user_forbidden_for_regular_user(

@@ -1,8 +1,12 @@
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login
 from tests.fixtures.factories import UserFactory
+from tests.fixtures.mailbox import Mailbox
+
+NOTICE = "Your email address was changed"
 
 
 async def test_me_returns_the_current_user(
@@ -21,7 +25,12 @@ async def test_patch_me_updates_profile(
     response = await client.patch(
         "/api/users/me",
         headers=user_headers,
-        json={"first_name": "Ada", "username": "Ada_L", "email": "ADA@example.org"},
+        json={
+            "first_name": "Ada",
+            "username": "Ada_L",
+            "email": "ADA@example.org",
+            "current_password": DEFAULT_PASSWORD,
+        },
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -52,10 +61,67 @@ async def test_patch_me_to_a_taken_email_is_409(
 ) -> None:
     other = await user_factory()
     response = await client.patch(
-        "/api/users/me", headers=user_headers, json={"email": other.email}
+        "/api/users/me",
+        headers=user_headers,
+        json={"email": other.email, "current_password": DEFAULT_PASSWORD},
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "email_taken"
+
+
+async def test_a_new_email_needs_the_current_password(
+    client: httpx.AsyncClient, session: AsyncSession, user: User, user_headers: dict[str, str]
+) -> None:
+    # A stolen access token must not move the account's reset links to another mailbox.
+    email, new_email = user.email, f"moved-{user.email}"
+
+    missing = await client.patch("/api/users/me", headers=user_headers, json={"email": new_email})
+    wrong = await client.patch(
+        "/api/users/me",
+        headers=user_headers,
+        json={"email": new_email, "current_password": "not-my-password"},
+    )
+
+    # then: refused as the password change refuses a missing or a wrong current password
+    assert missing.status_code == 422, missing.text
+    assert missing.json()["error"]["code"] == "validation_error"
+    assert missing.json()["error"]["details"] == [
+        {"loc": ["body", "current_password"], "message": "Field required", "type": "missing"}
+    ]
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json()["error"]["code"] == "wrong_current_password"
+    await session.refresh(user)
+    assert user.email == email
+    # the same address (in any case) changes nothing, and needs no password
+    same = await client.patch("/api/users/me", headers=user_headers, json={"email": email.upper()})
+    assert same.status_code == 200, same.text
+    right = await client.patch(
+        "/api/users/me",
+        headers=user_headers,
+        json={"email": new_email, "current_password": DEFAULT_PASSWORD},
+    )
+    assert right.status_code == 200, right.text
+    assert right.json()["email"] == new_email
+
+
+async def test_the_old_address_is_told_of_an_email_change_without_a_link(
+    client: httpx.AsyncClient, user: User, user_headers: dict[str, str]
+) -> None:
+    mailbox, old_email, new_email = Mailbox(), user.email, f"elsewhere-{user.email}"
+
+    changed = await client.patch(
+        "/api/users/me",
+        headers=user_headers,
+        json={"email": new_email, "current_password": DEFAULT_PASSWORD},
+    )
+
+    assert changed.status_code == 200, changed.text
+    (notice,) = mailbox.to(old_email)
+    assert notice.subject == NOTICE and user.username in notice.text
+    # nothing to act with, and nothing of the new address, for whoever reads the old mailbox
+    assert "http" not in notice.text and "token" not in notice.text
+    assert new_email not in notice.text
+    assert [mail.subject for mail in mailbox.to(new_email)] == ["Verify your email address"]
 
 
 async def test_patch_me_requires_auth(client: httpx.AsyncClient) -> None:
