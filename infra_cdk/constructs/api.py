@@ -115,10 +115,15 @@ class Api(Construct):
             # made again after restore (docs/snapstart.md).
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             # Superseded versions are kept (removed from the stack, not deleted), so
-            # `release rollback` has a version to point `live` back at. Pruning them is
-            # docs/migrations-and-releases.md's "Rolling back"; with SnapStart each one
-            # caches its snapshot until it goes 14 days without an invocation.
-            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
+            # `release rollback` has a version to point `live` back at. A version made by
+            # an update that rolls back (a failed pre-traffic hook, an alarm) is deleted
+            # with it (DeletionPolicy RetainExceptOnCreate), so no rollback can pick a
+            # version that never took traffic. Pruning them is docs/migrations-and-
+            # releases.md's "Rolling back"; with SnapStart each one caches its snapshot
+            # until it goes 14 days without an invocation.
+            current_version_options=lambda_.VersionOptions(
+                removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+            ),
         )
         self.function, self.security_group = parts.function, parts.security_group
         self.log_group = parts.log_group

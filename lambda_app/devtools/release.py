@@ -16,9 +16,9 @@ answer or the connection lost: the migration may still be running).
 
     python -m lambda_app release rollback --stack NAME [--to VERSION] [--region REGION]
 
-points the API's `live` alias back at the version before the one it serves (or at
-VERSION), after stopping any deployment still shifting traffic. It never touches the
-database: the schema stays as the last migration left it.
+points the API's `live` alias back at the version it served before the current one moved
+in (or at VERSION), after stopping any deployment still shifting traffic. It never touches
+the database: the schema stays as the last migration left it.
 """
 
 from __future__ import annotations
@@ -38,9 +38,6 @@ from lambda_app.migrate.actions import (
 )
 
 MIGRATION_OUTPUT_KEY = "MigrationFunctionName"
-# Written by infra_cdk/constructs/deployment.py (kept in step by tests/devtools/test_rollback.py).
-# A deployment in one of these may still move the alias.
-# How long a stopped deployment may take to roll its own traffic shift back.
 READ_TIMEOUT_SECONDS = LAMBDA_MAX_RUN_SECONDS + 60  # the whole run, plus start-up slack
 CONNECT_TIMEOUT_SECONDS = 10
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_app.devtools.deploy_history import shift_to
 from lambda_app.devtools.release import EXIT_OK, ReleaseError
 
 API_FUNCTION_OUTPUT_KEY = "ApiFunctionName"
@@ -30,8 +31,9 @@ def add_rollback_command(commands: Any) -> None:
         help="point the API's live alias back at the previous version (the schema stays)",
         description=(
             "Stop any deployment of the API still in progress (CodeDeploy rolls its traffic "
-            "shift back), then point the `live` alias at the version before the one it "
-            "serves, or at --to VERSION. The database is not touched."
+            "shift back), then point the `live` alias at the version it served before the "
+            "current one moved in (CodeDeploy's history; else the highest published version "
+            "below it), or at --to VERSION. The database is not touched."
         ),
     )
     rollback.add_argument("--stack", required=True, help="the stage's CloudFormation stack")
@@ -114,14 +116,24 @@ def _published_versions(lambda_client: Any, function: str) -> list[int]:
     return sorted(versions)
 
 
+@dataclass(frozen=True)
+class Target:
+    version: str
+    # The rule that chose it: named, shift-under-way, deployment-history, highest-earlier.
+    rule: str
+    reason: str
+
+
 def _rollback_target(
     lambda_client: Any,
-    function: str,
+    codedeploy: Any,
+    deployment: ApiDeployment,
     alias: dict[str, Any],
     *,
     to_version: str | None,
     shift_stopped: bool,
-) -> str:
+) -> Target:
+    function = deployment.function
     published = _published_versions(lambda_client, function)
     if to_version is not None:
         if not to_version.isdigit() or int(to_version) not in published:
@@ -129,19 +141,47 @@ def _rollback_target(
                 f"{function} has no published version {to_version!r} "
                 f"(published: {', '.join(map(str, published)) or 'none'})"
             )
-        return to_version
-    serving = alias["FunctionVersion"]
+        return Target(to_version, "named", "named with --to")
+    serving = str(alias["FunctionVersion"])
     weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     if weights or shift_stopped:
         # A shift was under way: the alias's own version is the one that served before it.
-        return str(serving)
+        return Target(serving, "shift-under-way", "it served while the shift was under way")
+    # The version `live` served before this one moved in. Not simply the highest one below
+    # it: a version published for a release that was then rolled back never served.
+    shift = shift_to(
+        codedeploy,
+        application=deployment.application,
+        group=deployment.group,
+        function=function,
+        alias=LIVE_ALIAS,
+        version=serving,
+    )
+    if shift is not None:
+        if not shift.from_version.isdigit() or int(shift.from_version) not in published:
+            raise ReleaseError(
+                f"version {shift.from_version} served before version {serving} (CodeDeploy "
+                f"deployment {shift.deployment_id}) but is no longer published: name one "
+                "with --to"
+            )
+        return Target(
+            shift.from_version,
+            "deployment-history",
+            f"{LIVE_ALIAS} served it before version {serving} moved in (CodeDeploy "
+            f"deployment {shift.deployment_id})",
+        )
     earlier = [v for v in published if serving.isdigit() and v < int(serving)]
     if not earlier:
         raise ReleaseError(
             f"{function}:{LIVE_ALIAS} serves version {serving} and no earlier version is "
             "published: deploy the previous commit instead"
         )
-    return str(earlier[-1])
+    return Target(
+        str(earlier[-1]),
+        "highest-earlier",
+        f"no CodeDeploy deployment moved {LIVE_ALIAS} to version {serving} (an earlier "
+        "rollback did?), so it is the highest published version below",
+    )
 
 
 def roll_back(
@@ -160,15 +200,17 @@ def roll_back(
     alias = lambda_client.get_alias(FunctionName=deployment.function, Name=LIVE_ALIAS)
     target = _rollback_target(
         lambda_client,
-        deployment.function,
+        codedeploy,
+        deployment,
         alias,
         to_version=to_version,
         shift_stopped=bool(stopped),
     )
+    print(f"rolling back to version {target.version}: {target.reason}", file=sys.stderr)
     lambda_client.update_alias(
         FunctionName=deployment.function,
         Name=LIVE_ALIAS,
-        FunctionVersion=target,
+        FunctionVersion=target.version,
         RoutingConfig={"AdditionalVersionWeights": {}},  # all traffic to the target
     )
     result = {
@@ -176,11 +218,12 @@ def roll_back(
         "alias": LIVE_ALIAS,
         "from_version": alias["FunctionVersion"],
         "from_weights": (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {},
-        "to_version": target,
+        "to_version": target.version,
+        "rule": target.rule,
         "stopped_deployments": stopped,
     }
     print(
-        f"{deployment.function}:{LIVE_ALIAS} now serves version {target} "
+        f"{deployment.function}:{LIVE_ALIAS} now serves version {target.version} "
         f"(was {alias['FunctionVersion']}); the database was not touched",
         file=sys.stderr,
     )

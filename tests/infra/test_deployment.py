@@ -255,9 +255,15 @@ def test_the_hook_may_invoke_the_new_version_and_report_to_its_group_only(synth:
     ]
 
 
-def test_superseded_api_versions_are_kept_for_rollback(synth: Synth) -> None:
+def test_superseded_api_versions_are_kept_and_rolled_back_ones_are_not(synth: Synth) -> None:
     _, version = one(synth, "AWS::Lambda::Version", "ApiFunctionCurrentVersion")
-    assert version["DeletionPolicy"] == "Retain"
+    # Kept when a later release removes it from the stack, so `release rollback` has it;
+    # deleted when the update that made it rolls back (it never took traffic).
+    assert version["DeletionPolicy"] == "RetainExceptOnCreate"
+    # Replaced in an update that succeeds: the old version is kept. (A replacement made by
+    # an update that rolls back is deleted by the rollback itself; RetainExceptOnCreate is
+    # no UpdateReplacePolicy value.)
+    assert version["UpdateReplacePolicy"] == "Retain"
 
 
 def test_the_outputs_are_the_ones_release_rollback_reads(synth: Synth) -> None:
