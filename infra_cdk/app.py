@@ -23,6 +23,9 @@ so the deploy workflow can pass every option, empty where the environment has no
     email_from             the SES sender, with frontend_url (https, where links point)
                            [+ email_identity=address|domain]: docs/deploying.md, "Email"
                            [+ require_verified_email=true: logins need a verified email]
+    deployment_alarms      ignore: this deploy's traffic shift does not watch its alarms
+                           (a hotfix while the serving version fails). CI never passes it,
+                           so it lasts one deploy (docs/deploying.md, "Hotfix")
 """
 
 from __future__ import annotations
@@ -97,6 +100,19 @@ def checked_alarm_email(config: StageConfig, value: str | None) -> str | None:
     return value
 
 
+def ignores_deployment_alarms(value: str | None) -> bool:
+    """`-c deployment_alarms=ignore`, or nothing: any other value stops the synth, so a
+    misspelt override never deploys as if it had not been given."""
+    if value is None:
+        return False
+    if str(value).strip().lower() != "ignore":
+        raise ValueError(
+            f"deployment_alarms={value!r}: the only value is 'ignore' (leave it out to "
+            "watch the alarms)"
+        )
+    return True
+
+
 def build_app(app: App) -> LambdaAppStack:
     """Add the stage's stack (chosen by the `stage` context) and cdk-nag to `app`."""
     context = context_reader(app)
@@ -115,6 +131,7 @@ def build_app(app: App) -> LambdaAppStack:
         availability_zones=_split(context("availability_zones")),
         custom_domain=CustomDomainConfig.from_context(context),
         email=EmailConfig.from_context(context),
+        ignore_deployment_alarms=ignores_deployment_alarms(context("deployment_alarms")),
     )
     # DBProxyTargetGroup takes no tags in CloudFormation (CDK would add them anyway).
     untaggable = ["AWS::RDS::DBProxyTargetGroup"]

@@ -53,6 +53,7 @@ class LambdaAppStack(Stack):
         availability_zones: list[str] | None = None,
         custom_domain: CustomDomainConfig | None = None,
         email: EmailConfig | None = None,
+        ignore_deployment_alarms: bool = False,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -255,6 +256,7 @@ class LambdaAppStack(Stack):
             deployment_config=config.api_deployment_config,
             log_retention=config.log_retention,
             encryption_key=key,
+            ignore_alarms=ignore_deployment_alarms,
         )
 
         Monitoring(

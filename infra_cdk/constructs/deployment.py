@@ -17,7 +17,12 @@ The alarms watch the new version only, so the version that already serves is not
 blamed: its function errors and p99 duration (what Lambda publishes for invocations
 through the alias, with `ExecutedVersion=<version>`), and the API's 5xx rate (API
 Gateway has no per-version metric, so that one sees both versions during a canary; a
-canary serving only errors still lifts it well over the threshold).
+canary serving only errors still lifts it well over the threshold). The rate reads 0 in
+a minute of fewer than MIN_REQUESTS_FOR_RATE requests, as the monitoring alarm's does.
+
+`-c deployment_alarms=ignore` (infra_cdk/app.py) turns the alarms off for one deploy: a
+hotfix for a version that already fails would otherwise be rolled back by the API-wide
+5xx rate the old version keeps up. The pre-traffic hook still runs.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import (
+    Annotations,
     CfnCodeDeployLambdaAliasUpdate,
     CfnOutput,
     CfnUpdatePolicy,
@@ -40,6 +46,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra_cdk.constructs.log_groups import encrypted_log_group
+from infra_cdk.constructs.monitoring import MIN_REQUESTS_FOR_RATE, server_error_rate
 from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
 from lambda_app import workload
 
@@ -109,6 +116,7 @@ class Deployment(Construct):
         log_retention: logs.RetentionDays,
         encryption_key: kms.IKey,
         extra_alarms: Sequence[cloudwatch.IAlarm] = (),
+        ignore_alarms: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         version = function.current_version
@@ -127,23 +135,16 @@ class Deployment(Construct):
                 threshold=0.8 * timeout_ms,
                 description="The new API version's p99 duration is above 80% of the timeout.",
             ),
+            # With the monitoring alarm's traffic floor: one 503 in a quiet minute is no
+            # reason to roll a canary back (NewVersionErrors still fires on one error).
             self._alarm(
                 "ServerErrorRate",
-                cloudwatch.MathExpression(
-                    expression="IF(requests > 0, 100 * errors / requests, 0)",
-                    using_metrics={
-                        "errors": http_api.metric_server_error(
-                            period=ALARM_PERIOD, statistic="Sum"
-                        ),
-                        "requests": http_api.metric_count(period=ALARM_PERIOD, statistic="Sum"),
-                    },
-                    label="5xx (% of requests)",
-                    period=ALARM_PERIOD,
-                ),
+                server_error_rate(http_api),
                 threshold=SERVER_ERROR_RATE_PERCENT,
                 description=(
-                    f"More than {SERVER_ERROR_RATE_PERCENT}% of the API's requests answered 5xx "
-                    "during a deployment."
+                    f"{SERVER_ERROR_RATE_PERCENT}% or more of the API's requests answered 5xx "
+                    f"in a minute of at least {MIN_REQUESTS_FOR_RATE} requests during a "
+                    "deployment."
                 ),
             ),
             *extra_alarms,
@@ -185,10 +186,19 @@ class Deployment(Construct):
             alias=alias,
             deployment_config=deployment_config,
             alarms=self.alarms,
+            # AlarmConfiguration.Enabled false: CodeDeploy does not read the alarms.
+            ignore_alarm_configuration=ignore_alarms,
             auto_rollback=codedeploy.AutoRollbackConfig(
                 failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
             ),
         )
+        if ignore_alarms:
+            Annotations.of(self.group).add_warning_v2(
+                "lambda-app:deployment-alarms-ignored",
+                "-c deployment_alarms=ignore: this deploy shifts traffic without watching "
+                "its alarms (the pre-traffic hook still runs); the next deploy without the "
+                "option watches them again.",
+            )
         # Set by hand rather than with `pre_hook=`: CDK's grant would let CodeDeploy invoke
         # every version of the hook (`:*`); it invokes the unqualified function only. The
         # status grant is scoped to this deployment group.

@@ -48,6 +48,24 @@ PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT = 100
 NEAR_A_LIMIT_PERCENT = 80
 
 
+def server_error_rate(http_api: apigw.IHttpApi) -> cloudwatch.MathExpression:
+    """The HTTP API's 5xx answers as a share of its requests (%), minute by minute.
+
+    A rate, not a count: 5 errors are an outage at 10 requests a minute and noise at
+    10,000. Below MIN_REQUESTS_FOR_RATE requests the minute reads 0. The deployment
+    group's alarm (infra_cdk/constructs/deployment.py) reads the same expression.
+    """
+    return cloudwatch.MathExpression(
+        expression=f"IF(requests >= {MIN_REQUESTS_FOR_RATE}, 100 * errors / requests, 0)",
+        using_metrics={
+            "errors": http_api.metric_server_error(period=RATE_PERIOD, statistic="Sum"),
+            "requests": http_api.metric_count(period=RATE_PERIOD, statistic="Sum"),
+        },
+        label="5xx rate (%)",
+        period=RATE_PERIOD,
+    )
+
+
 def session_pinned_connections(proxy: rds.IDatabaseProxy) -> cloudwatch.Metric:
     """Proxy-to-database connections pinned to one client session (dimension ProxyName).
 
@@ -164,19 +182,9 @@ class Monitoring(Construct):
 
         api_timeout_ms = (api_function.timeout or Duration.seconds(3)).to_milliseconds()
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        # A rate, not a count: 5 errors are an outage at 10 requests a minute and noise
-        # at 10,000. The deployment group rolls a canary back on it too.
         self.api_5xx_rate_alarm = self._alarm(
             "Api5xxRate",
-            cloudwatch.MathExpression(
-                expression=(f"IF(requests >= {MIN_REQUESTS_FOR_RATE}, 100 * errors / requests, 0)"),
-                using_metrics={
-                    "errors": http_api.metric_server_error(period=RATE_PERIOD, statistic="Sum"),
-                    "requests": http_api.metric_count(period=RATE_PERIOD, statistic="Sum"),
-                },
-                label="5xx rate (%)",
-                period=RATE_PERIOD,
-            ),
+            server_error_rate(http_api),
             threshold=API_5XX_RATE_PERCENT,
             evaluation_periods=3,
             datapoints_to_alarm=2,

@@ -16,6 +16,9 @@ DEPLOY_WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
 # What every stack reads besides its options: the stage, the release, and the names that
 # add the separate CI stack (which the prod deploy does not deploy).
 NOT_STACK_OPTIONS = {"stage", "release_id", "github_repository", "github_oidc_provider_arn"}
+# Overrides for the one deploy that names them: CI never passes one, so the next deploy is
+# back to normal whatever was set by hand (a secret could leave it on for every deploy).
+ONE_DEPLOY_OPTIONS = {"deployment_alarms"}
 # Values that make the app read every option it knows (the domain's and the email's
 # follow-up options are read only when those are given).
 EVERY_OPTION_READ = {
@@ -78,10 +81,21 @@ def test_the_prod_deploy_passes_every_option_of_the_stack(
         if m["name"] not in NOT_STACK_OPTIONS
     }
     # then it passes each one, from the production environment's secret of that name
-    assert set(passed) == read
+    assert read >= ONE_DEPLOY_OPTIONS
+    assert set(passed) == read - ONE_DEPLOY_OPTIONS
     for name, variable in passed.items():
         assert variable == name.upper()
         assert step["env"][variable] == f"${{{{ secrets.{variable} }}}}"
+    # and never a one-deploy override
+    assert not [name for name in ONE_DEPLOY_OPTIONS if name in step["run"]]
+
+
+@pytest.mark.parametrize("value", ["off", "true", "ignored"])
+def test_a_deployment_alarms_value_other_than_ignore_stops_the_synth(
+    _no_aws_credentials: None, value: str
+) -> None:
+    with pytest.raises(ValueError, match=f"deployment_alarms='{value}': the only value is"):
+        _build("dev", deployment_alarms=value)
 
 
 @pytest.mark.parametrize("options", [{}, {"alarm_email": ""}])

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from infra_cdk.constructs.monitoring import MIN_REQUESTS_FOR_RATE
 from lambda_app.devtools import rollback
 from lambda_app.handlers import pre_traffic
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, synthesize
 
 XRAY_WRITE_POLICY = "AWSXRayDaemonWriteAccess"
 
@@ -121,6 +123,25 @@ def test_a_failed_stopped_or_alarming_deployment_rolls_back(synth: Synth) -> Non
     assert len(alarms) == 3
 
 
+def test_deployment_alarms_ignore_lets_one_deploy_shift_without_its_alarms(
+    _no_aws_credentials: None, tmp_path: Path, dev: Synth
+) -> None:
+    # given a hotfix deploy while the serving version fails, so the API-wide 5xx rate alarms
+    hotfix = synthesize("dev", tmp_path, deployment_alarms="ignore")
+    assert hotfix.error is None
+    # then CodeDeploy reads none of the group's alarms in that deploy...
+    group = props(hotfix, "AWS::CodeDeploy::DeploymentGroup", "ApiDeploymentGroup")
+    watched = props(dev, "AWS::CodeDeploy::DeploymentGroup", "ApiDeploymentGroup")
+    assert group["AlarmConfiguration"]["Enabled"] is False
+    assert watched["AlarmConfiguration"]["Enabled"] is True
+    # ...and everything else stays: the alarms themselves, rollback on a failure, the hook
+    assert group["AlarmConfiguration"]["Alarms"] == watched["AlarmConfiguration"]["Alarms"]
+    assert group["AutoRollbackConfiguration"] == watched["AutoRollbackConfiguration"]
+    (alias,) = hotfix.of_type("AWS::Lambda::Alias").values()
+    update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    assert update["BeforeAllowTrafficHook"] == {"Ref": ids(hotfix)["hook"]}
+
+
 def test_the_alarms_watch_the_new_version(synth: Synth) -> None:
     resource = ids(synth)
     # API Gateway invokes the alias: Lambda publishes those requests under the alias
@@ -152,10 +173,19 @@ def test_the_alarms_watch_the_new_version(synth: Synth) -> None:
         assert alarm["TreatMissingData"] == "notBreaching"
 
 
-def test_the_5xx_alarm_is_a_rate_of_the_http_apis_requests(synth: Synth) -> None:
+def test_the_5xx_alarm_is_a_rate_of_the_http_apis_requests_with_a_traffic_floor(
+    synth: Synth,
+) -> None:
     rate = props(synth, "AWS::CloudWatch::Alarm", "ApiDeploymentServerErrorRate")
     by_id = {query["Id"]: query for query in rate["Metrics"]}
-    assert by_id["expr_1"]["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)"
+    # One 503 in a quiet minute does not roll a canary back: below the floor the rate is 0,
+    # as the monitoring alarm reads it.
+    assert by_id["expr_1"]["Expression"] == (
+        f"IF(requests >= {MIN_REQUESTS_FOR_RATE}, 100 * errors / requests, 0)"
+    )
+    assert MIN_REQUESTS_FOR_RATE > 1
+    monitoring = props(synth, "AWS::CloudWatch::Alarm", "MonitoringApi5xxRate")
+    assert rate["Metrics"] == monitoring["Metrics"]
     api_id = {
         "Name": "ApiId",
         "Value": {"Ref": one(synth, "AWS::ApiGatewayV2::Api", "ApiHttpApi")[0]},
