@@ -272,6 +272,7 @@ class LambdaAppStack(Stack):
             database=database.instance,
             proxy=database.proxy,
             db_max_connections=database.max_connections,
+            api_reserved_concurrency=config.api_reserved_concurrency,
             alarm_email=alarm_email,
             encryption_key=key,
         )

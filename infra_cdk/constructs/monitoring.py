@@ -26,6 +26,7 @@ from infra_cdk.alarm_publisher import (
     eventbridge_rules,
     this_accounts_alarms,
 )
+from infra_cdk.constructs.database import CONNECTIONS_AROUND_THE_PROXY
 from lambda_app.core import metrics as app_metrics
 
 PERIOD = Duration.minutes(5)
@@ -99,6 +100,26 @@ def proxy_max_connections_percent(proxy: rds.IDatabaseProxy) -> int:
     return percent if isinstance(percent, int) else PROXY_DEFAULT_MAX_CONNECTIONS_PERCENT
 
 
+def connection_ceilings(
+    *, db_max_connections: int, proxy_percent: int, api_reserved_concurrency: int | None
+) -> tuple[int, int]:
+    """The most client connections the proxy can have, and database connections the
+    instance can: what the connection alarms take 80% of, so that each can fire.
+
+    A running request holds one client connection and borrows at most one database
+    connection, so the API's reserved concurrency caps both when it is below the proxy's
+    pool (prod: 100 of 162, where 80% of the pool could never be reached). Beside the
+    proxy, the instance sees only what it keeps room for (CONNECTIONS_AROUND_THE_PROXY).
+    With DB_POOL=single an idle warm container keeps its client connection until the
+    proxy's idle timeout: the client alarm then fires sooner, as the containers (not yet
+    the requests) near the cap, while database connections still follow transactions.
+    """
+    clients = db_max_connections * proxy_percent // 100
+    if api_reserved_concurrency is not None:
+        clients = min(clients, api_reserved_concurrency)
+    return clients, min(db_max_connections, clients + CONNECTIONS_AROUND_THE_PROXY)
+
+
 def rotation_failures(secret: secretsmanager.ISecret) -> dict[str, object]:
     """The event Secrets Manager sends when a rotation of `secret` fails.
 
@@ -158,6 +179,7 @@ class Monitoring(Construct):
         database: rds.DatabaseInstance,
         proxy: rds.IDatabaseProxy,
         db_max_connections: int,
+        api_reserved_concurrency: int | None,
         alarm_email: str | None,
         encryption_key: kms.IKey,
     ) -> None:
@@ -238,14 +260,21 @@ class Monitoring(Construct):
             evaluation_periods=3,
             description="Database CPU above 80% for 15 minutes.",
         )
+        proxy_percent = proxy_max_connections_percent(proxy)
+        client_ceiling, database_ceiling = connection_ceilings(
+            db_max_connections=db_max_connections,
+            proxy_percent=proxy_percent,
+            api_reserved_concurrency=api_reserved_concurrency,
+        )
         self._alarm(
             "DatabaseConnections",
             database.metric_database_connections(period=PERIOD, statistic="Maximum"),
-            threshold=db_max_connections * NEAR_A_LIMIT_PERCENT // 100,
+            threshold=database_ceiling * NEAR_A_LIMIT_PERCENT // 100,
             evaluation_periods=2,
             description=(
-                f"Database connections at {NEAR_A_LIMIT_PERCENT}% of max_connections "
-                f"({db_max_connections}, pinned in the parameter group) for 10 minutes."
+                f"Database connections at {NEAR_A_LIMIT_PERCENT}% of the most the instance "
+                f"can see ({database_ceiling}: the API's ceiling and what connects around "
+                f"the proxy, within max_connections {db_max_connections}) for 10 minutes."
             ),
         )
         self._alarm(
@@ -285,24 +314,22 @@ class Monitoring(Construct):
                 "or could not be reached): the API still answers, but nobody gets the link."
             ),
         )
-        # Each API container holds one client connection, and a request borrows a
-        # database connection for its transaction: when every client is busy at once
-        # the proxy needs as many database connections as it has clients. It may open
-        # max_connections_percent of max_connections; past that, requests wait (borrow
-        # timeout) and then fail with 503. This fires at 80% of what the proxy may open.
-        proxy_percent = proxy_max_connections_percent(proxy)
-        proxy_pool = db_max_connections * proxy_percent // 100
+        # A request borrows a database connection for its transaction: when every
+        # client is busy at once the proxy needs as many database connections as it has
+        # clients. Past what it may open, requests wait (borrow timeout), then fail with
+        # 503; past the reserved concurrency, Lambda throttles. This fires at 80% of the
+        # lower of the two (connection_ceilings).
         self._alarm(
             "ProxyClientConnections",
             proxy_client_connections(proxy),
-            threshold=proxy_pool * NEAR_A_LIMIT_PERCENT // 100,
+            threshold=client_ceiling * NEAR_A_LIMIT_PERCENT // 100,
             # Ten one-minute readings: near the limit for ten minutes, not one burst.
             evaluation_periods=10,
             description=(
-                "RDS Proxy client connections near the database connections it may open "
-                f"({proxy_pool}, {proxy_percent}% of max_connections) for 10 minutes: "
-                "requests at peak "
-                "would wait for a connection and then fail."
+                f"RDS Proxy client connections near the API's ceiling ({client_ceiling}: the "
+                f"lower of its reserved concurrency and the proxy's {proxy_percent}% of "
+                "max_connections) for 10 minutes: requests at peak would be throttled or "
+                "wait for a connection and fail."
             ),
         )
 

@@ -121,12 +121,40 @@ def test_a_max_connections_that_leaves_no_room_beside_the_proxy_is_refused() -> 
         proxy_pool_size(20)
 
 
-def test_database_connections_alarm_fires_at_80_percent_of_the_pinned_max_connections(
+def _proxy_pool(synth: Synth) -> int:
+    """The database connections RDS Proxy may open, as its target group says."""
+    (group,) = synth.of_type("AWS::RDS::DBProxyTargetGroup").values()
+    percent = group["Properties"]["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"]
+    return _max_connections(synth) * percent // 100
+
+
+def _api_function(synth: Synth) -> dict[str, Any]:
+    (function,) = [
+        v["Properties"]
+        for k, v in synth.of_type("AWS::Lambda::Function").items()
+        if k.startswith("ApiFunction")
+    ]
+    return function
+
+
+def _most_proxy_clients(synth: Synth) -> int:
+    """What the API can hold at once: one client connection (and at most one database
+    connection) per running request, so no more than its reserved concurrency, and no
+    more than the proxy may open for it."""
+    reserved = _api_function(synth).get("ReservedConcurrentExecutions", _proxy_pool(synth))
+    return min(_proxy_pool(synth), reserved)
+
+
+def test_database_connections_alarm_fires_at_80_percent_of_what_the_instance_can_see(
     synth: Synth,
 ) -> None:
+    from infra_cdk.constructs.database import CONNECTIONS_AROUND_THE_PROXY
+
     alarm = _alarm(synth, "MonitoringDatabaseConnections")
     assert alarm["MetricName"] == "DatabaseConnections"
-    assert alarm["Threshold"] == _max_connections(synth) * 80 // 100
+    # the proxy's connections for the API, and the few the instance keeps room for beside it
+    most = min(_max_connections(synth), _most_proxy_clients(synth) + CONNECTIONS_AROUND_THE_PROXY)
+    assert alarm["Threshold"] == most * 80 // 100
 
 
 def test_a_failed_signing_key_rotation_step_alarms(synth: Synth) -> None:
@@ -185,16 +213,16 @@ def test_a_rotation_failure_secrets_manager_reports_reaches_the_alarm_topic(
     }
 
 
-def test_proxy_client_connections_alarm_stays_under_what_the_proxy_may_open(synth: Synth) -> None:
+def test_proxy_client_connections_alarm_fires_at_80_percent_of_what_the_api_can_hold(
+    synth: Synth,
+) -> None:
     alarm = _alarm(synth, "MonitoringProxyClientConnections")
     assert alarm["MetricName"] == "ClientConnections" and alarm["Statistic"] == "Sum"
     # One datapoint per proxy node per minute: a one-minute Sum is the connections
     # (over five minutes it would be five times as many).
     assert alarm["Period"] == 60 and alarm["EvaluationPeriods"] > 1
-    (group,) = synth.of_type("AWS::RDS::DBProxyTargetGroup").values()
-    percent = group["Properties"]["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"]
-    proxy_pool = _max_connections(synth) * percent // 100
-    assert alarm["Threshold"] == proxy_pool * 80 // 100
+    # below the reserved concurrency where that is the lower limit (prod), or it never fires
+    assert alarm["Threshold"] == _most_proxy_clients(synth) * 80 // 100
     (proxy,) = synth.of_type("AWS::RDS::DBProxy")
     assert alarm["Dimensions"] == [{"Name": "ProxyName", "Value": {"Ref": proxy}}]
 
@@ -203,15 +231,7 @@ def test_prods_reserved_concurrency_gets_a_database_connection_for_every_request
     prod: Synth,
 ) -> None:
     # Each running request borrows one database connection through the proxy.
-    (function,) = [
-        v["Properties"]
-        for k, v in prod.of_type("AWS::Lambda::Function").items()
-        if k.startswith("ApiFunction")
-    ]
-    (group,) = prod.of_type("AWS::RDS::DBProxyTargetGroup").values()
-    percent = group["Properties"]["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"]
-    proxy_pool = _max_connections(prod) * percent // 100
-    assert function["ReservedConcurrentExecutions"] <= proxy_pool
+    assert _api_function(prod)["ReservedConcurrentExecutions"] <= _proxy_pool(prod)
 
 
 def _dashboard_widgets(synth: Synth) -> list[dict[str, Any]]:
