@@ -104,8 +104,10 @@ STAGES: dict[str, StageConfig] = {
         db_max_connections=180,
         superuser_secret_removal_policy=RemovalPolicy.RETAIN,
         # Caps the database connections the API can need (one per running request) below
-        # the 162 the proxy may open (90% of db_max_connections), and keeps one runaway
-        # client from starving every other function in the account.
+        # the 162 the proxy may open (90% of db_max_connections), so the connection
+        # alarms are reckoned from it, and keeps one runaway client from starving every
+        # other function in the account. The account needs a concurrency limit of at least
+        # 200 for it (docs/deploying.md, "Prerequisites").
         api_reserved_concurrency=100,
         api_snap_start=True,
         api_throttle_rate_per_second=200,

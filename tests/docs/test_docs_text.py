@@ -2,8 +2,8 @@
 
 Reads README.md, docs/*.md and benchmarks/README.md as text. Nothing here runs a command
 from the docs: `make` targets are read from the Makefile, `python -m lambda_app`
-subcommands and their options from the CLI's own `--help`, and `.venv/bin/` tools are
-looked up on disk. No deploy, no network.
+subcommands and their options from the CLI's own `--help`, `.venv/bin/` tools are
+looked up on disk, and `aws` commands in botocore's service models. No deploy, no network.
 """
 
 from __future__ import annotations
@@ -377,6 +377,81 @@ def test_each_venv_tool_shown_exists(command: ShownCommand) -> None:
             check=False,
         )
         assert found.returncode == 0, f"{command}: there is no module {module!r}\n{found.stderr}"
+
+
+# --- AWS CLI commands ----------------------------------------------------------------------
+
+# The AWS CLI is generated from botocore's service models: `aws <service> <operation>` is the
+# operation's name in kebab case and each `--option` one of its parameters. A few services
+# are named otherwise on the command line, and `configure` is the CLI's own.
+AWS_CLI_SERVICE_NAMES = {"deploy": "codedeploy", "s3api": "s3", "configservice": "config"}
+AWS_CLI_OWN_COMMANDS = {"configure"}
+AWS_CLI_GLOBAL_OPTIONS = {
+    "--query",
+    "--output",
+    "--region",
+    "--profile",
+    "--endpoint-url",
+    "--no-paginate",
+    "--no-cli-pager",
+    "--cli-input-json",
+    "--cli-input-yaml",
+    "--generate-cli-skeleton",
+    "--debug",
+    "--color",
+    # pagination, on the operations botocore can page
+    "--max-items",
+    "--page-size",
+    "--starting-token",
+}
+
+
+def _aws_cli_commands() -> list[ShownCommand]:
+    """Every `aws ...` command: in the shell blocks, and in the prose's inline code (where
+    the pages show most of them, beside the text that says when to run one)."""
+    found = [command for command in SHOWN if command.words[0] == "aws"]
+    for page in PAGES:
+        for match in INLINE_CODE.finditer(_split_fences(_text(page))[0]):
+            words = tuple(match[0].strip("`").split())
+            if words[:1] == ("aws",) and len(words) > 1:
+                found.append(ShownCommand(page, words))
+    return found
+
+
+def test_the_pages_show_aws_cli_commands_to_check() -> None:
+    shown = {command.words[1:3] for command in _aws_cli_commands()}
+    assert ("lambda", "get-account-settings") in shown, sorted(shown)
+
+
+@pytest.mark.parametrize("command", _aws_cli_commands(), ids=str)
+def test_each_aws_cli_command_and_option_shown_exists(command: ShownCommand) -> None:
+    import botocore.session
+    from botocore import xform_name
+
+    arguments = command.words[1:]
+    if arguments[0] in AWS_CLI_OWN_COMMANDS:
+        return
+    session = botocore.session.get_session()
+    service = AWS_CLI_SERVICE_NAMES.get(arguments[0], arguments[0])
+    assert service in session.get_available_services(), f"{command}: no AWS service {service!r}"
+    model = session.get_service_model(service)
+    operations = {xform_name(name, "-"): name for name in model.operation_names}
+    assert len(arguments) > 1 and arguments[1] in operations, (
+        f"{command}: `aws {arguments[0]}` has no command {arguments[1:2]}"
+    )
+    inputs = model.operation_model(operations[arguments[1]]).input_shape
+    members = inputs.members if inputs is not None else {}
+    known = AWS_CLI_GLOBAL_OPTIONS | {f"--{xform_name(name, '-')}" for name in members}
+    known |= {
+        f"--no-{xform_name(name, '-')}"
+        for name, shape in members.items()
+        if shape.type_name == "boolean"
+    }
+    options = {word.split("=", 1)[0] for word in arguments[2:] if word.startswith("--")}
+    assert options <= known, (
+        f"{command}: `aws {arguments[0]} {arguments[1]}` has no option "
+        f"{', '.join(sorted(options - known))}"
+    )
 
 
 # --- the settings table --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from lambda_app.db.engine import KEPT_CONNECTION_RECYCLE_SECONDS
 from lambda_app.devtools.gateway_events import API_TIMEOUT_SECONDS as LOCAL_API_TIMEOUT_SECONDS
 from lambda_app.migrate.deadline import MIGRATION_FUNCTION_TIMEOUT_SECONDS
 from lambda_app.workload import API_ROLE
-from tests.infra.conftest import PROD_OPTIONS, Synth, synthesize
+from tests.infra.conftest import PROD_OPTIONS, ROOT, Synth, synthesize
 
 APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")
 
@@ -45,6 +45,14 @@ def sg_id(synth: Synth, prefix: str) -> dict[str, Any]:
 def key_arn(synth: Synth) -> dict[str, Any]:
     (key_id,) = synth.of_type("AWS::KMS::Key")
     return {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+def deploying_md_section(title: str) -> str:
+    """docs/deploying.md's `## <title>` section, or its `- **<title>**` bullet."""
+    text = (ROOT / "docs" / "deploying.md").read_text()
+    if f"\n## {title}\n" in text:
+        return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return next(part for part in text.split("\n- ") if part.startswith(f"**{title}**"))
 
 
 def master_user(synth: Synth) -> str:
@@ -493,6 +501,26 @@ def test_every_function_logs_to_an_encrypted_retained_group_of_the_stack(synth: 
         assert settings["RetentionInDays"] and "KmsKeyId" in settings, name
 
 
+def test_the_log_groups_aws_makes_itself_are_left_to_it_and_named_in_the_docs(
+    synth: Synth,
+) -> None:
+    # Enhanced monitoring writes to RDSOSMetrics, one group per account and region that RDS
+    # makes and every instance shares; the proxy makes /aws/rds/proxy/<name> when it first
+    # logs. The stack makes neither (either would fail an update, or take the group away
+    # from other instances), so the docs must not say every log group is the stack's.
+    assert props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")["MonitoringInterval"] > 0
+    assert synth.of_type("AWS::RDS::DBProxy")
+    names = [
+        g["Properties"].get("LogGroupName") for g in synth.of_type("AWS::Logs::LogGroup").values()
+    ]
+    assert not [
+        n for n in names if isinstance(n, str) and n.startswith(("RDSOSMetrics", "/aws/rds/proxy/"))
+    ]
+    logs = deploying_md_section("Logs")
+    assert "`RDSOSMetrics`" in logs and "`/aws/rds/proxy/<name>`" in logs
+    assert "the one group" not in logs
+
+
 @pytest.mark.parametrize("function", APP_FUNCTIONS)
 def test_functions_log_to_their_own_retained_group(synth: Synth, function: str) -> None:
     logging_config = props(synth, "AWS::Lambda::Function", function)["LoggingConfig"]
@@ -614,6 +642,29 @@ def test_prod_keeps_its_logs_when_the_stack_goes_and_dev_deletes_them(
     assert {(g["DeletionPolicy"], g["UpdateReplacePolicy"]) for g in dev_groups.values()} == {
         ("Delete", "Delete")
     }
+
+
+# Lambda keeps this many of an account's concurrent executions unreserved: a reservation that
+# would leave fewer is refused, here when the API function is created, deep into a first deploy.
+LAMBDA_MIN_UNRESERVED_CONCURRENCY = 100
+
+
+def test_the_prerequisites_name_the_concurrency_limit_the_reservation_needs(
+    dev: Synth, prod: Synth
+) -> None:
+    reserved = [
+        function["Properties"]["ReservedConcurrentExecutions"]
+        for stage in (dev, prod)
+        for function in stage.of_type("AWS::Lambda::Function").values()
+        if "ReservedConcurrentExecutions" in function["Properties"]
+    ]
+    assert reserved  # prod's API function
+    needed = max(reserved) + LAMBDA_MIN_UNRESERVED_CONCURRENCY
+    prerequisites = " ".join(deploying_md_section("Prerequisites").split())
+    assert f"a Lambda concurrency limit of {needed} or more" in prerequisites
+    # how to check it, and that the figure to read is the unreserved one
+    assert "`aws lambda get-account-settings --query AccountLimit`" in prerequisites
+    assert f"`UnreservedConcurrentExecutions` must be at least {needed}" in prerequisites
 
 
 def test_prod_protects_the_database_and_dev_can_be_torn_down(dev: Synth, prod: Synth) -> None:
