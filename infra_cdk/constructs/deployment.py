@@ -188,8 +188,11 @@ class Deployment(Construct):
             alarms=self.alarms,
             # AlarmConfiguration.Enabled false: CodeDeploy does not read the alarms.
             ignore_alarm_configuration=ignore_alarms,
+            # Rolling back "in alarm" needs alarms CodeDeploy reads: off while they're ignored.
             auto_rollback=codedeploy.AutoRollbackConfig(
-                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+                failed_deployment=True,
+                stopped_deployment=True,
+                deployment_in_alarm=not ignore_alarms,
             ),
         )
         if ignore_alarms:

@@ -127,14 +127,19 @@ async def mail_verification_after_commit(
 
 
 async def mail_email_changed_after_commit(
-    session: AsyncSession, user: User, old_email: str, settings: ApiSettings
+    session: AsyncSession,
+    old_email: str,
+    settings: ApiSettings,
+    *,
+    by_superuser: bool,
 ) -> None:
     """For a request's own session: tell `old_email` that the account's email changed,
     once the change has committed (never if it rolls back), unless that address had its
     hourly share of notices. Without a mail backend there is none (logged).
 
     No link and no token: whoever reads the old mailbox gets nothing to act with. Nor the
-    new address: the old mailbox's owner may not be the account's (a typo at registration).
+    new address, nor the username: the old mailbox's owner may not be the account's (a
+    typo at registration).
     """
     if not mail_configured(settings):
         logger.warning("no mail backend: email change notice not sent")
@@ -142,12 +147,17 @@ async def mail_email_changed_after_commit(
     allowance = await throttle(session, EMAIL_CHANGED, old_email, settings)
     if not allowance.allowed:
         return
+    who = (
+        "An administrator made the change. If you did not ask for it, contact the\n"
+        "service's support.\n"
+        if by_superuser
+        else "If it was you, ignore this message. If it wasn't, someone who knows your\n"
+        "password made the change: contact the service's support to get your account back.\n"
+    )
     text = (
-        f"Hello {user.username},\n\n"
+        "Hello,\n\n"
         f"The email address of your account was changed: {old_email} no longer receives\n"
-        "its messages, password reset links included.\n\n"
-        "If it was you, ignore this message. If it wasn't, someone who knows your password\n"
-        "made the change: contact the service's support to get your account back.\n"
+        "its messages, password reset links included.\n\n" + who
     )
     message = mail.Message(to=old_email, subject="Your email address was changed", text=text)
     after_commit(session, partial(deliver, message, EMAIL_CHANGED, settings))

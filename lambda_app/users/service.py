@@ -90,7 +90,7 @@ async def update_me(
     current = await _locked_caller(session, user_id, checked)
     if checked is None and _changes_email(data.email, current.email):  # changed meanwhile
         raise CurrentPasswordRequired()
-    return await _apply(session, current, data, settings)
+    return await _apply(session, current, data, settings, by_superuser=False)
 
 
 async def update(
@@ -119,17 +119,22 @@ async def update(
     is_one = user.is_superuser and user.is_active
     if removes_a_superuser and is_one and not _another_remains(superusers, user.id):
         raise LastSuperuser()
-    return await _apply(session, user, data, settings)
+    return await _apply(session, user, data, settings, by_superuser=True)
 
 
 async def _apply(
-    session: AsyncSession, user: User, data: UserUpdateMe | UserUpdateAdmin, settings: ApiSettings
+    session: AsyncSession,
+    user: User,
+    data: UserUpdateMe | UserUpdateAdmin,
+    settings: ApiSettings,
+    *,
+    by_superuser: bool,
 ) -> User:
     """Apply the fields sent to `user`, its row locked (identity.user_lock) and so as it
     is now: a password changed meanwhile bumps `token_version` from its new value, and a
     deletion meanwhile was seen by the lock. A new email is unverified until its own
     link is followed: the verification email goes to the new address, and a notice of
-    the change to the old one."""
+    the change to the old one (saying whether a superuser made it)."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     changes.pop("current_password", None)  # checked by update_me
     password = changes.pop("password", None)
@@ -153,12 +158,17 @@ async def _apply(
         await _end_what_the_password_opened(session, user.id)
     elif deactivated:
         await revoke_all_sessions(session, user.id)
+        # and the links already mailed: reactivated, the account gets none of them back
+        purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
+        await account_tokens.delete_outstanding(session, user.id, *purposes)
     if new_email:
         # Links sent to the old address stop working, and stay dead if it comes back.
         purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
         await account_tokens.delete_outstanding(session, user.id, *purposes)
         await account_emails.mail_verification_after_commit(session, saved, settings)
-        await account_emails.mail_email_changed_after_commit(session, saved, old_email, settings)
+        await account_emails.mail_email_changed_after_commit(
+            session, old_email, settings, by_superuser=by_superuser
+        )
     return saved
 
 

@@ -403,3 +403,17 @@ async def test_a_reset_lifts_a_login_lockout(
             select(func.count()).where(LoginThrottle.login == account.username.lower())
         )
     assert left == 0
+
+
+async def test_a_link_mailed_before_a_deactivation_stays_dead_after_reactivation(
+    client: httpx.AsyncClient, mailbox: Mailbox, user: User, superuser_headers: dict[str, str]
+) -> None:
+    link = await _reset_link(client, mailbox, user)
+    for active in (False, True):
+        response = await client.patch(
+            f"/api/users/{user.id}", headers=superuser_headers, json={"is_active": active}
+        )
+        assert response.status_code == 200, response.text
+    _assert_invalid(
+        await client.post(RESET, json={"token": link.token, "new_password": NEW_PASSWORD})
+    )

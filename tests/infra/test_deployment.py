@@ -134,9 +134,15 @@ def test_deployment_alarms_ignore_lets_one_deploy_shift_without_its_alarms(
     watched = props(dev, "AWS::CodeDeploy::DeploymentGroup", "ApiDeploymentGroup")
     assert group["AlarmConfiguration"]["Enabled"] is False
     assert watched["AlarmConfiguration"]["Enabled"] is True
+    # ...nor rolls back on them (an alarm rollback with alarms switched off would be a
+    # configuration CodeDeploy can't act on)...
+    events = set(group["AutoRollbackConfiguration"]["Events"])
+    assert set(watched["AutoRollbackConfiguration"]["Events"]) - events == {
+        "DEPLOYMENT_STOP_ON_ALARM"
+    }
     # ...and everything else stays: the alarms themselves, rollback on a failure, the hook
     assert group["AlarmConfiguration"]["Alarms"] == watched["AlarmConfiguration"]["Alarms"]
-    assert group["AutoRollbackConfiguration"] == watched["AutoRollbackConfiguration"]
+    assert events == {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"}
     (alias,) = hotfix.of_type("AWS::Lambda::Alias").values()
     update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
     assert update["BeforeAllowTrafficHook"] == {"Ref": ids(hotfix)["hook"]}

@@ -117,11 +117,29 @@ async def test_the_old_address_is_told_of_an_email_change_without_a_link(
 
     assert changed.status_code == 200, changed.text
     (notice,) = mailbox.to(old_email)
-    assert notice.subject == NOTICE and user.username in notice.text
-    # nothing to act with, and nothing of the new address, for whoever reads the old mailbox
+    assert notice.subject == NOTICE and "someone who knows your" in notice.text
+    # nothing to act with, and nothing of the new address or the username, for whoever
+    # reads the old mailbox (perhaps not the account's owner: a typo at registration)
     assert "http" not in notice.text and "token" not in notice.text
-    assert new_email not in notice.text
+    assert new_email not in notice.text and notice.text.startswith("Hello,")
     assert [mail.subject for mail in mailbox.to(new_email)] == ["Verify your email address"]
+
+
+async def test_a_superusers_change_of_email_is_told_as_theirs(
+    client: httpx.AsyncClient, user: User, superuser_headers: dict[str, str]
+) -> None:
+    mailbox, old_email = Mailbox(), user.email
+
+    changed = await client.patch(
+        f"/api/users/{user.id}",
+        headers=superuser_headers,
+        json={"email": f"moved-{user.email}"},
+    )
+
+    assert changed.status_code == 200, changed.text
+    (notice,) = mailbox.to(old_email)
+    assert "An administrator made the change" in notice.text
+    assert "knows your password" not in notice.text and notice.text.startswith("Hello,")
 
 
 async def test_patch_me_requires_auth(client: httpx.AsyncClient) -> None:
