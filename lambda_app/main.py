@@ -23,7 +23,7 @@ from lambda_app.core.cors import CorsMiddleware
 from lambda_app.core.errors import AppError, add_error_schemas, error_body, error_response
 from lambda_app.core.logging import configure_logging
 from lambda_app.core.metrics import route_template
-from lambda_app.core.middleware import RequestContextMiddleware
+from lambda_app.core.middleware import RequestContextMiddleware, media_type
 from lambda_app.core.settings import ApiSettings, get_settings
 from lambda_app.docs_ui.router import OPENAPI_PATH, STATIC_DIR, STATIC_PATH, WholeFiles
 from lambda_app.docs_ui.router import router as docs_router
@@ -99,7 +99,7 @@ def _expected_media_type(request: Request, exc: RequestValidationError) -> str |
     if isinstance(exc.body, bytes) and exc.body:
         return "application/json"
     if isinstance(exc.body, FormData):
-        sent = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        sent = media_type(request.scope)
         if sent and sent not in _FORM_TYPES:
             return "application/x-www-form-urlencoded"
     return None

@@ -44,7 +44,8 @@ _TRACE_HEADER = b"x-amzn-trace-id"  # what API Gateway and ALB forward
 _JSON_TYPES = ("application/json", "+json")
 # Answers hold tokens and accounts' data: no cache, shared or private, keeps one unless
 # the route says otherwise (the docs UI's files do).
-_NOT_STORED = (b"cache-control", b"no-store")
+DEFAULT_CACHE_CONTROL = "no-store"
+_NOT_STORED = (b"cache-control", DEFAULT_CACHE_CONTROL.encode())
 
 
 def _request_id(scope: Scope) -> str:
@@ -253,12 +254,18 @@ class RequestContextMiddleware:
         return b"".join(chunks)
 
 
-def _is_json(scope: Scope) -> bool:
+def media_type(scope: Scope) -> str | None:
+    """The request's media type (its Content-Type without parameters, lower-cased)."""
     for name, value in scope.get("headers", []):
         if name == b"content-type":
-            media_type: str = value.decode("latin-1").split(";", 1)[0].strip().lower()
-            return media_type.endswith(_JSON_TYPES)
-    return False
+            sent: str = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            return sent
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    sent = media_type(scope)
+    return sent is not None and sent.endswith(_JSON_TYPES)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

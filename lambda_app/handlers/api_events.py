@@ -156,7 +156,7 @@ def rejection(
     """
     # Loaded by the app already; imported here to keep this module's own imports light.
     from lambda_app.core.errors import error_body
-    from lambda_app.core.middleware import REQUEST_ID_HEADER, logger
+    from lambda_app.core.middleware import DEFAULT_CACHE_CONTROL, REQUEST_ID_HEADER, logger
 
     request_id = str(getattr(context, "aws_request_id", None) or uuid.uuid4().hex)
     # the path as the request log has it
@@ -176,6 +176,6 @@ def rejection(
     return Response(
         json.dumps(error_body(error.code, error.message)),
         status_code=error.status_code,
-        headers={REQUEST_ID_HEADER: request_id, "cache-control": "no-store"},  # as the app's
+        headers={REQUEST_ID_HEADER: request_id, "cache-control": DEFAULT_CACHE_CONTROL},
         media_type="application/json",
     )

@@ -122,6 +122,9 @@ async def update(
     return await _apply(session, user, data, settings, by_superuser=True)
 
 
+_MAILED_LINKS = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
+
+
 async def _apply(
     session: AsyncSession,
     user: User,
@@ -158,13 +161,11 @@ async def _apply(
         await _end_what_the_password_opened(session, user.id)
     elif deactivated:
         await revoke_all_sessions(session, user.id)
-        # and the links already mailed: reactivated, the account gets none of them back
-        purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
-        await account_tokens.delete_outstanding(session, user.id, *purposes)
+    if deactivated or new_email:
+        # The links already mailed stop working, and stay dead: after a reactivation, or
+        # if the old address comes back.
+        await account_tokens.delete_outstanding(session, user.id, *_MAILED_LINKS)
     if new_email:
-        # Links sent to the old address stop working, and stay dead if it comes back.
-        purposes = (TokenPurpose.RESET_PASSWORD, TokenPurpose.VERIFY_EMAIL)
-        await account_tokens.delete_outstanding(session, user.id, *purposes)
         await account_emails.mail_verification_after_commit(session, saved, settings)
         await account_emails.mail_email_changed_after_commit(
             session, old_email, settings, by_superuser=by_superuser
