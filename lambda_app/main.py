@@ -59,7 +59,7 @@ MAX_ERROR_DETAILS = 20
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if expected := _expected_media_type(request, exc):
+    if expected := await _expected_media_type(request, exc):
         return JSONResponse(
             error_body("unsupported_media_type", f"Send the body as {expected}"), status_code=415
         )
@@ -88,7 +88,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _expected_media_type(request: Request, exc: RequestValidationError) -> str | None:
+async def _expected_media_type(request: Request, exc: RequestValidationError) -> str | None:
     """The media type the operation reads its body as, when the request sent another.
 
     FastAPI parses a body only from the media type the operation reads: a JSON operation
@@ -100,7 +100,9 @@ def _expected_media_type(request: Request, exc: RequestValidationError) -> str |
         return "application/json"
     if isinstance(exc.body, FormData):
         sent = media_type(request.scope)
-        if sent and sent not in _FORM_TYPES:
+        # With no Content-Type, Starlette leaves the body unread: a body there was not
+        # read as a form, while no body at all is just a form without its fields.
+        if (sent and sent not in _FORM_TYPES) or (not sent and await request.body()):
             return "application/x-www-form-urlencoded"
     return None
 

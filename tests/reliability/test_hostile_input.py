@@ -303,6 +303,27 @@ async def test_token_with_json_instead_of_a_form_is_415_naming_the_form(
     assert body["error"]["message"] == "Send the body as application/x-www-form-urlencoded"
 
 
+async def test_token_with_a_form_body_but_no_content_type_is_415_naming_the_form(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    response = await client.post(
+        "/api/auth/token", content=f"username={user.username}&password={DEFAULT_PASSWORD}"
+    )
+    assert "content-type" not in response.request.headers
+    body = assert_error(response, 415, "unsupported_media_type")
+    assert body["error"]["message"] == "Send the body as application/x-www-form-urlencoded"
+
+
+async def test_token_with_no_body_and_no_content_type_is_422_naming_the_fields(
+    client: httpx.AsyncClient,
+) -> None:
+    body = assert_error(await client.post("/api/auth/token"), 422, "validation_error")
+    assert {tuple(d["loc"]) for d in body["error"]["details"]} >= {
+        ("body", "username"),
+        ("body", "password"),
+    }
+
+
 async def test_token_with_a_multipart_form_is_read_like_a_form(
     client: httpx.AsyncClient, user: User
 ) -> None:
