@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,10 +27,13 @@ class BenchDatabase:
     token: str  # a valid access token for that user, signed with BENCH_JWT_SECRET
 
 
-async def _seed(url: str) -> tuple[int, int]:
+async def _seed(url: str) -> tuple[int, int, uuid.UUID]:
+    """The user, and a session of theirs (a refresh token's row) for A's token to name."""
     from lambda_app.devtools.database import plain_connection
+    from lambda_app.identity.opaque_tokens import new_token, token_digest
     from lambda_app.identity.passwords import hash_password
 
+    session_id = uuid.uuid4()
     async with plain_connection(url) as conn:
         row = await conn.fetchrow(
             "INSERT INTO users (username, slug, email, first_name, last_name, hashed_password)"
@@ -39,8 +43,16 @@ async def _seed(url: str) -> tuple[int, int]:
             f"{BENCH_USERNAME}@example.com",
             hash_password("bench password, never used to log in"),
         )
-    assert row is not None
-    return int(row["id"]), int(row["token_version"])
+        assert row is not None
+        await conn.execute(
+            "INSERT INTO refresh_tokens (user_id, family_id, token_hash, token_version,"
+            " expires_at) VALUES ($1, $2, $3, $4, now() + interval '1 day')",
+            row["id"],
+            session_id,
+            token_digest(new_token()),
+            row["token_version"],
+        )
+    return int(row["id"]), int(row["token_version"]), session_id
 
 
 @contextlib.contextmanager
@@ -63,10 +75,11 @@ def bench_database(name: str = BENCH_DATABASE) -> Iterator[BenchDatabase]:
         url = database_url(admin, name)
         try:
             upgrade_to_head(url)
-            user_id, token_version = asyncio.run(_seed(url))
+            user_id, token_version, session_id = asyncio.run(_seed(url))
             token = create_access_token(
                 user_id=user_id,
                 token_version=token_version,
+                session_id=session_id,
                 key=SigningKey.from_plain(BENCH_JWT_SECRET),
                 lifetime=dt.timedelta(hours=12),
             )

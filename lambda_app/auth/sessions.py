@@ -30,7 +30,9 @@ async def issue_tokens(
     *,
     family_id: uuid.UUID | None = None,
 ) -> IssuedTokens:
-    """An access token, and a refresh token in `family_id` (None: a new session)."""
+    """An access token, and a refresh token in `family_id` (None: a new session); the
+    access token names the session, so ending it ends the access token too."""
+    family_id = family_id or uuid.uuid4()
     refresh_token = await sessions.issue_refresh_token(
         session,
         user=user,
@@ -40,6 +42,7 @@ async def issue_tokens(
     access = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
+        session_id=family_id,
         key=await current_signing_key_for_request(),
         lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
     )

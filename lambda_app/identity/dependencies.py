@@ -10,10 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import InvalidAccessToken, NotAuthenticated, PermissionDenied
 from lambda_app.db.session import DbSession
+from lambda_app.identity.sessions import session_is_live
 from lambda_app.identity.signing_key import signing_key_for_request
 from lambda_app.identity.tokens import InvalidToken, claimed_kid, verify_access_token
 from lambda_app.models import User
@@ -38,9 +40,14 @@ async def user_from_token(session: AsyncSession, token: str) -> User:
         claims = verify_access_token(token, key)
     except InvalidToken:
         raise InvalidAccessToken() from None
-    user = await session.get(User, claims.user_id)
-    # Deleted, deactivated, or the password changed since the token was issued.
-    if user is None or not user.is_active or user.token_version != claims.token_version:
+    live = session_is_live(User.id, claims.session_id)
+    row = (await session.execute(select(User, live).where(User.id == claims.user_id))).first()
+    # Deleted, deactivated, the password changed since the token was issued, or its
+    # session ended (a logout, a replayed refresh token).
+    if row is None:
+        raise InvalidAccessToken()
+    user, session_live = row
+    if not (session_live and user.is_active and user.token_version == claims.token_version):
         raise InvalidAccessToken()
     return user
 

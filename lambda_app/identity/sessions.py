@@ -18,7 +18,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnExpressionArgument, Exists, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.db.session import transaction_of_its_own
@@ -45,9 +45,9 @@ async def issue_refresh_token(
     *,
     user: User,
     lifetime: dt.timedelta,
-    family_id: uuid.UUID | None = None,
+    family_id: uuid.UUID,
 ) -> str:
-    """A new refresh token for `user`: in `family_id`, or starting a new family (a login).
+    """A new refresh token for `user` in `family_id` (a login's new id starts a family).
 
     Also deletes a few of the user's rows that expired more than a lifetime ago (at most
     EXPIRED_ROWS_DELETED_PER_ISSUE, found through the user_id index): the user's own logins
@@ -69,7 +69,7 @@ async def issue_refresh_token(
     session.add(
         RefreshToken(
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=token_digest(token),
             token_version=user.token_version,
             expires_at=dt.datetime.now(dt.UTC) + lifetime,
@@ -98,6 +98,21 @@ async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken |
     )
     row = (await session.execute(stmt)).one_or_none()
     return None if row is None else SpentToken(row.user_id, row.family_id, row.token_version)
+
+
+def session_is_live(user_id: ColumnExpressionArgument[int], family_id: uuid.UUID) -> Exists:
+    """Whether the user's session `family_id` is still live: not logged out, not revoked
+    for a replay or a password change. An SQL expression, so that the access-token check
+    reads it in the same statement as the user (`identity.dependencies`)."""
+    return (
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.family_id == family_id,
+            RefreshToken.user_id == user_id,
+            RefreshToken.revoked_at.is_(None),
+        )
+        .exists()
+    )
 
 
 async def owner_of_refresh_token(session: AsyncSession, token: str) -> int | None:

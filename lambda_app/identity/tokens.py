@@ -1,5 +1,9 @@
 """JWT access tokens (PyJWT, HS256): issued at login, checked on every protected request.
 
+Each token names its session (`sid`, the refresh-token family it was issued with), so
+ending the session (a logout, a replayed refresh token) ends its access tokens as well,
+not only when they expire (lambda_app.identity.dependencies checks it).
+
 Each token names the key that signed it in its header (`kid`, lambda_app.identity.keyring).
 The check picks that one key by its kid before verifying: a token whose kid is missing or
 unknown is refused like a forged one, and no other key is ever tried.
@@ -8,6 +12,7 @@ unknown is refused like a forged one, and no other key is ever tried.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 import jwt
@@ -18,7 +23,7 @@ JWT_ALGORITHM = "HS256"
 # The only algorithms a token may claim. A fixed list closes `alg: none` and
 # HS/RS confusion: PyJWT rejects anything else before looking at the signature.
 ACCEPTED_JWT_ALGORITHMS = [JWT_ALGORITHM]
-REQUIRED_CLAIMS = ["exp", "iat", "sub", "ver"]
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "ver", "sid"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class AccessToken:
 class TokenClaims:
     user_id: int
     token_version: int
+    session_id: uuid.UUID
 
 
 class InvalidToken(Exception):
@@ -38,12 +44,18 @@ class InvalidToken(Exception):
 
 
 def create_access_token(
-    *, user_id: int, token_version: int, key: SigningKey, lifetime: dt.timedelta
+    *,
+    user_id: int,
+    token_version: int,
+    session_id: uuid.UUID,
+    key: SigningKey,
+    lifetime: dt.timedelta,
 ) -> AccessToken:
     now = dt.datetime.now(dt.UTC)
     claims = {
         "sub": str(user_id),
         "ver": token_version,
+        "sid": str(session_id),
         "iat": now,
         "nbf": now,
         "exp": now + lifetime,
@@ -77,8 +89,11 @@ def verify_access_token(token: str, key: SigningKey | None) -> TokenClaims:
         )
         user_id = int(claims["sub"])
         version = claims["ver"]
+        session_id = uuid.UUID(claims["sid"]) if isinstance(claims["sid"], str) else None
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc
     if not isinstance(version, int) or isinstance(version, bool) or user_id < 1:
         raise InvalidToken("malformed claims")
-    return TokenClaims(user_id=user_id, token_version=version)
+    if session_id is None:
+        raise InvalidToken("malformed claims")
+    return TokenClaims(user_id=user_id, token_version=version, session_id=session_id)

@@ -26,7 +26,8 @@ class RefreshToken(Base):
     user_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)  # revoking one session
+    # Indexed: revoking one session, and checking the session an access token names.
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
     # The user's token_version when the family was started: a password change ends it
     # even if a family was somehow missed by the revocation.

@@ -28,9 +28,25 @@ INVALID_REFRESH_TOKEN = {
 
 
 async def _login(client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD) -> str:
+    return (await _login_for_both(client, username, password))[1]
+
+
+async def _login_for_both(
+    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+) -> tuple[str, str]:
+    """The access token and the refresh token of a new session."""
     response = await client.post(TOKEN, data={"username": username, "password": password})
     assert response.status_code == 200, response.text
-    return str(response.json()["refresh_token"])
+    return str(response.json()["access_token"]), str(response.json()["refresh_token"])
+
+
+async def _me(client: httpx.AsyncClient, access_token: str) -> httpx.Response:
+    return await client.get("/api/users/me", headers={"Authorization": f"Bearer {access_token}"})
+
+
+def _assert_access_refused(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 
 async def _refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -263,15 +279,19 @@ async def test_logout_ends_the_session_and_is_idempotent(
     client: httpx.AsyncClient, session: AsyncSession, user: User
 ) -> None:
     # given: a session refreshed once (two tokens in its family) and another session
-    first = await _login(client, user.username)
-    current = (await _refresh(client, first)).json()["refresh_token"]
-    other = await _login(client, user.username)
+    first_access, first = await _login_for_both(client, user.username)
+    refreshed = (await _refresh(client, first)).json()
+    current, current_access = refreshed["refresh_token"], refreshed["access_token"]
+    other_access, other = await _login_for_both(client, user.username)
     # when: logging out with the session's spent token
     response = await client.post(LOGOUT, json={"refresh_token": first})
-    # then
+    # then: the session's refresh and access tokens, old and new, are all refused
     assert response.status_code == 204 and response.content == b""
     _assert_refused(await _refresh(client, current))
+    for access in (first_access, current_access):
+        _assert_access_refused(await _me(client, access))
     assert (await _row(session, other)).revoked_at is None  # other sessions live on
+    assert (await _me(client, other_access)).status_code == 200
     for token in (first, current, "never-issued"):  # revoked again, or unknown
         assert (await client.post(LOGOUT, json={"refresh_token": token})).status_code == 204
 
@@ -300,12 +320,15 @@ async def test_a_replayed_token_revokes_its_family(
     client, account = committing
     # given: the legitimate holder refreshed; an attacker kept the old token
     first = await _login(client, account.username, account.password)
-    current = (await _refresh(client, first)).json()["refresh_token"]
+    refreshed = (await _refresh(client, first)).json()
+    current, current_access = refreshed["refresh_token"], refreshed["access_token"]
+    assert (await _me(client, current_access)).status_code == 200
     # when: the spent token comes back
     _assert_refused(await _refresh(client, first))
-    # then: the holder's current token died with the family
+    # then: the holder's current tokens died with the family, the access token too
     assert await _family_revoked(engine, first)
     _assert_refused(await _refresh(client, current))
+    _assert_access_refused(await _me(client, current_access))
 
 
 async def test_two_concurrent_refreshes_of_one_token_give_one_success(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,7 @@ from lambda_app.identity.tokens import (
     verify_access_token,
 )
 from lambda_app.models import User
+from tests.fixtures.accounts import login, session_id
 from tests.fixtures.rotation import moto_jwt_secret, rotate
 
 A = SigningKey(kid="a", key="a" * 40)
@@ -81,7 +83,7 @@ def test_the_key_length_floor_is_the_settings_one() -> None:
 
 def test_tokens_name_their_key_and_are_checked_with_that_one_only() -> None:
     token = create_access_token(
-        user_id=7, token_version=0, key=B, lifetime=dt.timedelta(minutes=5)
+        user_id=7, token_version=0, session_id=uuid.uuid4(), key=B, lifetime=dt.timedelta(minutes=5)
     ).token
     kid = claimed_kid(token)
     assert kid == "b"
@@ -212,10 +214,12 @@ async def test_a_token_outlives_one_rotation_but_not_two(
     client: httpx.AsyncClient, user: User, keys_from_secrets_manager: tuple[Any, str]
 ) -> None:
     secrets, arn = keys_from_secrets_manager
-    # given: a token signed with today's plain key
+    # given: a token signed with today's plain key, in a session the API started
+    live = session_id(await login(client, user.username))
     before = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
+        session_id=live,
         key=signing_key.current_signing_key(),
         lifetime=dt.timedelta(minutes=30),
     ).token
@@ -227,6 +231,7 @@ async def test_a_token_outlives_one_rotation_but_not_two(
     after = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
+        session_id=live,
         key=signing_key.current_signing_key(),
         lifetime=dt.timedelta(minutes=30),
     ).token

@@ -9,9 +9,11 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -26,7 +28,7 @@ from lambda_app.identity import password_attempts
 from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
 from lambda_app.models import User
-from tests.fixtures.accounts import DEFAULT_PASSWORD, login, register
+from tests.fixtures.accounts import DEFAULT_PASSWORD, login, register, session_id
 from tests.fixtures.factories import UserFactory
 from tests.reliability.databases import asyncpg_dsn
 from tests.reliability.row_locks import rows_held
@@ -62,11 +64,26 @@ def _hs256_with_key(key: bytes, claims: dict[str, Any]) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
-def _claims(user: User, **overrides: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Caller:
+    """A user with a session the API started: what a genuine token names."""
+
+    id: int
+    token_version: int
+    session_id: uuid.UUID
+
+
+@pytest.fixture
+async def caller(client: httpx.AsyncClient, user: User) -> _Caller:
+    return _Caller(user.id, user.token_version, session_id(await login(client, user.username)))
+
+
+def _claims(user: _Caller, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": str(user.id),
         "ver": user.token_version,
+        "sid": str(user.session_id),
         "iat": now,
         "nbf": now,
         "exp": now + 600,
@@ -87,7 +104,7 @@ def _signed(
     return jwt.encode(claims, current_signing_key().key, algorithm=algorithm, headers=headers)
 
 
-def _valid(user: User, **overrides: Any) -> str:
+def _valid(user: _Caller, **overrides: Any) -> str:
     return _signed(_claims(user, **overrides))
 
 
@@ -99,7 +116,7 @@ def _rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _forged_tokens(user: User) -> dict[str, str]:
+def _forged_tokens(user: _Caller) -> dict[str, str]:
     """Every way of forging or bending a token we know of, for the same (real) user."""
     now = int(time.time())
     key = _rsa_key()
@@ -112,6 +129,7 @@ def _forged_tokens(user: User) -> dict[str, str]:
     issued_then_expired = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
+        session_id=user.session_id,
         key=current_signing_key(),
         lifetime=dt.timedelta(seconds=-1),
     ).token
@@ -145,6 +163,10 @@ def _forged_tokens(user: User) -> dict[str, str]:
         "stale ver": _valid(user, ver=user.token_version + 1),
         "sub not a number": _valid(user, sub="admin"),
         "sub zero": _valid(user, sub="0"),
+        "no sid": _valid(user, sid=None),
+        "sid not a UUID": _valid(user, sid="1"),
+        "sid as a number": _valid(user, sid=1),
+        "sid of no session": _valid(user, sid=str(uuid.uuid4())),
         "empty": "",
         "garbage": "not.a.token",
         "not a JWT at all": "not-a-jwt",
@@ -153,12 +175,12 @@ def _forged_tokens(user: User) -> dict[str, str]:
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 async def test_forged_and_bent_tokens_are_all_rejected_with_401(
-    client: httpx.AsyncClient, user: User
+    client: httpx.AsyncClient, caller: _Caller
 ) -> None:
-    assert user.token_version == 0
+    assert caller.token_version == 0
     # the genuine article works, so the 401s below are about the tokens
-    assert (await _me(client, _valid(user))).status_code == 200
-    for name, token in _forged_tokens(user).items():
+    assert (await _me(client, _valid(caller))).status_code == 200
+    for name, token in _forged_tokens(caller).items():
         response = await _me(client, token)
         assert response.status_code == 401, name
         assert response.json() == UNAUTHENTICATED, name
@@ -167,10 +189,19 @@ async def test_forged_and_bent_tokens_are_all_rejected_with_401(
         assert response.headers["www-authenticate"] == challenge, name
 
 
-async def test_missing_or_non_bearer_authorization_is_401(
-    client: httpx.AsyncClient, user: User
+async def test_a_token_naming_another_users_session_is_401(
+    client: httpx.AsyncClient, caller: _Caller, superuser: User
 ) -> None:
-    token = _valid(user)
+    theirs = session_id(await login(client, superuser.username))
+    response = await _me(client, _valid(caller, sid=str(theirs)))
+    assert response.status_code == 401 and response.json() == UNAUTHENTICATED
+    assert (await _me(client, _valid(caller))).status_code == 200
+
+
+async def test_missing_or_non_bearer_authorization_is_401(
+    client: httpx.AsyncClient, caller: _Caller
+) -> None:
+    token = _valid(caller)
     for headers in (
         {},
         {"Authorization": token},

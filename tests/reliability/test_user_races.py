@@ -22,7 +22,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from lambda_app.identity.signing_key import current_signing_key
 from lambda_app.identity.tokens import create_access_token
-from tests.fixtures.accounts import Credentials, login, register
+from tests.fixtures.accounts import Credentials, login, register, session_id
 from tests.fixtures.mailbox import Mailbox
 from tests.reliability.databases import asyncpg_dsn
 from tests.reliability.row_locks import rows_held, user_row_held
@@ -78,6 +78,8 @@ async def test_a_logout_ends_the_token_a_concurrent_refresh_issued(
         "/api/auth/refresh", json={"refresh_token": refreshed.json()["refresh_token"]}
     )
     assert again.status_code == 401, again.text
+    access = {"Authorization": f"Bearer {refreshed.json()['access_token']}"}
+    assert (await client.get("/api/users/me", headers=access)).status_code == 401
 
 
 async def test_a_login_rehashing_the_old_password_never_undoes_a_password_change(
@@ -218,20 +220,19 @@ async def test_an_admin_password_change_racing_the_users_own_revokes_what_both_r
     assert changed.status_code == 204, changed.text
     assert set_by_admin.status_code == 200, set_by_admin.text
 
-    # then: an access token issued between the two (after the user's change: a new user's
-    # token_version is 0) is dead too
+    # then: the admin's password logs in; an access token issued between the two changes
+    # (after the user's: a new user's token_version is 0) is dead, even in a live session
+    new = await login(client, user.username, admins_password)
+    assert (await client.get("/api/users/me", headers=new)).status_code == 200
     issued_between = create_access_token(
         user_id=user_id,
         token_version=1,
+        session_id=session_id(new),
         key=current_signing_key(),
         lifetime=dt.timedelta(minutes=5),
     ).token
     me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {issued_between}"})
     assert me.status_code == 401, me.text
-    new = await client.post(
-        "/api/auth/token", data={"username": user.username, "password": admins_password}
-    )
-    assert new.status_code == 200, new.text
 
 
 async def test_an_email_change_racing_a_password_recovery_does_not_deadlock(
