@@ -1,9 +1,10 @@
 """The documentation stays true to the repository: links, names and the commands it shows.
 
 Reads README.md, docs/*.md and benchmarks/README.md as text. Nothing here runs a command
-from the docs: `make` targets are read from the Makefile, `python -m lambda_app`
-subcommands and their options from the CLI's own `--help`, `.venv/bin/` tools are
-looked up on disk, and `aws` commands in botocore's service models. No deploy, no network.
+from the docs: each is checked against what the real tool reads (command_checks.py: the
+CLI's argparse parser, alembic's, the Makefile, the app's routes, the CDK app's context
+keys, the settings), and `aws` commands against botocore's service models. No deploy, no
+network.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ from __future__ import annotations
 import functools
 import re
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
+from tests.docs import command_checks
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 README_MAX_WORDS = 2_000
 PAGES = sorted([README, *(ROOT / "docs").glob("*.md"), ROOT / "benchmarks" / "README.md"])
-HELP_TIMEOUT_SECONDS = 120
 
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$", re.MULTILINE)
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
@@ -49,10 +49,6 @@ RUN_HISTORY = re.compile(
     r"|tried,? (?:and )?(?:measured,? and )?not adopted|earlier runs|runs that night",
     re.IGNORECASE,
 )
-PYTHONS = re.compile(r"^(?:\S*/)?python(?:3(?:\.\d+)?)?$")
-ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-FIND_MODULE = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
-SHELL_OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", "$(", "`"}
 
 
 @dataclass(frozen=True)
@@ -218,44 +214,10 @@ def test_the_stack_name_rule_matches_the_cdk_app() -> None:
 # --- commands ------------------------------------------------------------------------------
 
 
-def _logical_lines(script: str) -> list[str]:
-    """Shell lines with backslash continuations joined."""
-    return script.replace("\\\n", " ").splitlines()
-
-
-def _words(line: str) -> list[str]:
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()`")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    try:
-        return list(lexer)
-    except ValueError:  # an unbalanced quote in a shown command: fall back to plain words
-        return line.split("#", 1)[0].split()
-
-
-def _simple_commands(line: str) -> list[list[str]]:
-    commands: list[list[str]] = [[]]
-    for word in _words(line):
-        if word in SHELL_OPERATORS or set(word) <= set(";&|()`"):
-            commands.append([])
-        elif word.startswith("$("):
-            commands.append([word[2:]] if word[2:] else [])
-        else:
-            commands[-1].append(word)
-    # Leading variable assignments (STAGE=prod make synth) are not the command.
-    stripped = []
-    for command in commands:
-        while command and ENV_ASSIGNMENT.match(command[0]):
-            command = command[1:]
-        if command:
-            stripped.append(command)
-    return stripped
-
-
 @dataclass(frozen=True)
 class ShownCommand:
     page: Path
-    words: tuple[str, ...]
+    words: tuple[str, ...]  # with any leading VAR=value
 
     def __str__(self) -> str:
         return f"{_shown(self.page)}: {shlex.join(self.words)}"
@@ -268,115 +230,57 @@ def shown_commands() -> list[ShownCommand]:
         for block in _blocks(page):
             if block.info.split()[:1] not in (["bash"], ["sh"], ["shell"], ["console"]):
                 continue
-            for line in _logical_lines(block.text):
-                commands += [ShownCommand(page, tuple(c)) for c in _simple_commands(line)]
+            for line in command_checks.logical_lines(block.text):
+                commands += [
+                    ShownCommand(page, tuple(c)) for c in command_checks.simple_commands(line)
+                ]
     return commands
+
+
+def inline_commands() -> list[ShownCommand]:
+    """The commands the prose shows in inline code (`make run`, `cdk deploy LambdaApp-dev`):
+    a span of two words or more that starts with a program the checks know."""
+    commands: dict[ShownCommand, None] = {}  # once per page, in order
+    for page in PAGES:
+        for match in INLINE_CODE.finditer(_split_fences(_text(page))[0]):
+            code = match[0].strip("`").strip()
+            for words in command_checks.simple_commands(code):
+                if len(words) > 1 and words[0] != "aws" and command_checks.is_checked(words):
+                    commands[ShownCommand(page, tuple(words))] = None
+    return list(commands)
 
 
 SHOWN = shown_commands()
 
 
-def _make_commands() -> list[ShownCommand]:
-    return [command for command in SHOWN if command.words[0] == "make"]
-
-
-def _lambda_app_commands() -> list[ShownCommand]:
-    return [
-        command
-        for command in SHOWN
-        if PYTHONS.match(command.words[0]) and command.words[1:3] == ("-m", "lambda_app")
-    ]
-
-
-def _venv_commands() -> list[ShownCommand]:
-    return [command for command in SHOWN if command.words[0].startswith(".venv/bin/")]
-
-
-@functools.cache
-def _makefile_targets() -> frozenset[str]:
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    targets = set()
-    for match in re.finditer(r"^(?P<names>[A-Za-z0-9_./%-][^:=\n]*?)\s*::?(?!=)", makefile, re.M):
-        targets.update(name for name in match["names"].split() if not name.startswith("$"))
-    for match in re.finditer(r"^\.PHONY\s*:(?P<names>.*)$", makefile, re.MULTILINE):
-        targets.update(match["names"].split())
-    return frozenset(targets - {".PHONY", ".DEFAULT_GOAL"})
-
-
-@functools.cache
-def _help(*arguments: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "lambda_app", *arguments, "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=HELP_TIMEOUT_SECONDS,
-        check=False,
+def test_the_pages_show_commands_of_each_kind_checked() -> None:
+    """Each check has shown commands to read: a check that matches nothing proves nothing."""
+    readme = {shlex.join(command.words) for command in SHOWN if command.page == README}
+    assert {"make run", "make test"} <= readme, sorted(readme)
+    shown = [shlex.join(command.words) for command in SHOWN]
+    kinds = (
+        "make ",
+        ".venv/bin/python -m lambda_app ",
+        ".venv/bin/alembic ",
+        "npx cdk deploy ",
+        "curl ",
+        "export ",
     )
-    assert result.returncode == 0, (
-        f"python -m lambda_app {' '.join(arguments)} --help failed:\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
+    for kind in kinds:
+        assert any(line.startswith(kind) for line in shown), f"no shown command is {kind}..."
+    assert any(" -c stage=" in line for line in shown), "no shown cdk context"
+    assert inline_commands()
 
 
-@functools.cache
-def _subcommands() -> frozenset[str]:
-    usage = _help()
-    # argparse lists the subcommands as {serve,migrate,...} in the usage line.
-    match = re.search(r"\{(?P<names>[a-z][a-z0-9,-]*)\}", usage)
-    assert match, f"no subcommands found in python -m lambda_app --help:\n{usage}"
-    return frozenset(match["names"].split(","))
+@pytest.mark.parametrize("command", SHOWN + inline_commands(), ids=str)
+def test_each_command_shown_is_one_the_repository_runs(command: ShownCommand) -> None:
+    problem = command_checks.problem(command.words)
+    assert problem is None, f"{command}: {problem}"
 
 
-def test_the_pages_show_commands_for_the_quick_start() -> None:
-    shown = {shlex.join(command.words) for command in SHOWN if command.page == README}
-    assert {"make run", "make test"} <= shown, sorted(shown)
-    assert _make_commands() and _lambda_app_commands() and _venv_commands()
-
-
-@pytest.mark.parametrize("command", _make_commands(), ids=str)
-def test_each_make_target_shown_exists(command: ShownCommand) -> None:
-    targets = [word for word in command.words[1:] if not word.startswith("-") and "=" not in word]
-    missing = [target for target in targets if target not in _makefile_targets()]
-    assert not missing, (
-        f"{command}: no Makefile target {', '.join(missing)} "
-        f"(targets: {', '.join(sorted(_makefile_targets()))})"
-    )
-
-
-@pytest.mark.parametrize("command", _lambda_app_commands(), ids=str)
-def test_each_lambda_app_subcommand_and_option_shown_exists(command: ShownCommand) -> None:
-    arguments = command.words[3:]
-    if not arguments or arguments[0].startswith("-"):
-        return  # `python -m lambda_app --help`
-    subcommand = arguments[0]
-    assert subcommand in _subcommands(), (
-        f"{command}: `python -m lambda_app` has no subcommand {subcommand!r} "
-        f"(it has: {', '.join(sorted(_subcommands()))})"
-    )
-    options = {word.split("=", 1)[0] for word in arguments[1:] if word.startswith("--")}
-    known = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", _help(subcommand)))
-    assert options <= known, (
-        f"{command}: `python -m lambda_app {subcommand}` has no option "
-        f"{', '.join(sorted(options - known))} (it has: {', '.join(sorted(known))})"
-    )
-
-
-@pytest.mark.parametrize("command", _venv_commands(), ids=str)
-def test_each_venv_tool_shown_exists(command: ShownCommand) -> None:
-    tool = ROOT / command.words[0]
-    assert tool.exists(), f"{command}: {command.words[0]} is not in the virtual environment"
-    if PYTHONS.match(command.words[0]) and command.words[1:2] == ("-m",):
-        module = command.words[2]
-        found = subprocess.run(
-            [str(tool), "-c", FIND_MODULE, module],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=HELP_TIMEOUT_SECONDS,
-            check=False,
-        )
-        assert found.returncode == 0, f"{command}: there is no module {module!r}\n{found.stderr}"
+@pytest.mark.parametrize("words", command_checks.makefile_lambda_app_commands(), ids=shlex.join)
+def test_each_make_wrapper_of_the_cli_parses(words: tuple[str, ...]) -> None:
+    assert command_checks.check_lambda_app(words[3:]) is None, shlex.join(words)
 
 
 # --- AWS CLI commands ----------------------------------------------------------------------
