@@ -38,6 +38,7 @@ PYTHONS = re.compile(r"^(?:\S*/)?python(?:3(?:\.\d+)?)?$")
 PLACEHOLDER = re.compile(r"<[^<>\s]+>|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 PLACEHOLDER_VALUE = "1"
 ALTERNATIVE = "\0"
+REVISION_ID = re.compile(r"^\d{4}$")  # migrations/versions/0004_....py
 VARIABLE_REFERENCE = re.compile(r"\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 
 # The commands of the CDK CLI that package-lock.json pins, aliases included: `cdk --help`
@@ -222,10 +223,43 @@ def lambda_app_parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
+@functools.cache
+def revision_ids() -> frozenset[str]:
+    versions = ROOT / "migrations" / "versions"
+    return frozenset(path.name[:4] for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def _unknown_revisions(*values: str | None) -> list[str]:
+    """The revision ids (0004) named in `values` (0003:0004, base, head) that do not exist."""
+    return [
+        part
+        for value in values
+        for part in re.split(r"[:@]", value or "")
+        if REVISION_ID.match(part) and part not in revision_ids()
+    ]
+
+
+def _parse_naming_revisions(parser: argparse.ArgumentParser) -> Callable[[list[str]], None]:
+    """`parser`'s parse, refusing a `revision` argument that names no migration."""
+
+    def parse(words: list[str]) -> None:
+        if unknown := _unknown_revisions(getattr(parser.parse_args(words), "revision", None)):
+            parser.error(f"no revision {', '.join(unknown)} in migrations/versions")
+
+    return parse
+
+
 def check_lambda_app(arguments: Sequence[str]) -> str | None:
     if not arguments:
         return None  # `python -m lambda_app` names the CLI in prose
-    return _first_parse_error(lambda_app_parser().parse_args, arguments)
+    return _first_parse_error(_parse_naming_revisions(lambda_app_parser()), arguments)
+
+
+def check_migration_lint(arguments: Sequence[str]) -> str | None:
+    revisions = [word for word in arguments if not word.startswith("-")]
+    if unknown := _unknown_revisions(*revisions):
+        return f"no revision {', '.join(unknown)} in migrations/versions"
+    return None
 
 
 def check_benchmarks(arguments: Sequence[str]) -> str | None:
@@ -237,6 +271,7 @@ def check_benchmarks(arguments: Sequence[str]) -> str | None:
 PYTHON_MODULE_CHECKS: dict[str, Callable[[Sequence[str]], str | None]] = {
     "lambda_app": check_lambda_app,
     "benchmarks": check_benchmarks,
+    "lambda_app.devtools.migration_lint": check_migration_lint,
 }
 
 
@@ -270,10 +305,12 @@ def check_alembic(arguments: Sequence[str]) -> str | None:
     from alembic.config import CommandLine
 
     parser = CommandLine(prog="alembic").parser
+    parse_naming_revisions = _parse_naming_revisions(parser)
 
     def parse(words: list[str]) -> None:
         if not hasattr(parser.parse_args(words), "cmd"):
             parser.error("no alembic command given")
+        parse_naming_revisions(words)
 
     return _first_parse_error(parse, arguments)
 

@@ -36,6 +36,9 @@ def _problem(line: str) -> str | None:
         "STAGE=prod make synth",
         ".venv/bin/alembic upgrade <down>:<rev> --sql",
         "alembic revision --autogenerate --rev-id 0099 -m 'add notes'",
+        ".venv/bin/alembic downgrade 0001",
+        ".venv/bin/python -m lambda_app migrate downgrade 0001",
+        ".venv/bin/python -m lambda_app.devtools.migration_lint 0004",
         ".venv/bin/ruff check --fix migrations/versions",
         ".venv/bin/pytest tests/reliability --durations=15 -q",
         "npx cdk deploy LambdaApp-ci -c github_repository=OWNER/NAME",
@@ -78,6 +81,9 @@ def test_a_command_the_repository_runs_passes(line: str) -> None:
         (".venv/bin/python -m lambda_ap db start", "lambda_ap"),
         (".venv/bin/pyhton -m lambda_app db start", "not in the virtual environment"),
         (".venv/bin/python -m benchmarks --smok", "--smok"),
+        (".venv/bin/python -m lambda_app migrate downgrade 0099", "no revision 0099"),
+        (".venv/bin/python -m lambda_app release --stack X --revision 0099", "no revision 0099"),
+        (".venv/bin/python -m lambda_app.devtools.migration_lint 0099", "no revision 0099"),
         (".venv/bin/python -c 'print('", "does not compile"),
         # make
         ("make synht", "synht"),
@@ -86,6 +92,7 @@ def test_a_command_the_repository_runs_passes(line: str) -> None:
         # alembic: its own CommandLine parser
         (".venv/bin/alembic chekc", "invalid choice: 'chekc'"),
         ("alembic upgrade head --sqll", "--sqll"),
+        (".venv/bin/alembic upgrade 0003:0099 --sql", "no revision 0099"),
         (".venv/bin/alembic", "no alembic command"),
         # ruff, pytest
         (".venv/bin/ruff fromat migrations/versions", "fromat"),
