@@ -41,8 +41,8 @@ ALTERNATIVE = "\0"
 REVISION_ID = re.compile(r"^\d{4}$")  # migrations/versions/0004_....py
 VARIABLE_REFERENCE = re.compile(r"\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 
-# The commands of the CDK CLI that package-lock.json pins, aliases included: `cdk --help`
-# (test_command_checks.py compares them with the installed CLI's).
+# The commands of the CDK CLI that package-lock.json pins, aliases included, as `cdk --help`
+# lists them (test_command_checks.py compares): a misspelt command fails here, not in node.
 CDK_COMMANDS = frozenset(
     {
         "list", "ls", "synth", "synthesize", "bootstrap", "gc", "flags", "deploy", "validate",
@@ -434,6 +434,27 @@ def _cdk_context(arguments: Sequence[str]) -> Iterator[str]:
             yield word.split("=", 1)[1]
 
 
+@functools.cache
+def cdk_help(*arguments: str) -> str:
+    """`cdk ... --help` of the CLI package-lock.json pins (node_modules: `make lint`/`test`)."""
+    cdk = ROOT / "node_modules" / ".bin" / "cdk"
+    assert cdk.exists(), "the CDK CLI is not installed: `make node_modules/.installed`"
+    return subprocess.run(
+        [str(cdk), *arguments, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=HELP_TIMEOUT_SECONDS,
+        check=True,
+    ).stdout
+
+
+def cdk_options(command: str) -> frozenset[str]:
+    """The options `cdk <command>` takes (its own and the global ones), --no-<flag> too."""
+    options = set(re.findall(r"(?<![\w-])--?[a-zA-Z][a-zA-Z0-9-]*", cdk_help(command)))
+    return frozenset(options | {f"--no-{option[2:]}" for option in options})
+
+
 def check_cdk(arguments: Sequence[str]) -> str | None:
     arguments = [word for word in arguments if word != "..."]
     if not arguments:
@@ -441,6 +462,9 @@ def check_cdk(arguments: Sequence[str]) -> str | None:
     command, *rest = arguments
     if command not in CDK_COMMANDS:
         return f"the CDK CLI has no command {command!r}"
+    options = {word.split("=", 1)[0] for word in rest if word.startswith("-")}
+    if unknown := options - cdk_options(command):
+        return f"cdk {command} has no option {', '.join(sorted(unknown))}"
     for pair in _cdk_context(rest):
         key, equals, value = pair.partition("=")
         if not equals:
