@@ -45,6 +45,25 @@ async def test_unknown_route_uses_the_error_shape(client: httpx.AsyncClient) -> 
     assert response.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [
+        ("GET", "/api/users/", None),
+        ("POST", "/api/auth/token/", {"username": "someone", "password": "a password"}),
+    ],
+)
+async def test_a_trailing_slash_is_the_404_of_an_unknown_route(
+    client: httpx.AsyncClient, method: str, path: str, form: dict[str, str] | None
+) -> None:
+    # Not a 307 with an empty body: its Location comes from the Host header, and a client
+    # following it would post the password there.
+    response = await client.request(method, path, data=form)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert "location" not in response.headers
+
+
 async def test_docs_page_uses_packaged_assets(client: httpx.AsyncClient) -> None:
     page = await client.get("/api/doc")
     assert page.status_code == 200
