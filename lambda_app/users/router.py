@@ -121,10 +121,10 @@ async def list_users(
     USER_PATH,
     response_model=UserRead,
     responses=error_responses(UserNotFound),
-    summary="A user by id",
+    summary="A user by id (a superuser any; anyone else only themselves, others are a 404)",
 )
-async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> UserRead:
-    return UserRead.model_validate(await service.get(session, user_id))
+async def read_user(user_id: UserId, reader: CurrentUser, session: DbSession) -> UserRead:
+    return UserRead.model_validate(await service.read(session, reader=reader, user_id=user_id))
 
 
 @router.patch(

@@ -57,7 +57,12 @@ async def register(
     return await UserRepository(session).save(user)
 
 
-async def get(session: AsyncSession, user_id: int) -> User:
+async def read(session: AsyncSession, *, reader: User, user_id: int) -> User:
+    """The user `reader` asked for: any to a superuser, only themselves to anyone else.
+    Another's id is the 404 of a missing one: ids are sequential, so reading them would
+    harvest every account's email, and a 403 would still tell which ids exist."""
+    if not reader.is_superuser and user_id != reader.id:
+        raise UserNotFound()
     user = await UserRepository(session).get(user_id)
     if user is None:
         raise UserNotFound()

@@ -264,6 +264,21 @@ async def test_unknown_user_wrong_password_and_inactive_user_look_the_same(
     assert len(seen) == 1
 
 
+async def test_another_users_id_is_the_404_of_a_missing_one_to_a_non_superuser(
+    client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    # Ids are sequential: were other accounts readable, counting up would harvest every
+    # email; and a 403 would still tell which ids exist.
+    other = await user_factory()
+
+    another = await client.get(f"/api/users/{other.id}", headers=user_headers)
+    missing = await client.get(f"/api/users/{2**31 - 1}", headers=user_headers)  # never taken
+
+    assert another.status_code == missing.status_code == 404
+    assert another.json() == missing.json()
+    assert another.json()["error"]["code"] == "user_not_found"
+
+
 @pytest.fixture
 def argon2_computations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
     """Every Argon2 computation during the test, in order: ("verify", the hash checked
