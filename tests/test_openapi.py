@@ -39,6 +39,15 @@ async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncCl
     assert "hashed_password" not in response.text
 
 
+async def test_a_user_id_is_declared_as_the_int4_it_is(client: httpx.AsyncClient) -> None:
+    # A plain integer, whatever checks its spelling (`+1` and `1_0` are refused as 422s).
+    schema = (await client.get("/api/openapi.json")).json()
+    for method, operation in schema["paths"]["/api/users/{user_id}"].items():
+        [parameter] = operation["parameters"]
+        declared = {key: parameter["schema"].get(key) for key in ("type", "minimum", "maximum")}
+        assert declared == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, method
+
+
 async def test_unknown_route_uses_the_error_shape(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/nope")
     assert response.status_code == 404

@@ -494,6 +494,14 @@ async def test_token_field_limits(client: httpx.AsyncClient) -> None:
         "%F0%9F%9A%80",
         "%00",
         "1%20OR%201=1",
+        # what int() reads but no id is spelt as: one spelling per id (`1_0` was read as 10)
+        "+1",
+        "%2B1",
+        "%201",
+        "1%20",
+        "1_0",
+        "01",
+        "%D9%A1",  # ARABIC-INDIC DIGIT ONE, which `\d` would take for a 1
     ],
 )
 async def test_out_of_range_or_malformed_ids_are_422(
