@@ -123,6 +123,24 @@ async def test_token_answers_are_never_stored_by_a_cache(
         assert answer.headers["pragma"] == "no-cache"
 
 
+@pytest.mark.parametrize("grant_type", ["", "client_credentials", "PASSWORD"])
+async def test_a_grant_type_other_than_password_is_refused(
+    client: httpx.AsyncClient, user: User, grant_type: str
+) -> None:
+    # The right password: a grant type let through would log in. An empty one is no
+    # exception to the schema's `^password$` (a form reads it as absent otherwise).
+    form = {"username": user.username, "password": DEFAULT_PASSWORD, "grant_type": grant_type}
+
+    response = await client.post("/api/auth/token", data=form)
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [(d["loc"], d["type"]) for d in error["details"]] == [
+        (["body", "grant_type"], "string_pattern_mismatch")
+    ]
+
+
 @pytest.mark.parametrize("field", ["username", "password", "grant_type"])
 async def test_a_form_field_sent_twice_is_refused_before_any_login(
     client: httpx.AsyncClient, session: AsyncSession, user: User, field: str
