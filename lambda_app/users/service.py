@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import NotAuthenticated
@@ -87,10 +88,10 @@ async def update_me(
     who can take the account over, so a stolen access token must not move them. A caller
     deleted meanwhile no longer exists: a 401, as any of their requests would get."""
     user_id, email = user.id, user.email  # read before a guess's transaction expires them
-    if data.current_password is None and _changes_email(data.email, email):
+    if data.current_password is MISSING and _changes_email(data.email, email):
         raise CurrentPasswordRequired()
     checked = None
-    if data.current_password is not None:
+    if data.current_password is not MISSING:
         checked = await _check_current_password(session, user_id, data.current_password, settings)
     current = await _locked_caller(session, user_id, checked)
     if checked is None and _changes_email(data.email, current.email):  # changed meanwhile
@@ -118,7 +119,7 @@ async def update(
     if user is None:
         raise UserNotFound()
     if user.id == actor.id and (
-        data.password is not None or _changes_email(data.email, user.email)
+        data.password is not MISSING or _changes_email(data.email, user.email)
     ):
         raise CannotChangeOwnCredentials()
     is_one = user.is_superuser and user.is_active
@@ -143,11 +144,11 @@ async def _apply(
     deletion meanwhile was seen by the lock. A new email is unverified until its own
     link is followed: the verification email goes to the new address, and a notice of
     the change to the old one (saying whether a superuser made it)."""
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = data.model_dump()  # the fields sent: an omitted one is MISSING, left out
     changes.pop("current_password", None)  # checked by update_me
     password = changes.pop("password", None)
     old_email = user.email
-    new_email = _changes_email(changes.get("email"), old_email)
+    new_email = _changes_email(data.email, old_email)
     deactivated = changes.get("is_active") is False
     for field, value in changes.items():
         setattr(user, field, value)
@@ -178,8 +179,8 @@ async def _apply(
     return saved
 
 
-def _changes_email(email: str | None, current: str) -> bool:
-    return email is not None and email != current
+def _changes_email(email: str | MISSING, current: str) -> bool:
+    return email is not MISSING and email != current
 
 
 async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
