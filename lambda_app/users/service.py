@@ -12,6 +12,7 @@ from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
+from lambda_app.identity.login_names import slugify
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
 from lambda_app.identity.user_lock import locked_active_superusers, locked_user
@@ -29,11 +30,6 @@ from lambda_app.users.errors import (
 )
 from lambda_app.users.repository import UserRepository
 from lambda_app.users.schemas import PasswordChange, UserCreate, UserUpdateAdmin, UserUpdateMe
-
-
-def slugify(username: str) -> str:
-    """URL-safe handle derived from the username (case and `_`/`-` folded)."""
-    return username.lower().replace("_", "-")
 
 
 async def register(

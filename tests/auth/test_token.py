@@ -1,4 +1,5 @@
 import datetime as dt
+import uuid
 
 import httpx
 import pytest
@@ -28,11 +29,37 @@ async def test_token_with_username(client: httpx.AsyncClient, user: User) -> Non
     assert claims.user_id == user.id
 
 
-async def test_token_with_email_in_any_case(client: httpx.AsyncClient, user: User) -> None:
+async def test_a_username_logs_in_in_any_spelling_its_slug_folds(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    # Uniqueness is decided on the slug: with `Mallory_X` taken, so is `mallory-x`, and
+    # both name this one account.
+    user = await user_factory(username=f"Mallory_{uuid.uuid4().hex[:8]}")
+    for spelling in (user.username.lower(), user.username.upper().replace("_", "-")):
+        response = await client.post(
+            "/api/auth/token", data={"username": spelling, "password": DEFAULT_PASSWORD}
+        )
+        assert response.status_code == 200, (spelling, response.text)
+
+
+async def test_an_email_logs_in_in_any_form_its_normalization_folds(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    # As registration decides that an address is taken: in any case, and a domain
+    # beyond ASCII in its Unicode or its punycode form.
+    local = f"a{uuid.uuid4().hex[:8]}"
+    await user_factory(email=f"{local}@bücher.example")
+    for spelling in (f"{local.upper()}@BÜCHER.example", f"{local}@xn--bcher-kva.example"):
+        response = await client.post(
+            "/api/auth/token", data={"username": spelling, "password": DEFAULT_PASSWORD}
+        )
+        assert response.status_code == 200, (spelling, response.text)
+    # what registration would refuse as no address names no account
     response = await client.post(
-        "/api/auth/token", data={"username": user.email.upper(), "password": DEFAULT_PASSWORD}
+        "/api/auth/token",
+        data={"username": f"{local}@@bücher.example", "password": DEFAULT_PASSWORD},
     )
-    assert response.status_code == 200
+    assert response.status_code == 401, response.text
 
 
 async def test_unknown_user_and_wrong_password_get_the_same_401(

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -355,6 +356,7 @@ async def test_every_failed_login_costs_what_a_valid_one_does(
             inactive.hashed_password,
         ),
         "unknown email": ("nobody@example.com", DEFAULT_PASSWORD, 401, None),
+        "no email at all": ("nobody@@example.com", DEFAULT_PASSWORD, 401, None),
         "NUL in the login name": (f"{active.username}\x00", DEFAULT_PASSWORD, 401, None),
     }
     for container in ("fresh container", "warm container"):
@@ -503,6 +505,30 @@ async def test_an_accounts_username_and_email_share_one_guess_budget(
     for login_name in (victim.username, email.upper()):
         response = await _token_status(client, login_name, victim.password)
         assert response.status_code == 429, (login_name, response.text)
+
+
+@pytest.mark.parametrize("kind", ["username", "email"])
+async def test_the_spellings_of_one_login_name_share_its_guess_budget(
+    committing_client: httpx.AsyncClient, kind: str
+) -> None:
+    # given: a name nobody has (no account's budget to share), in two spellings that
+    # uniqueness folds into one: `_` and `-` in a username, a domain in Unicode or punycode
+    client, name = committing_client, f"Ghost_{uuid.uuid4().hex[:8]}"
+    spellings = (
+        (name, name.lower().replace("_", "-"))
+        if kind == "username"
+        else (f"{name}@bücher.example", f"{name.upper()}@xn--bcher-kva.example")
+    )
+
+    # when: the limit's worth of guesses, alternating between them
+    for attempt in range(10):
+        response = await _token_status(client, spellings[attempt % 2], "a guess")
+        assert response.status_code == 401, response.text
+
+    # then: both spellings are locked out, as one name
+    for spelling in spellings:
+        response = await _token_status(client, spelling, "a guess")
+        assert response.status_code == 429, (spelling, response.text)
 
 
 async def test_wrong_current_passwords_count_against_the_account(
