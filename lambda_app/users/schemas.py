@@ -9,6 +9,7 @@ from pydantic import MISSING, AfterValidator, ConfigDict, Field, StrictBool, Str
 
 from lambda_app.core.schemas import Schema
 from lambda_app.core.types import EMAIL_PATTERN, NoNulStr, normalize_email
+from lambda_app.identity.passwords import normalize_password
 from lambda_app.models.user import EMAIL_MAX, NAME_MAX, USERNAME_MAX
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -35,10 +36,25 @@ Email = Annotated[
         json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
     ),
 ]
+
+
+def _as_hashed(password: str) -> str:
+    """The password as it is hashed (identity.passwords), its length measured there:
+    NFKC makes `e` + U+0301 one `é`, and the ligature `ﬀ` two letters."""
+    normalized = normalize_password(password)
+    if not PASSWORD_MIN <= len(normalized) <= PASSWORD_MAX:
+        raise ValueError(f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters once NFKC-normalized")
+    return normalized
+
+
 Password = Annotated[
     NoNulStr,
-    StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX),
-    Field(description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters"),
+    AfterValidator(_as_hashed),
+    Field(
+        description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters, counted NFKC-normalized",
+        # What most passwords are held to; the validator measures the normalized form.
+        json_schema_extra={"minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX},
+    ),
 ]
 Name = Annotated[NoNulStr, StringConstraints(max_length=NAME_MAX)]
 # Only checked against the stored hash: no minimum, and the maximum bounds the hashing.

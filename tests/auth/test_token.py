@@ -1,4 +1,5 @@
 import datetime as dt
+import unicodedata
 import uuid
 
 import httpx
@@ -12,7 +13,7 @@ from lambda_app.identity.password_attempts import keys_for
 from lambda_app.identity.signing_key import signing_key_for
 from lambda_app.identity.tokens import claimed_kid, verify_access_token
 from lambda_app.models import LoginThrottle, User
-from tests.fixtures.accounts import DEFAULT_PASSWORD
+from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials, login, register
 from tests.fixtures.factories import UserFactory
 
 
@@ -111,6 +112,40 @@ async def test_outdated_hash_is_upgraded_at_login(
     await session.refresh(user)
     assert user.hashed_password != old_hash
     assert "m=19456" in user.hashed_password
+
+
+NFC_PASSWORD = "pässwörd-123"
+NFD_PASSWORD = unicodedata.normalize("NFD", NFC_PASSWORD)  # ä as a + U+0308, as macOS types
+
+
+async def test_a_password_logs_in_in_any_unicode_normalization_form(
+    client: httpx.AsyncClient,
+) -> None:
+    # NIST SP 800-63B: passwords are compared NFKC-normalized, so the same characters
+    # typed on another keyboard (composed or not) are the same password.
+    assert NFD_PASSWORD != NFC_PASSWORD
+    credentials = await register(client, Credentials(f"nf_{uuid.uuid4().hex[:8]}", NFC_PASSWORD))
+
+    assert await login(client, credentials.username, NFD_PASSWORD)  # a 200, or it fails
+
+
+async def test_a_hash_of_a_password_as_typed_logs_in_and_is_rehashed_normalized(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    # given: a hash made before passwords were normalized, from the NFD form as typed
+    hasher = Argon2Hasher()
+    user.hashed_password = hasher.hash(NFD_PASSWORD)
+    await session.flush()
+
+    # when: its owner logs in (a 200, or it fails), typing it as before
+    await login(client, user.username, NFD_PASSWORD)
+
+    # then: the stored hash is now the normalized password's, which any form logs in with
+    await session.refresh(user)
+    assert hasher.verify(NFC_PASSWORD, user.hashed_password)
+    await login(client, user.username, NFC_PASSWORD)
 
 
 async def test_finished_windows_of_login_names_are_deleted_a_few_at_a_time(

@@ -465,6 +465,23 @@ async def test_strings_at_the_column_limit_are_stored_and_beyond_it_are_422(
         assert login.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("password", "status"),
+    [
+        ("e\u0301" * 4, 422),  # 8 code points as sent, 4 letters é once normalized
+        ("e\u0301" * 8, 201),  # 8 normalized
+        ("\ufb00" * 129, 422),  # the ligature ﬀ is "ff" in NFKC: 258 hashed
+        ("\ufb00" * 128, 201),  # 256 hashed
+    ],
+)
+async def test_password_limits_count_what_is_hashed(
+    client: httpx.AsyncClient, password: str, status: int
+) -> None:
+    # The password is hashed NFKC-normalized (NIST SP 800-63B), so that is what is measured.
+    response = await register(client, password=password)
+    assert response.status_code == status, response.text
+
+
 async def test_token_field_limits(client: httpx.AsyncClient) -> None:
     at_limit = await client.post(
         "/api/auth/token", data={"username": "u" * 320, "password": "p" * 256}
