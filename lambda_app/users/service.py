@@ -187,7 +187,7 @@ async def resend_verification(session: AsyncSession, user: User, settings: ApiSe
     if delivery is None:  # verified since the request read the user
         raise EmailAlreadyVerified()
     if delivery.outcome is Outcome.THROTTLED:
-        raise TooManyEmails(headers={"Retry-After": str(delivery.retry_after_seconds)})
+        raise TooManyEmails(retry_after_seconds=delivery.retry_after_seconds)
     if delivery.outcome is Outcome.NOT_SENT:
         raise AccountEmailsUnavailable()
 
@@ -220,7 +220,7 @@ async def _check_current_password(
             lambda: verify_password(password, hashed)[0],
         )
     if outcome.locked_for:
-        raise TooManyPasswordAttempts(headers={"Retry-After": str(outcome.locked_for)})
+        raise TooManyPasswordAttempts(retry_after_seconds=outcome.locked_for)
     if not outcome.right:
         raise WrongCurrentPassword()
     return hashed
