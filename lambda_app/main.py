@@ -149,6 +149,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         openapi_url=OPENAPI_PATH,
         docs_url=None,  # served from the package by docs_router
         redoc_url=None,
+        # `/api/users/` is a 404 like any unknown path, not a 307 to the path without the
+        # slash: its Location is built from the Host header, and a client following it
+        # would post the token form, password and all, to wherever that names.
+        redirect_slashes=False,
         # Errors any operation can answer, in the shared shape.
         responses={
             413: error_response("`payload_too_large`"),

@@ -39,10 +39,65 @@ async def test_openapi_is_served_and_declares_the_contract(client: httpx.AsyncCl
     assert "hashed_password" not in response.text
 
 
+async def test_a_user_id_is_declared_as_the_int4_it_is(client: httpx.AsyncClient) -> None:
+    # A plain integer, whatever checks its spelling (`+1` and `1_0` are refused as 422s).
+    schema = (await client.get("/api/openapi.json")).json()
+    for method, operation in schema["paths"]["/api/users/{user_id}"].items():
+        [parameter] = operation["parameters"]
+        declared = {key: parameter["schema"].get(key) for key in ("type", "minimum", "maximum")}
+        assert declared == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, method
+
+
+async def test_every_401_and_429_declares_the_header_it_is_sent_with(
+    client: httpx.AsyncClient,
+) -> None:
+    # The app sends a challenge with every 401 and how long to wait with every 429
+    # (schemathesis holds each answer to what is declared here).
+    schema = (await client.get("/api/openapi.json")).json()
+    declared: dict[str, list[str]] = {"401": [], "429": []}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, header, header_schema in (
+                ("401", "WWW-Authenticate", {"type": "string"}),
+                ("429", "Retry-After", {"type": "integer", "minimum": 1}),
+            ):
+                if status in operation["responses"]:
+                    headers = operation["responses"][status].get("headers", {})
+                    assert headers.get(header, {}).get("required") is True, (path, method)
+                    assert headers[header]["schema"] == header_schema, (path, method)
+                    declared[status].append(f"{method.upper()} {path}")
+    assert "POST /api/auth/token" in declared["401"] and "GET /api/users/me" in declared["401"]
+    assert set(declared["429"]) == {
+        "POST /api/auth/token",
+        "PATCH /api/users/me",
+        "POST /api/users/me/password",
+        "POST /api/users/me/verify-email",
+    }
+
+
 async def test_unknown_route_uses_the_error_shape(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/nope")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [
+        ("GET", "/api/users/", None),
+        ("POST", "/api/auth/token/", {"username": "someone", "password": "a password"}),
+    ],
+)
+async def test_a_trailing_slash_is_the_404_of_an_unknown_route(
+    client: httpx.AsyncClient, method: str, path: str, form: dict[str, str] | None
+) -> None:
+    # Not a 307 with an empty body: its Location comes from the Host header, and a client
+    # following it would post the password there.
+    response = await client.request(method, path, data=form)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert "location" not in response.headers
 
 
 async def test_docs_page_uses_packaged_assets(client: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-from lambda_app.core.errors import AppError, NotAuthenticated
+from lambda_app.core.errors import AppError, NotAuthenticated, Throttled
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -7,8 +7,7 @@ class InvalidCredentials(NotAuthenticated):
     message = "Incorrect username or password"
 
 
-class TooManyLoginAttempts(AppError):
-    status_code = 429
+class TooManyLoginAttempts(Throttled):
     code = "too_many_login_attempts"
     message = "Too many failed login attempts, try again later"
 

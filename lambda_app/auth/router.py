@@ -33,6 +33,7 @@ from lambda_app.users.errors import EmailTaken, UsernameTaken
 from lambda_app.users.schemas import PASSWORD_MAX, UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+GRANT_TYPE_PATTERN = "^password$"  # RFC 6749 4.3.2; absent, it is taken to be that
 
 
 @router.post(
@@ -66,9 +67,11 @@ async def token(
     session: DbSession,
     username: Annotated[str, Form(max_length=320, description="Username or email")],
     password: Annotated[str, Form(max_length=PASSWORD_MAX)],
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    grant_type: Annotated[str | None, Form(pattern=GRANT_TYPE_PATTERN)] = None,
 ) -> TokenResponse:
-    _refuse_repeated_fields(await request.form())  # parsed already: no second read
+    form = await request.form()  # parsed already: no second read
+    _refuse_repeated_fields(form)
+    _refuse_an_empty_grant_type(form)
     issued = await service.login(
         session, login=username, password=password, settings=get_settings()
     )
@@ -146,6 +149,21 @@ def _refuse_repeated_fields(form: FormData) -> None:
             [
                 {"loc": ("body", name), "msg": "Sent more than once", "type": "repeated_field"}
                 for name in repeated
+            ]
+        )
+
+
+def _refuse_an_empty_grant_type(form: FormData) -> None:
+    """`grant_type=` is refused as any grant type but `password` is, as the schema says:
+    FastAPI reads an empty form field as an absent one, which would let it through."""
+    if form.get("grant_type") == "":
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "grant_type"),
+                    "msg": f"String should match pattern '{GRANT_TYPE_PATTERN}'",
+                    "type": "string_pattern_mismatch",
+                }
             ]
         )
 

@@ -42,7 +42,7 @@ async def login(
 
         outcome = await password_attempts.guess(own, keys, settings, password_is_right)
     if outcome.locked_for:
-        raise TooManyLoginAttempts(headers={"Retry-After": str(outcome.locked_for)})
+        raise TooManyLoginAttempts(retry_after_seconds=outcome.locked_for)
     if not outcome.right or found is None:
         metrics.count(metrics.LOGIN_FAILURES, stage=settings.environment)
         raise InvalidCredentials()

@@ -9,6 +9,7 @@ schema (`error_responses`) so the schema tells the truth.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from lambda_app.core.schemas import Schema
@@ -30,12 +31,17 @@ class ErrorBody(Schema):
     error: ErrorInfo
 
 
+HeaderObjects = Mapping[str, Mapping[str, Any]]  # OpenAPI header objects, by header name
+
+
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     message: ClassVar[str] = "Internal server error"
     # `ErrorDetail`s, for an error a client fixes field by field (as a validation error)
     details: ClassVar[tuple[dict[str, Any], ...]] = ()
+    # The headers every instance is sent with, as OpenAPI header objects (`error_responses`)
+    sent_headers: ClassVar[HeaderObjects] = {}
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.message)
@@ -48,6 +54,13 @@ class NotAuthenticated(AppError):
     code = "not_authenticated"
     message = "Missing, invalid or expired credentials"
     challenge: ClassVar[str] = "Bearer"
+    sent_headers: ClassVar[HeaderObjects] = {
+        "WWW-Authenticate": {
+            "description": '`Bearer`, or `Bearer error="invalid_token"` for a bearer token'
+            " that came and can't be used (RFC 6750 3.1)",
+            "schema": {"type": "string"},
+        }
+    }
 
     def __init__(self, message: str | None = None):
         super().__init__(message, headers={"WWW-Authenticate": self.challenge})
@@ -60,6 +73,21 @@ class InvalidAccessToken(NotAuthenticated):
     again rather than that it forgot the header."""
 
     challenge = 'Bearer error="invalid_token"'
+
+
+class Throttled(AppError):
+    """Too many of something: a 429 saying how long to wait (RFC 6585, RFC 9110 10.2.3)."""
+
+    status_code = 429
+    sent_headers: ClassVar[HeaderObjects] = {
+        "Retry-After": {
+            "description": "Seconds until the request can succeed",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+
+    def __init__(self, *, retry_after_seconds: int):
+        super().__init__(headers={"Retry-After": str(retry_after_seconds)})
 
 
 class PermissionDenied(AppError):
@@ -111,28 +139,45 @@ def error_body(
 ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 
 
-def error_response(description: str) -> dict[str, Any]:
-    """One documented error response, in the shared shape.
+def error_response(description: str, headers: HeaderObjects | None = None) -> dict[str, Any]:
+    """One documented error response, in the shared shape, with the headers it is sent with.
 
     A `$ref` rather than `"model": ErrorBody`: FastAPI builds a pydantic field for
     every (route, status) pair that names a model, dozens of them at import time,
     only to write the same schema into the OpenAPI document. The schema itself is
     added once, by `add_error_schemas`.
     """
-    return {
+    response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": ERROR_BODY_REF}}},
     }
+    if headers:
+        response["headers"] = {name: dict(header) for name, header in headers.items()}
+    return response
 
 
 def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: each status with the shared body and its codes."""
+    """`responses=` for a route: each status with the shared body, its codes and headers."""
     by_status: dict[int, list[type[AppError]]] = {}
     for error in errors:
         by_status.setdefault(error.status_code, []).append(error)
     return {
-        status: error_response("; ".join(f"`{e.code}`: {e.message}" for e in group))
+        status: error_response(
+            "; ".join(f"`{e.code}`: {e.message}" for e in group), _sent_headers(group)
+        )
         for status, group in sorted(by_status.items())
+    }
+
+
+def _sent_headers(errors: list[type[AppError]]) -> dict[str, dict[str, Any]]:
+    """The headers of errors sharing a status: required where every one of them sends it."""
+    names = {name for error in errors for name in error.sent_headers}
+    return {
+        name: {
+            **next(e.sent_headers[name] for e in errors if name in e.sent_headers),
+            "required": all(name in e.sent_headers for e in errors),
+        }
+        for name in sorted(names)
     }
 
 

@@ -11,12 +11,12 @@ are refused unchecked until the window ends; a right guess clears the counters. 
 guess also deletes a few counters of other names whose window has ended, so the names
 nobody tries again don't pile up.
 
-Counters (the `login_throttle` table) are keyed by what a guess names: the login as typed
-(normalized, `login:<name>`), so unknown names are limited too and answer like known
-ones, and the account it resolves to (`account:<id>`), so its username and its email
-share one budget. Changing the
-password while signed in counts against the same account budget: a stolen access token
-can't guess the current password either.
+Counters (the `login_throttle` table) are keyed by what a guess names: the login name
+folded as uniqueness folds it (`login:<name>`, identity.login_names), so unknown names are
+limited too and answer like known ones, and the account it resolves to (`account:<id>`),
+so its username and its email share one budget. Changing the password while signed in
+counts against the same account budget: a stolen access token can't guess the current
+password either.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.core import metrics
 from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import delete_a_few_last
+from lambda_app.identity.login_names import account_name
 from lambda_app.models import LoginThrottle
 
 LOGIN_KEY_MAX = 320  # the column's length
@@ -44,9 +45,13 @@ LOGIN_PREFIX, ACCOUNT_PREFIX = "login:", "account:"
 
 
 def login_key(login: str) -> str:
-    # NUL can't go into a PostgreSQL text parameter; "bob\0" counts as "bob".
-    typed = login.replace("\x00", "").strip().lower()
-    return LOGIN_PREFIX + typed[: LOGIN_KEY_MAX - len(LOGIN_PREFIX)]
+    """The counter of a login name: the account name it folds to (identity.login_names),
+    so that `Bob_1`, `bob-1` and any other spelling of one name share one budget."""
+    # NUL can't go into a PostgreSQL text parameter; "bob\0" counts as "bob", and so
+    # does " bob " (no name has spaces around it).
+    typed = login.replace("\x00", "").strip()
+    name = account_name(typed) or typed.lower()  # an invalid email: as typed
+    return LOGIN_PREFIX + name[: LOGIN_KEY_MAX - len(LOGIN_PREFIX)]
 
 
 def account_key(user_id: int) -> str:

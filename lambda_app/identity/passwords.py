@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -76,23 +77,46 @@ def _dummy_hash() -> str:
     return f"$argon2{params.type.name.lower()}$v={params.version}${cost}${salt}${digest}"
 
 
+def normalize_password(password: str) -> str:
+    """NFKC, as NIST SP 800-63B asks: the same characters, typed composed or not (macOS
+    types `ä` as `a` + U+0308), or in a compatibility form (`ﬀ`, full-width letters), are
+    one password."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def _forms(password: str) -> list[str]:
+    """What `password` may have been hashed as: normalized, and, if that differs, as
+    typed (every hash made before passwords were normalized)."""
+    normalized = normalize_password(password)
+    return [normalized] if normalized == password else [normalized, password]
+
+
 def hash_password(password: str) -> str:
-    return _password_hash().hash(password)
+    return _password_hash().hash(normalize_password(password))
 
 
 def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
-    """(valid, new hash) where new hash is set when the stored one uses old parameters."""
-    return _password_hash().verify_and_update(password, hashed)
+    """(valid, new hash) where new hash is set when the stored one should be replaced:
+    made with old parameters, or from the password as typed, not normalized."""
+    normalized, *as_typed = _forms(password)
+    valid, new_hash = _password_hash().verify_and_update(normalized, hashed)
+    if valid or not as_typed:
+        return valid, new_hash
+    if _password_hash().verify(as_typed[0], hashed):
+        return True, hash_password(normalized)
+    return False, None
 
 
 def burn_verify_time(password: str) -> None:
-    """Spend the time a real verification costs, for users that don't exist.
+    """Spend the time a real verification costs, for users that don't exist: one
+    verification per form `verify_password` tries.
 
     Without it an attacker could tell unknown usernames by how fast we answer. The
     dummy hash costs no Argon2 computation to build, so the first unknown user a
     container sees costs the same as every later one.
     """
-    _password_hash().verify(password, _dummy_hash())
+    for form in _forms(password):
+        _password_hash().verify(form, _dummy_hash())
 
 
 def clear_cache() -> None:

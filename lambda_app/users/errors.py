@@ -1,4 +1,4 @@
-from lambda_app.core.errors import AppError
+from lambda_app.core.errors import AppError, Throttled
 
 
 class UserNotFound(AppError):
@@ -58,8 +58,7 @@ class WrongCurrentPassword(AppError):
     message = "The current password is incorrect"
 
 
-class TooManyPasswordAttempts(AppError):
-    status_code = 429
+class TooManyPasswordAttempts(Throttled):
     code = "too_many_password_attempts"
     message = "Too many wrong passwords for this account, try again later"
 
@@ -70,7 +69,6 @@ class EmailAlreadyVerified(AppError):
     message = "This email address is already verified"
 
 
-class TooManyEmails(AppError):
-    status_code = 429
+class TooManyEmails(Throttled):
     code = "too_many_emails"
     message = "Too many emails sent to this address, try again later"

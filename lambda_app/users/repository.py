@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from lambda_app.core.errors import AppError
+from lambda_app.identity.login_names import account_name
 from lambda_app.models import User
 from lambda_app.users.errors import EmailTaken, UsernameTaken, UserNotFound
 
@@ -35,9 +36,13 @@ class UserRepository:
         return await self.session.get(User, user_id)
 
     async def get_by_login(self, login: str) -> User | None:
-        """Find by username, or by email (stored lower-case)."""
-        stmt = select(User).where(or_(User.username == login, User.email == login.lower()))
-        return (await self.session.scalars(stmt)).first()
+        """Find by username or email, folded as uniqueness folds them (identity.login_names):
+        `mallory-x` finds `Mallory_X`, and `a@xn--bcher-kva.de` finds `a@bücher.de`."""
+        name = account_name(login)
+        if name is None:
+            return None
+        column = User.email if "@" in name else User.slug  # no slug has an `@`
+        return await self.session.scalar(select(User).where(column == name))
 
     async def get_by_email(self, email: str) -> User | None:
         return await self.session.scalar(select(User).where(User.email == email.lower()))

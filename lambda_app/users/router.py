@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BeforeValidator
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from lambda_app.core.errors import NotAuthenticated, PermissionDenied, error_responses
@@ -33,7 +35,25 @@ from lambda_app.users.schemas import (
 )
 
 INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`
-UserId = Annotated[int, Path(ge=1, le=INT4_MAX, description="The user's id")]
+# ASCII digits, the first not 0 (`\d` would take other scripts' digits too).
+_PLAIN_DECIMAL = re.compile("[1-9][0-9]*")
+
+
+def _plain_decimal(segment: str) -> str:
+    """An id in the one spelling ids have. Parsed as `int()` parses, `+1`, ` 1`, `01`
+    and `1_0` (read as 10) would all name a user: one id, many paths."""
+    if not _PLAIN_DECIMAL.fullmatch(segment):
+        raise ValueError("must be written in plain decimal digits, with no leading zero")
+    return segment
+
+
+# Path() before the validator: after it, its bounds reach the schema as unknown `ge`/`le`
+# keys instead of `minimum`/`maximum` (tests/test_openapi.py).
+UserId = Annotated[
+    int,
+    Path(ge=1, le=INT4_MAX, description="The user's id"),
+    BeforeValidator(_plain_decimal),
+]
 
 
 class _UserIdSegment(StringConvertor):
@@ -121,10 +141,10 @@ async def list_users(
     USER_PATH,
     response_model=UserRead,
     responses=error_responses(UserNotFound),
-    summary="A user by id",
+    summary="A user by id (a superuser any; anyone else only themselves, others are a 404)",
 )
-async def read_user(user_id: UserId, _: CurrentUser, session: DbSession) -> UserRead:
-    return UserRead.model_validate(await service.get(session, user_id))
+async def read_user(user_id: UserId, reader: CurrentUser, session: DbSession) -> UserRead:
+    return UserRead.model_validate(await service.read(session, reader=reader, user_id=user_id))
 
 
 @router.patch(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import MISSING, AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from lambda_app.core.schemas import Schema
 from lambda_app.core.types import EMAIL_PATTERN, NoNulStr, normalize_email
+from lambda_app.identity.passwords import normalize_password
 from lambda_app.models.user import EMAIL_MAX, NAME_MAX, USERNAME_MAX
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -35,10 +36,25 @@ Email = Annotated[
         json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
     ),
 ]
+
+
+def _as_hashed(password: str) -> str:
+    """The password as it is hashed (identity.passwords), its length measured there:
+    NFKC makes `e` + U+0301 one `é`, and the ligature `ﬀ` two letters."""
+    normalized = normalize_password(password)
+    if not PASSWORD_MIN <= len(normalized) <= PASSWORD_MAX:
+        raise ValueError(f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters once NFKC-normalized")
+    return normalized
+
+
 Password = Annotated[
     NoNulStr,
-    StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX),
-    Field(description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters"),
+    AfterValidator(_as_hashed),
+    Field(
+        description=f"{PASSWORD_MIN}-{PASSWORD_MAX} characters, counted NFKC-normalized",
+        # What most passwords are held to; the validator measures the normalized form.
+        json_schema_extra={"minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX},
+    ),
 ]
 Name = Annotated[NoNulStr, StringConstraints(max_length=NAME_MAX)]
 # Only checked against the stored hash: no minimum, and the maximum bounds the hashing.
@@ -60,30 +76,35 @@ class UserCreate(_Input):
 
 
 class _UserUpdate(_Input):
-    """The profile's fields; omitted fields stay as they are."""
+    """The profile's fields; omitted fields stay as they are.
 
-    username: Username | None = None
-    email: Email | None = None
-    first_name: Name | None = None
-    last_name: Name | None = None
+    An omitted field is MISSING, never None: no column of a user can be null, so an
+    explicit null is refused (a 422) and the schema declares none. Taken as omitted, it
+    answered 200 to a client that meant to clear the field, and changed nothing.
+    """
+
+    username: Username | MISSING = MISSING
+    email: Email | MISSING = MISSING
+    first_name: Name | MISSING = MISSING
+    last_name: Name | MISSING = MISSING
 
 
 class UserUpdateMe(_UserUpdate):
     """Fields a user may change on their own account. A new email needs the current
     password: where recovery links go decides who can take the account over."""
 
-    current_password: CurrentPassword | None = Field(
-        default=None, description="Required, and checked, when `email` changes"
+    current_password: CurrentPassword | MISSING = Field(
+        default=MISSING, description="Required, and checked, when `email` changes"
     )
 
 
 class UserUpdateAdmin(_UserUpdate):
     """What a superuser may change on any account."""
 
-    password: Password | None = None
+    password: Password | MISSING = MISSING
     # Strict: `true` or `false`, as the schema says; lax, a 0 or a "no" would demote.
-    is_active: StrictBool | None = None
-    is_superuser: StrictBool | None = None
+    is_active: StrictBool | MISSING = MISSING
+    is_superuser: StrictBool | MISSING = MISSING
 
 
 class PasswordChange(_Input):

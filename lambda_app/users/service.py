@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import NotAuthenticated
@@ -11,6 +12,7 @@ from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
+from lambda_app.identity.login_names import slugify
 from lambda_app.identity.passwords import hash_password, verify_password
 from lambda_app.identity.sessions import revoke_all_sessions
 from lambda_app.identity.user_lock import locked_active_superusers, locked_user
@@ -28,11 +30,6 @@ from lambda_app.users.errors import (
 )
 from lambda_app.users.repository import UserRepository
 from lambda_app.users.schemas import PasswordChange, UserCreate, UserUpdateAdmin, UserUpdateMe
-
-
-def slugify(username: str) -> str:
-    """URL-safe handle derived from the username (case and `_`/`-` folded)."""
-    return username.lower().replace("_", "-")
 
 
 async def register(
@@ -57,7 +54,12 @@ async def register(
     return await UserRepository(session).save(user)
 
 
-async def get(session: AsyncSession, user_id: int) -> User:
+async def read(session: AsyncSession, *, reader: User, user_id: int) -> User:
+    """The user `reader` asked for: any to a superuser, only themselves to anyone else.
+    Another's id is the 404 of a missing one: ids are sequential, so reading them would
+    harvest every account's email, and a 403 would still tell which ids exist."""
+    if not reader.is_superuser and user_id != reader.id:
+        raise UserNotFound()
     user = await UserRepository(session).get(user_id)
     if user is None:
         raise UserNotFound()
@@ -82,10 +84,10 @@ async def update_me(
     who can take the account over, so a stolen access token must not move them. A caller
     deleted meanwhile no longer exists: a 401, as any of their requests would get."""
     user_id, email = user.id, user.email  # read before a guess's transaction expires them
-    if data.current_password is None and _changes_email(data.email, email):
+    if data.current_password is MISSING and _changes_email(data.email, email):
         raise CurrentPasswordRequired()
     checked = None
-    if data.current_password is not None:
+    if data.current_password is not MISSING:
         checked = await _check_current_password(session, user_id, data.current_password, settings)
     current = await _locked_caller(session, user_id, checked)
     if checked is None and _changes_email(data.email, current.email):  # changed meanwhile
@@ -113,7 +115,7 @@ async def update(
     if user is None:
         raise UserNotFound()
     if user.id == actor.id and (
-        data.password is not None or _changes_email(data.email, user.email)
+        data.password is not MISSING or _changes_email(data.email, user.email)
     ):
         raise CannotChangeOwnCredentials()
     is_one = user.is_superuser and user.is_active
@@ -138,11 +140,11 @@ async def _apply(
     deletion meanwhile was seen by the lock. A new email is unverified until its own
     link is followed: the verification email goes to the new address, and a notice of
     the change to the old one (saying whether a superuser made it)."""
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = data.model_dump()  # the fields sent: an omitted one is MISSING, left out
     changes.pop("current_password", None)  # checked by update_me
     password = changes.pop("password", None)
     old_email = user.email
-    new_email = _changes_email(changes.get("email"), old_email)
+    new_email = _changes_email(data.email, old_email)
     deactivated = changes.get("is_active") is False
     for field, value in changes.items():
         setattr(user, field, value)
@@ -173,8 +175,8 @@ async def _apply(
     return saved
 
 
-def _changes_email(email: str | None, current: str) -> bool:
-    return email is not None and email != current
+def _changes_email(email: str | MISSING, current: str) -> bool:
+    return email is not MISSING and email != current
 
 
 async def resend_verification(session: AsyncSession, user: User, settings: ApiSettings) -> None:
@@ -185,7 +187,7 @@ async def resend_verification(session: AsyncSession, user: User, settings: ApiSe
     if delivery is None:  # verified since the request read the user
         raise EmailAlreadyVerified()
     if delivery.outcome is Outcome.THROTTLED:
-        raise TooManyEmails(headers={"Retry-After": str(delivery.retry_after_seconds)})
+        raise TooManyEmails(retry_after_seconds=delivery.retry_after_seconds)
     if delivery.outcome is Outcome.NOT_SENT:
         raise AccountEmailsUnavailable()
 
@@ -218,7 +220,7 @@ async def _check_current_password(
             lambda: verify_password(password, hashed)[0],
         )
     if outcome.locked_for:
-        raise TooManyPasswordAttempts(headers={"Retry-After": str(outcome.locked_for)})
+        raise TooManyPasswordAttempts(retry_after_seconds=outcome.locked_for)
     if not outcome.right:
         raise WrongCurrentPassword()
     return hashed

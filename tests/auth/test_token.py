@@ -1,4 +1,6 @@
 import datetime as dt
+import unicodedata
+import uuid
 
 import httpx
 import pytest
@@ -11,7 +13,7 @@ from lambda_app.identity.password_attempts import keys_for
 from lambda_app.identity.signing_key import signing_key_for
 from lambda_app.identity.tokens import claimed_kid, verify_access_token
 from lambda_app.models import LoginThrottle, User
-from tests.fixtures.accounts import DEFAULT_PASSWORD
+from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials, login, register
 from tests.fixtures.factories import UserFactory
 
 
@@ -28,11 +30,37 @@ async def test_token_with_username(client: httpx.AsyncClient, user: User) -> Non
     assert claims.user_id == user.id
 
 
-async def test_token_with_email_in_any_case(client: httpx.AsyncClient, user: User) -> None:
+async def test_a_username_logs_in_in_any_spelling_its_slug_folds(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    # Uniqueness is decided on the slug: with `Mallory_X` taken, so is `mallory-x`, and
+    # both name this one account.
+    user = await user_factory(username=f"Mallory_{uuid.uuid4().hex[:8]}")
+    for spelling in (user.username.lower(), user.username.upper().replace("_", "-")):
+        response = await client.post(
+            "/api/auth/token", data={"username": spelling, "password": DEFAULT_PASSWORD}
+        )
+        assert response.status_code == 200, (spelling, response.text)
+
+
+async def test_an_email_logs_in_in_any_form_its_normalization_folds(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    # As registration decides that an address is taken: in any case, and a domain
+    # beyond ASCII in its Unicode or its punycode form.
+    local = f"a{uuid.uuid4().hex[:8]}"
+    await user_factory(email=f"{local}@bücher.example")
+    for spelling in (f"{local.upper()}@BÜCHER.example", f"{local}@xn--bcher-kva.example"):
+        response = await client.post(
+            "/api/auth/token", data={"username": spelling, "password": DEFAULT_PASSWORD}
+        )
+        assert response.status_code == 200, (spelling, response.text)
+    # what registration would refuse as no address names no account
     response = await client.post(
-        "/api/auth/token", data={"username": user.email.upper(), "password": DEFAULT_PASSWORD}
+        "/api/auth/token",
+        data={"username": f"{local}@@bücher.example", "password": DEFAULT_PASSWORD},
     )
-    assert response.status_code == 200
+    assert response.status_code == 401, response.text
 
 
 async def test_unknown_user_and_wrong_password_get_the_same_401(
@@ -86,6 +114,40 @@ async def test_outdated_hash_is_upgraded_at_login(
     assert "m=19456" in user.hashed_password
 
 
+NFC_PASSWORD = "pässwörd-123"
+NFD_PASSWORD = unicodedata.normalize("NFD", NFC_PASSWORD)  # ä as a + U+0308, as macOS types
+
+
+async def test_a_password_logs_in_in_any_unicode_normalization_form(
+    client: httpx.AsyncClient,
+) -> None:
+    # NIST SP 800-63B: passwords are compared NFKC-normalized, so the same characters
+    # typed on another keyboard (composed or not) are the same password.
+    assert NFD_PASSWORD != NFC_PASSWORD
+    credentials = await register(client, Credentials(f"nf_{uuid.uuid4().hex[:8]}", NFC_PASSWORD))
+
+    assert await login(client, credentials.username, NFD_PASSWORD)  # a 200, or it fails
+
+
+async def test_a_hash_of_a_password_as_typed_logs_in_and_is_rehashed_normalized(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    # given: a hash made before passwords were normalized, from the NFD form as typed
+    hasher = Argon2Hasher()
+    user.hashed_password = hasher.hash(NFD_PASSWORD)
+    await session.flush()
+
+    # when: its owner logs in (a 200, or it fails), typing it as before
+    await login(client, user.username, NFD_PASSWORD)
+
+    # then: the stored hash is now the normalized password's, which any form logs in with
+    await session.refresh(user)
+    assert hasher.verify(NFC_PASSWORD, user.hashed_password)
+    await login(client, user.username, NFC_PASSWORD)
+
+
 async def test_finished_windows_of_login_names_are_deleted_a_few_at_a_time(
     client: httpx.AsyncClient, session: AsyncSession, user: User
 ) -> None:
@@ -121,6 +183,24 @@ async def test_token_answers_are_never_stored_by_a_cache(
         assert answer.status_code == 200
         assert answer.headers["cache-control"] == "no-store"
         assert answer.headers["pragma"] == "no-cache"
+
+
+@pytest.mark.parametrize("grant_type", ["", "client_credentials", "PASSWORD"])
+async def test_a_grant_type_other_than_password_is_refused(
+    client: httpx.AsyncClient, user: User, grant_type: str
+) -> None:
+    # The right password: a grant type let through would log in. An empty one is no
+    # exception to the schema's `^password$` (a form reads it as absent otherwise).
+    form = {"username": user.username, "password": DEFAULT_PASSWORD, "grant_type": grant_type}
+
+    response = await client.post("/api/auth/token", data=form)
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [(d["loc"], d["type"]) for d in error["details"]] == [
+        (["body", "grant_type"], "string_pattern_mismatch")
+    ]
 
 
 @pytest.mark.parametrize("field", ["username", "password", "grant_type"])

@@ -295,6 +295,21 @@ async def test_unknown_user_wrong_password_and_inactive_user_look_the_same(
     assert len(seen) == 1
 
 
+async def test_another_users_id_is_the_404_of_a_missing_one_to_a_non_superuser(
+    client: httpx.AsyncClient, user_headers: dict[str, str], user_factory: UserFactory
+) -> None:
+    # Ids are sequential: were other accounts readable, counting up would harvest every
+    # email; and a 403 would still tell which ids exist.
+    other = await user_factory()
+
+    another = await client.get(f"/api/users/{other.id}", headers=user_headers)
+    missing = await client.get(f"/api/users/{2**31 - 1}", headers=user_headers)  # never taken
+
+    assert another.status_code == missing.status_code == 404
+    assert another.json() == missing.json()
+    assert another.json()["error"]["code"] == "user_not_found"
+
+
 @pytest.fixture
 def argon2_computations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
     """Every Argon2 computation during the test, in order: ("verify", the hash checked
@@ -341,8 +356,10 @@ async def test_every_failed_login_costs_what_a_valid_one_does(
     """An answer's timing tells nothing: unknown users are checked against a dummy hash.
     Counted at the hashing library, not timed: each attempt is exactly one Argon2
     computation, a verification of a hash made at the configured cost, whatever its
-    outcome. Also as the first request of a fresh (or just restored) container, where
-    nothing is cached yet: building the dummy hashes nothing."""
+    outcome; two for a wrong password not in NFKC, known account or not (its form as
+    typed is tried too, for hashes made before passwords were normalized). Also as the
+    first request of a fresh (or just restored) container, where nothing is cached yet:
+    building the dummy hashes nothing."""
     import argon2
 
     from lambda_app.core.settings import get_settings
@@ -359,22 +376,28 @@ async def test_every_failed_login_costs_what_a_valid_one_does(
     inactive = await user_factory(is_active=False)
     stored = {active.hashed_password, inactive.hashed_password}
     real_hash_parameters = argon2.extract_parameters(active.hashed_password)
-    # name: (login name, password, status, the hash it is checked against; None: a dummy)
-    attempts: dict[str, tuple[str, str, int, str | None]] = {
-        "unknown user": ("nobody_here", DEFAULT_PASSWORD, 401, None),
-        "wrong password": (active.username, "wrong password!", 401, active.hashed_password),
-        "valid login": (active.username, DEFAULT_PASSWORD, 200, active.hashed_password),
+    not_nfkc = "wrong pa\u0308sswort"  # a + U+0308, which NFKC composes into ä
+    # name: (login name, password, status, the hash it is checked against (None: a
+    # dummy), how many times)
+    attempts: dict[str, tuple[str, str, int, str | None, int]] = {
+        "unknown user": ("nobody_here", DEFAULT_PASSWORD, 401, None, 1),
+        "wrong password": (active.username, "wrong password!", 401, active.hashed_password, 1),
+        "valid login": (active.username, DEFAULT_PASSWORD, 200, active.hashed_password, 1),
         "inactive account, right password": (
             inactive.username,
             DEFAULT_PASSWORD,
             401,
             inactive.hashed_password,
+            1,
         ),
-        "unknown email": ("nobody@example.com", DEFAULT_PASSWORD, 401, None),
-        "NUL in the login name": (f"{active.username}\x00", DEFAULT_PASSWORD, 401, None),
+        "unknown email": ("nobody@example.com", DEFAULT_PASSWORD, 401, None, 1),
+        "no email at all": ("nobody@@example.com", DEFAULT_PASSWORD, 401, None, 1),
+        "NUL in the login name": (f"{active.username}\x00", DEFAULT_PASSWORD, 401, None, 1),
+        "wrong password not in NFKC": (active.username, not_nfkc, 401, active.hashed_password, 2),
+        "unknown user, a password not in NFKC": ("nobody_here", not_nfkc, 401, None, 2),
     }
     for container in ("fresh container", "warm container"):
-        for name, (login_name, password, status, against) in attempts.items():
+        for name, (login_name, password, status, against, times) in attempts.items():
             if container == "fresh container":
                 passwords.clear_cache()
             argon2_computations.clear()
@@ -383,21 +406,21 @@ async def test_every_failed_login_costs_what_a_valid_one_does(
             )
             case = (container, name)
             assert response.status_code == status, (case, response.text)
-            assert [kind for kind, _ in argon2_computations] == ["verify"], (
+            assert [kind for kind, _ in argon2_computations] == ["verify"] * times, (
                 case,
                 argon2_computations,
             )
-            [(_, checked)] = argon2_computations
-            assert checked is not None
-            cost = argon2.extract_parameters(checked)
-            assert (cost.type, cost.memory_cost, cost.time_cost, cost.parallelism) == (
-                configured_cost
-            ), case
-            assert cost == real_hash_parameters, case  # salt and digest lengths too
-            if against is None:
-                assert checked not in stored, case  # the dummy, not some user's hash
-            else:
-                assert checked == against, case
+            for _, checked in argon2_computations:
+                assert checked is not None
+                cost = argon2.extract_parameters(checked)
+                assert (cost.type, cost.memory_cost, cost.time_cost, cost.parallelism) == (
+                    configured_cost
+                ), case
+                assert cost == real_hash_parameters, case  # salt and digest lengths too
+                if against is None:
+                    assert checked not in stored, case  # the dummy, not some user's hash
+                else:
+                    assert checked == against, case
 
 
 async def _token_status(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -519,6 +542,30 @@ async def test_an_accounts_username_and_email_share_one_guess_budget(
     for login_name in (victim.username, email.upper()):
         response = await _token_status(client, login_name, victim.password)
         assert response.status_code == 429, (login_name, response.text)
+
+
+@pytest.mark.parametrize("kind", ["username", "email"])
+async def test_the_spellings_of_one_login_name_share_its_guess_budget(
+    committing_client: httpx.AsyncClient, kind: str
+) -> None:
+    # given: a name nobody has (no account's budget to share), in two spellings that
+    # uniqueness folds into one: `_` and `-` in a username, a domain in Unicode or punycode
+    client, name = committing_client, f"Ghost_{uuid.uuid4().hex[:8]}"
+    spellings = (
+        (name, name.lower().replace("_", "-"))
+        if kind == "username"
+        else (f"{name}@bücher.example", f"{name.upper()}@xn--bcher-kva.example")
+    )
+
+    # when: the limit's worth of guesses, alternating between them
+    for attempt in range(10):
+        response = await _token_status(client, spellings[attempt % 2], "a guess")
+        assert response.status_code == 401, response.text
+
+    # then: both spellings are locked out, as one name
+    for spelling in spellings:
+        response = await _token_status(client, spelling, "a guess")
+        assert response.status_code == 429, (spelling, response.text)
 
 
 async def test_wrong_current_passwords_count_against_the_account(

@@ -465,6 +465,23 @@ async def test_strings_at_the_column_limit_are_stored_and_beyond_it_are_422(
         assert login.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("password", "status"),
+    [
+        ("e\u0301" * 4, 422),  # 8 code points as sent, 4 letters é once normalized
+        ("e\u0301" * 8, 201),  # 8 normalized
+        ("\ufb00" * 129, 422),  # the ligature ﬀ is "ff" in NFKC: 258 hashed
+        ("\ufb00" * 128, 201),  # 256 hashed
+    ],
+)
+async def test_password_limits_count_what_is_hashed(
+    client: httpx.AsyncClient, password: str, status: int
+) -> None:
+    # The password is hashed NFKC-normalized (NIST SP 800-63B), so that is what is measured.
+    response = await register(client, password=password)
+    assert response.status_code == status, response.text
+
+
 async def test_token_field_limits(client: httpx.AsyncClient) -> None:
     at_limit = await client.post(
         "/api/auth/token", data={"username": "u" * 320, "password": "p" * 256}
@@ -494,6 +511,14 @@ async def test_token_field_limits(client: httpx.AsyncClient) -> None:
         "%F0%9F%9A%80",
         "%00",
         "1%20OR%201=1",
+        # what int() reads but no id is spelt as: one spelling per id (`1_0` was read as 10)
+        "+1",
+        "%2B1",
+        "%201",
+        "1%20",
+        "1_0",
+        "01",
+        "%D9%A1",  # ARABIC-INDIC DIGIT ONE, which `\d` would take for a 1
     ],
 )
 async def test_out_of_range_or_malformed_ids_are_422(

@@ -433,8 +433,10 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(401, "GET", users, headers=anonymous)
     await api.expect(422, "GET", users, params={"limit": 0}, headers=admin_h)
 
-    await api.expect(200, "GET", f"{users}/{admin_id}", headers=alice_h)
-    await api.expect(404, "GET", missing, headers=alice_h)
+    await api.expect(200, "GET", f"{users}/{alice_id}", headers=alice_h)  # her own
+    await api.expect(404, "GET", f"{users}/{admin_id}", headers=alice_h)  # another's
+    await api.expect(200, "GET", f"{users}/{alice_id}", headers=admin_h)
+    await api.expect(404, "GET", missing, headers=admin_h)
     await api.expect(422, "GET", f"{users}/abc", headers=alice_h)
     await api.expect(401, "GET", f"{users}/{admin_id}", headers=anonymous)
 

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.core.settings import get_settings
 from lambda_app.db.engine import Pool, build_engine, set_engine
-from tests.fixtures.accounts import register_and_login
+from tests.fixtures.accounts import Credentials, login, register_and_login
+from tests.reliability.databases import insert_superuser
 from tests.reliability.pgbouncer import PgBouncer
 from tests.reliability.recording_relay import Message, RecordingRelay
 
@@ -104,14 +105,17 @@ async def test_each_read_statement_carries_its_own_parse_to_whichever_server_con
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                reader = await register_and_login(c, prefix="wire")
+                # a superuser: only one may read another user
+                reader = Credentials.new("wire_admin")
+                await insert_superuser(committing_database, reader.username, reader.password)
+                reader_headers = await login(c, reader.username, reader.password)
                 other = await register_and_login(c, prefix="wire_other")
                 other_id = (await c.get("/api/users/me", headers=other.headers)).json()["id"]
                 before = len(relay.sent)
                 # when: a GET reads the caller, and one reads the caller and another user
-                me = await c.get("/api/users/me", headers=reader.headers)
+                me = await c.get("/api/users/me", headers=reader_headers)
                 assert me.status_code == 200, me.text
-                by_id = await c.get(f"/api/users/{other_id}", headers=reader.headers)
+                by_id = await c.get(f"/api/users/{other_id}", headers=reader_headers)
                 assert by_id.json()["username"] == other.username, by_id.text
         finally:
             set_engine(engine)

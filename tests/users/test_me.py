@@ -1,7 +1,9 @@
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.models import User
+from lambda_app.users.schemas import UserRead
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login
 from tests.fixtures.factories import UserFactory
 from tests.fixtures.mailbox import Mailbox
@@ -140,6 +142,50 @@ async def test_a_superusers_change_of_email_is_told_as_theirs(
     (notice,) = mailbox.to(old_email)
     assert "An administrator made the change" in notice.text
     assert "knows your password" not in notice.text and notice.text.startswith("Hello,")
+
+
+PROFILE_FIELDS = ("username", "email", "first_name", "last_name")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        *(("UserUpdateMe", field) for field in (*PROFILE_FIELDS, "current_password")),
+        *(
+            ("UserUpdateAdmin", field)
+            for field in (*PROFILE_FIELDS, "password", "is_active", "is_superuser")
+        ),
+    ],
+)
+async def test_an_explicit_null_is_refused_and_declared_so(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    user: User,
+    user_headers: dict[str, str],
+    superuser_headers: dict[str, str],
+    body: str,
+    field: str,
+) -> None:
+    # No column of a user can be null: a null that answered 200 and cleared nothing
+    # would tell a client its change was made. Omitted, a field stays as it is.
+    path, headers = (
+        ("/api/users/me", user_headers)
+        if body == "UserUpdateMe"
+        else (f"/api/users/{user.id}", superuser_headers)
+    )
+    before = UserRead.model_validate(user).model_dump()
+
+    response = await client.patch(path, headers=headers, json={field: None})
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["loc"] for d in error["details"]] == [["body", field]]
+    await session.refresh(user)
+    assert UserRead.model_validate(user).model_dump() == before
+    schema = (await client.get("/api/openapi.json")).json()
+    declared = schema["components"]["schemas"][body]["properties"][field]
+    assert declared.get("type") in ("string", "boolean"), declared  # not also null
 
 
 async def test_patch_me_requires_auth(client: httpx.AsyncClient) -> None:

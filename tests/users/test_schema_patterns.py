@@ -16,7 +16,7 @@ REQUEST_BODIES = ("UserCreate", "UserUpdateMe", "UserUpdateAdmin", "PasswordChan
 
 
 def _string_fields(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each string property of the request bodies (the string branch of `X | None`)."""
+    """Each string property of the request bodies (or the string branch of an `X | None`)."""
     fields = {}
     for body in REQUEST_BODIES:
         for name, prop in schema["components"]["schemas"][body]["properties"].items():
