@@ -7,13 +7,16 @@ cancelled mid-way, the write might stand while the client is told it failed (a r
 token spent, a retry then seen as a replay), so from the moment it starts the request runs
 to its end. What follows a COMMIT (a mail) still ends before the deadline, by
 `seconds_left`: the request answers in time even when it can no longer be cancelled.
+A transaction of its own (a failed login's counter) commits before the request goes on:
+its COMMIT is not cancelled either, and the deadline applies again after it while it is
+still ahead, so what the request does next still answers 503 in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -51,14 +54,37 @@ async def request_deadline(lambda_context: Any) -> AsyncIterator[asyncio.Timeout
         _current.reset(token)
 
 
+def _still_cancelling() -> _Deadline | None:
+    """The request's deadline, unless there is none, it passed, or it is held off."""
+    current = _current.get()
+    if current is None or current.timeout.when() is None or current.timeout.expired():
+        return None
+    return current
+
+
 def hold_off() -> None:
     """No cancelling from here on (the request's COMMIT starts), unless it already began."""
-    current = _current.get()
+    current = _still_cancelling()
+    if current is not None:
+        current.timeout.reschedule(None)
+
+
+@contextlib.contextmanager
+def held_off() -> Iterator[None]:
+    """No cancelling while the block runs (a COMMIT the request goes on after), then the
+    deadline again if it is still ahead. Past it, the request runs to its end, as after
+    `hold_off`: cancelled at once, it would answer 503 for what it has just committed."""
+    current = _still_cancelling()
     if current is None:
+        yield
         return
-    deadline = current.timeout
-    if deadline.when() is not None and not deadline.expired():
-        deadline.reschedule(None)
+    current.timeout.reschedule(None)
+    try:
+        yield
+    finally:
+        assert current.ends_at is not None  # it had a deadline: `_still_cancelling`
+        if asyncio.get_running_loop().time() < current.ends_at:
+            current.timeout.reschedule(current.ends_at)
 
 
 def seconds_left() -> float | None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lambda_app.core import metrics
 from lambda_app.core.database_errors import is_database_unavailable
 from lambda_app.core.deadline import request_deadline
 from lambda_app.core.errors import (
@@ -33,9 +31,9 @@ from lambda_app.core.logging import (
     parse_trace_id,
     unbind_trace_id,
 )
+from lambda_app.core.request_log import logger, write_request_line_and_metrics
 from lambda_app.core.settings import get_settings
 
-logger = logging.getLogger("lambda_app.request")
 REQUEST_ID_HEADER = "x-request-id"
 # The X-Ray trace id, returned to the client. Not `x-amzn-trace-id`: `x-amzn-*` headers
 # are AWS's own, which API Gateway may overwrite or drop on the way out.
@@ -201,33 +199,15 @@ class RequestContextMiddleware:
                 await respond_with(AppError)  # the base class is the 500 `internal_error`
         finally:
             scope["method"] = method  # the log line and the metrics name what the client sent
-            duration_ms = (time.perf_counter() - started) * 1000
-            logger.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": method,
-                        "path": scope.get("path"),  # never the query string: it may hold secrets
-                        "status": status,
-                        "duration_ms": round(duration_ms, 2),
-                        "request_id": request_id,
-                        "user_id": state.get("user_id"),
-                    }
-                },
-            )
-            self._record_metrics(scope, status, duration_ms)
-            unbind_trace_id(trace_token)
-
-    def _record_metrics(self, scope: Scope, status: int, duration_ms: float) -> None:
-        try:
-            metrics.record_request(
+            write_request_line_and_metrics(
+                scope,
                 stage=self.stage,
-                scope=scope,  # the router put the matched route in it: its template, never the path
                 status=status,
-                duration_ms=duration_ms,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                request_id=request_id,
+                user_id=state.get("user_id"),
             )
-        except Exception:  # a metric is never worth failing (or hiding) a request over
-            logger.warning("metrics not written", exc_info=True)
+            unbind_trace_id(trace_token)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None when it exceeds the limit."""

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql import Executable
 
-from lambda_app.core.deadline import hold_off
+from lambda_app.core.deadline import held_off, hold_off
 from lambda_app.db.engine import get_engine
 
 logger = logging.getLogger(__name__)
@@ -153,18 +153,34 @@ def _drop_last_statements(session: Session, previous: SessionTransaction) -> Non
 
 
 @asynccontextmanager
-async def transaction() -> AsyncIterator[AsyncSession]:
-    """A session in one transaction: committed at the end, rolled back on any exception;
-    after the commit, what was queued with `after_commit` runs."""
+async def _committed_at_the_end(*, request_goes_on: bool) -> AsyncIterator[AsyncSession]:
+    """A new session, committed when the block ends and rolled back on any exception.
+
+    The request's deadline never cancels the COMMIT (core.deadline): cancelled mid-way, it
+    might stand while the client is told it failed. When the request goes on after it (a
+    transaction of its own), the deadline applies again once it is done.
+    """
     async with get_sessionmaker()() as session:
-        session.info[_RUNS_AFTER_COMMIT] = True
         try:
             yield session
-            hold_off()  # the request's deadline never cancels a COMMIT (core.deadline)
-            await session.commit()
+            if request_goes_on:
+                with held_off():
+                    await session.commit()
+            else:
+                hold_off()
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncSession]:
+    """A session in one transaction: committed at the end, rolled back on any exception;
+    after the commit, what was queued with `after_commit` runs."""
+    async with _committed_at_the_end(request_goes_on=False) as session:
+        session.info[_RUNS_AFTER_COMMIT] = True
+        yield session
     for action in session.info.pop(_AFTER_COMMIT, ()):
         try:
             await action()
@@ -185,7 +201,7 @@ async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator
     Objects loaded in `request_session` are expired by it: read what you need before.
     """
     await request_session.rollback()
-    async with get_sessionmaker()() as session, session.begin():
+    async with _committed_at_the_end(request_goes_on=True) as session:
         yield session
 
 

@@ -13,7 +13,8 @@ Events that can't become a request:
 - A body that can't be decoded as the event says it is encoded (`isBase64Encoded` over
   text that isn't base64, a body that isn't a string) is answered: a 400
   `undecodable_body` in the shared error shape and the event source's response format,
-  logged as one line without the body. Raised, it would be a function error, which API
+  logged without the body: a warning saying why, then the request log line and metrics
+  every request writes (its route `unmatched`). Raised, it would be a function error, which API
   Gateway and ALB answer with a 502 and Lambda counts against the function.
 - A Host or X-Forwarded-Port header Mangum can't parse (it reads their ports with
   `int()`) is a 400 `invalid_header`, answered the same way.
@@ -34,6 +35,7 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +99,7 @@ def make_handler(
         return HTTPCycle(scope, b"")(answer)
 
     def handle(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+        started = time.perf_counter()  # a rejection's duration_ms, as the middleware's
         asyncio.set_event_loop(_container_loop())
         # What `adapter(event, context)` does without lifespan, with the scope and the body
         # made in steps of their own so that failing can be answered (module docstring).
@@ -114,7 +117,13 @@ def make_handler(
             except ValueError:  # not those headers after all (a lone surrogate): raised
                 raise exc from None
             answer = rejection(
-                scope, context, InvalidHeader, exc, "malformed host or port header", base_path
+                scope,
+                context,
+                InvalidHeader,
+                exc,
+                "malformed host or port header",
+                base_path=base_path,
+                started=started,
             )
             return source(answered(scope, answer))
         try:
@@ -123,7 +132,13 @@ def make_handler(
             from lambda_app.core.errors import UndecodableBody
 
             answer = rejection(
-                scope, context, UndecodableBody, exc, "undecodable request body", base_path
+                scope,
+                context,
+                UndecodableBody,
+                exc,
+                "undecodable request body",
+                base_path=base_path,
+                started=started,
             )
             return source(answered(scope, answer))
         return source(HTTPCycle(scope, body)(adapter.app))

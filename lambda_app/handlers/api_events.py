@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -147,16 +148,21 @@ def rejection(
     error: type[AppError],
     cause: Exception,
     log_message: str,
+    *,
     base_path: str | None,
+    started: float,
 ) -> Response:
-    """The answer to an event that can't become a request (an ASGI app), and its log line.
+    """The answer to an event that can't become a request (an ASGI app), a warning saying
+    why, and the request log line and metrics every request writes (no route: `unmatched`).
 
-    The log line names the cause's type, never its message: a body's decoder may quote
+    The warning names the cause's type, never its message: a body's decoder may quote
     the body, and `int()` the header.
     """
     # Loaded by the app already; imported here to keep this module's own imports light.
     from lambda_app.core.errors import error_body
-    from lambda_app.core.middleware import DEFAULT_CACHE_CONTROL, REQUEST_ID_HEADER, logger
+    from lambda_app.core.middleware import DEFAULT_CACHE_CONTROL, REQUEST_ID_HEADER
+    from lambda_app.core.request_log import logger, write_request_line_and_metrics
+    from lambda_app.core.settings import get_settings
 
     request_id = str(getattr(context, "aws_request_id", None) or uuid.uuid4().hex)
     # the path as the request log has it
@@ -172,6 +178,14 @@ def rejection(
                 "error_type": f"{type(cause).__module__}.{type(cause).__qualname__}",
             }
         },
+    )
+    write_request_line_and_metrics(
+        scope,
+        stage=get_settings().environment,  # the middleware's Stage dimension
+        status=error.status_code,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        request_id=request_id,
+        user_id=None,
     )
     return Response(
         json.dumps(error_body(error.code, error.message)),

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 STALE_RETRY_SECONDS = 30.0
 UNKNOWN_KID_REFETCH_SECONDS = 30.0
 
+# Wall-clock time, as for the database's credentials (lambda_app.db.plan): the monotonic
+# clock stands still while Lambda freezes a container between requests, so a container
+# serving one request a minute would keep a retired key for hours by it. An age below 0
+# (the wall clock stepped back) counts as expired.
 Clock = Callable[[], float]
 
 
@@ -40,7 +44,7 @@ class SigningKeyCache:
     """
 
     def __init__(
-        self, load: Callable[[], SigningKeys], *, ttl_seconds: float, clock: Clock = time.monotonic
+        self, load: Callable[[], SigningKeys], *, ttl_seconds: float, clock: Clock = time.time
     ) -> None:
         self._load = load
         self._ttl = ttl_seconds

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from lambda_app.core import metrics
+from lambda_app.core.settings import get_settings
 from tests.fixtures.lambda_events import (
     SOURCES,
     Event,
@@ -21,6 +23,7 @@ from tests.fixtures.lambda_events import (
     http_api_v2,
     invoke,
     json_body,
+    request_log_records,
     rest_api_v1,
 )
 
@@ -70,7 +73,7 @@ def test_an_undecodable_body_is_a_400_in_the_source_format(
     assert served.status == 200 and served.json() == {"status": "ok"}
 
 
-def test_an_undecodable_body_is_logged_once_without_the_body(
+def test_an_undecodable_body_is_logged_with_its_request_line_without_the_body(
     api_handler: Handler, log_lines: list[str]
 ) -> None:
     secret = f"password-{uuid.uuid4().hex}"
@@ -81,17 +84,27 @@ def test_an_undecodable_body_is_logged_once_without_the_body(
     rejected = invoke(api_handler, undecodable(rest_api_v1, body, True))
 
     assert rejected.status == 400
-    assert len(log_lines) == 1, log_lines
-    record = json.loads(log_lines[0])
-    assert record["level"] == "WARNING"
-    assert record["logger"] == "lambda_app.request"
-    assert record["message"] == "undecodable request body"
-    assert record["request_id"] == rejected.request_id
-    assert record["status"] == 400
-    assert record["method"] == "POST"
-    assert record["path"] == "/prod/api/auth/register"  # as the client called it
-    assert record["error_type"] == "binascii.Error"
-    assert secret not in log_lines[0] and "not base64" not in log_lines[0]
+    assert len(log_lines) == 2, log_lines  # why, then the request line every request has
+    warning = json.loads(log_lines[0])
+    assert warning["level"] == "WARNING"
+    assert warning["logger"] == "lambda_app.request"
+    assert warning["message"] == "undecodable request body"
+    assert warning["request_id"] == rejected.request_id
+    assert warning["status"] == 400
+    assert warning["method"] == "POST"
+    assert warning["path"] == "/prod/api/auth/register"  # as the client called it
+    assert warning["error_type"] == "binascii.Error"
+    (request,) = request_log_records(log_lines)
+    assert request["level"] == "INFO"
+    assert (request["method"], request["path"], request["status"]) == (
+        "POST",
+        "/prod/api/auth/register",
+        400,
+    )
+    assert request["request_id"] == rejected.request_id and request["user_id"] is None
+    assert isinstance(request["duration_ms"], float) and request["duration_ms"] >= 0
+    logged = "\n".join(log_lines)
+    assert secret not in logged and "not base64" not in logged
 
 
 # Mangum reads these ports with int(): values an invoker (or a client, where a proxy passes
@@ -130,7 +143,11 @@ def test_a_malformed_host_or_port_header_is_a_400_in_the_source_format(
     assert warning["message"] == "malformed host or port header"
     assert (warning["status"], warning["request_id"]) == (400, rejected.request_id)
     assert warning["error_type"] == "builtins.ValueError"
-    assert all(value not in log_lines[0] for value in headers.values())
+    request = {r["request_id"]: r for r in request_log_records(log_lines)}[rejected.request_id]
+    assert (request["method"], request["status"]) == ("GET", 400)
+    rejected_lines = [line for line in log_lines if rejected.request_id in line]
+    assert len(rejected_lines) == 2
+    assert all(value not in line for value in headers.values() for line in rejected_lines)
 
 
 APP_ORIGIN = "https://app.example.com"
@@ -197,3 +214,24 @@ def test_the_handlers_own_400s_carry_the_apps_cors_headers(
     assert rejected.header("access-control-allow-origin") == APP_ORIGIN
     assert rejected.header("x-request-id") == rejected.request_id
     assert refused.status == 400 and refused.header("access-control-allow-origin") is None
+
+
+@pytest.mark.parametrize("kind", list(REJECTED_EVENTS))
+def test_the_handlers_own_400s_are_counted_like_every_request(
+    api_handler: Handler, emf_lines: list[str], kind: str
+) -> None:
+    # given: a container whose first request is one of them
+    metrics.reset_cold_start()
+
+    # when
+    rejected = invoke(api_handler, REJECTED_EVENTS[kind]({}))
+
+    # then: in Requests and RequestLatency as a 4xx of no route, after the ColdStart
+    assert rejected.status == 400
+    written = [json.loads(line) for line in emf_lines]
+    assert [metrics.COLD_START in r for r in written] == [True, False]
+    request = written[1]
+    assert (request[metrics.REQUESTS], request[metrics.REQUEST_LATENCY] >= 0) == (1, True)
+    assert (request["Route"], request["StatusClass"]) == (metrics.UNMATCHED_ROUTE, "4xx")
+    assert request["Method"] == ("POST" if kind == "undecodable_body" else "GET")
+    assert request["Stage"] == get_settings().environment

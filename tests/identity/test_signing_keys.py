@@ -34,6 +34,7 @@ from lambda_app.identity.tokens import (
 )
 from lambda_app.models import User
 from tests.fixtures.accounts import login, session_id
+from tests.fixtures.fresh_interpreter import run_python
 from tests.fixtures.rotation import moto_jwt_secret, rotate
 
 A = SigningKey(kid="a", key="a" * 40)
@@ -126,6 +127,41 @@ def test_keys_are_kept_for_the_ttl_then_fetched_again() -> None:
     clock.now += 299
     assert cache.get().current == A and source.loads == 1
     clock.now += 1
+    assert cache.get().current == B and source.loads == 2
+
+
+def test_the_keys_age_by_the_wall_clock_which_runs_on_while_lambda_is_frozen() -> None:
+    # The monotonic clock stands still while Lambda freezes a container between requests
+    # (and starts again at a SnapStart restore): by it, a container serving a request a
+    # minute would keep keys a rotation retired for hours. A fresh interpreter, whose wall
+    # clock is moved past the TTL while its monotonic clock is not (the default clock is
+    # bound when the module is imported, so time.time is moved before that).
+    result = run_python(
+        "import time\n"
+        "wall, frozen_for = time.time, [0.0]\n"
+        "time.time = lambda: wall() + frozen_for[0]\n"
+        "from lambda_app.identity.keyring import SigningKey, SigningKeys\n"
+        "from lambda_app.identity.signing_key import SigningKeyCache\n"
+        "a, b = SigningKey(kid='a', key='a' * 40), SigningKey(kid='b', key='b' * 40)\n"
+        "secret = [SigningKeys(current=a)]\n"
+        "cache = SigningKeyCache(lambda: secret[0], ttl_seconds=300)\n"
+        "cache.get()\n"
+        "secret[0] = SigningKeys(current=b, previous=a)\n"
+        "frozen_for[0] = 300\n"
+        "print(cache.get().current.kid)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "b"  # the rotated key, after 300 s of wall time
+
+
+def test_keys_are_fetched_again_when_the_wall_clock_steps_back() -> None:
+    # NTP may step the wall clock back: the keys' age is then unknown, so they are not
+    # trusted for another TTL.
+    source, clock = _Source(SigningKeys(current=A)), _Clock()
+    cache = SigningKeyCache(source, ttl_seconds=300, clock=clock)
+    cache.get()
+    source.keys = SigningKeys(current=B, previous=A)
+    clock.now -= 1
     assert cache.get().current == B and source.loads == 2
 
 

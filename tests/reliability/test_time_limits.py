@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -43,30 +44,29 @@ SLEEP_SECONDS = 5
 
 
 @contextlib.contextmanager
-def _sleeping_registrations(
-    database_url: str, prefix: str, seconds: float, *, at_commit: bool
+def _sleeping_writes(
+    database_url: str, table: str, when: str, seconds: float, *, at_commit: bool
 ) -> Iterator[str]:
-    """Registering a `<prefix>_*` username sleeps `seconds`: in its INSERT, or (a deferred
-    trigger) in its COMMIT. Test-only, dropped after."""
-    name = f"sleep_{prefix}"
-    when = "DEFERRABLE INITIALLY DEFERRED" if at_commit else ""
+    """Inserting a row of `table` that matches `when` (SQL on NEW) sleeps `seconds`: in
+    its INSERT, or (a deferred trigger) in its COMMIT. Test-only, dropped after."""
+    name = f"sleep_{table}_{'commit' if at_commit else 'insert'}"
     kind = "CONSTRAINT TRIGGER" if at_commit else "TRIGGER"
+    deferred = "DEFERRABLE INITIALLY DEFERRED" if at_commit else ""
     create = f"""
     CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF NEW.username LIKE '{prefix}\\_%' THEN
-            PERFORM pg_sleep({seconds});
-        END IF;
+        PERFORM pg_sleep({seconds});
         RETURN NULL;
     END $$;
-    CREATE {kind} {name} AFTER INSERT ON users {when}
-        FOR EACH ROW EXECUTE FUNCTION {name}();
+    CREATE {kind} {name} AFTER INSERT ON {table} {deferred}
+        FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {name}();
     """
     asyncio.run(execute(database_url, create))
     try:
         yield database_url
     finally:
-        asyncio.run(execute(database_url, f"DROP TRIGGER {name} ON users; DROP FUNCTION {name}();"))
+        drop = f"DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}();"
+        asyncio.run(execute(database_url, drop))
 
 
 def test_the_api_role_is_migrated_with_server_side_time_limits(committing_database: str) -> None:
@@ -94,7 +94,8 @@ COMMIT_SLEEP_SECONDS = 3
 @pytest.fixture
 def sleeping_insert(committing_database: str) -> Iterator[str]:
     """Registering a `sleep_*` username sleeps in its INSERT."""
-    with _sleeping_registrations(committing_database, "sleep", SLEEP_SECONDS, at_commit=False):
+    sleeping = "NEW.username LIKE 'sleep\\_%'"
+    with _sleeping_writes(committing_database, "users", sleeping, SLEEP_SECONDS, at_commit=False):
         yield committing_database
 
 
@@ -184,37 +185,66 @@ def test_a_request_near_the_lambda_timeout_answers_503_before_it_and_writes_noth
     assert handler(event, FakeLambdaContext())["statusCode"] == 201
 
 
-@pytest.fixture
-def sleeping_commit(committing_database: str) -> Iterator[str]:
-    """Registering a `slowcommit_*` username sleeps in its COMMIT."""
-    with _sleeping_registrations(
-        committing_database, "slowcommit", COMMIT_SLEEP_SECONDS, at_commit=True
+@dataclass(frozen=True)
+class SlowCommit:
+    """A request one of whose COMMITs sleeps: its answer, and what that COMMIT wrote."""
+
+    table: str  # the COMMIT of an INSERT into it sleeps,
+    sleeps_when: str  # when the row matches this (SQL on NEW)
+    request: Callable[[Credentials], dict[str, Any]]
+    answer: int
+    committed: str  # 1 when the write stood, given the request's username
+
+
+SLOW_COMMITS = {
+    "the request's transaction (a registration)": SlowCommit(
+        "users",
+        "NEW.username LIKE 'slowcommit\\_%'",
+        lambda c: http_api_event("POST", "/api/auth/register", json=c.registration()),
+        201,
+        "SELECT count(*) FROM users WHERE username = $1",
+    ),
+    "a transaction of its own (a wrong password's guess)": SlowCommit(
+        "login_throttle",
+        "NEW.login LIKE 'login:slowcommit\\_%'",
+        lambda c: http_api_event("POST", "/api/auth/token", form=c.login_form()),
+        401,
+        "SELECT failures FROM login_throttle WHERE login = 'login:' || $1",
+    ),
+}
+
+
+@pytest.fixture(params=SLOW_COMMITS.values(), ids=SLOW_COMMITS.keys())
+def sleeping_commit(
+    request: pytest.FixtureRequest, committing_database: str
+) -> Iterator[SlowCommit]:
+    """A request for a `slowcommit_*` username, one of whose COMMITs sleeps."""
+    slow: SlowCommit = request.param
+    with _sleeping_writes(
+        committing_database, slow.table, slow.sleeps_when, COMMIT_SLEEP_SECONDS, at_commit=True
     ):
-        yield committing_database
+        yield slow
 
 
 def test_a_commit_under_way_at_the_deadline_is_not_cancelled_and_answers_what_it_did(
-    sleeping_commit: str, committing_app: Any
+    sleeping_commit: SlowCommit, committing_app: Any, committing_database: str
 ) -> None:
-    # given: an invocation whose deadline comes while its COMMIT runs (the work before
-    # it, an Argon2 hash and an INSERT, takes a fraction of the 1.5 s before it)
+    # given: an invocation whose deadline comes while a COMMIT runs, the request's last or
+    # one it goes on after (the work before it, an Argon2 hash and an INSERT, takes a
+    # fraction of the 1.5 s before it)
     handler = make_handler(committing_app)
     credentials = Credentials.new("slowcommit")
-    event = http_api_event("POST", "/api/auth/register", json=credentials.registration())
     context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + 1.5)
 
     # when
-    response = handler(event, context)
+    response = handler(sleeping_commit.request(credentials), context)
 
     # then: the truth about the write, which stands (a 503 would have the client retry a
-    # registration that exists, or a refresh token already spent)
-    assert response["statusCode"] == 201, response
-    stored = asyncio.run(
-        fetchval(
-            sleeping_commit, "SELECT count(*) FROM users WHERE username = $1", credentials.username
-        )
-    )
-    assert stored == 1
+    # registration that exists, or a refresh token already spent; and a guess cancelled
+    # in its COMMIT went uncounted: a guesser slowing it down would guess past the limit)
+    assert response["statusCode"] == sleeping_commit.answer, response
+    committed = fetchval(committing_database, sleeping_commit.committed, credentials.username)
+    assert asyncio.run(committed) == 1
 
 
 @contextlib.contextmanager
