@@ -250,8 +250,12 @@ class EmbeddedPostgres:
 
     def _run(self, command: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
         user = SYSTEM_USER if os.geteuid() == 0 else None
-        if user is not None and self.log_file.exists():
-            self._chown(self.log_file)
+        if user is not None:
+            # Again each time: a folder above may have been made private since (pytest
+            # makes /tmp/pytest-of-<user> 0700 whenever a session starts).
+            _ensure_traversable(self.pgdata)
+            if self.log_file.exists():
+                self._chown(self.log_file)
         return subprocess.run(  # noqa: S603 - fixed binaries from the wheel
             command,
             check=check,
@@ -271,7 +275,10 @@ def _ensure_traversable(path: Path) -> None:
     parents listable by anyone (/root, for a checkout under it); passing needs only x."""
     traverse = stat.S_IXGRP | stat.S_IXOTH
     for folder in path.parents:
-        mode = folder.stat().st_mode
+        try:
+            mode = folder.stat().st_mode
+        except FileNotFoundError:  # not made yet (`db stop` before any start)
+            continue
         if mode & traverse != traverse:
             folder.chmod(stat.S_IMODE(mode) | traverse)
 

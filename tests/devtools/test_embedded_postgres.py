@@ -108,6 +108,14 @@ def test_as_root_the_folders_above_the_data_are_made_traversable_not_listable() 
         # then: the system user may pass through the folder, and nobody may list it
         assert server.is_running()
         assert private.stat().st_mode & 0o777 == 0o711
+
+        # ... and again after the folder was made private once more (pytest does that to
+        # /tmp/pytest-of-<user> whenever a session starts)
+        private.chmod(0o700)
+        server.stop()
+        assert not server.is_running()
+        server.start()
+        assert server.is_running()
     finally:
         server.stop()
         shutil.rmtree(private, ignore_errors=True)
