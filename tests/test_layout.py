@@ -1,8 +1,11 @@
-"""Rules of the tree a reader relies on: small modules, and tests that stand alone."""
+"""Rules of the tree a reader relies on: small modules, tests that stand alone, one set of
+folders for the tools."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +45,27 @@ def test_no_test_module_imports_another() -> None:
         for path in (ROOT / "tests").rglob("test_*.py")
     }
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_make_format_formats_every_folder_make_lint_checks() -> None:
+    def ruff_paths(target: str) -> dict[str, set[str]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+        planned = subprocess.run(
+            ["make", "--dry-run", "--no-print-directory", target],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        found = {}
+        for line in planned.splitlines():
+            words = line.split()
+            if words and words[0].endswith("/ruff"):
+                found[words[1]] = {word for word in words[2:] if not word.startswith("-")}
+        return found
+
+    lint, format_ = ruff_paths("lint"), ruff_paths("format")
+    assert set(lint) == set(format_) == {"check", "format"}
+    assert format_ == lint

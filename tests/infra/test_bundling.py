@@ -29,6 +29,7 @@ from infra_cdk.bundling import (
     strip_debug_info,
     strip_tool_candidates,
 )
+from tests import system_tools
 from tests.infra.conftest import Bundle
 from tests.infra.elf import debug_sections
 
@@ -156,6 +157,25 @@ def test_bundling_refuses_a_python_it_cannot_find() -> None:
     # Bytecode for the wrong version would be ignored (or worse): no silent fallback.
     with pytest.raises(BundlingError, match=r"python3\.99 not found"):
         find_python("3.99")
+
+
+def test_bundling_finds_a_python_uv_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a CPython 3.13 only where `uv python install 3.13` puts one (the fix the
+    # system tools check prints), none on PATH, no pyenv
+    real = system_tools.find("python3.13")
+    assert real is not None, system_tools.missing_message("python3.13")
+    managed = tmp_path / ".local/share/uv/python/cpython-3.13.9-linux-x86_64-gnu/bin"
+    managed.mkdir(parents=True)
+    (managed / "python3.13").symlink_to(real)
+    for name in ("LAMBDA_BUNDLE_PYTHON", "UV_PYTHON_INSTALL_DIR", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+
+    assert find_python("3.13") == str(managed / "python3.13")
 
 
 def test_bundling_refuses_an_unknown_flavour(tmp_path: Path) -> None:

