@@ -51,6 +51,9 @@ async def limit_lock_waits(connection: AsyncConnection, seconds: float) -> None:
 
 # How often a second run tries for the lock: it starts at most this long after the first ends.
 LOCK_POLL_SECONDS = 0.25
+# How long the unlock may wait for its answer: a round trip, with room for a busy server.
+# It is part of what a failed run does after its deadline (REPORTING_MARGIN_SECONDS).
+UNLOCK_TIMEOUT_SECONDS = 2.0
 
 
 class MigrationLockTimeout(RuntimeError):
@@ -100,12 +103,22 @@ async def migration_lock(
         try:
             yield
         finally:
-            # Closing the connection would release it too; unlocking says so explicitly.
-            # Not when the connection is unusable (a run cancelled at its deadline).
-            with contextlib.suppress(SQLAlchemyError):
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                )
+            await _unlock(connection)
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    """Release the lock explicitly, if the server answers within UNLOCK_TIMEOUT_SECONDS.
+
+    The connection is closed right after, and the end of its session releases a
+    session-level lock as well: so when the connection is unusable (a run cancelled at its
+    deadline) or the server does not answer, the close is left to do it. Waiting for the
+    answer would take up to asyncpg's command timeout, the whole run's budget, and Lambda
+    would end the run before it reported its failure."""
+    with contextlib.suppress(SQLAlchemyError, TimeoutError):
+        async with asyncio.timeout(UNLOCK_TIMEOUT_SECONDS):
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
 
 
 async def _take_lock(connection: AsyncConnection, give_up_at: float) -> bool:
