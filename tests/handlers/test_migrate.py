@@ -559,6 +559,30 @@ op.execute(
     assert first["lock_timeout"] == DDL_LOCK_TIMEOUT_SECONDS * 1000
 
 
+def test_after_a_concurrent_index_build_the_ddl_lock_timeout_is_back(
+    fresh_db: Env, tmp_path: Path
+) -> None:
+    # given: a revision that builds an index concurrently (no lock timeout for that), then
+    # records its session's lock timeout
+    run_migration_event({}, config=alembic_config())
+    body = """\
+with op.get_context().autocommit_block():
+    op.execute("CREATE INDEX CONCURRENTLY ix_users_last_name_probe ON users (last_name)")
+op.execute(
+    "CREATE TABLE deadline_probe AS SELECT setting::bigint AS ms "
+    "FROM pg_settings WHERE name = 'lock_timeout'"
+)"""
+    config = with_revision(tmp_path, "records its lock timeout after a build", body)
+
+    # when
+    result = run_migration_event({}, config=config)
+
+    # then: the revision's next statements wait for a table no longer than any other's
+    assert result["applied"] == ["9301"]
+    [row] = fetch(fresh_db.url, "SELECT ms FROM deadline_probe")
+    assert row["ms"] == DDL_LOCK_TIMEOUT_SECONDS * 1000
+
+
 def test_an_invocation_without_time_left_does_not_start(fresh_db: Env) -> None:
     with pytest.raises(MigrationFailed, match="reached its deadline"):
         handler({}, invocation(timeout_seconds=REPORTING_MARGIN_SECONDS))
