@@ -119,8 +119,9 @@ def _close_without_waiting(dbapi_connection: Any) -> None:
     the server to hang up (a round trip to RDS Proxy, a backend exit locally):
     every request paid that after its COMMIT, for nothing. asyncpg's terminate()
     sends the same Terminate message and closes the socket without waiting. By the
-    time NullPool closes a connection its transaction has ended; if one is still
-    open (a request that failed mid-way), it is rolled back first, as before.
+    time NullPool closes a connection its transaction has ended (SQLAlchemy's own close
+    rolls back the one it began, a failed request's too); if one is still open (begun on
+    the DBAPI connection itself), it is rolled back first, as before.
     """
     try:
         dbapi_connection.rollback()  # no round trip unless a transaction is open

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 # `serve`: `admin` in local development when none is configured; a generated password is
 # printed once.
 LOCAL_SUPERUSER = SuperuserPolicy(local_default=True, generate_password=True)
-# `create-superuser`: the one just prompted for; a generated password is printed once.
-PROMPTED_SUPERUSER = SuperuserPolicy(generate_password=True)
+# `create-superuser`: the one just prompted for, beside any others; a generated password is
+# printed once.
+PROMPTED_SUPERUSER = SuperuserPolicy(generate_password=True, first_only=False)
 
 
 @contextlib.contextmanager

@@ -65,7 +65,8 @@ NOT_CHECKED: dict[str, str] = {
     "require-lock-timeout": (
         "belongs to the runner, not to each revision: the migration session sets "
         "lock_timeout (lambda_app/migrate/lock.py, DDL_LOCK_TIMEOUT_SECONDS) before any "
-        "revision runs, which a revision's own SQL does not show"
+        "revision runs, and lifts it around each concurrent index statement "
+        "(CONCURRENT_INDEX_DDL), which a revision's own SQL does not show"
     ),
 }
 

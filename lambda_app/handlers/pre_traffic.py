@@ -18,7 +18,8 @@ itself (its EventInvokeConfig allows no retry), so a run is never repeated.
 
 - `GET /api/health`: the version starts and serves.
 - `GET /api/health/ready`: its database path works (RDS Proxy, IAM token, TLS) with the
-  schema the migrations just left.
+  schema the migrations just left: as the API's role, it reads every table and column
+  this version maps (lambda_app/health/service.py).
 - `GET /api/openapi.json`: the whole app was built (every router, every schema).
 
 It imports only the standard library and boto3 (which the Lambda runtime provides),

@@ -8,18 +8,24 @@ migration function connects to the database instance directly, not through the p
 A second run polls for the lock (`pg_try_advisory_lock`) rather than waiting in
 `pg_advisory_lock`: a statement waiting on the server holds a snapshot, and an index built
 `CONCURRENTLY` by the run holding the lock waits for every older snapshot, so the two
-would wait for each other until the build's lock timeout failed it.
+would wait for each other until the run's deadline failed the build.
+
+The revisions' own waits for table locks are bounded here too (`limit_lock_waits`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import await_
 
 from lambda_app.migrate.deadline import DEFAULT_RUN_SECONDS, Deadline, MigrationDeadlineExceeded
 from lambda_app.migrate.timeouts import milliseconds
@@ -39,18 +45,59 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"lambdamg", "big")
 DDL_LOCK_TIMEOUT_SECONDS = 3.0
 DDL_LOCK_TIMEOUT_ATTRIBUTE = "ddl_lock_timeout_seconds"
 
+# Except for an index built, dropped or rebuilt CONCURRENTLY. It takes a lock no read or
+# write waits for (SHARE UPDATE EXCLUSIVE), then waits for other transactions to end: a
+# build for every older one in the database (a slow report, a client idle in a
+# transaction, pg_dump), a drop for those using the table. The DDL lock timeout would fail
+# it on any of them, and leave an invalid index, though that wait stalls nothing but the
+# statement itself; the run's deadline (statement_timeout) still ends it.
+CONCURRENT_INDEX_DDL = re.compile(
+    r"(?:\s+|--[^\n]*\n|/\*.*?\*/)*"  # whitespace and comments before the statement
+    r"(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+(?:\([^)]*\)\s*)?\w+)"
+    r"\s+CONCURRENTLY\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def is_concurrent_index_ddl(statement: str) -> bool:
+    return CONCURRENT_INDEX_DDL.match(statement) is not None
+
 
 async def limit_lock_waits(connection: AsyncConnection, seconds: float) -> None:
-    """Set `lock_timeout` for the session, and end the transaction that opened."""
+    """Set `lock_timeout` for the session, and end the transaction that opened; lift it
+    around each concurrent index statement (`CONCURRENT_INDEX_DDL`)."""
+    limit = milliseconds(seconds)
     await connection.execute(
-        text("SELECT set_config('lock_timeout', :value, false)"),
-        {"value": milliseconds(seconds)},
+        text("SELECT set_config('lock_timeout', :value, false)"), {"value": limit}
     )
     await connection.commit()
+    lifted = False
+
+    def before_statement(
+        sync_connection: Connection, _cursor: Any, statement: str, *_: Any
+    ) -> None:
+        # No limit before a concurrent index statement, the limit again before the next
+        # other one: a round trip at each change, none otherwise. No rollback undoes the
+        # limit's return: a concurrent index statement runs only outside a transaction
+        # (PostgreSQL refuses it inside one), so the SET before the statement after it
+        # does too (the driver sends that statement's BEGIN after this hook).
+        nonlocal lifted
+        if is_concurrent_index_ddl(statement) == lifted:
+            return
+        lifted = not lifted
+        driver = sync_connection.connection.driver_connection
+        assert driver is not None  # a connection that runs statements has one
+        # Values of ours (digits and "ms"): nothing to quote.
+        await_(driver.execute(f"SET lock_timeout = '{'0' if lifted else limit}'"))
+
+    event.listen(connection.sync_connection, "before_cursor_execute", before_statement)
 
 
 # How often a second run tries for the lock: it starts at most this long after the first ends.
 LOCK_POLL_SECONDS = 0.25
+# How long the unlock may wait for its answer: a round trip, with room for a busy server.
+# It is part of what a failed run does after its deadline (REPORTING_MARGIN_SECONDS).
+UNLOCK_TIMEOUT_SECONDS = 2.0
 
 
 class MigrationLockTimeout(RuntimeError):
@@ -100,12 +147,22 @@ async def migration_lock(
         try:
             yield
         finally:
-            # Closing the connection would release it too; unlocking says so explicitly.
-            # Not when the connection is unusable (a run cancelled at its deadline).
-            with contextlib.suppress(SQLAlchemyError):
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                )
+            await _unlock(connection)
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    """Release the lock explicitly, if the server answers within UNLOCK_TIMEOUT_SECONDS.
+
+    The connection is closed right after, and the end of its session releases a
+    session-level lock as well: so when the connection is unusable (a run cancelled at its
+    deadline) or the server does not answer, the close is left to do it. Waiting for the
+    answer would take up to asyncpg's command timeout, the whole run's budget, and Lambda
+    would end the run before it reported its failure."""
+    with contextlib.suppress(SQLAlchemyError, TimeoutError):
+        async with asyncio.timeout(UNLOCK_TIMEOUT_SECONDS):
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
 
 
 async def _take_lock(connection: AsyncConnection, give_up_at: float) -> bool:

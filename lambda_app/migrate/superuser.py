@@ -1,4 +1,5 @@
-"""The first superuser: created after an upgrade reaches head, when one is configured."""
+"""The first superuser: created after an upgrade reaches head, when one is configured and
+the database has no superuser yet."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from lambda_app.core.settings import SettingsError
 from lambda_app.migrate.deadline import Deadline
 from lambda_app.migrate.settings import MigrationSettings
 from lambda_app.migrate.timeouts import bound_session
+from lambda_app.models import User
 from lambda_app.users import service
 from lambda_app.users.errors import EmailTaken, UsernameTaken
 from lambda_app.users.repository import UserRepository
@@ -36,6 +39,11 @@ class SuperuserPolicy:
     # have one generated. The migration function refuses rather than create an account no
     # one can log in to.
     generate_password: bool = False
+    # Only while the database has no superuser at all: the settings bootstrap the first
+    # one, and a superuser deleted since (off-boarded, its secret leaked) must not come
+    # back, with the configured password, at the next release. `create-superuser` asks
+    # for one more.
+    first_only: bool = True
 
 
 # The migration function's: the configured user only, with its configured password.
@@ -86,13 +94,20 @@ def superuser_spec(
     return None
 
 
-async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> SuperuserResult:
-    """Create the superuser unless a user already has its username or its email. Flushes
-    only.
+async def ensure_superuser(
+    session: AsyncSession, spec: SuperuserSpec, *, first_only: bool = True
+) -> SuperuserResult:
+    """Create the superuser unless a user already has its username or its email, or
+    (`first_only`) any superuser exists. Flushes only.
 
-    Either one counts as "it exists": the configured superuser may have renamed itself
-    since (its email stays), or someone else may hold the name. Failing instead would fail
-    every later release, over a user that is not the migration's business."""
+    A user with either one counts as "it exists": the configured superuser may have
+    renamed itself since (its email stays), or someone else may hold the name. Failing
+    instead would fail every later release, over a user that is not the migration's
+    business.
+
+    No superuser can appear between the check and the insert: the caller holds the
+    migration lock, so no other run creates one, and through the API only a superuser
+    makes another."""
     repository = UserRepository(session)
     by_username = await repository.get_by_login(spec.username)
     by_email = await repository.get_by_email(spec.email)
@@ -104,7 +119,9 @@ async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> Superu
         if holder is not None
     ]
     if in_use:
-        return _in_use(spec, " and ".join(in_use))
+        return _not_created(spec, " and ".join(in_use) + " already in use")
+    if first_only and await session.scalar(select(exists().where(User.is_superuser))):
+        return _not_created(spec, "another superuser exists")
     generated = None
     password = spec.password
     if password is None:
@@ -115,15 +132,15 @@ async def ensure_superuser(session: AsyncSession, spec: SuperuserSpec) -> Superu
         async with session.begin_nested():
             await service.register(session, data, is_superuser=True, email_verified=True)
     except UsernameTaken:  # its slug (case and `_`/`-` folded), or a sign-up just now
-        return _in_use(spec, "username")
+        return _not_created(spec, "username already in use")
     except EmailTaken:  # signed up just now
-        return _in_use(spec, "email")
+        return _not_created(spec, "email already in use")
     return SuperuserResult(username=spec.username, created=True, generated_password=generated)
 
 
-def _in_use(spec: SuperuserSpec, what: str) -> SuperuserResult:
-    """Not created: another account holds `what`. One line, with no email or password."""
-    skipped = f"{what} already in use"
+def _not_created(spec: SuperuserSpec, skipped: str) -> SuperuserResult:
+    """Not created, and why (another account holds its name, or another superuser exists).
+    One line, with no email or password."""
     logger.info(
         "first superuser not created",
         extra={"fields": {"username": spec.username, "skipped": skipped}},
@@ -157,7 +174,7 @@ async def ensure_first_superuser(
         await bound_session(connection, deadline)
         async with AsyncSession(connection, expire_on_commit=False) as session:
             try:
-                result = await ensure_superuser(session, spec)
+                result = await ensure_superuser(session, spec, first_only=policy.first_only)
             except ValidationError as exc:
                 # The configured user is not a valid one: name the FIRST_SUPERUSER_* setting
                 # (or that key of its secret) rather than print pydantic's text, the

@@ -33,7 +33,7 @@ def _drop_index() -> None:
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        # A failed build (a lock timeout, the deadline) leaves an invalid index behind:
+        # A failed build (the run's deadline, a cancel) leaves an invalid index behind:
         # the next run drops it and builds it again.
         _drop_index()
         op.create_index(

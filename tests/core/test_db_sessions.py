@@ -15,6 +15,7 @@ from lambda_app.db import session as db
 from lambda_app.db.engine import Pool, build_engine, set_engine
 from lambda_app.models import User
 from tests.fixtures.polling import count_backends, wait_until
+from tests.reliability.recording_relay import Message, relayed
 
 
 async def test_writing_sessions_run_inside_a_transaction(engine: AsyncEngine) -> None:
@@ -175,21 +176,50 @@ async def test_closing_a_connection_never_waits_for_the_server(
     await _wait_until_gone(database_url_for_tests, pid)
 
 
+INSERT_USER = (
+    "INSERT INTO users (username, slug, email, first_name, last_name, hashed_password)"
+    " VALUES ($1, $1, $2, '', '', 'x')"
+)
+
+
+@pytest.mark.parametrize(
+    "begun_by",
+    [
+        # SQLAlchemy's own close rolls back the transaction it began, before the pool's
+        pytest.param("sqlalchemy", id="begun-by-sqlalchemy"),
+        # one begun on the DBAPI connection itself: only the pool's close (NullPool's
+        # do_close, db/engine.py's _close_without_waiting) can roll it back
+        pytest.param("dbapi", id="begun-on-the-dbapi-connection"),
+    ],
+)
 async def test_closing_mid_transaction_rolls_it_back_first(
-    engine: AsyncEngine, database_url_for_tests: str
+    engine: AsyncEngine, api_database_url_for_tests: str, begun_by: str
 ) -> None:
+    # given: an engine dialling the server through a relay that records what it sends,
+    # and a connection inside a transaction that wrote
     username = f"close_{uuid.uuid4().hex[:12]}"
-    conn = await engine.connect()
-    await conn.execute(
-        text(
-            "INSERT INTO users (username, slug, email, first_name, last_name, hashed_password)"
-            " VALUES (:u, :u, :email, '', '', 'x')"
-        ),
-        {"u": username, "email": f"{username}@example.com"},
-    )
-    pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    await conn.close()  # never committed
-    await _wait_until_gone(database_url_for_tests, pid)
+    values = (username, f"{username}@example.com")
+    async with relayed(api_database_url_for_tests) as (relay, relayed_url):
+        through_relay = build_engine(get_settings(), database_url=relayed_url)
+        conn = await through_relay.connect()
+        if begun_by == "sqlalchemy":
+            await conn.exec_driver_sql(INSERT_USER, values)
+        else:
+            await conn.run_sync(
+                lambda sync: sync.connection.dbapi_connection.cursor().execute(INSERT_USER, values)
+            )
+
+        # when: NullPool closes it, the transaction never committed
+        await conn.close()
+        await through_relay.dispose()
+
+    # then: the last statement the connection sent before it hung up was a ROLLBACK. (The
+    # server also ends the transaction when the connection drops; what is checked here is
+    # the client's own ROLLBACK. The Terminate after it may not reach the relay: the close
+    # does not wait for it to be read.)
+    [sent] = relay.sent
+    statements = [message for message in sent if message.type != "X"]
+    assert statements[-1] == Message("Q", "ROLLBACK;"), sent
     async with engine.connect() as check:
         count = await check.scalar(
             text("SELECT count(*) FROM users WHERE username = :u"), {"u": username}

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from lambda_app.core.settings import get_settings
+from lambda_app.db.engine import build_engine
 from lambda_app.devtools.database import database_url, drop_database, ensure_database
 from lambda_app.handlers.migrate import MigrationFailed, handler, run_migration_event
 from lambda_app.migrate.deadline import (
@@ -29,14 +31,15 @@ from lambda_app.migrate.deadline import (
     REPORTING_MARGIN_SECONDS,
     SERVER_LEAD_SECONDS,
     Deadline,
+    MigrationDeadlineExceeded,
 )
 from lambda_app.migrate.lock import (
     DDL_LOCK_TIMEOUT_ATTRIBUTE,
     DDL_LOCK_TIMEOUT_SECONDS,
     MIGRATION_LOCK_KEY,
 )
-from lambda_app.migrate.runner import alembic_config, migrations_dir
-from lambda_app.migrate.settings import get_migration_settings
+from lambda_app.migrate.runner import alembic_config, migrate, migrations_dir
+from lambda_app.migrate.settings import get_migration_settings, migration_settings
 from lambda_app.migrate.timeouts import CLIENT_CHECK_INTERVAL_SECONDS, IDLE_IN_TRANSACTION_SECONDS
 from tests.fixtures.lambda_context import FakeLambdaContext
 from tests.fixtures.polling import wait_until
@@ -452,6 +455,75 @@ await_(driver.execute("SET LOCAL statement_timeout = 0; " + {SLEEP_SQL!r}))"""
     assert_nothing_left_of_the_run(fresh_db.url)
 
 
+# The server stops answering the run's two connections (SIGSTOP on their backends, the
+# revision's and the lock's; the pids go to `pid_file`), then the revision waits on it.
+FREEZE_THE_RUN = """\
+import os
+import signal
+from pathlib import Path
+
+frozen = op.get_bind().exec_driver_sql(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND (pid = pg_backend_pid() OR query LIKE 'SELECT pg_try_advisory_lock(%')"
+).scalars().all()
+Path({pid_file!r}).write_text(" ".join(map(str, frozen)))
+for pid in frozen:
+    os.kill(pid, signal.SIGSTOP)
+op.execute({sleep!r})"""
+ADVISORY_LOCKS_SQL = """
+SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = pg_locks.database
+WHERE locktype = 'advisory' AND d.datname = current_database()
+"""
+
+
+def test_a_run_whose_server_stops_answering_fails_before_lambda_would_end_it(
+    fresh_db: Env, tmp_path: Path
+) -> None:
+    # given: the database at head; a revision after which the server answers neither of the
+    # run's connections; and asyncpg's command timeout as long as on Lambda (a whole run's
+    # budget), far longer than the run's own deadline here
+    run_migration_event({}, config=alembic_config())
+    pid_file = tmp_path / "frozen.pids"
+    body = FREEZE_THE_RUN.format(pid_file=str(pid_file), sleep=SLEEP_SQL)
+    config = with_revision(tmp_path, "the server stops answering", body)
+    engine = build_engine(migration_settings(get_migration_settings()), database_url=fresh_db.url)
+    deadline = Deadline.after(SERVER_LEAD_SECONDS + 3)  # time to reach the revision
+
+    async def run() -> None:
+        # Bounded by when Lambda would end the invocation: past it, nothing is reported.
+        reported_by = deadline.seconds_left() + REPORTING_MARGIN_SECONDS
+        try:
+            with pytest.raises(MigrationDeadlineExceeded):
+                await asyncio.wait_for(
+                    migrate(engine, config=config, deadline=deadline), timeout=reported_by
+                )
+        finally:
+            await engine.dispose()
+
+    # when
+    try:
+        asyncio.run(run())
+    finally:
+        frozen = [int(pid) for pid in pid_file.read_text().split()] if pid_file.exists() else []
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+
+    # then: the run failed at its deadline, without an answer from either backend (the
+    # revision's and the lock's were frozen), and once they hear the client has gone they
+    # end: the lock is free, the revision rolled back
+    assert len(frozen) == 2
+    assert_nothing_left_of_the_run(fresh_db.url)
+
+    async def lock_released() -> bool:
+        connection = await asyncpg.connect(plain_dsn(fresh_db.url))
+        try:
+            return not await connection.fetchval(ADVISORY_LOCKS_SQL)
+        finally:
+            await connection.close()
+
+    asyncio.run(wait_until(lock_released, lambda: "the migration lock outlived the run"))
+
+
 def test_the_revisions_session_is_bounded_on_the_server_statement_by_statement(
     fresh_db: Env, tmp_path: Path
 ) -> None:
@@ -485,6 +557,30 @@ op.execute(
     assert 0 < first["idle_in_transaction_session_timeout"] <= IDLE_IN_TRANSACTION_SECONDS * 1000
     assert first["client_connection_check_interval"] == CLIENT_CHECK_INTERVAL_SECONDS * 1000
     assert first["lock_timeout"] == DDL_LOCK_TIMEOUT_SECONDS * 1000
+
+
+def test_after_a_concurrent_index_build_the_ddl_lock_timeout_is_back(
+    fresh_db: Env, tmp_path: Path
+) -> None:
+    # given: a revision that builds an index concurrently (no lock timeout for that), then
+    # records its session's lock timeout
+    run_migration_event({}, config=alembic_config())
+    body = """\
+with op.get_context().autocommit_block():
+    op.execute("CREATE INDEX CONCURRENTLY ix_users_last_name_probe ON users (last_name)")
+op.execute(
+    "CREATE TABLE deadline_probe AS SELECT setting::bigint AS ms "
+    "FROM pg_settings WHERE name = 'lock_timeout'"
+)"""
+    config = with_revision(tmp_path, "records its lock timeout after a build", body)
+
+    # when
+    result = run_migration_event({}, config=config)
+
+    # then: the revision's next statements wait for a table no longer than any other's
+    assert result["applied"] == ["9301"]
+    [row] = fetch(fresh_db.url, "SELECT ms FROM deadline_probe")
+    assert row["ms"] == DDL_LOCK_TIMEOUT_SECONDS * 1000
 
 
 def test_an_invocation_without_time_left_does_not_start(fresh_db: Env) -> None:

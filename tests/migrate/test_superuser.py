@@ -2,7 +2,7 @@ import logging
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.identity.passwords import verify_password
@@ -17,6 +17,14 @@ def settings(**values: object) -> MigrationSettings:
     return MigrationSettings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
 
 
+@pytest.fixture
+async def no_superuser(session: AsyncSession) -> None:
+    """No superuser in the database, for the first one to be created: those other tests
+    committed are demoted inside this test's transaction, which is rolled back."""
+    await session.execute(update(User).values(is_superuser=False))
+
+
+@pytest.mark.usefixtures("no_superuser")
 async def test_configured_superuser_is_created_once(session: AsyncSession) -> None:
     spec = superuser_spec(
         settings(
@@ -37,6 +45,7 @@ async def test_configured_superuser_is_created_once(session: AsyncSession) -> No
     assert verify_password("a-strong-password", users[0].hashed_password)[0]
 
 
+@pytest.mark.usefixtures("no_superuser")
 async def test_local_default_generates_a_password(session: AsyncSession) -> None:
     spec = superuser_spec(settings(environment="local"), allow_local_default=True)
     assert spec is not None and spec.password is None
@@ -64,6 +73,7 @@ async def user_count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
 
+@pytest.mark.usefixtures("no_superuser")
 async def test_a_superuser_that_renamed_itself_is_not_created_again(
     client: httpx.AsyncClient, session: AsyncSession, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -98,6 +108,7 @@ async def test_a_superuser_that_renamed_itself_is_not_created_again(
         pytest.param({"username": "x", "email": "ROOT@example.com"}, "email", id="email"),
     ],
 )
+@pytest.mark.usefixtures("no_superuser")
 async def test_a_user_holding_the_superusers_name_or_email_is_left_alone(
     session: AsyncSession, user_factory: UserFactory, holder: dict[str, str], in_use: str
 ) -> None:
@@ -114,3 +125,50 @@ async def test_a_user_holding_the_superusers_name_or_email_is_left_alone(
     assert await user_count(session) == before
     await session.refresh(other)
     assert not other.is_superuser
+
+
+@pytest.mark.usefixtures("no_superuser")
+async def test_a_deleted_first_superuser_is_not_created_again_while_another_superuser_exists(
+    session: AsyncSession, user_factory: UserFactory
+) -> None:
+    # given: the first release created it, another superuser was made since, and the first
+    # one was deleted (off-boarded, its secret leaked)
+    spec = SuperuserSpec(username="root", email="root@example.com", password=DEFAULT_PASSWORD)
+    assert (await ensure_superuser(session, spec)).created
+    await user_factory(username="second_admin", is_superuser=True)
+    await session.execute(delete(User).where(User.username == "root"))
+
+    # when: a later release runs the step again, with the same settings
+    result = await ensure_superuser(session, spec)
+
+    # then: the settings only bootstrap the first superuser; nothing comes back
+    assert (result.created, result.skipped) == (False, "another superuser exists")
+    assert await session.scalar(select(User).where(User.username == "root")) is None
+
+
+@pytest.mark.usefixtures("no_superuser")
+async def test_the_first_superuser_is_created_while_no_superuser_exists(
+    session: AsyncSession, user_factory: UserFactory
+) -> None:
+    # given: users, none of them a superuser (the last one was deleted by hand)
+    await user_factory(username="regular")
+    spec = SuperuserSpec(username="root", email="root@example.com", password=DEFAULT_PASSWORD)
+
+    # when
+    result = await ensure_superuser(session, spec)
+
+    # then
+    assert result.created
+    root = await session.scalar(select(User).where(User.username == "root"))
+    assert root is not None and root.is_superuser
+
+
+async def test_a_superuser_asked_for_by_hand_is_created_beside_the_others(
+    session: AsyncSession, superuser: User
+) -> None:
+    # `create-superuser` asks for one more superuser, not for the first one
+    spec = SuperuserSpec(username="root", email="root@example.com", password=DEFAULT_PASSWORD)
+
+    result = await ensure_superuser(session, spec, first_only=False)
+
+    assert result.created

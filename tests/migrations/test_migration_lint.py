@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from lambda_app.devtools import migration_lint
-from lambda_app.devtools.migration_lint import Finding, lint, scripts_config
+from lambda_app.devtools.migration_lint import Finding, lint, render_upgrade_sql, scripts_config
+from lambda_app.migrate.lock import is_concurrent_index_ddl
+from tests.migrations.scripts import real_revisions
 
 LINT_CASES = Path(__file__).resolve().parent / "lint_cases"
+RECIPE = "8020"  # the concurrent-index recipe (docs/migrations-and-releases.md)
 
 
 def lint_case(revision: str) -> list[Finding]:
@@ -70,7 +74,24 @@ def test_the_gate_prints_the_revision_file_and_squawks_message(
 def test_the_index_recipe_passes() -> None:
     # autocommit_block: drop if exists, create if not exists, both concurrently
     # (docs/migrations-and-releases.md)
-    assert lint_case("8020") == []
+    assert lint_case(RECIPE) == []
+
+
+def test_every_concurrent_index_statement_waits_without_the_ddl_lock_timeout() -> None:
+    # The runner lifts the DDL lock timeout for the concurrent index statements it
+    # recognizes (lambda_app/migrate/lock.py): each such statement of the revisions, and of
+    # the recipe, must be one, or any older transaction in the database would fail it.
+    config = scripts_config([LINT_CASES])
+    scripts = ScriptDirectory.from_config(config)
+    concurrent = [
+        statement
+        for revision in [*real_revisions(), RECIPE]
+        for statement in render_upgrade_sql(config, scripts.get_revision(revision)).split(";\n")
+        if "CONCURRENTLY" in statement.upper()
+    ]
+
+    assert len(concurrent) >= 2, concurrent  # the recipe's drop and build, at least
+    assert all(is_concurrent_index_ddl(statement) for statement in concurrent), concurrent
 
 
 def test_an_exception_with_a_reason_passes() -> None:

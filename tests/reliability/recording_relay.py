@@ -5,8 +5,8 @@ It forwards every byte unchanged both ways and reads only the client's side: an
 optional SSLRequest / GSSENCRequest (8 bytes, answered by the server), then the
 StartupMessage, whose parameters it keeps in `startups`, then each message's type
 byte (`P` Parse, `B` Bind, `D` Describe, `E` Execute, `H` Flush, `S` Sync, `Q` a simple
-query, `X` Terminate: PostgreSQL's protocol docs, "Message Formats") and, for a Parse,
-its query: kept per connection, in order, in `sent`.
+query, `X` Terminate: PostgreSQL's protocol docs, "Message Formats") and, for a Parse or
+a simple query, its query: kept per connection, in order, in `sent`.
 
 StartupMessage: int32 length (itself included), int32 protocol version (196608,
 i.e. 3.0), then NUL-terminated name and value strings, ended by one more NUL. Every
@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from sqlalchemy.engine import make_url
 
 PROTOCOL_3_0 = 196608
 # Requests a client may send before the StartupMessage; the server answers one byte.
@@ -47,12 +50,17 @@ def parse_startup(body: bytes) -> Startup:
 @dataclass(frozen=True)
 class Message:
     type: str
-    query: str | None = None  # a Parse's statement text
+    query: str | None = None  # a Parse's statement text, or a simple query's
 
 
 def parse_query(body: bytes) -> str:
     """A Parse message's query: after the statement's name, both NUL-terminated."""
     return body.split(b"\x00", 2)[1].decode()
+
+
+def simple_query(body: bytes) -> str:
+    """A Query message's text, NUL-terminated."""
+    return body.rstrip(b"\x00").decode()
 
 
 @dataclass
@@ -125,6 +133,17 @@ class RecordingRelay:
                     await writer.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def relayed(database_url: str) -> AsyncIterator[tuple[RecordingRelay, str]]:
+    """A relay in front of the server of `database_url` (a SQLAlchemy URL), and that URL
+    dialling the relay instead."""
+    target = make_url(database_url)
+    assert target.host is not None and target.port is not None
+    async with RecordingRelay(target.host, target.port) as relay:
+        through = target.set(host="127.0.0.1", port=relay.port)
+        yield relay, through.render_as_string(hide_password=False)
+
+
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
@@ -143,7 +162,10 @@ async def _pipe_messages(
             (length,) = struct.unpack("!i", length_word)
             body = await reader.readexactly(length - 4)
             kind = header.decode()
-            messages.append(Message(kind, parse_query(body) if kind == "P" else None))
+            query = (
+                parse_query(body) if kind == "P" else simple_query(body) if kind == "Q" else None
+            )
+            messages.append(Message(kind, query))
             writer.write(header + length_word + body)
             await writer.drain()
     finally:

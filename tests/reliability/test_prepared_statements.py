@@ -21,7 +21,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lambda_app.core.settings import get_settings
@@ -29,7 +28,7 @@ from lambda_app.db.engine import Pool, build_engine, set_engine
 from tests.fixtures.accounts import Credentials, login, register_and_login
 from tests.reliability.databases import insert_superuser
 from tests.reliability.pgbouncer import PgBouncer
-from tests.reliability.recording_relay import Message, RecordingRelay
+from tests.reliability.recording_relay import Message, relayed
 
 READS = 20
 
@@ -94,13 +93,8 @@ async def test_each_read_statement_carries_its_own_parse_to_whichever_server_con
     app: FastAPI, engine: AsyncEngine, committing_database: str
 ) -> None:
     # given: the app dialling its database through a relay that records what it sends
-    target = make_url(committing_database)
-    assert target.host is not None and target.port is not None
-    async with RecordingRelay(target.host, target.port) as relay:
-        relayed = target.set(host="127.0.0.1", port=relay.port)
-        through_relay = build_engine(
-            get_settings(), database_url=relayed.render_as_string(hide_password=False)
-        )
+    async with relayed(committing_database) as (relay, relayed_url):
+        through_relay = build_engine(get_settings(), database_url=relayed_url)
         set_engine(through_relay)
         try:
             transport = httpx.ASGITransport(app=app)
