@@ -2,8 +2,8 @@
 
 Found as the bundler finds the one that compiles the Lambda bundle's bytecode
 (`infra_cdk.bundling.find_python`: LAMBDA_BUNDLE_PYTHON, this Python if it is 3.13,
-python3.13 on PATH, a pyenv 3.13). Without one the benchmark stops: figures measured on
-another version would say nothing about what Lambda runs.
+python3.13 on PATH, a pyenv 3.13, a uv-installed 3.13). Without one the benchmark stops:
+figures measured on another version would say nothing about what Lambda runs.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ def lambda_interpreter() -> Interpreter:
     except BundlingError:
         raise InterpreterMissing(
             f"make bench measures under CPython {version}, the version Lambda's python{version} "
-            f"runtime runs, and found none. Install one and run it again: python{version} on "
-            f"PATH, `pyenv install {version}`, Debian 13's `apt-get install python{version}`, "
-            f"or set LAMBDA_BUNDLE_PYTHON=/path/to/python{version}. It does not fall back to "
+            f"runtime runs, and found none. Install one and run it again: "
+            f"`make install && .tools/bin/uv python install {version}`, Debian 13's "
+            f"`apt-get install python{version}`, or python{version} on PATH, or set "
+            f"LAMBDA_BUNDLE_PYTHON=/path/to/python{version}. It does not fall back to "
             "another version."
         ) from None
     completed = subprocess.run(

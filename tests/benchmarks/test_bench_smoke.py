@@ -134,5 +134,5 @@ def test_no_python313_stops_the_benchmark_with_how_to_install_one(
     # then: it stops before any work, naming how to get one; no fallback to this Python
     assert exit_code == 2
     message = capsys.readouterr().err
-    assert "LAMBDA_BUNDLE_PYTHON" in message and "pyenv install 3.13" in message
+    assert "LAMBDA_BUNDLE_PYTHON" in message and "uv python install 3.13" in message
     assert "does not fall back" in message
