@@ -100,7 +100,9 @@ async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken |
     return None if row is None else SpentToken(row.user_id, row.family_id, row.token_version)
 
 
-def session_is_live(user_id: ColumnExpressionArgument[int], family_id: uuid.UUID) -> Exists:
+def session_is_live(
+    user_id: ColumnExpressionArgument[int], family_id: ColumnExpressionArgument[uuid.UUID]
+) -> Exists:
     """Whether the user's session `family_id` is still live: not logged out, not revoked
     for a replay or a password change. An SQL expression, so that the access-token check
     reads it in the same statement as the user (`identity.dependencies`)."""
