@@ -29,22 +29,28 @@ async def issue_tokens(
     settings: ApiSettings,
     *,
     family_id: uuid.UUID | None = None,
+    session_expires_at: dt.datetime | None = None,
 ) -> IssuedTokens:
-    """An access token, and a refresh token in `family_id` (None: a new session); the
-    access token names the session, so ending it ends the access token too."""
+    """An access token, and a refresh token in `family_id` (None: a new session), neither
+    valid past the session's end: `session_expires_at`, or SESSION_MAX_DAYS from now
+    (a login, or a session stored before sessions had an end). The access token names
+    the session, so ending it ends the access token too."""
+    now = dt.datetime.now(dt.UTC)
     family_id = family_id or uuid.uuid4()
+    ends_at = session_expires_at or now + dt.timedelta(days=settings.session_max_days)
     refresh_token = await sessions.issue_refresh_token(
         session,
         user=user,
         family_id=family_id,
         lifetime=dt.timedelta(days=settings.refresh_token_expire_days),
+        session_expires_at=ends_at,
     )
     access = create_access_token(
         user_id=user.id,
         token_version=user.token_version,
         session_id=family_id,
         key=await current_signing_key_for_request(),
-        lifetime=dt.timedelta(minutes=settings.access_token_expire_minutes),
+        lifetime=min(dt.timedelta(minutes=settings.access_token_expire_minutes), ends_at - now),
     )
     return IssuedTokens(access=access, refresh_token=refresh_token)
 
@@ -76,7 +82,13 @@ async def refresh(session: AsyncSession, refresh_token: str, settings: ApiSettin
     # Deactivated, or the password changed since the session began.
     if not user.is_active or user.token_version != spent.token_version:
         raise InvalidRefreshToken()
-    return await issue_tokens(session, user, settings, family_id=spent.family_id)
+    return await issue_tokens(
+        session,
+        user,
+        settings,
+        family_id=spent.family_id,
+        session_expires_at=spent.session_expires_at,
+    )
 
 
 async def logout(session: AsyncSession, refresh_token: str) -> None:

@@ -198,6 +198,9 @@ class ApiSettings(DatabaseSettings, PasswordHashSettings, MailSettings, CorsSett
     # changes); the refresh token (lambda_app/identity/sessions.py) keeps the session.
     access_token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(default=30, ge=1, le=365)
+    # However often a session refreshes, it ends this long after its login: the user
+    # logs in again (OWASP ASVS asks for re-authentication within 30 days at level 2).
+    session_max_days: int = Field(default=90, ge=1, le=3650)
     login_max_failures: int = Field(default=10, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     # At most what a synchronous Lambda invocation can carry: no larger body ever arrives.

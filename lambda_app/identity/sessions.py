@@ -38,6 +38,7 @@ class SpentToken:
     user_id: int
     family_id: uuid.UUID
     token_version: int
+    session_expires_at: dt.datetime | None  # None: stored before sessions had an end
 
 
 async def issue_refresh_token(
@@ -46,8 +47,10 @@ async def issue_refresh_token(
     user: User,
     lifetime: dt.timedelta,
     family_id: uuid.UUID,
+    session_expires_at: dt.datetime,
 ) -> str:
-    """A new refresh token for `user` in `family_id` (a login's new id starts a family).
+    """A new refresh token for `user` in `family_id` (a login's new id starts a family),
+    valid for `lifetime` but never past its session's end, `session_expires_at`.
 
     Also deletes a few of the user's rows that expired more than a lifetime ago (at most
     EXPIRED_ROWS_DELETED_PER_ISSUE, found through the user_id index): the user's own logins
@@ -57,7 +60,7 @@ async def issue_refresh_token(
     token = new_token()
     # Kept for one more lifetime after they expire: a spent token's row is what recognises
     # its replay, which must still revoke a family in use (refreshing slides a family's
-    # expiry, so a family itself may never expire).
+    # expiry up to its session's end).
     kept_until = func.now() - lifetime
     expired = (
         select(RefreshToken.id)
@@ -72,7 +75,8 @@ async def issue_refresh_token(
             family_id=family_id,
             token_hash=token_digest(token),
             token_version=user.token_version,
-            expires_at=dt.datetime.now(dt.UTC) + lifetime,
+            expires_at=min(dt.datetime.now(dt.UTC) + lifetime, session_expires_at),
+            session_expires_at=session_expires_at,
         )
     )
     await session.flush()
@@ -94,10 +98,15 @@ async def spend_refresh_token(session: AsyncSession, token: str) -> SpentToken |
             RefreshToken.expires_at > func.now(),
         )
         .values(spent_at=func.now())
-        .returning(RefreshToken.user_id, RefreshToken.family_id, RefreshToken.token_version)
+        .returning(
+            RefreshToken.user_id,
+            RefreshToken.family_id,
+            RefreshToken.token_version,
+            RefreshToken.session_expires_at,
+        )
     )
     row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else SpentToken(row.user_id, row.family_id, row.token_version)
+    return None if row is None else SpentToken(*row)
 
 
 def session_is_live(

@@ -36,5 +36,8 @@ class RefreshToken(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # The end of the whole session (SESSION_MAX_DAYS after its login), which no refresh
+    # moves; None for rows stored before it was kept (counted from their next refresh).
+    session_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     spent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

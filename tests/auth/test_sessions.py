@@ -142,6 +142,44 @@ async def test_malformed_bodies_get_422(client: httpx.AsyncClient, path: str, bo
     assert "x" * 129 not in response.text
 
 
+async def test_a_session_ends_session_max_days_after_its_login_however_often_it_refreshes(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    # given: a login; its session ends SESSION_MAX_DAYS later
+    before = dt.datetime.now(dt.UTC)
+    first = await _login(client, user.username)
+    login_row = await _row(session, first)
+    max_age = dt.timedelta(days=get_settings().session_max_days)
+    assert login_row.session_expires_at is not None
+    assert before + max_age <= login_row.session_expires_at <= dt.datetime.now(dt.UTC) + max_age
+    # when: it has an hour left and refreshes
+    an_hour_left = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    login_row.session_expires_at = login_row.expires_at = an_hour_left
+    await session.flush()
+    response = await _refresh(client, first)
+    # then: the new tokens keep the session's end, and none outlives it
+    assert response.status_code == 200, response.text
+    refreshed = await _row(session, response.json()["refresh_token"])
+    assert refreshed.session_expires_at == refreshed.expires_at == an_hour_left
+    assert response.json()["expires_in"] <= 3600
+
+
+async def test_a_session_stored_before_sessions_had_an_end_gets_one_at_its_next_refresh(
+    client: httpx.AsyncClient, session: AsyncSession, user: User
+) -> None:
+    token = await _login(client, user.username)
+    legacy = await _row(session, token)
+    legacy.session_expires_at = None
+    await session.flush()
+    before = dt.datetime.now(dt.UTC)
+    response = await _refresh(client, token)
+    assert response.status_code == 200, response.text
+    refreshed = await _row(session, response.json()["refresh_token"])
+    max_age = dt.timedelta(days=get_settings().session_max_days)
+    assert refreshed.session_expires_at is not None
+    assert refreshed.session_expires_at >= before + max_age
+
+
 async def test_an_expired_token_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, user: User
 ) -> None:
