@@ -92,8 +92,7 @@ def verify_access_token(token: str, key: SigningKey | None) -> TokenClaims:
         session_id = uuid.UUID(claims["sid"]) if isinstance(claims["sid"], str) else None
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc
-    if not isinstance(version, int) or isinstance(version, bool) or user_id < 1:
-        raise InvalidToken("malformed claims")
-    if session_id is None:
+    malformed_version = not isinstance(version, int) or isinstance(version, bool)
+    if malformed_version or user_id < 1 or session_id is None:
         raise InvalidToken("malformed claims")
     return TokenClaims(user_id=user_id, token_version=version, session_id=session_id)
