@@ -48,6 +48,22 @@ async def test_a_user_id_is_declared_as_the_int4_it_is(client: httpx.AsyncClient
         assert declared == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, method
 
 
+async def test_the_paging_parameters_are_declared_as_the_integers_they_are(
+    client: httpx.AsyncClient,
+) -> None:
+    # As for ids, their spelling check must not hide their bounds from the schema.
+    schema = (await client.get("/api/openapi.json")).json()
+    parameters = schema["paths"]["/api/users"]["get"]["parameters"]
+    declared = {
+        p["name"]: {key: p["schema"].get(key) for key in ("type", "minimum", "maximum")}
+        for p in parameters
+    }
+    assert declared == {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+        "cursor": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    }
+
+
 async def test_every_401_and_429_declares_the_header_it_is_sent_with(
     client: httpx.AsyncClient,
 ) -> None:

@@ -35,16 +35,16 @@ from lambda_app.users.schemas import (
 )
 
 INT4_MAX = 2**31 - 1  # ids are PostgreSQL `integer`
-# ASCII digits, the first not 0 (`\d` would take other scripts' digits too).
-_PLAIN_DECIMAL = re.compile("[1-9][0-9]*")
+# ASCII digits with no leading zero (`\d` would take other scripts' digits too).
+_PLAIN_DECIMAL = re.compile("0|[1-9][0-9]*")
 
 
-def _plain_decimal(segment: str) -> str:
-    """An id in the one spelling ids have. Parsed as `int()` parses, `+1`, ` 1`, `01`
-    and `1_0` (read as 10) would all name a user: one id, many paths."""
-    if not _PLAIN_DECIMAL.fullmatch(segment):
+def _plain_decimal(value: str) -> str:
+    """A number in its one spelling. Parsed as `int()` parses, `+1`, ` 1`, `01` and `1_0`
+    (read as 10) would all name one user, or one page: one number, many URLs."""
+    if not _PLAIN_DECIMAL.fullmatch(value):
         raise ValueError("must be written in plain decimal digits, with no leading zero")
-    return segment
+    return value
 
 
 # Path() before the validator: after it, its bounds reach the schema as unknown `ge`/`le`
@@ -125,9 +125,11 @@ async def change_password(data: PasswordChange, user: CurrentUser, session: DbSe
 async def list_users(
     _: Superuser,
     session: DbSession,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[int, Query(ge=1, le=100), BeforeValidator(_plain_decimal)] = 50,
     cursor: Annotated[
-        int, Query(ge=0, le=INT4_MAX, description="`next_cursor` of the previous page")
+        int,
+        Query(ge=0, le=INT4_MAX, description="`next_cursor` of the previous page"),
+        BeforeValidator(_plain_decimal),
     ] = 0,
 ) -> UserPage:
     users, next_cursor = await service.list_page(session, after_id=cursor, limit=limit)

@@ -546,6 +546,14 @@ async def test_out_of_range_or_malformed_ids_are_422(
         {"cursor": str(-(10**30))},
         {"limit": "ten"},
         {"limit": ""},
+        # one spelling per number, as for ids: these all read as a page int() could parse
+        {"limit": "+5"},
+        {"limit": "05"},
+        {"limit": " 5"},
+        {"cursor": "+1"},
+        {"cursor": "1_0"},
+        {"cursor": "00"},
+        {"cursor": "\u0661"},  # ARABIC-INDIC DIGIT ONE
     ],
 )
 async def test_out_of_range_or_malformed_paging_is_422(
