@@ -46,7 +46,8 @@ DEFAULT_CACHE_CONTROL = "no-store"
 _NOT_STORED = (b"cache-control", DEFAULT_CACHE_CONTROL.encode())
 
 
-def _request_id(scope: Scope) -> str:
+def request_id_of(scope: Scope) -> str:
+    """The id a request is logged and answered with (`x-request-id`)."""
     context = scope.get("aws.context")
     aws_request_id = getattr(context, "aws_request_id", None)
     if aws_request_id:  # on Lambda: the invocation's id, so logs and responses correlate
@@ -59,7 +60,7 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def _trace_id(scope: Scope) -> str | None:
+def trace_id_of(scope: Scope) -> str | None:
     """Lambda's trace id for this invocation (the one X-Ray records), else the request's."""
     trace_id = invocation_trace_id()
     if trace_id:
@@ -112,10 +113,10 @@ class RequestContextMiddleware:
             return
 
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        trace_id = _trace_id(scope)
+        trace_id = trace_id_of(scope)
         trace_token = bind_trace_id(trace_id)
         extra_headers = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
         if trace_id:

@@ -118,7 +118,6 @@ def make_handler(
                 raise exc from None
             answer = rejection(
                 scope,
-                context,
                 InvalidHeader,
                 exc,
                 "malformed host or port header",
@@ -133,7 +132,6 @@ def make_handler(
 
             answer = rejection(
                 scope,
-                context,
                 UndecodableBody,
                 exc,
                 "undecodable request body",

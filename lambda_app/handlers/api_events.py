@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from mangum.types import LambdaContext
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -144,7 +142,6 @@ def without_server_headers(event: LambdaEvent) -> LambdaEvent:
 
 def rejection(
     scope: Scope,
-    context: LambdaContext,
     error: type[AppError],
     cause: Exception,
     log_message: str,
@@ -160,13 +157,46 @@ def rejection(
     """
     # Loaded by the app already; imported here to keep this module's own imports light.
     from lambda_app.core.errors import error_body
-    from lambda_app.core.middleware import DEFAULT_CACHE_CONTROL, REQUEST_ID_HEADER
+    from lambda_app.core.logging import bind_trace_id, unbind_trace_id
+    from lambda_app.core.middleware import (
+        DEFAULT_CACHE_CONTROL,
+        REQUEST_ID_HEADER,
+        TRACE_ID_HEADER,
+        request_id_of,
+        trace_id_of,
+    )
+
+    # The ids any answer of the app's is logged and sent with.
+    request_id, trace_id = request_id_of(scope), trace_id_of(scope)
+    headers = {REQUEST_ID_HEADER: request_id, "cache-control": DEFAULT_CACHE_CONTROL}
+    if trace_id:
+        headers[TRACE_ID_HEADER] = trace_id
+    # the path as the request log has it
+    _apply_stage_prefix(scope, scope["aws.event"], base_path=base_path)
+    trace_token = bind_trace_id(trace_id)
+    try:
+        _log_rejection(scope, error, cause, log_message, request_id, started)
+    finally:
+        unbind_trace_id(trace_token)
+    return Response(
+        json.dumps(error_body(error.code, error.message)),
+        status_code=error.status_code,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def _log_rejection(
+    scope: Scope,
+    error: type[AppError],
+    cause: Exception,
+    log_message: str,
+    request_id: str,
+    started: float,
+) -> None:
     from lambda_app.core.request_log import logger, write_request_line_and_metrics
     from lambda_app.core.settings import get_settings
 
-    request_id = str(getattr(context, "aws_request_id", None) or uuid.uuid4().hex)
-    # the path as the request log has it
-    _apply_stage_prefix(scope, scope["aws.event"], base_path=base_path)
     logger.warning(
         log_message,
         extra={
@@ -186,10 +216,4 @@ def rejection(
         duration_ms=(time.perf_counter() - started) * 1000,
         request_id=request_id,
         user_id=None,
-    )
-    return Response(
-        json.dumps(error_body(error.code, error.message)),
-        status_code=error.status_code,
-        headers={REQUEST_ID_HEADER: request_id, "cache-control": DEFAULT_CACHE_CONTROL},
-        media_type="application/json",
     )

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from lambda_app.core import metrics
+from lambda_app.core.logging import TRACE_ID_ENV
 from lambda_app.core.settings import get_settings
 from tests.fixtures.lambda_events import (
     SOURCES,
@@ -235,3 +236,26 @@ def test_the_handlers_own_400s_are_counted_like_every_request(
     assert (request["Route"], request["StatusClass"]) == (metrics.UNMATCHED_ROUTE, "4xx")
     assert request["Method"] == ("POST" if kind == "undecodable_body" else "GET")
     assert request["Stage"] == get_settings().environment
+
+
+@pytest.mark.parametrize("kind", list(REJECTED_EVENTS))
+def test_the_handlers_own_400s_are_sent_and_logged_with_the_request_trace_id(
+    api_handler: Handler, log_lines: list[str], monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # given: a request API Gateway traced, in an invocation Lambda traced (which wins)
+    request_root = "1-5759e988-bd862e3fe1be46a994272793"
+    invocation_root = "1-67891233-abcdef012345678912345678"
+    monkeypatch.delenv(TRACE_ID_ENV, raising=False)
+    event = REJECTED_EVENTS[kind]({"X-Amzn-Trace-Id": f"Root={request_root};Sampled=1"})
+
+    # when
+    from_the_request = invoke(api_handler, event)
+    monkeypatch.setenv(TRACE_ID_ENV, f"Root={invocation_root};Parent=1234567890abcdef;Sampled=1")
+    from_the_invocation = invoke(api_handler, event)
+
+    # then: as any of the app's answers is, so the client's report finds the trace
+    assert (from_the_request.status, from_the_invocation.status) == (400, 400)
+    assert from_the_request.header("x-trace-id") == request_root
+    assert from_the_invocation.header("x-trace-id") == invocation_root
+    traced = [json.loads(line).get("trace_id") for line in log_lines]
+    assert traced == [request_root] * 2 + [invocation_root] * 2  # the warning, the request line
