@@ -159,11 +159,14 @@ async def revoke_family_now(
         await revoke_family(session, user_id, family_id)
 
 
-async def revoke_all_sessions(session: AsyncSession, user_id: int) -> None:
-    """End every session of the user: each refresh token still active is revoked."""
-    await locked_user(session, user_id)
+async def revoke_all_sessions(session: AsyncSession, user_id: int) -> bool:
+    """End every session of the user: each refresh token still active is revoked, and
+    with it the access tokens that name its session. False if there is no such user."""
+    if await locked_user(session, user_id) is None:
+        return False
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
+    return True

@@ -13,7 +13,7 @@ from lambda_app.core.settings import get_settings
 from lambda_app.db.session import DbSession
 from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.identity.dependencies import CurrentUser, Superuser
-from lambda_app.users import service
+from lambda_app.users import service, sessions
 from lambda_app.users.errors import (
     CannotChangeOwnCredentials,
     CannotDeleteSelf,
@@ -116,6 +116,16 @@ async def change_password(data: PasswordChange, user: CurrentUser, session: DbSe
     await service.change_password(session, user, data, get_settings())
 
 
+@router.delete(
+    "/me/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Log out everywhere: end every session of the current user, this one too",
+)
+async def end_my_sessions(user: CurrentUser, session: DbSession) -> None:
+    await sessions.end_own_sessions(session, user.id)
+
+
 @router.get(
     "",
     response_model=UserPage,
@@ -180,3 +190,14 @@ async def update_user(
 )
 async def delete_user(user_id: UserId, actor: Superuser, session: DbSession) -> None:
     await service.delete(session, actor=actor, user_id=user_id)
+
+
+@router.delete(
+    USER_PATH + "/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(PermissionDenied, UserNotFound),
+    summary="Log a user out everywhere (superuser only; the password stays as it is)",
+)
+async def end_sessions_of_user(user_id: UserId, _: Superuser, session: DbSession) -> None:
+    await sessions.end_sessions_of(session, user_id)

@@ -114,7 +114,7 @@ def test_a_command_the_repository_runs_passes(line: str) -> None:
         ("curl -s localhost:8000/auth/register -d '{}'", "no path /auth/register"),
         ("curl -s localhost:8000/api/auth/register", "GET /api/auth/register"),
         ("curl -s -X PUT localhost:8000/api/users/me", "PUT /api/users/me"),
-        ("curl -s localhost:8000/api/users/<id>/sessions", "no path"),
+        ("curl -s localhost:8000/api/users/<id>/devices", "no path"),
         ("curl -s -H 'accept: application/json'", "without a URL"),
         # export, unset, VAR=value: what the settings and the code read
         ("export DATABSE_URL=postgresql+asyncpg://127.0.0.1/x", "DATABSE_URL"),

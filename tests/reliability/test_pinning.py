@@ -457,6 +457,17 @@ async def _exercise_the_surface(api: Api, owner_url: str, settings: ApiSettings)
     await api.expect(204, "DELETE", carol_url, headers=admin_h)
     await api.expect(404, "DELETE", carol_url, headers=admin_h)
     await api.expect(422, "DELETE", f"{users}/0", headers=admin_h)
+    # logging out everywhere: oneself, and a superuser anyone (both lock the user's row)
+    bob_h = await api.bearer(bob)
+    bob_id = (await api.expect(200, "GET", me, headers=bob_h)).json()["id"]
+    await api.expect(204, "DELETE", f"{me}/sessions", headers=bob_h)
+    await api.expect(401, "DELETE", f"{me}/sessions", headers=bob_h)  # that ended this one too
+    bob_sessions = f"{users}/{bob_id}/sessions"
+    await api.expect(204, "DELETE", bob_sessions, headers=admin_h)
+    await api.expect(403, "DELETE", bob_sessions, headers=alice_h)
+    await api.expect(401, "DELETE", bob_sessions, headers=anonymous)
+    await api.expect(404, "DELETE", f"{missing}/sessions", headers=admin_h)
+    await api.expect(422, "DELETE", f"{users}/0/sessions", headers=admin_h)
     # one's own password only through /users/me; a deactivation locks the superusers' rows
     own = {"password": new_password}
     await api.expect(403, "PATCH", f"{users}/{admin_id}", json=own, headers=admin_h)
