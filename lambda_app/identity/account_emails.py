@@ -1,8 +1,9 @@
-"""The emails about an account: a password-reset link, an email-verification link, and a
-notice to the old address that the email changed.
+"""The emails about an account: a password-reset link, an email-verification link, and
+two notices: to the old address that the email changed, and to the account's address
+that the password changed.
 
 The links carry a single-use token (lambda_app/identity/account_tokens.py) to the
-frontend; the notice carries none. Sending is throttled per address
+frontend; the notices carry none. Sending is throttled per address
 (lambda_app/identity/email_throttle.py). A message goes only once the transaction that
 stored its token (or made its change) has committed: a link in a mailbox always works,
 and no notice tells of a change that did not happen. A message that can't be sent is
@@ -34,8 +35,13 @@ logger = logging.getLogger(__name__)
 
 RESET_PATH = "reset-password"
 VERIFY_PATH = "verify-email"
-# The notice's name in the email throttle and the log lines (a TokenPurpose names the others).
+# The notices' names in the email throttle and the log lines (a TokenPurpose names the links).
 EMAIL_CHANGED = "email_changed"
+PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a notice's name, not a password
+# How a notice ends when a superuser made the change.
+_BY_AN_ADMINISTRATOR = (
+    "An administrator made the change. If you did not ask for it, contact the\nservice's support.\n"
+)
 
 
 class AccountEmailsUnavailable(AppError):
@@ -141,15 +147,8 @@ async def mail_email_changed_after_commit(
     new address, nor the username: the old mailbox's owner may not be the account's (a
     typo at registration).
     """
-    if not mail_configured(settings):
-        logger.warning("no mail backend: email change notice not sent")
-        return
-    allowance = await throttle(session, EMAIL_CHANGED, old_email, settings)
-    if not allowance.allowed:
-        return
     who = (
-        "An administrator made the change. If you did not ask for it, contact the\n"
-        "service's support.\n"
+        _BY_AN_ADMINISTRATOR
         if by_superuser
         else "If it was you, ignore this message. If it wasn't, someone who knows your\n"
         "password made the change: contact the service's support to get your account back.\n"
@@ -160,7 +159,51 @@ async def mail_email_changed_after_commit(
         "its messages, password reset links included.\n\n" + who
     )
     message = mail.Message(to=old_email, subject="Your email address was changed", text=text)
-    after_commit(session, partial(deliver, message, EMAIL_CHANGED, settings))
+    await _notice_after_commit(session, EMAIL_CHANGED, message, settings)
+
+
+async def mail_password_changed_after_commit(
+    session: AsyncSession,
+    email: str,
+    settings: ApiSettings,
+    *,
+    by_superuser: bool,
+) -> None:
+    """For a request's own session: tell `email`, the account's address, that its
+    password changed (by the user, a reset link or a superuser), once the change has
+    committed, as the email change notice is, and throttled and configured as it is.
+
+    No link, no token and no username, as the email change notice: the address may be
+    one nobody verified (a typo), and its reader gets nothing to act with.
+    """
+    who = (
+        _BY_AN_ADMINISTRATOR
+        if by_superuser
+        else "If it was you, ignore this message. If it wasn't, someone who knows your\n"
+        "password or reads your email made the change: contact the service's support to\n"
+        "get your account back.\n"
+    )
+    text = (
+        "Hello,\n\n"
+        "The password of your account was changed, and every device signed in to it\n"
+        "was signed out.\n\n" + who
+    )
+    message = mail.Message(to=email, subject="Your password was changed", text=text)
+    await _notice_after_commit(session, PASSWORD_CHANGED, message, settings)
+
+
+async def _notice_after_commit(
+    session: AsyncSession, purpose: str, message: mail.Message, settings: ApiSettings
+) -> None:
+    """Send a notice (`purpose`: EMAIL_CHANGED or PASSWORD_CHANGED) once `session` has
+    committed, never if it rolls back, unless its address had its hourly share of that
+    notice. Without a mail backend there is none (logged)."""
+    if not mail_configured(settings):
+        logger.warning("no mail backend: notice not sent", extra={"fields": {"purpose": purpose}})
+        return
+    allowance = await throttle(session, purpose, message.to, settings)
+    if allowance.allowed:
+        after_commit(session, partial(deliver, message, purpose, settings))
 
 
 async def send_verification_now(
@@ -187,7 +230,8 @@ async def send_verification_now(
 async def throttle(
     session: AsyncSession, purpose: str, email: str, settings: ApiSettings
 ) -> email_throttle.Allowance:
-    """One more email of `purpose` (a TokenPurpose, or EMAIL_CHANGED) asked for `email`."""
+    """One more email of `purpose` (a TokenPurpose, EMAIL_CHANGED or PASSWORD_CHANGED)
+    asked for `email`."""
     allowance = await email_throttle.take(
         session, purpose, email, per_hour=settings.account_emails_per_hour
     )

@@ -4,6 +4,11 @@ with the address's first request (a fixed window, then a new one).
 
 Every request counts (one upsert), whether or not an account has that address: the
 same work either way, and spraying one address gets it nothing beyond the limit.
+
+The count is the mailbox's (`mailbox_of`): the subaddresses of one mailbox (RFC 5233,
+`name+tag@domain`) share it, or registering `victim+1@`, `victim+2@`, ... would mail one
+inbox past the limit. A row written while the key was the whole address, a subaddress's,
+is no longer matched: its window ends within the hour, and the clean-up takes it.
 """
 
 from __future__ import annotations
@@ -30,16 +35,28 @@ class Allowance:
     retry_after_seconds: int  # 0 when allowed
 
 
+def mailbox_of(email: str) -> str:
+    """The mailbox `email` reaches, as the throttle counts it: lower-cased (as addresses
+    are stored), with the local part's `+tag` left out (`Name+Tag@Example.com` is
+    `name@example.com`). No provider's own foldings (Gmail's dots): other providers treat
+    those as other mailboxes."""
+    local, at, domain = email.lower().rpartition("@")
+    if not at:  # no address at all: counted as given
+        return domain
+    return f"{local.partition('+')[0]}@{domain}"
+
+
 async def take(session: AsyncSession, purpose: str, email: str, *, per_hour: int) -> Allowance:
-    """Count one request for `email` and say whether an email may be sent for it.
-    `purpose`: a `TokenPurpose` (a StrEnum), or the name of a mail that carries no token."""
+    """Count one request for `email`'s mailbox and say whether an email may be sent for
+    it. `purpose`: a `TokenPurpose` (a StrEnum), or the name of a mail that carries no
+    token."""
     now = dt.datetime.now(dt.UTC)
     table = EmailThrottle.__table__
     assert isinstance(table, Table)
     expired = table.c.window_started_at < now - WINDOW
     count = (
         insert(table)
-        .values(purpose=str(purpose), email=email, requests=1, window_started_at=now)
+        .values(purpose=str(purpose), email=mailbox_of(email), requests=1, window_started_at=now)
         .on_conflict_do_update(
             index_elements=[table.c.purpose, table.c.email],
             set_={

@@ -16,6 +16,7 @@ class EmailThrottle(Base):
     __tablename__ = "email_throttle"
 
     purpose: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # The address's mailbox (its `+tag` left out: email_throttle.mailbox_of).
     email: Mapped[str] = mapped_column(String(EMAIL_MAX), primary_key=True)
     requests: Mapped[int] = mapped_column(Integer)
     # Indexed: the bounded clean-up of finished windows.

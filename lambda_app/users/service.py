@@ -8,7 +8,7 @@ from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import NotAuthenticated
-from lambda_app.core.settings import ApiSettings
+from lambda_app.core.settings import ApiSettings, get_settings
 from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
@@ -139,7 +139,8 @@ async def _apply(
     is now: a password changed meanwhile bumps `token_version` from its new value, and a
     deletion meanwhile was seen by the lock. A new email is unverified until its own
     link is followed: the verification email goes to the new address, and a notice of
-    the change to the old one (saying whether a superuser made it)."""
+    the change to the old one (saying whether a superuser made it). A new password's
+    notice goes to the address the account has after the change."""
     changes = data.model_dump()  # the fields sent: an omitted one is MISSING, left out
     changes.pop("current_password", None)  # checked by update_me
     password = changes.pop("password", None)
@@ -160,7 +161,7 @@ async def _apply(
     # After the save: it flushes the user first and turns a taken name into a 409.
     saved = await UserRepository(session).save(user)
     if password is not None:
-        await _end_what_the_password_opened(session, user.id)
+        await _after_a_new_password(session, saved, settings, by_superuser=by_superuser)
     elif deactivated:
         await revoke_all_sessions(session, user.id)
     if deactivated or new_email:
@@ -198,7 +199,7 @@ async def change_password(
     user_id = user.id  # read before the guess's own transaction expires the loaded row
     checked = await _check_current_password(session, user_id, data.current_password, settings)
     current = await _locked_caller(session, user_id, checked)
-    await set_new_password(session, current, data.new_password)
+    await set_new_password(session, current, data.new_password, settings)
 
 
 async def _check_current_password(
@@ -237,19 +238,30 @@ async def _locked_caller(session: AsyncSession, user_id: int, checked: str | Non
     return current
 
 
-async def set_new_password(session: AsyncSession, user: User, password: str) -> None:
-    """Set the password and end everything issued before: access tokens (their version
-    is bumped), every session and every reset link not yet used."""
+async def set_new_password(
+    session: AsyncSession, user: User, password: str, settings: ApiSettings | None = None
+) -> None:
+    """Set the user's own new password (theirs, or a reset link's) and end everything
+    issued before: access tokens (their version is bumped), every session and every
+    reset link not yet used; the account's address is told once it commits. `settings`:
+    the process's (`get_settings()`) unless given, as a reset doesn't pass them."""
     _set_password(user, password)
-    await UserRepository(session).save(user)
-    await _end_what_the_password_opened(session, user.id)
+    saved = await UserRepository(session).save(user)
+    await _after_a_new_password(session, saved, settings or get_settings(), by_superuser=False)
 
 
-async def _end_what_the_password_opened(session: AsyncSession, user_id: int) -> None:
-    """After a new password: every session ends, and so do the reset links already sent
-    (one left in a mailbox someone else reads would set a password of their choosing)."""
-    await revoke_all_sessions(session, user_id)
-    await account_tokens.delete_outstanding(session, user_id, TokenPurpose.RESET_PASSWORD)
+async def _after_a_new_password(
+    session: AsyncSession, user: User, settings: ApiSettings, *, by_superuser: bool
+) -> None:
+    """After a new password, however it was set: every session ends, and so do the reset
+    links already sent (one left in a mailbox someone else reads would set a password of
+    their choosing). The account's current address is sent a notice once the change has
+    committed (ASVS V2.2.3): a password changed by someone else is then seen."""
+    await revoke_all_sessions(session, user.id)
+    await account_tokens.delete_outstanding(session, user.id, TokenPurpose.RESET_PASSWORD)
+    await account_emails.mail_password_changed_after_commit(
+        session, user.email, settings, by_superuser=by_superuser
+    )
 
 
 async def delete(session: AsyncSession, *, actor: User, user_id: int) -> None:

@@ -18,7 +18,7 @@ from lambda_app.core import metrics
 from lambda_app.core.logging import JsonFormatter, configure_logging
 from lambda_app.core.settings import get_settings
 from lambda_app.models import User
-from tests.fixtures.accounts import Credentials
+from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials
 from tests.fixtures.aws import moto_aws
 from tests.fixtures.mailbox import sent_through_moto_ses
 
@@ -128,6 +128,7 @@ async def test_when_ses_refuses_the_answers_stay_the_same_and_the_failure_is_cou
     session: AsyncSession,
     user: User,
     deployed_stage: None,  # the sender was never verified: SES answers MessageRejected
+    user_headers: dict[str, str],
     every_log_line: pytest.LogCaptureFixture,
     emf_lines: list[str],
 ) -> None:
@@ -138,6 +139,10 @@ async def test_when_ses_refuses_the_answers_stay_the_same_and_the_failure_is_cou
     account = Credentials.new("ses_down")
     created = await client.post("/api/auth/register", json=account.registration())
     assert created.status_code == 201, created.text
+    # a password change: it stands, without its notice
+    change = {"current_password": DEFAULT_PASSWORD, "new_password": "changed while ses is down"}
+    changed = await client.post("/api/users/me/password", json=change, headers=user_headers)
+    assert changed.status_code == 204, changed.text
 
     assert sent_through_moto_ses(REGION) == []
     reasons = [
@@ -145,9 +150,9 @@ async def test_when_ses_refuses_the_answers_stay_the_same_and_the_failure_is_cou
         for r in every_log_line.records
         if r.getMessage() == "account email not sent"
     ]
-    assert len(reasons) == 2 and all("MessageRejected" in reason for reason in reasons)
+    assert len(reasons) == 3 and all("MessageRejected" in reason for reason in reasons)
     failures = [line for line in emf_lines if metrics.MAIL_FAILURES in line]
-    assert len(failures) == 2
+    assert len(failures) == 3
 
 
 async def test_a_resend_that_ses_refuses_is_a_503(

@@ -1,11 +1,12 @@
 """A link is mailed only once the transaction that stored its token has committed.
 
 A registration or an email change mails its verification link (and an email change its
-notice to the old address) after the request's commit: when that commit fails, the
-account change did not happen and no mail goes out (a link to a token that was never
-stored would be dead, a notice would tell of a change that did not happen). The failure
-is real: a deferred trigger on the test database refuses the COMMIT of any row whose
-email starts with `refused_`, after the request has written everything else.
+notice to the old address, a password change its notice to the account's) after the
+request's commit: when that commit fails, the account change did not happen and no mail
+goes out (a link to a token that was never stored would be dead, a notice would tell of
+a change that did not happen). The failure is real: a deferred trigger on the test
+database refuses the COMMIT of any row whose email starts with `refused_` (of a new
+password, `pwrefused_`), after the request has written everything else.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lambda_app.devtools.database import plain_connection
 from lambda_app.models import AccountToken, EmailThrottle, User
 from tests.fixtures.accounts import Credentials, login
-from tests.fixtures.mailbox import Mailbox
+from tests.fixtures.mailbox import PASSWORD_NOTICE, Mailbox
 
 REFUSE_COMMIT = r"""
 CREATE FUNCTION test_refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -31,8 +32,12 @@ END $$;
 CREATE CONSTRAINT TRIGGER test_refuse_commit AFTER INSERT OR UPDATE OF email ON users
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     WHEN (NEW.email LIKE 'refused\_%') EXECUTE FUNCTION test_refuse_commit();
+CREATE CONSTRAINT TRIGGER test_refuse_password_commit AFTER UPDATE OF hashed_password ON users
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.email LIKE 'pwrefused\_%') EXECUTE FUNCTION test_refuse_commit();
 """
 DROP_REFUSAL = """
+DROP TRIGGER test_refuse_password_commit ON users;
 DROP TRIGGER test_refuse_commit ON users;
 DROP FUNCTION test_refuse_commit();
 """
@@ -119,3 +124,28 @@ async def test_an_email_change_whose_commit_fails_mails_nothing_and_keeps_the_ad
                     EmailThrottle.email.in_([account.registration()["email"], refused])
                 )
             )
+
+
+async def test_a_password_change_whose_commit_fails_mails_no_notice(
+    client: httpx.AsyncClient, engine: AsyncEngine, mailbox: Mailbox
+) -> None:
+    # given an account whose new password's COMMIT the trigger refuses
+    account = Credentials.new("pwrefused")
+    email = account.registration()["email"]
+    created = await client.post("/api/auth/register", json=account.registration())
+    assert created.status_code == 201, created.text
+    try:
+        headers = await login(client, account.username, account.password)
+
+        # when
+        change = {"current_password": account.password, "new_password": "never-stored-1"}
+        response = await client.post("/api/users/me/password", json=change, headers=headers)
+
+        # then the password stands as it was, and nobody is told it changed
+        assert response.status_code == 500, response.text
+        assert mailbox.to(email, PASSWORD_NOTICE) == []
+        assert await login(client, account.username, account.password)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(delete(User).where(User.username == account.username))
+            await conn.execute(delete(EmailThrottle).where(EmailThrottle.email == email))

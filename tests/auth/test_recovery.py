@@ -19,7 +19,7 @@ from lambda_app.identity.opaque_tokens import token_digest
 from lambda_app.models import AccountToken, EmailThrottle, LoginThrottle, TokenPurpose, User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials, login, register
 from tests.fixtures.factories import UserFactory
-from tests.fixtures.mailbox import Mail, Mailbox
+from tests.fixtures.mailbox import Mail, Mailbox, the_password_notice
 
 RECOVERY, RESET, TOKEN = (
     "/api/auth/password-recovery",
@@ -186,6 +186,19 @@ async def test_a_reset_sets_the_password_and_ends_every_token_and_session(
     again = {"token": link.token, "new_password": "yet another passphrase"}
     _assert_invalid(await client.post(RESET, json=again))
     _assert_invalid(await client.post(RESET, json={**again, "token": older.token}))
+
+
+async def test_a_reset_is_told_to_the_address_without_the_link(
+    client: httpx.AsyncClient, mailbox: Mailbox, user: User
+) -> None:
+    link = await _reset_link(client, mailbox, user)
+
+    response = await client.post(RESET, json={"token": link.token, "new_password": NEW_PASSWORD})
+
+    assert response.status_code == 204, response.text
+    secrets = (link.token, NEW_PASSWORD, DEFAULT_PASSWORD)
+    notice = the_password_notice(mailbox, user.email, username=user.username, secrets=secrets)
+    assert "An administrator" not in notice.text
 
 
 async def test_a_reset_verifies_the_address(

@@ -159,6 +159,23 @@ async def test_resending_is_throttled_like_recovery(
     assert len(mailbox.to(user.email, SUBJECT)) == 3
 
 
+async def test_the_subaddresses_of_one_mailbox_share_its_limit(
+    client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    # given one mailbox, and twice its hourly share of registrations at its +tag addresses
+    name = Credentials.new("victim").username
+    tagged = [f"{name}+{n}@Example.com" for n in range(2 * get_settings().account_emails_per_hour)]
+
+    for n, address in enumerate(tagged):
+        registration = {"username": f"{name}_{n}", "email": address, "password": DEFAULT_PASSWORD}
+        created = await client.post("/api/auth/register", json=registration)
+        assert created.status_code == 201, created.text  # every account is made
+
+    # then the mailbox got its share of links, no more (RFC 5233: one mailbox)
+    sent = [mail for address in tagged for mail in mailbox.to(address, SUBJECT)]
+    assert len(sent) == get_settings().account_emails_per_hour
+
+
 async def test_resending_needs_a_login(client: httpx.AsyncClient) -> None:
     response = await client.post(RESEND)
     assert response.status_code == 401

@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login
 from tests.fixtures.factories import UserFactory
+from tests.fixtures.mailbox import Mailbox, the_password_notice
 
 LARGEST_ID = 2**31 - 1
 USER_NOT_FOUND = {"error": {"code": "user_not_found", "message": "User not found", "details": None}}
@@ -116,6 +117,20 @@ async def test_superuser_sets_a_password(
     assert (await login(client, user.username, "set-by-admin-1"))["Authorization"].startswith(
         "Bearer "
     )
+
+
+async def test_a_superusers_password_change_is_told_to_the_accounts_address_as_theirs(
+    client: httpx.AsyncClient, user: User, superuser_headers: dict[str, str]
+) -> None:
+    response = await client.patch(
+        f"/api/users/{user.id}", headers=superuser_headers, json={"password": "admin-set-pw-2"}
+    )
+
+    assert response.status_code == 200, response.text
+    secrets = ("admin-set-pw-2", DEFAULT_PASSWORD)
+    notice = the_password_notice(Mailbox(), user.email, username=user.username, secrets=secrets)
+    assert "An administrator made the change" in notice.text
+    assert "knows your password" not in notice.text
 
 
 async def test_a_superuser_changes_their_own_email_and_password_only_through_me(

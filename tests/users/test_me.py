@@ -6,7 +6,7 @@ from lambda_app.models import User
 from lambda_app.users.schemas import UserRead
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login
 from tests.fixtures.factories import UserFactory
-from tests.fixtures.mailbox import Mailbox
+from tests.fixtures.mailbox import Mailbox, the_password_notice
 
 NOTICE = "Your email address was changed"
 
@@ -210,6 +210,25 @@ async def test_change_password_replaces_the_password(
     assert old.status_code == 401
     new_headers = await login(client, user.username, "brand-new-pass")
     assert (await client.get("/api/users/me", headers=new_headers)).status_code == 200
+
+
+async def test_a_password_change_is_told_to_the_accounts_address(
+    client: httpx.AsyncClient, user: User, user_headers: dict[str, str]
+) -> None:
+    # when
+    new_password = "told-of-pass-1"
+    response = await client.post(
+        "/api/users/me/password",
+        headers=user_headers,
+        json={"current_password": DEFAULT_PASSWORD, "new_password": new_password},
+    )
+
+    # then one notice, after the commit, with neither password nor the username in it
+    assert response.status_code == 204, response.text
+    secrets = (DEFAULT_PASSWORD, new_password)
+    notice = the_password_notice(Mailbox(), user.email, username=user.username, secrets=secrets)
+    assert "someone who knows your" in notice.text
+    assert "An administrator" not in notice.text
 
 
 async def test_change_password_with_wrong_current_password_is_400(
