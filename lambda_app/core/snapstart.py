@@ -7,8 +7,11 @@ made lazily, on first use, and reset by an after-restore hook registered here. W
 must not be in a snapshot at all (an open connection) is closed by a before-snapshot hook.
 
 Lambda's Python runtime ships `snapshot_restore_py` and runs its hooks; outside
-Lambda (tests, `make run`, a container elsewhere) nothing is ever restored, so a
-missing module just means no hook will ever be due.
+Lambda (tests, `make run`, a container elsewhere), and in an on-demand container, nothing
+is ever restored, so a missing module just means no hook will ever be due. Where Lambda
+takes a snapshot (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`) a missing module fails the
+import: every restored container would otherwise go without its hooks, silently, and
+publishing the version fails instead.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from collections.abc import Callable
 
 try:
     from snapshot_restore_py import register_after_restore, register_before_snapshot
-except ModuleNotFoundError:  # not on Lambda's runtime: there is no snapshot to hook
+except ModuleNotFoundError as missing:  # not on Lambda's runtime: there is no snapshot to hook
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        raise ModuleNotFoundError(
+            "snapshot_restore_py is missing with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start:"
+            " no SnapStart hook could be registered, and no restored container would run one",
+            name=missing.name,
+        ) from missing
 
     def register_after_restore(func: Callable[[], object]) -> Callable[[], object]:
         return func

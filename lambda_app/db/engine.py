@@ -6,15 +6,17 @@ pools on the server.
 `DB_POOL=single` keeps one connection per container instead, so a warm request skips the
 TLS handshake and the login at the proxy (docs/performance.md has the figures and the
 trade-offs). It is checked before use (pre-ping), replaced before RDS Proxy's client
-idle timeout could close it, and closed before a SnapStart snapshot.
+idle timeout could close it, and closed before a SnapStart snapshot (its socket too).
 """
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, QueuePool
 from sqlalchemy.util import await_
 
 from lambda_app.core.settings import DatabaseSettings, get_settings
@@ -209,6 +211,39 @@ def set_engine(engine: AsyncEngine | None) -> None:
 @after_restore
 def close_kept_connections() -> None:
     """Close what the pool keeps (DB_POOL=single): no socket goes into a snapshot, and
-    none from one is used after a restore. NullPool keeps nothing: a no-op."""
-    if _engine is not None:
+    none from one is used after a restore. NullPool keeps nothing: a no-op.
+
+    Lambda's runtime runs the hooks from its own thread between invocations, with no event
+    loop running, and asyncpg's terminate() leaves the socket's close() to a callback on
+    the connection's loop: disposed there and then, the socket would still be open
+    (CLOSE_WAIT) in the snapshot. So the pool is disposed on that loop, run until it is
+    done: the thread's current one, the container's (the API handler makes it current).
+    From inside a running loop (a test) the loop closes the sockets right after.
+    """
+    if _engine is None:
+        return
+    pool = _engine.sync_engine.pool
+    loop = _idle_event_loop() if isinstance(pool, QueuePool) and pool.checkedin() else None
+    if loop is None:
         _engine.sync_engine.dispose()
+    else:
+        loop.run_until_complete(_engine.dispose())
+
+
+def _idle_event_loop() -> asyncio.AbstractEventLoop | None:
+    """This thread's current event loop if it is not running (None if it is, or if there
+    is none: never a new one)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12 and 3.13 warn, then make a loop, when none is current.
+            warnings.simplefilter("error", DeprecationWarning)
+            loop = asyncio.get_event_loop()
+    except (RuntimeError, DeprecationWarning):
+        return None
+    return None if loop.is_closed() else loop

@@ -49,9 +49,15 @@ class FunctionConfig:
     memory_mb: int
     timeout_s: float
     environment: Mapping[str, str] = field(default_factory=dict)  # what CDK would set
+    # A published version's init for a SnapStart snapshot, not an on-demand cold start.
+    snap_start: bool = False
 
     def with_environment(self, **variables: str) -> FunctionConfig:
         return dataclasses.replace(self, environment={**self.environment, **variables})
+
+    @property
+    def version(self) -> str:
+        return "1" if self.snap_start else "$LATEST"  # SnapStart applies to published versions
 
     @property
     def arn(self) -> str:
@@ -66,6 +72,7 @@ def lambda_environment(
     https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
     """
     day = time.strftime("%Y/%m/%d", time.gmtime())
+    initialization_type = "snap-start" if config.snap_start else "on-demand"
     task, runtime = str(task_root), str(runtime_dir)
     return {
         "_HANDLER": config.handler,
@@ -74,10 +81,10 @@ def lambda_environment(
         "AWS_DEFAULT_REGION": REGION,
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[$LATEST]{secrets.token_hex(16)}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{config.version}]{secrets.token_hex(16)}",
         "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "LAMBDA_TASK_ROOT": task,
         "LAMBDA_RUNTIME_DIR": runtime,
@@ -127,6 +134,19 @@ class FunctionProcess:
     def wait_init_error(self, *, timeout_s: float) -> InitError:
         with self._explained():
             return self.api.wait_init_error(alive=self.alive, timeout_s=timeout_s)
+
+    def wait_snapshot(self, *, timeout_s: float) -> None:
+        """Until Lambda would snapshot it (SnapStart: init and before-snapshot hooks done)."""
+        with self._explained():
+            self.api.wait_snapshot(alive=self.alive, timeout_s=timeout_s)
+
+    def restore(self) -> None:
+        """Let it go on as a container restored from the snapshot: after-restore hooks next."""
+        self.api.restore()
+
+    def wait_restore_error(self, *, timeout_s: float) -> InitError:
+        with self._explained():
+            return self.api.wait_restore_error(alive=self.alive, timeout_s=timeout_s)
 
     @contextlib.contextmanager
     def _explained(self) -> Iterator[None]:

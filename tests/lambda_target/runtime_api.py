@@ -7,11 +7,23 @@ What the real service offers a runtime, and nothing more: the runtime client pol
 answered; the time of the first `next` poll is when init ended (what Lambda reports as
 Init Duration).
 
-Documented at https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
+With SnapStart (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`) the runtime, its init and
+before-snapshot hooks done, calls `GET /runtime/restore/next`: Lambda snapshots the memory
+while that call waits, and answers it (200) in each container restored from the snapshot.
+The runtime then runs the after-restore hooks and polls `invocation/next`, or reports their
+failure with `POST /runtime/restore/error` (202) and exits. Here `restore/next` waits until
+the test calls `restore()`, so a test sees the process as the snapshot would hold it. As
+Lambda's own Runtime API does, this one refuses (403, InvalidStateTransition) a
+`restore/next` after the runtime has called it or polled for an invocation, and a
+`restore/error` outside a restore.
+
+Documented at https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html and
+https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-custom.html
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import queue
@@ -31,6 +43,8 @@ PREFIX = f"/{API_VERSION}/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 # Lambda refuses a synchronous response (and an error document) larger than this.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+RESTORE_NEXT = f"{PREFIX}/restore/next"
+RESTORE_ERROR = f"{PREFIX}/restore/error"
 _INVOCATION_PATH = re.compile(rf"^{PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
 
 
@@ -72,11 +86,22 @@ class Invocation:
 
 @dataclass(frozen=True)
 class InitError:
+    """What the runtime reported to `init/error` (or, after a restore, `restore/error`)."""
+
     error_type: str | None
     body: bytes
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+class _Phase(enum.Enum):
+    """Where the runtime is, for the SnapStart routes' state checks."""
+
+    INIT = "init"  # init running: restore/next, or a first invocation/next, may come
+    SNAPSHOT = "snapshot"  # restore/next waiting: what the process holds is the snapshot
+    RESTORED = "restored"  # restore/next answered: after-restore hooks running
+    INVOKING = "invoking"  # invocation/next polled
 
 
 def _trace_id() -> str:
@@ -99,6 +124,11 @@ class RuntimeApi:
         self._closing = threading.Event()
         self._init_errors: list[InitError] = []
         self._init_error_seen = threading.Event()
+        self._phase = _Phase.INIT
+        self._snapshot_taken = threading.Event()  # restore/next arrived
+        self._restored = threading.Event()  # the test let restore/next answer
+        self._restore_errors: list[InitError] = []
+        self._restore_error_seen = threading.Event()
         self.first_poll_at: float | None = None  # init is over when the runtime first polls
         self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -156,6 +186,30 @@ class RuntimeApi:
     def init_errors(self) -> list[InitError]:
         return list(self._init_errors)
 
+    def wait_snapshot(self, *, alive: Callable[[], bool], timeout_s: float) -> None:
+        """Until the runtime calls `restore/next`: init and the before-snapshot hooks done."""
+        self._wait(self._snapshot_taken, alive=alive, timeout_s=timeout_s, what="restore/next")
+
+    def restore(self) -> None:
+        """Answer the waiting `restore/next`: the container is restored from the snapshot."""
+        assert self._snapshot_taken.is_set(), "the runtime has not called restore/next"
+        self._restored.set()
+
+    def wait_restore_error(self, *, alive: Callable[[], bool], timeout_s: float) -> InitError:
+        """The after-restore hooks' failure the runtime reports (it exits right after)."""
+        self._wait(
+            self._restore_error_seen, alive=alive, timeout_s=timeout_s, what="a restore error"
+        )
+        return self._restore_errors[0]
+
+    @property
+    def snapshot_taken(self) -> bool:
+        return self._snapshot_taken.is_set()
+
+    @property
+    def restore_errors(self) -> list[InitError]:
+        return list(self._restore_errors)
+
     def _wait(
         self, done: threading.Event, *, alive: Callable[[], bool], timeout_s: float, what: str
     ) -> None:
@@ -171,9 +225,34 @@ class RuntimeApi:
 
     # --- the HTTP side ------------------------------------------------------------------
 
+    def _enter(self, phase: _Phase, *, allowed_from: tuple[_Phase, ...]) -> bool:
+        with self._lock:
+            if self._phase not in allowed_from:
+                return False
+            self._phase = phase
+            return True
+
+    def _restore_next(self) -> bool:
+        """False when the runtime is in no state to be snapshotted, or shutting down."""
+        if not self._enter(_Phase.SNAPSHOT, allowed_from=(_Phase.INIT,)):
+            return False
+        self._snapshot_taken.set()
+        while not self._restored.wait(0.05):
+            if self._closing.is_set():
+                return False
+        return self._enter(_Phase.RESTORED, allowed_from=(_Phase.SNAPSHOT,))
+
+    def _record_restore_error(self, body: bytes, error_type: str | None) -> bool:
+        if not self._enter(_Phase.RESTORED, allowed_from=(_Phase.RESTORED,)):
+            return False
+        self._restore_errors.append(InitError(error_type=error_type, body=body))
+        self._restore_error_seen.set()
+        return True
+
     def _next_invocation(self) -> Invocation | None:
         if self.first_poll_at is None:
             self.first_poll_at = time.perf_counter()
+        self._enter(_Phase.INVOKING, allowed_from=(_Phase.INIT, _Phase.RESTORED, _Phase.INVOKING))
         while not self._closing.is_set():
             try:
                 invocation = self._pending.get(timeout=0.05)
@@ -209,6 +288,12 @@ class RuntimeApi:
                 pass  # the tests report what matters; per-request lines are noise
 
             def do_GET(self) -> None:
+                if self.path == RESTORE_NEXT:
+                    if api._restore_next():
+                        self._reply(HTTPStatus.OK, b"")
+                    else:
+                        self._refuse_transition("restore/next")
+                    return
                 if self.path != f"{PREFIX}/invocation/next":
                     self._reply(HTTPStatus.NOT_FOUND, _error("UnknownPath", self.path))
                     return
@@ -241,6 +326,12 @@ class RuntimeApi:
                     api._record_init_error(body, error_type)
                     self._reply(HTTPStatus.ACCEPTED, b'{"status":"OK"}')
                     return
+                if self.path == RESTORE_ERROR:
+                    if api._record_restore_error(body, error_type):
+                        self._reply(HTTPStatus.ACCEPTED, b'{"status":"OK"}')
+                    else:
+                        self._refuse_transition("restore/error")
+                    return
                 match = _INVOCATION_PATH.match(self.path)
                 if match is None:
                     self._reply(HTTPStatus.NOT_FOUND, _error("UnknownPath", self.path))
@@ -248,6 +339,10 @@ class RuntimeApi:
                     self._reply(HTTPStatus.ACCEPTED, b'{"status":"OK"}')
                 else:
                     self._reply(HTTPStatus.BAD_REQUEST, _error("InvalidRequestID", match["id"]))
+
+            def _refuse_transition(self, route: str) -> None:
+                message = f"{route} is not allowed in the runtime's state ({api._phase.value})"
+                self._reply(HTTPStatus.FORBIDDEN, _error("InvalidStateTransition", message))
 
             def _read_body(self) -> bytes | None:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

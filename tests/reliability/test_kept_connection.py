@@ -12,8 +12,10 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -76,6 +78,53 @@ async def test_the_kept_connection_is_closed_before_a_snapshot(
 
     await wait_until(closed, lambda: f"backend {kept} still connected after the hook")
     assert await _backend_pid(kept_engine) != kept
+
+
+def test_no_socket_of_the_kept_connection_is_left_open_for_the_snapshot(
+    engine: AsyncEngine, api_database: str
+) -> None:
+    # Lambda's runtime runs the before-snapshot hooks between invocations, from its own
+    # thread: the container's event loop is idle then, not running. Here in a thread of the
+    # test's own, away from the loop pytest-asyncio runs.
+    def snapshot_of_a_container() -> list[str]:
+        # given: a connection kept by a request on the container's loop (current, as the
+        # API handler makes it), which has returned
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        settings = ApiSettings(db_application_name=APPLICATION_NAME)
+        kept = build_engine(settings, database_url=api_database, pool="single")
+        set_engine(kept)
+        try:
+            port = loop.run_until_complete(_client_port(kept))
+            assert _sockets_on(port) == ["ESTABLISHED"]
+
+            # when: Lambda runs the before-snapshot hooks
+            run_before_snapshot_hooks()
+
+            # then (below): what the process still holds is what the snapshot would hold
+            return _sockets_on(port)
+        finally:
+            set_engine(engine)
+            loop.run_until_complete(kept.dispose())
+            loop.close()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        left_open = thread.submit(snapshot_of_a_container).result()
+    assert left_open == []
+
+
+async def _client_port(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT inet_client_port()")))
+
+
+def _sockets_on(local_port: int) -> list[str]:
+    """The states of this process's TCP sockets on `local_port` (an open file each)."""
+    return [
+        connection.status
+        for connection in psutil.Process().net_connections("tcp")
+        if connection.laddr and connection.laddr.port == local_port
+    ]
 
 
 async def test_a_restored_container_never_uses_a_connection_from_the_snapshot(
