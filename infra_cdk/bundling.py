@@ -156,6 +156,7 @@ API = Flavour(
         # CodeDeploy's pre-traffic check of a new version: its own small function,
         # from this same asset (stdlib and boto3 only).
         "handlers/pre_traffic.py",
+        "handlers/pre_traffic_report.py",
         # Secrets Manager's rotation of the JWT signing key: its own small function from
         # this asset too (stdlib and boto3, and identity's keyring format it writes).
         "handlers/rotate_signing_key.py",

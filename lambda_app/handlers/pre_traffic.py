@@ -10,11 +10,15 @@ HTTP API 2.0 events API Gateway would send, checks each answer, and reports `Suc
 or `Failed` to CodeDeploy. A `Failed` report (or none within the hour) rolls the
 deployment back: the alias never points at the new version.
 
-It always reports, and before its own timeout: a hook that Lambda ends reports nothing,
-and CodeDeploy then waits the full hour. An invoke starts only while the worst it can
-take still leaves time to report; what could not run is reported as a failure. Each
-check is tried at most ATTEMPTS_PER_CHECK times, and Lambda does not retry the hook
-itself (its EventInvokeConfig allows no retry), so a run is never repeated.
+It reports whatever happens, before its own timeout: a hook that reports nothing leaves
+CodeDeploy waiting the full hour (and the stack update with it). Whatever breaks before
+or during the checks (its clients, its environment, a check) is reported as `Failed`,
+with the event's ids. An invoke starts only while the worst it can take still leaves
+time to report; what could not run is reported as a failure. Each check is tried at
+most ATTEMPTS_PER_CHECK times. The report itself (throttled, a connection that broke) is
+tried again with a growing pause for as long as the time left allows one more attempt;
+one that never got through is logged and raised. Lambda does not retry the hook
+(its EventInvokeConfig allows no retry), so a run is never repeated.
 
 - `GET /api/health`: the version starts and serves.
 - `GET /api/health/ready`: its database path works (RDS Proxy, IAM token, TLS) with the
@@ -22,8 +26,9 @@ itself (its EventInvokeConfig allows no retry), so a run is never repeated.
   this version maps (lambda_app/health/service.py).
 - `GET /api/openapi.json`: the whole app was built (every router, every schema).
 
-It imports only the standard library and boto3 (which the Lambda runtime provides),
-nothing of the app: a small, fast function, even though it ships in the API's bundle.
+It imports only the standard library, boto3 (which the Lambda runtime provides) and its
+own report (pre_traffic_report), nothing of the app: a small, fast function, even though
+it ships in the API's bundle.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
+from lambda_app.handlers.pre_traffic_report import report, report_client
+
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
@@ -50,10 +57,8 @@ INVOKE_WORST_CASE_MS = (INVOKE_READ_TIMEOUT_SECONDS + INVOKE_CONNECT_TIMEOUT_SEC
 # more, after a pause; botocore retries nothing, so every attempt passes the time guard.
 ATTEMPTS_PER_CHECK = 2
 RETRY_PAUSE_SECONDS = 1
-# The report to CodeDeploy: at most two attempts of 3 + 5 s, with slack.
-REPORT_CONNECT_TIMEOUT_SECONDS = 3
-REPORT_READ_TIMEOUT_SECONDS = 5
-REPORT_ATTEMPTS = 2
+# What the checks leave for the report (pre_traffic_report.report): a few attempts, with
+# the pauses between them.
 REPORT_MARGIN_MS = 20_000
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -190,17 +195,23 @@ def check_version(invoke: Invoke, remaining_ms: RemainingMs) -> list[str]:
 
 
 def run(
-    event: dict[str, Any], *, invoke: Invoke, codedeploy: Any, remaining_ms: RemainingMs
+    event: dict[str, Any],
+    *,
+    target: Callable[[], Invoke],
+    codedeploy: Any,
+    remaining_ms: RemainingMs,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Check the new version and report the verdict for this lifecycle event.
 
-    `remaining_ms` is the hook's time left (the Lambda context's
-    get_remaining_time_in_millis).
+    `target` sets up the invoke of the version to check (clients, environment): it runs
+    inside the guard, so its failure is reported too. `remaining_ms` is the hook's time
+    left (the Lambda context's get_remaining_time_in_millis).
     """
     deployment_id = event["DeploymentId"]
     execution_id = event["LifecycleEventHookExecutionId"]
     try:
-        failures = check_version(invoke, remaining_ms)
+        failures = check_version(target(), remaining_ms)
     except Exception as exc:  # whatever broke, CodeDeploy must hear Failed, not wait an hour
         logger.exception("pre-traffic checks broke")
         failures = [f"the hook failed: {type(exc).__name__}: {exc}"]
@@ -211,8 +222,13 @@ def run(
             | ({"failures": failures} if failures else {})
         )
     )
-    codedeploy.put_lifecycle_event_hook_execution_status(
-        deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=status
+    report(
+        codedeploy,
+        deployment_id=deployment_id,
+        execution_id=execution_id,
+        status=status,
+        remaining_ms=remaining_ms,
+        sleep=sleep,
     )
     return {"status": status, "failures": failures}
 
@@ -243,35 +259,30 @@ def lambda_invoke(client: Any, function_name: str, version: str) -> Invoke:
     return invoke
 
 
-def _clients() -> tuple[Any, Any]:
+def invoke_from_environment() -> Invoke:
+    """The invoke of the version the deployment construct names in the environment."""
     import boto3
     from botocore.config import Config
 
-    invoke_config = Config(
+    config = Config(
         read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
         connect_timeout=INVOKE_CONNECT_TIMEOUT_SECONDS,
         # _run_check retries (GETs: safe to repeat), each attempt within the time left.
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
-    report_config = Config(
-        read_timeout=REPORT_READ_TIMEOUT_SECONDS,
-        connect_timeout=REPORT_CONNECT_TIMEOUT_SECONDS,
-        retries={"total_max_attempts": REPORT_ATTEMPTS, "mode": "standard"},
-    )
-    return (
-        boto3.client("lambda", config=invoke_config),
-        boto3.client("codedeploy", config=report_config),
+    return lambda_invoke(
+        boto3.client("lambda", config=config),
+        os.environ["TARGET_FUNCTION_NAME"],
+        os.environ["TARGET_FUNCTION_VERSION"],
     )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    lambda_client, codedeploy = _clients()
-    invoke = lambda_invoke(
-        lambda_client, os.environ["TARGET_FUNCTION_NAME"], os.environ["TARGET_FUNCTION_VERSION"]
-    )
+    # Only the report's client is made out here (it needs nothing but the region Lambda
+    # sets): without it no status could be sent. Everything else runs in run()'s guard.
     return run(
         event,
-        invoke=invoke,
-        codedeploy=codedeploy,
+        target=invoke_from_environment,
+        codedeploy=report_client(),
         remaining_ms=context.get_remaining_time_in_millis,
     )

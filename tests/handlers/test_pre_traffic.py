@@ -2,8 +2,9 @@
 
 The hook's invoke transport calls `make_handler(create_app())` as Lambda would call the
 new version (JSON in, JSON out); the CodeDeploy report is played back at the AWS API
-with botocore's Stubber (moto has no `PutLifecycleEventHookExecutionStatus`). The
-Lambda transport itself (`lambda_invoke`) is checked against a stubbed Lambda client.
+with botocore's Stubber (moto has no `PutLifecycleEventHookExecutionStatus`), or, where
+the hook's own clients are under test, at CodeDeploy's HTTP endpoint (CodeDeployEndpoint).
+The Lambda transport itself (`lambda_invoke`) is checked against a stubbed Lambda client.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from sqlalchemy.engine import make_url
@@ -27,10 +30,19 @@ from lambda_app.handlers.pre_traffic import (
     FAILED,
     SUCCEEDED,
     Invoke,
+    handler,
     http_api_event,
     lambda_invoke,
     run,
 )
+from lambda_app.handlers.pre_traffic_report import (
+    REPORT_ATTEMPT_WORST_MS,
+    REPORT_END_MARGIN_MS,
+    REPORT_MAX_PAUSE_SECONDS,
+    report,
+    report_client,
+)
+from tests.fixtures.aws import use_dummy_aws_credentials
 from tests.fixtures.lambda_context import FakeLambdaContext
 from tests.fixtures.lambda_events import Handler
 from tests.fixtures.ports import free_port
@@ -127,7 +139,7 @@ def test_a_healthy_version_is_reported_succeeded(
     # when
     result = run(
         LIFECYCLE_EVENT,
-        invoke=in_process(new_version),
+        target=lambda: in_process(new_version),
         codedeploy=client,
         remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
     )
@@ -144,7 +156,7 @@ def test_a_version_whose_database_is_unreachable_is_reported_failed(
     # when
     result = run(
         LIFECYCLE_EVENT,
-        invoke=in_process(version_without_database),
+        target=lambda: in_process(version_without_database),
         codedeploy=client,
         remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
     )
@@ -183,7 +195,7 @@ def test_the_lambda_transport_invokes_the_new_version_and_a_crash_fails_the_chec
         # when
         result = run(
             LIFECYCLE_EVENT,
-            invoke=lambda_invoke(lambda_client, "lambda-app-api", "7"),
+            target=lambda: lambda_invoke(lambda_client, "lambda-app-api", "7"),
             codedeploy=codedeploy_client,
             remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
         )
@@ -236,7 +248,7 @@ def test_the_hook_reports_failed_while_it_still_has_time_to_report(
         # when
         result = run(
             LIFECYCLE_EVENT,
-            invoke=lambda_invoke(lambda_client, "lambda-app-api", "7"),
+            target=lambda: lambda_invoke(lambda_client, "lambda-app-api", "7"),
             codedeploy=codedeploy_client,
             remaining_ms=context.get_remaining_time_in_millis,
         )
@@ -269,7 +281,7 @@ def test_a_check_the_invoke_could_not_reach_is_tried_again_a_bounded_number_of_t
         # when
         result = run(
             LIFECYCLE_EVENT,
-            invoke=lambda_invoke(lambda_client, "lambda-app-api", "7"),
+            target=lambda: lambda_invoke(lambda_client, "lambda-app-api", "7"),
             codedeploy=codedeploy_client,
             remaining_ms=FakeLambdaContext(timeout_seconds=120).get_remaining_time_in_millis,
         )
@@ -295,10 +307,172 @@ def test_an_unexpected_error_is_still_reported_failed(codedeploy: tuple[Any, Stu
     # when
     result = run(
         LIFECYCLE_EVENT,
-        invoke=in_process(lambda event, context: HEALTHY),
+        target=lambda: in_process(lambda event, context: HEALTHY),
         codedeploy=codedeploy_client,
         remaining_ms=broken_clock,
     )
     # then
     assert result["status"] == FAILED
     assert result["failures"] == ["the hook failed: RuntimeError: no context"]
+
+
+# --- the report: the hook's own clients, CodeDeploy's endpoint played back -----------
+
+
+class _Body:
+    """A response body, as botocore reads it from the connection."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+@dataclass
+class HookClock:
+    """The hook's time left, spent only by what the test says takes time (the pauses,
+    and each report attempt's `attempt_ms`): nothing waits on the wall clock."""
+
+    remaining: int
+    slept: list[float] = field(default_factory=list)
+
+    def remaining_ms(self) -> int:
+        return self.remaining
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.remaining -= int(seconds * 1000)
+
+
+@dataclass
+class CodeDeployEndpoint:
+    """CodeDeploy's HTTP endpoint as every client of boto3's default session reaches it
+    (botocore's before-send event, where moto plugs in too): each request's body is kept,
+    with the hook's time left when it was sent; the first ones get `failures` (what
+    botocore raises when no answer comes), the rest an answer. The clients, their
+    timeouts and retry settings are the hook's own."""
+
+    clock: HookClock
+    attempt_ms: int = 0  # what each request spends of the hook's time
+    failures: list[Exception] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    sent_with_ms_left: list[int] = field(default_factory=list)
+
+    def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        assert request.body is not None
+        self.requests.append(json.loads(request.body))
+        self.sent_with_ms_left.append(self.clock.remaining)
+        self.clock.remaining -= self.attempt_ms
+        if self.failures:
+            raise self.failures.pop(0)
+        body = json.dumps(
+            {"lifecycleEventHookExecutionId": LIFECYCLE_EVENT["LifecycleEventHookExecutionId"]}
+        )
+        return AWSResponse(request.url, 200, {}, _Body(body.encode()))
+
+
+def reported(status: str) -> dict[str, str]:
+    return {
+        "deploymentId": LIFECYCLE_EVENT["DeploymentId"],
+        "lifecycleEventHookExecutionId": LIFECYCLE_EVENT["LifecycleEventHookExecutionId"],
+        "status": status,
+    }
+
+
+@pytest.fixture
+def codedeploy_endpoint(monkeypatch: pytest.MonkeyPatch) -> CodeDeployEndpoint:
+    use_dummy_aws_credentials(monkeypatch, REGION)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session()
+    endpoint = CodeDeployEndpoint(clock=HookClock(remaining=120_000))
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-send.codedeploy", endpoint)
+    return endpoint
+
+
+def connection_error() -> EndpointConnectionError:
+    return EndpointConnectionError(endpoint_url=f"https://codedeploy.{REGION}.amazonaws.com/")
+
+
+def a_healthy_version(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "ok"}
+    if event["rawPath"] == "/api/openapi.json":
+        body = {"openapi": "3.1.0", "paths": {"/api/health/ready": {}}}
+    return {"statusCode": 200, "headers": {}, "body": json.dumps(body)}
+
+
+def test_a_report_whose_connection_broke_is_sent_again_for_the_same_lifecycle_event(
+    codedeploy_endpoint: CodeDeployEndpoint,
+) -> None:
+    # given: the first report gets no answer (an endpoint blip)
+    codedeploy_endpoint.failures = [connection_error()]
+    clock = codedeploy_endpoint.clock
+    # when
+    result = run(
+        LIFECYCLE_EVENT,
+        target=lambda: in_process(a_healthy_version),
+        codedeploy=report_client(),
+        remaining_ms=clock.remaining_ms,
+        sleep=clock.sleep,
+    )
+    # then: CodeDeploy heard the verdict on the second attempt, for the same hook run
+    assert result["status"] == SUCCEEDED
+    assert codedeploy_endpoint.requests == [reported(SUCCEEDED), reported(SUCCEEDED)]
+    assert len(clock.slept) == 1
+
+
+def test_a_hook_without_its_target_version_still_reports_failed(
+    codedeploy_endpoint: CodeDeployEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the environment the deployment construct sets, without the version
+    monkeypatch.setenv("TARGET_FUNCTION_NAME", "lambda-app-api")
+    monkeypatch.delenv("TARGET_FUNCTION_VERSION", raising=False)
+    # when: Lambda calls the entry point
+    result = handler(LIFECYCLE_EVENT, FakeLambdaContext(timeout_seconds=120))
+    # then: CodeDeploy is told Failed at once, rather than waiting out its hour
+    assert result["status"] == FAILED
+    assert result["failures"] == ["the hook failed: KeyError: 'TARGET_FUNCTION_VERSION'"]
+    assert codedeploy_endpoint.requests == [reported(FAILED)]
+
+
+def test_report_attempts_stop_while_the_hook_still_has_time_and_the_failure_is_raised(
+    codedeploy_endpoint: CodeDeployEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: 40 s left, and CodeDeploy never answers: each attempt takes its whole
+    # connect and read timeouts, and the pauses between attempts grow
+    codedeploy_endpoint.clock.remaining = 40_000
+    codedeploy_endpoint.attempt_ms = REPORT_ATTEMPT_WORST_MS
+    codedeploy_endpoint.failures = [
+        ReadTimeoutError(endpoint_url="https://codedeploy") for _ in range(20)
+    ]
+    clock = codedeploy_endpoint.clock
+    # when
+    with pytest.raises(ReadTimeoutError):
+        report(
+            report_client(),
+            deployment_id=LIFECYCLE_EVENT["DeploymentId"],
+            execution_id=LIFECYCLE_EVENT["LifecycleEventHookExecutionId"],
+            status=FAILED,
+            remaining_ms=clock.remaining_ms,
+            sleep=clock.sleep,
+        )
+    # then: it tried more than botocore's two attempts, every one of the same report,
+    # each started with time for all of it, and it stopped before Lambda would end it
+    attempts = codedeploy_endpoint.requests
+    assert len(attempts) > 2 and all(body == reported(FAILED) for body in attempts)
+    assert all(
+        left >= REPORT_ATTEMPT_WORST_MS + REPORT_END_MARGIN_MS
+        for left in codedeploy_endpoint.sent_with_ms_left
+    )
+    assert clock.slept == sorted(clock.slept) and max(clock.slept) <= REPORT_MAX_PAUSE_SECONDS
+    assert REPORT_END_MARGIN_MS <= clock.remaining < REPORT_ATTEMPT_WORST_MS
+    # ...and its log names the lifecycle event CodeDeploy is left waiting on
+    (line,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    logged = json.loads(line.getMessage())
+    assert logged["deployment_id"] == LIFECYCLE_EVENT["DeploymentId"]
+    assert (
+        logged["lifecycle_event_hook_execution_id"]
+        == (LIFECYCLE_EVENT["LifecycleEventHookExecutionId"])
+    )
+    assert logged["attempts"] == len(attempts) and logged["status"] == FAILED

@@ -13,8 +13,10 @@ from lambda_app.handlers.rotate_signing_key import RotationError, handler, rotat
 from lambda_app.identity.keyring import MIN_KEY_LENGTH, derived_kid, parse_signing_keys
 from tests.fixtures.rotation import (
     PLAIN_KEY,
+    STEPS,
     begin_rotation,
     current_value,
+    end_rotation,
     moto_jwt_secret,
 )
 from tests.fixtures.rotation import rotate as rotate_all
@@ -66,6 +68,30 @@ def test_retried_steps_change_nothing(aws: tuple[Any, str]) -> None:
     for step in ("testSecret", "finishSecret", "finishSecret", "testSecret"):
         rotate(client, step=step, arn=arn, token=token)  # after finish: "already current"
     assert current_value(client, arn) == first
+
+
+def test_a_late_retry_of_any_step_after_the_rotation_ended_changes_nothing(
+    aws: tuple[Any, str],
+) -> None:
+    # On AWS, once finishSecret has made the version current, Secrets Manager may take
+    # AWSPENDING off it: a step retried then finds the version AWSCURRENT only, which
+    # only the "already AWSCURRENT" check lets through (it is not AWSPENDING any more).
+    client, arn = aws
+    token = begin_rotation(client, arn)
+    for step in STEPS:
+        rotate(client, step=step, arn=arn, token=token)
+    end_rotation(client, arn, token)
+    assert _stages(client, arn)[token] == ["AWSCURRENT"]
+    before, value = _stages(client, arn), current_value(client, arn)
+    called: list[str] = []
+    client.meta.events.register(
+        "before-call.secrets-manager", lambda model, **_: called.append(model.name)
+    )
+    for step in STEPS:
+        rotate(client, step=step, arn=arn, token=token)  # no RotationError
+    assert called == ["DescribeSecret", "DescribeSecret", "DescribeSecret", "DescribeSecret"]
+    assert _stages(client, arn) == before  # no version and no label added or moved
+    assert current_value(client, arn) == value
 
 
 def test_two_rotations_keep_one_previous_key(aws: tuple[Any, str]) -> None:
@@ -142,3 +168,18 @@ def test_test_step_alone_on_a_copy_of_the_current_value_passes(aws: tuple[Any, s
     token = begin_rotation(client, arn)
     _put_pending(client, arn, token, PLAIN_KEY)
     rotate(client, step="testSecret", arn=arn, token=token)
+
+
+def test_test_step_refuses_a_short_key_even_as_a_copy_of_the_current_value(
+    aws: tuple[Any, str],
+) -> None:
+    # The test Secrets Manager runs when a schedule is set up without rotating at once,
+    # on a secret whose key is too short: the schedule must not be set up as if all
+    # were well. Being a copy of the current value excuses only the previous-key check.
+    client, arn = aws
+    weak = "w" * (MIN_KEY_LENGTH - 1)
+    client.put_secret_value(SecretId=arn, SecretString=weak)  # now AWSCURRENT
+    token = begin_rotation(client, arn)
+    _put_pending(client, arn, token, weak)
+    with pytest.raises(RotationError, match="too short"):
+        rotate(client, step="testSecret", arn=arn, token=token)

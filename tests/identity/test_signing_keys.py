@@ -13,6 +13,7 @@ import pytest
 
 from lambda_app.core import settings as core_settings
 from lambda_app.core.aws import SecretFormatError
+from lambda_app.handlers.rotate_signing_key import rotate as rotation_step
 from lambda_app.identity import signing_key
 from lambda_app.identity.keyring import (
     MIN_KEY_LENGTH,
@@ -35,7 +36,13 @@ from lambda_app.identity.tokens import (
 from lambda_app.models import User
 from tests.fixtures.accounts import login, session_id
 from tests.fixtures.fresh_interpreter import run_python
-from tests.fixtures.rotation import moto_jwt_secret, rotate
+from tests.fixtures.rotation import (
+    PLAIN_KEY,
+    begin_rotation,
+    end_rotation,
+    moto_jwt_secret,
+    rotate,
+)
 
 A = SigningKey(kid="a", key="a" * 40)
 B = SigningKey(kid="b", key="b" * 40)
@@ -277,3 +284,38 @@ async def test_a_token_outlives_one_rotation_but_not_two(
     rotate(secrets, arn)
     assert await _me(client, before) == 401
     assert await _me(client, after) == 200
+
+
+async def test_the_pending_key_is_neither_signed_with_nor_accepted_until_it_is_current(
+    client: httpx.AsyncClient, user: User, keys_from_secrets_manager: tuple[Any, str]
+) -> None:
+    secrets, arn = keys_from_secrets_manager
+    live = session_id(await login(client, user.username))
+    # given: a rotation that has created and tested its new key, not yet finished
+    token = begin_rotation(secrets, arn)
+    for step in ("createSecret", "setSecret", "testSecret"):
+        rotation_step(secrets, step=step, arn=arn, token=token)
+    pending = parse_signing_keys(
+        secrets.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")[
+            "SecretString"
+        ]
+    ).current
+    signed_with_pending = create_access_token(
+        user_id=user.id,
+        token_version=user.token_version,
+        session_id=live,
+        key=pending,
+        lifetime=dt.timedelta(minutes=30),
+    ).token
+
+    # then: the API (fetching on every use) still signs with the current key, and a
+    # token naming the pending key is refused, as any unknown kid is
+    assert signing_key.current_signing_key().kid == derived_kid(PLAIN_KEY)
+    assert signing_key.signing_key_for(pending.kid) is None
+    assert await _me(client, signed_with_pending) == 401
+
+    # when finishSecret has made it current, the same token is accepted
+    rotation_step(secrets, step="finishSecret", arn=arn, token=token)
+    end_rotation(secrets, arn, token)
+    assert signing_key.current_signing_key() == pending
+    assert await _me(client, signed_with_pending) == 200

@@ -116,7 +116,14 @@ APP = {
     },
 }
 HANDLERS = {
-    "api": {"__init__.py", "api.py", "api_events.py", "pre_traffic.py", "rotate_signing_key.py"},
+    "api": {
+        "__init__.py",
+        "api.py",
+        "api_events.py",
+        "pre_traffic.py",
+        "pre_traffic_report.py",
+        "rotate_signing_key.py",
+    },
     "migration": {"__init__.py", "migrate.py"},
 }
 # Said outright, though the sets above imply it: no bundle ships the development tools
