@@ -41,6 +41,11 @@ class StageConfig:
     # The first superuser's password when the stack drops it (a deploy without
     # `-c first_superuser_email`) or is deleted: RETAIN keeps the only copy of it.
     superuser_secret_removal_policy: RemovalPolicy
+    # The stack's KMS key (logs, secrets, alarm topic). DESTROY schedules its deletion
+    # (KMS's longest waiting period, 30 days, outlasting any secret's recovery window)
+    # when nothing the stage keeps is encrypted with it; RETAIN where logs and secrets
+    # outlive the stack and stay readable only with it.
+    encryption_key_removal_policy: RemovalPolicy
     # --- API function -----------------------------------------------------------
     # None: no reservation. New accounts have a low concurrency quota and Lambda
     # refuses reservations that leave fewer than 100 unreserved executions.
@@ -79,6 +84,7 @@ STAGES: dict[str, StageConfig] = {
         db_removal_policy=RemovalPolicy.DESTROY,
         db_max_connections=80,
         superuser_secret_removal_policy=RemovalPolicy.DESTROY,
+        encryption_key_removal_policy=RemovalPolicy.DESTROY,
         api_reserved_concurrency=None,
         api_snap_start=False,
         api_throttle_rate_per_second=20,
@@ -103,6 +109,7 @@ STAGES: dict[str, StageConfig] = {
         db_removal_policy=RemovalPolicy.SNAPSHOT,
         db_max_connections=180,
         superuser_secret_removal_policy=RemovalPolicy.RETAIN,
+        encryption_key_removal_policy=RemovalPolicy.RETAIN,
         # Caps the database connections the API can need (one per running request) below
         # the 162 the proxy may open (90% of db_max_connections), so the connection
         # alarms are reckoned from it, and keeps one runaway client from starving every

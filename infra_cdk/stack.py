@@ -68,7 +68,10 @@ class LambdaAppStack(Stack):
         )
 
         encryption = Encryption(
-            self, "Encryption", description=f"{workload.NAME} {config.name}: logs, secrets, alarms"
+            self,
+            "Encryption",
+            description=f"{workload.NAME} {config.name}: logs, secrets, alarms",
+            removal_policy=config.encryption_key_removal_policy,
         )
         key = encryption.key
 

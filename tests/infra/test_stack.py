@@ -320,10 +320,35 @@ def test_secret_read_grants_are_scoped(synth: Synth) -> None:
 # --- encryption at rest ------------------------------------------------------------------
 
 
-def test_one_customer_managed_key_with_rotation_that_outlives_the_stack(synth: Synth) -> None:
+def test_one_customer_managed_key_with_rotation(synth: Synth) -> None:
     (key,) = synth.of_type("AWS::KMS::Key").values()
     assert key["Properties"]["EnableKeyRotation"] is True
-    assert key["DeletionPolicy"] == "Retain"
+
+
+def _references(value: object, logical_id: str) -> bool:
+    return logical_id in json.dumps(value)
+
+
+def test_the_key_outlives_the_stack_in_prod_only_and_what_it_encrypts_never_outlives_it(
+    dev: Synth, prod: Synth
+) -> None:
+    # Prod keeps logs and secrets readable after a delete; dev keeps nothing, so its key
+    # goes too instead of being orphaned ($1 a month each) by every teardown.
+    (prod_key,) = prod.of_type("AWS::KMS::Key").values()
+    ((dev_key_id, dev_key),) = dev.of_type("AWS::KMS::Key").items()
+    assert prod_key["DeletionPolicy"] == "Retain" == prod_key["UpdateReplacePolicy"]
+    assert dev_key["DeletionPolicy"] == "Delete" == dev_key["UpdateReplacePolicy"]
+    # KMS's longest wait: a deleted secret's recovery window (at most 30 days) ends first
+    assert dev_key["Properties"]["PendingWindowInDays"] == 30
+    # Nothing dev retains is encrypted with the key that the teardown deletes.
+    kept_in_dev = {
+        logical_id
+        for logical_id, resource in dev.resources.items()
+        if logical_id != dev_key_id
+        and resource.get("DeletionPolicy", "Delete") != "Delete"
+        and _references(resource.get("Properties", {}), dev_key_id)
+    }
+    assert kept_in_dev == set()
 
 
 @pytest.mark.parametrize(
