@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -52,9 +54,32 @@ class Network(Construct):
         flow_logs = encrypted_log_group(
             self, "FlowLogs", retention=log_retention, encryption_key=encryption_key
         )
+        # The role the flow log writes with: only VPC Flow Logs' deliveries for flow logs
+        # of this account and region may assume it (AWS's confused-deputy conditions for
+        # this role, both documented as sent). Not the flow log's own ARN: the role
+        # exists before the flow log and its id.
+        stack = Stack.of(self)
+        flow_log_role = iam.Role(
+            self,
+            "FlowLogRole",
+            assumed_by=iam.ServicePrincipal(
+                "vpc-flow-logs.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="ec2",
+                            resource="vpc-flow-log",
+                            resource_name="*",
+                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                        )
+                    },
+                },
+            ),
+        )
         self.vpc.add_flow_log(
             "FlowLog",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs, flow_log_role),
             traffic_type=flow_log_traffic,
         )
 

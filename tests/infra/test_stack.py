@@ -206,6 +206,41 @@ def test_database_has_enhanced_monitoring(synth: Synth) -> None:
     assert "AmazonRDSEnhancedMonitoringRole" in json.dumps(role["ManagedPolicyArns"])
 
 
+# Service roles whose trust carries no confused-deputy condition, and why. Every other
+# role a service assumes must name this account (aws:SourceAccount) and, where the
+# service documents it, the resources it acts for (aws:SourceArn).
+TRUST_WITHOUT_SOURCE_CONDITIONS = {
+    # Execution roles: Lambda documents no source keys for assuming them; only this
+    # account can attach one to a function (iam:PassRole).
+    "lambda.amazonaws.com": "Lambda execution roles",
+    # The deployment group's service role, passed to CodeDeploy by this stack only.
+    "codedeploy.amazonaws.com": "CodeDeploy's service role",
+    # RDS Proxy documents a bare trust and no key it sends (infra_cdk/constructs/database.py).
+    "rds.amazonaws.com": "RDS Proxy's role",
+}
+
+
+def test_every_service_role_trusts_only_this_accounts_requests(synth: Synth) -> None:
+    account = "123456789012"  # infra_cdk/app.py's placeholder
+    conditioned = {}
+    for role_id, role in synth.of_type("AWS::IAM::Role").items():
+        for trust in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            service = trust["Principal"].get("Service")
+            if service is None or service in TRUST_WITHOUT_SOURCE_CONDITIONS:
+                continue
+            conditions = trust.get("Condition", {})
+            assert conditions.get("StringEquals", {}).get("aws:SourceAccount") == account, role_id
+            conditioned[service] = json.dumps(conditions.get("ArnLike", {}).get("aws:SourceArn"))
+    region = "us-east-1"
+    assert conditioned == {
+        "vpc-flow-logs.amazonaws.com": json.dumps(f"arn:aws:ec2:{region}:{account}:vpc-flow-log/*"),
+        # the instance it monitors, by its fixed name
+        "monitoring.rds.amazonaws.com": json.dumps(
+            f"arn:aws:rds:{region}:{account}:db:lambdaapp-{synth.stage}-postgres"
+        ),
+    }
+
+
 def test_database_credentials_are_generated_in_secrets_manager(synth: Synth) -> None:
     db = props(synth, "AWS::RDS::DBInstance", "DatabaseInstance")
     password = json.dumps(db["MasterUserPassword"])
