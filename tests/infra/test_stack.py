@@ -15,6 +15,7 @@ from lambda_app.devtools.gateway_events import API_TIMEOUT_SECONDS as LOCAL_API_
 from lambda_app.migrate.deadline import MIGRATION_FUNCTION_TIMEOUT_SECONDS
 from lambda_app.workload import API_ROLE
 from tests.infra.conftest import PROD_OPTIONS, ROOT, Synth, synthesize
+from tests.infra.template_checks import endpoint_policy_problems, operations_the_code_calls
 
 APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")
 
@@ -111,6 +112,36 @@ def test_only_the_secrets_manager_endpoint_exists(synth: Synth) -> None:
     (endpoint,) = endpoints.values()
     assert "secretsmanager" in json.dumps(endpoint["Properties"]["ServiceName"])
     assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+
+
+def test_endpoint_policies_let_through_named_resources_of_this_account_only(
+    synth: Synth,
+) -> None:
+    assert endpoint_policy_problems(synth.template) == []
+
+
+def test_the_secrets_manager_endpoint_passes_every_call_the_code_makes_on_every_secret(
+    prod: Synth,
+) -> None:
+    # A call the policy leaves out fails only on AWS, at a cold start: the list follows
+    # the code. (prod: with the first superuser's secret too.)
+    (endpoint,) = prod.of_type("AWS::EC2::VPCEndpoint").values()
+    (statement,) = endpoint["Properties"]["PolicyDocument"]["Statement"]
+    called = operations_the_code_calls("secretsmanager")
+    assert "secretsmanager:GetSecretValue" in called  # the scan finds the calls
+    assert called <= set(statement["Action"])
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "123456789012"}}
+    # every secret of the stack, and nothing else; the database's through its attachment
+    # to the instance, whose Ref is the same secret's ARN
+    attached = {
+        json.dumps(attachment["Properties"]["SecretId"]): {"Ref": attachment_id}
+        for attachment_id, attachment in prod.of_type(
+            "AWS::SecretsManager::SecretTargetAttachment"
+        ).items()
+    }
+    secrets = [json.dumps({"Ref": k}) for k in prod.of_type("AWS::SecretsManager::Secret")]
+    expected = [json.dumps(attached.get(secret, json.loads(secret))) for secret in secrets]
+    assert sorted(map(json.dumps, statement["Resource"])) == sorted(expected)
 
 
 @pytest.mark.parametrize("function", APP_FUNCTIONS)
