@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import DefaultStackSynthesizer, Duration, RemovalPolicy
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
 DEFAULT_STAGE = "dev"
+# Prod's own CDK bootstrap (at most 10 letters and digits): docs/deploying.md bootstraps it.
+PROD_BOOTSTRAP_QUALIFIER = "lambdaprod"
 
 
 @dataclass(frozen=True, kw_only=True)
 class StageConfig:
     name: str
+    # The CDK bootstrap the stage deploys with (`cdk bootstrap --qualifier`): prod has its
+    # own, so the roles that deploy dev (and dev's GitHub role) can't deploy prod.
+    bootstrap_qualifier: str
     # --- database ---------------------------------------------------------------
     db_instance_type: ec2.InstanceType
     db_allocated_storage_gib: int
@@ -73,6 +78,7 @@ class StageConfig:
 STAGES: dict[str, StageConfig] = {
     "dev": StageConfig(
         name="dev",
+        bootstrap_qualifier=DefaultStackSynthesizer.DEFAULT_QUALIFIER,
         db_instance_type=ec2.InstanceType.of(
             ec2.InstanceClass.BURSTABLE4_GRAVITON, ec2.InstanceSize.MICRO
         ),
@@ -98,6 +104,7 @@ STAGES: dict[str, StageConfig] = {
     ),
     "prod": StageConfig(
         name="prod",
+        bootstrap_qualifier=PROD_BOOTSTRAP_QUALIFIER,
         db_instance_type=ec2.InstanceType.of(
             ec2.InstanceClass.BURSTABLE4_GRAVITON, ec2.InstanceSize.SMALL
         ),
