@@ -13,7 +13,7 @@ so the deploy workflow can pass every option, empty where the environment has no
     first_superuser_email  creates a first superuser "admin" with a generated password
     availability_zones     two AZs, comma-separated (default: <region>a,<region>b; some
                            accounts lack one of those, e.g. ap-northeast-1b)
-    github_repository      owner/name: adds LambdaApp-ci, the GitHub Actions deploy role
+    github_repository      owner/name: adds LambdaApp-ci, the GitHub Actions deploy roles
     github_oidc_provider_arn  reuse the account's GitHub OIDC provider (one per account)
     cors_allowed_origins   browser origins allowed to call the API, comma-separated
                            (replaces the stage's StageConfig.cors_allowed_origins)
@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from aws_cdk import App, Environment, Tags
+from aws_cdk import App, DefaultStackSynthesizer, Environment, Tags
 
-from infra_cdk.ci import GithubDeployStack
+from infra_cdk.ci import DeployTarget, GithubDeployStack
 from infra_cdk.config import DEFAULT_STAGE, STAGES, StageConfig, stage_config
 from infra_cdk.constructs.domain import CustomDomainConfig
 from infra_cdk.constructs.email import EmailConfig
@@ -124,6 +124,7 @@ def build_app(app: App) -> LambdaAppStack:
         stack_name(config.name),
         config=config,
         env=deployment_environment(),
+        synthesizer=DefaultStackSynthesizer(qualifier=config.bootstrap_qualifier),
         description=f"{workload.NAME} ({config.name}): users and authentication API",
         release_id=context("release_id"),
         alarm_email=checked_alarm_email(config, context("alarm_email")),
@@ -142,7 +143,14 @@ def build_app(app: App) -> LambdaAppStack:
             app,
             stack_name("ci"),
             repository=repository,
-            deployed_stacks=[stack_name(stage) for stage in STAGES],
+            targets=[
+                DeployTarget(
+                    stage=stage,
+                    stack_name=stack_name(stage),
+                    qualifier=STAGES[stage].bootstrap_qualifier,
+                )
+                for stage in STAGES
+            ],
             oidc_provider_arn=context("github_oidc_provider_arn"),
             env=deployment_environment(),
             description=f"{workload.NAME}: the GitHub Actions deploy role (OIDC)",

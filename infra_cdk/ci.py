@@ -1,25 +1,28 @@
-"""The role GitHub Actions deploys with: OpenID Connect, no stored keys (docs/deploying.md, CI/CD).
+"""The roles GitHub Actions deploys with: OpenID Connect, no stored keys (docs/deploying.md, CI/CD).
 
 An optional stack, `LambdaApp-ci`, that infra_cdk/app.py adds only with
 `-c github_repository=owner/name`. It holds the account's GitHub OIDC provider and one
-role that only workflow runs of that repository can assume, and only from its main
-branch (the dev deploy job) or its `production` environment (the prod deploy job, which
-waits for a reviewer's approval).
+role per stage that only one job of that repository can assume: dev's only from its main
+branch (the dev deploy job), prod's only from its `production` environment (the prod
+deploy job, which waits for a reviewer's approval). So a run on main without that
+approval cannot assume prod's role, whatever its YAML says.
 
-The role deploys nothing itself: `cdk deploy` assumes the CDK bootstrap roles, which
-hold the deployment permissions (the bootstrap stack, reviewed once per account). The
-only other grant is the release check (`python -m lambda_app release --action check`),
-which runs as this role: reading the stages' outputs and invoking their migration
-function, which the bootstrap roles cannot do.
+A role deploys nothing itself: `cdk deploy` assumes the CDK bootstrap roles, which hold
+the deployment permissions. Each stage has its own bootstrap (prod's own qualifier,
+StageConfig.bootstrap_qualifier), and each role may assume only its stage's. The only
+other grant is its stage's release check (`python -m lambda_app release --action check`):
+reading the stage's outputs and invoking its migration function, which the bootstrap
+roles cannot do.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import ArnFormat, CfnOutput, DefaultStackSynthesizer, Duration, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -47,18 +50,37 @@ MIGRATION_FUNCTION_ID = "MigrationsFunction"
 MAX_SESSION = Duration.hours(2)
 
 
-def trusted_subjects(repository: str) -> list[str]:
-    """The `sub` claims the role trusts: main's runs, and the production environment's."""
+@dataclass(frozen=True, kw_only=True)
+class DeployTarget:
+    """A stage one role deploys: its stack, and the CDK bootstrap (qualifier) it uses."""
+
+    stage: str
+    stack_name: str
+    qualifier: str
+
+
+# The job of .github/workflows/deploy.yml that deploys each stage, as its token's `sub`
+# names it: dev's job runs on main with no environment, prod's in the environment.
+JOB_SUBJECTS = {
+    "dev": f"ref:refs/heads/{DEPLOY_BRANCH}",
+    "prod": f"environment:{PRODUCTION_ENVIRONMENT}",
+}
+
+
+def role_secret(stage: str) -> str:
+    """The repository secret holding `stage`'s role ARN (the workflow's role-to-assume)."""
+    return f"AWS_DEPLOY_ROLE_ARN_{stage.upper()}"
+
+
+def trusted_subject(repository: str, stage: str) -> str:
+    """The one `sub` claim `stage`'s role trusts."""
     if not REPOSITORY.fullmatch(repository):
         raise ValueError(f"github_repository must be owner/name, not {repository!r}")
-    return [
-        f"repo:{repository}:ref:refs/heads/{DEPLOY_BRANCH}",
-        f"repo:{repository}:environment:{PRODUCTION_ENVIRONMENT}",
-    ]
+    return f"repo:{repository}:{JOB_SUBJECTS[stage]}"
 
 
 class GithubDeployStack(Stack):
-    """The GitHub OIDC provider and the deploy role of one repository."""
+    """The GitHub OIDC provider and one deploy role per stage of one repository."""
 
     def __init__(
         self,
@@ -66,7 +88,7 @@ class GithubDeployStack(Stack):
         construct_id: str,
         *,
         repository: str,
-        deployed_stacks: Sequence[str],
+        targets: Sequence[DeployTarget],
         oidc_provider_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -83,74 +105,80 @@ class GithubDeployStack(Stack):
                 client_ids=[GITHUB_AUDIENCE],
             )
         )
-        self.role = iam.Role(
+        self.roles = {
+            target.stage: self._deploy_role(provider, repository, target) for target in targets
+        }
+
+    def _deploy_role(
+        self, provider: iam.IOidcProvider, repository: str, target: DeployTarget
+    ) -> iam.Role:
+        """The role of one stage's job: it trusts that job alone and reaches that stage alone."""
+        stage = target.stage.capitalize()
+        role = iam.Role(
             self,
-            "DeployRole",
-            description=f"GitHub Actions of {repository}: cdk deploy and the release check",
+            f"{stage}DeployRole",
+            description=(
+                f"GitHub Actions of {repository}: cdk deploy of {target.stack_name} and its "
+                "release check"
+            ),
             max_session_duration=MAX_SESSION,
             assumed_by=iam.OpenIdConnectPrincipal(
                 provider,
                 conditions={
                     "StringEquals": {
                         f"{GITHUB_OIDC_HOST}:aud": GITHUB_AUDIENCE,
-                        f"{GITHUB_OIDC_HOST}:sub": trusted_subjects(repository),
+                        f"{GITHUB_OIDC_HOST}:sub": trusted_subject(repository, target.stage),
                     }
                 },
             ),
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="AssumeCdkBootstrapRoles",
                 actions=["sts:AssumeRole"],
-                resources=[self._bootstrap_role_arn(role) for role in BOOTSTRAP_ROLES],
+                resources=[self._bootstrap_role_arn(target.qualifier, r) for r in BOOTSTRAP_ROLES],
             )
         )
-        stack_arns = [self._stack_arn(name) for name in deployed_stacks]
-        function_arns = [self._migration_function_arn(name) for name in deployed_stacks]
-        self.role.add_to_policy(
+        stack_arn = self._stack_arn(target.stack_name)
+        function_arn = self._migration_function_arn(target.stack_name)
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadStageOutputs",
                 actions=["cloudformation:DescribeStacks"],
-                resources=stack_arns,
+                resources=[stack_arn],
             )
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="InvokeMigrationFunction",
                 actions=["lambda:InvokeFunction"],
-                resources=function_arns,
+                resources=[function_arn],
             )
         )
         acknowledge(
-            self.role,
+            role,
             {
-                **{
-                    f"AwsSolutions-IAM5[Resource::{arn}]": (
-                        "The wildcard is the unique ID CloudFormation appends to the stack's "
-                        "ARN when it creates the stack; the stack's name is fixed, so this is "
-                        "one stack, read-only (DescribeStacks, for the release check)."
-                    )
-                    for arn in stack_arns
-                },
-                **{
-                    f"AwsSolutions-IAM5[Resource::{arn}]": (
-                        "The wildcard is the random suffix CloudFormation gives the migration "
-                        "function's name (stack name and logical ID are fixed): this stage's "
-                        "migration function, invoked by the release check, and nothing else."
-                    )
-                    for arn in function_arns
-                },
+                f"AwsSolutions-IAM5[Resource::{stack_arn}]": (
+                    "The wildcard is the unique ID CloudFormation appends to the stack's "
+                    "ARN when it creates the stack; the stack's name is fixed, so this is "
+                    "one stack, read-only (DescribeStacks, for the release check)."
+                ),
+                f"AwsSolutions-IAM5[Resource::{function_arn}]": (
+                    "The wildcard is the random suffix CloudFormation gives the migration "
+                    "function's name (stack name and logical ID are fixed): this stage's "
+                    "migration function, invoked by the release check, and nothing else."
+                ),
             },
         )
         CfnOutput(
             self,
-            "DeployRoleArn",
-            value=self.role.role_arn,
-            description="The repository variable AWS_DEPLOY_ROLE_ARN (role-to-assume)",
+            f"{stage}DeployRoleArn",
+            value=role.role_arn,
+            description=f"The repository secret {role_secret(target.stage)} (role-to-assume)",
         )
+        return role
 
-    def _bootstrap_role_arn(self, role: str) -> str:
-        qualifier = DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    def _bootstrap_role_arn(self, qualifier: str, role: str) -> str:
         name = f"cdk-{qualifier}-{role}-role-{self.account}-{self.region}"
         return self.format_arn(service="iam", region="", resource="role", resource_name=name)
 

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import DefaultStackSynthesizer, Duration, RemovalPolicy
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
 DEFAULT_STAGE = "dev"
+# Prod's own CDK bootstrap (at most 10 letters and digits): docs/deploying.md bootstraps it.
+PROD_BOOTSTRAP_QUALIFIER = "lambdaprod"
 
 
 @dataclass(frozen=True, kw_only=True)
 class StageConfig:
     name: str
+    # The CDK bootstrap the stage deploys with (`cdk bootstrap --qualifier`): prod has its
+    # own, so the roles that deploy dev (and dev's GitHub role) can't deploy prod.
+    bootstrap_qualifier: str
     # --- database ---------------------------------------------------------------
     db_instance_type: ec2.InstanceType
     db_allocated_storage_gib: int
@@ -41,6 +46,11 @@ class StageConfig:
     # The first superuser's password when the stack drops it (a deploy without
     # `-c first_superuser_email`) or is deleted: RETAIN keeps the only copy of it.
     superuser_secret_removal_policy: RemovalPolicy
+    # The stack's KMS key (logs, secrets, alarm topic). DESTROY schedules its deletion
+    # (KMS's longest waiting period, 30 days, outlasting any secret's recovery window)
+    # when nothing the stage keeps is encrypted with it; RETAIN where logs and secrets
+    # outlive the stack and stay readable only with it.
+    encryption_key_removal_policy: RemovalPolicy
     # --- API function -----------------------------------------------------------
     # None: no reservation. New accounts have a low concurrency quota and Lambda
     # refuses reservations that leave fewer than 100 unreserved executions.
@@ -68,6 +78,7 @@ class StageConfig:
 STAGES: dict[str, StageConfig] = {
     "dev": StageConfig(
         name="dev",
+        bootstrap_qualifier=DefaultStackSynthesizer.DEFAULT_QUALIFIER,
         db_instance_type=ec2.InstanceType.of(
             ec2.InstanceClass.BURSTABLE4_GRAVITON, ec2.InstanceSize.MICRO
         ),
@@ -79,6 +90,7 @@ STAGES: dict[str, StageConfig] = {
         db_removal_policy=RemovalPolicy.DESTROY,
         db_max_connections=80,
         superuser_secret_removal_policy=RemovalPolicy.DESTROY,
+        encryption_key_removal_policy=RemovalPolicy.DESTROY,
         api_reserved_concurrency=None,
         api_snap_start=False,
         api_throttle_rate_per_second=20,
@@ -92,6 +104,7 @@ STAGES: dict[str, StageConfig] = {
     ),
     "prod": StageConfig(
         name="prod",
+        bootstrap_qualifier=PROD_BOOTSTRAP_QUALIFIER,
         db_instance_type=ec2.InstanceType.of(
             ec2.InstanceClass.BURSTABLE4_GRAVITON, ec2.InstanceSize.SMALL
         ),
@@ -103,6 +116,7 @@ STAGES: dict[str, StageConfig] = {
         db_removal_policy=RemovalPolicy.SNAPSHOT,
         db_max_connections=180,
         superuser_secret_removal_policy=RemovalPolicy.RETAIN,
+        encryption_key_removal_policy=RemovalPolicy.RETAIN,
         # Caps the database connections the API can need (one per running request) below
         # the 162 the proxy may open (90% of db_max_connections), so the connection
         # alarms are reckoned from it, and keeps one runaway client from starving every

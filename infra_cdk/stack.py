@@ -68,7 +68,10 @@ class LambdaAppStack(Stack):
         )
 
         encryption = Encryption(
-            self, "Encryption", description=f"{workload.NAME} {config.name}: logs, secrets, alarms"
+            self,
+            "Encryption",
+            description=f"{workload.NAME} {config.name}: logs, secrets, alarms",
+            removal_policy=config.encryption_key_removal_policy,
         )
         key = encryption.key
 
@@ -220,6 +223,7 @@ class LambdaAppStack(Stack):
         )
         if email_sending is not None and network.ses_endpoint is not None:
             email_sending.grant_send(api.function)  # from its identity only
+            network.allow_sending_through_ses(email_sending.sending_arns)
             network.ses_endpoint.connections.allow_default_port_from(
                 api.function, "API sends mail through the SES API"
             )
@@ -235,6 +239,14 @@ class LambdaAppStack(Stack):
             network.secrets_manager_endpoint.connections.allow_default_port_from(
                 client, "functions fetch their secrets"
             )
+        # The endpoint passes calls on this stack's secrets only, from this account.
+        network.allow_through_secrets_manager(
+            [
+                secret.secret_arn
+                for secret in (jwt_secret, database.secret, superuser_secret)
+                if secret is not None
+            ]
+        )
 
         # --- release order ---------------------------------------------------------------
         # database + proxy (and the network paths) -> migrations -> new API code.

@@ -1,7 +1,7 @@
 """The GitHub Actions workflows: actionlint finds nothing, and they keep their promises.
 
 Checks on pull requests; on pushes to main, dev then (approved) prod, with OIDC
-credentials for the role of infra_cdk/ci.py, whose trust names the same branch and
+credentials for the roles of infra_cdk/ci.py, whose trusts name the same branch and
 environment as these workflows.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra_cdk.ci import DEPLOY_BRANCH, PRODUCTION_ENVIRONMENT
+from infra_cdk.ci import DEPLOY_BRANCH, PRODUCTION_ENVIRONMENT, role_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -143,10 +143,11 @@ def test_deploys_run_on_pushes_to_main_only(deploy: dict[str, Any]) -> None:
 
 
 def test_deploy_jobs_use_oidc(deploy: dict[str, Any]) -> None:
-    for job in deploy["jobs"].values():
+    # each job its own stage's role: prod's trusts the production environment only
+    for stage, job in deploy["jobs"].items():
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         credentials = action(job, "aws-actions/configure-aws-credentials")["with"]
-        assert credentials["role-to-assume"] == "${{ secrets.AWS_DEPLOY_ROLE_ARN }}"
+        assert credentials["role-to-assume"] == f"${{{{ secrets.{role_secret(stage)} }}}}"
 
 
 def test_dev_deploys_then_checks_then_prod_waits_for_approval(deploy: dict[str, Any]) -> None:

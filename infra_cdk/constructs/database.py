@@ -79,10 +79,27 @@ class Database(Construct):
 
         # Enhanced monitoring's role, made here rather than by CDK so that its cdk-nag
         # acknowledgment (below) can name it.
+        # Only Enhanced Monitoring for this instance may assume it: the conditions the RDS
+        # user guide gives for this role ("Protecting against the confused deputy
+        # problem"). The instance's name is fixed, so its ARN is known before it exists.
+        stack = Stack.of(self)
         monitoring_role = iam.Role(
             self,
             "MonitoringRole",
-            assumed_by=iam.ServicePrincipal("monitoring.rds.amazonaws.com"),
+            assumed_by=iam.ServicePrincipal(
+                "monitoring.rds.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="rds",
+                            resource="db",
+                            resource_name=instance_identifier,
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            ),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name(
                     "service-role/AmazonRDSEnhancedMonitoringRole"
@@ -171,6 +188,11 @@ class Database(Construct):
         # signs in to PostgreSQL as the same user with its own role's IAM token. The
         # proxy holds no password, so it can sign in only as users that have `rds_iam`
         # and that this role may connect as: the API's user, never the schema's owner.
+        # No aws:SourceAccount/SourceArn here: RDS Proxy's documentation gives its role a
+        # bare trust and names no condition key it sends, and a key it doesn't send would
+        # leave the proxy unable to sign in. The role can do one thing, rds-db:connect as
+        # the API's user on this instance, and only this account can hand it to a proxy
+        # (iam:PassRole). tests/infra/test_stack.py lists this exception.
         proxy_role = iam.Role(
             self, "ProxyRole", assumed_by=iam.ServicePrincipal("rds.amazonaws.com")
         )

@@ -103,16 +103,19 @@ class Email(Construct):
             **({"REQUIRE_VERIFIED_EMAIL": "true"} if self.config.require_verified_email else {}),
         }
 
-    def grant_send(self, grantee: iam.IGrantable) -> None:
-        """`ses:SendEmail` from this identity, through its configuration set, and nothing else."""
+    @property
+    def sending_arns(self) -> list[str]:
+        """What a send names: this identity, and its configuration set."""
         configuration_set_arn = Stack.of(self).format_arn(
             service="ses",
             resource="configuration-set",
             resource_name=self.configuration_set.configuration_set_name,
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
+        return [self.identity.email_identity_arn, configuration_set_arn]
+
+    def grant_send(self, grantee: iam.IGrantable) -> None:
+        """`ses:SendEmail` from this identity, through its configuration set, and nothing else."""
         iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["ses:SendEmail"],
-            resource_arns=[self.identity.email_identity_arn, configuration_set_arn],
+            grantee=grantee, actions=["ses:SendEmail"], resource_arns=self.sending_arns
         )

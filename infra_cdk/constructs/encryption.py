@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -13,6 +13,9 @@ from infra_cdk.alarm_publisher import (
     this_accounts_alarms,
     this_accounts_rules,
 )
+
+# KMS's longest waiting period before it deletes a key (the key can be restored until then).
+KEY_DELETION_WAIT = Duration.days(30)
 
 
 class Encryption(Construct):
@@ -25,7 +28,14 @@ class Encryption(Construct):
     CloudWatch alarms and EventBridge rules, which publish to the encrypted alarm topic.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, description: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        description: str,
+        removal_policy: RemovalPolicy,
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
 
@@ -34,9 +44,11 @@ class Encryption(Construct):
             "Key",
             description=description,
             enable_key_rotation=True,
-            # Kept when the stack is deleted: a deleted key would make anything still
-            # encrypted with it (a secret in its recovery window) unreadable for good.
-            removal_policy=RemovalPolicy.RETAIN,
+            # StageConfig.encryption_key_removal_policy: kept where what it encrypts is
+            # kept (a deleted key would make it unreadable for good); otherwise deleted
+            # after KMS's longest wait, which outlasts a deleted secret's recovery window.
+            removal_policy=removal_policy,
+            pending_window=KEY_DELETION_WAIT,
         )
         # AWS's documented statement for encrypted log groups. The encryption context
         # names the log group, so the service uses the key for this account's and

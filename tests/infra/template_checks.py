@@ -76,3 +76,50 @@ def run_checkov(templates: dict[str, Path]) -> dict[str, Findings]:
         for check in report["results"][f"{kind}_checks"]:
             findings[by_file[Path(check["file_abs_path"]).resolve()]][kind].append(check)
     return findings
+
+
+def endpoint_policy_problems(template: dict[str, Any]) -> list[str]:
+    """VPC endpoints whose policy lets through more than named resources of this account.
+
+    Without a policy an endpoint lets any principal call anything on any account's
+    resources through it; each Allow must name its resources and the principal's account.
+    """
+    problems = []
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::EC2::VPCEndpoint":
+            continue
+        document = resource["Properties"].get("PolicyDocument")
+        if document is None:
+            problems.append(f"{logical_id}: no policy")
+            continue
+        for statement in document["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            resources = statement.get("Resource", "*")
+            resources = resources if isinstance(resources, list) else [resources]
+            account = statement.get("Condition", {}).get("StringEquals", {})
+            if "*" in resources or "*" in json.dumps(statement.get("Action")):
+                problems.append(f"{logical_id}: {statement.get('Sid')} names no resource")
+            if "aws:PrincipalAccount" not in account:
+                problems.append(f"{logical_id}: {statement.get('Sid')} has no account condition")
+    return problems
+
+
+def operations_the_code_calls(service: str) -> set[str]:
+    """The IAM actions of `service`'s API operations that lambda_app's code calls, found
+    as method calls named as boto3 names them (`get_secret_value` -> GetSecretValue)."""
+    import ast
+
+    import botocore.session
+    from botocore import xform_name
+
+    model = botocore.session.get_session().get_service_model(service)
+    by_method = {xform_name(operation): operation for operation in model.operation_names}
+    called = {
+        node.func.attr
+        for path in (ROOT / "lambda_app").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    prefix = model.signing_name  # sesv2's actions are ses:...
+    return {f"{prefix}:{by_method[name]}" for name in called if name in by_method}

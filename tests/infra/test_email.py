@@ -13,7 +13,13 @@ from aws_cdk import App, Stack
 
 from infra_cdk.constructs.email import Email, EmailConfig
 from tests.infra.conftest import PROD_OPTIONS, Synth, synthesize
-from tests.infra.template_checks import cdk_nag_failures, cfn_lint_errors, run_checkov
+from tests.infra.template_checks import (
+    cdk_nag_failures,
+    cfn_lint_errors,
+    endpoint_policy_problems,
+    operations_the_code_calls,
+    run_checkov,
+)
 
 SENDER = "no-reply@example.com"
 FRONTEND = "https://app.example.com"
@@ -109,6 +115,33 @@ def test_the_api_sends_from_the_identity_through_the_ses_api_endpoint(emailing: 
     assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in ingress] == [(443, api_group)]
     endpoint_sg = emailing.resources[endpoint_sg_id]["Properties"]
     assert endpoint_sg.get("SecurityGroupIngress", []) == []
+
+
+def test_the_ses_endpoint_passes_the_codes_sends_from_the_identity_of_this_account_only(
+    emailing: Synth, domain_emailing: Synth
+) -> None:
+    for synth in (emailing, domain_emailing):
+        assert endpoint_policy_problems(synth.template) == []
+        (endpoint,) = _ses_endpoints(synth).values()
+        (statement,) = endpoint["Properties"]["PolicyDocument"]["Statement"]
+        # every SES API v2 call of the code (a call left out fails on AWS only)
+        called = operations_the_code_calls("sesv2")
+        assert "ses:SendEmail" in called
+        actions = statement["Action"]
+        assert called <= set([actions] if isinstance(actions, str) else actions)
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:PrincipalAccount": ARN_PREFIX.split(":")[4]}
+        }
+        # what the API's role may send from, and nothing more
+        _, api = _api(synth)
+        (granted,) = [
+            s
+            for s in _statements_of(synth, api["Role"]["Fn::GetAtt"][0])
+            if "ses:" in json.dumps(s["Action"])
+        ]
+        assert sorted(map(json.dumps, statement["Resource"])) == sorted(
+            map(json.dumps, granted["Resource"])
+        )
 
 
 def test_the_migration_function_gets_no_email(emailing: Synth) -> None:

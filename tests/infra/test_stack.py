@@ -15,6 +15,7 @@ from lambda_app.devtools.gateway_events import API_TIMEOUT_SECONDS as LOCAL_API_
 from lambda_app.migrate.deadline import MIGRATION_FUNCTION_TIMEOUT_SECONDS
 from lambda_app.workload import API_ROLE
 from tests.infra.conftest import PROD_OPTIONS, ROOT, Synth, synthesize
+from tests.infra.template_checks import endpoint_policy_problems, operations_the_code_calls
 
 APP_FUNCTIONS = ("ApiFunction", "MigrationsFunction")
 
@@ -113,6 +114,36 @@ def test_only_the_secrets_manager_endpoint_exists(synth: Synth) -> None:
     assert endpoint["Properties"]["PrivateDnsEnabled"] is True
 
 
+def test_endpoint_policies_let_through_named_resources_of_this_account_only(
+    synth: Synth,
+) -> None:
+    assert endpoint_policy_problems(synth.template) == []
+
+
+def test_the_secrets_manager_endpoint_passes_every_call_the_code_makes_on_every_secret(
+    prod: Synth,
+) -> None:
+    # A call the policy leaves out fails only on AWS, at a cold start: the list follows
+    # the code. (prod: with the first superuser's secret too.)
+    (endpoint,) = prod.of_type("AWS::EC2::VPCEndpoint").values()
+    (statement,) = endpoint["Properties"]["PolicyDocument"]["Statement"]
+    called = operations_the_code_calls("secretsmanager")
+    assert "secretsmanager:GetSecretValue" in called  # the scan finds the calls
+    assert called <= set(statement["Action"])
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "123456789012"}}
+    # every secret of the stack, and nothing else; the database's through its attachment
+    # to the instance, whose Ref is the same secret's ARN
+    attached = {
+        json.dumps(attachment["Properties"]["SecretId"]): {"Ref": attachment_id}
+        for attachment_id, attachment in prod.of_type(
+            "AWS::SecretsManager::SecretTargetAttachment"
+        ).items()
+    }
+    secrets = [json.dumps({"Ref": k}) for k in prod.of_type("AWS::SecretsManager::Secret")]
+    expected = [json.dumps(attached.get(secret, json.loads(secret))) for secret in secrets]
+    assert sorted(map(json.dumps, statement["Resource"])) == sorted(expected)
+
+
 @pytest.mark.parametrize("function", APP_FUNCTIONS)
 def test_functions_run_in_the_isolated_subnets(synth: Synth, function: str) -> None:
     subnet_refs = [{"Ref": k} for k in synth.of_type("AWS::EC2::Subnet")]
@@ -204,6 +235,41 @@ def test_database_has_enhanced_monitoring(synth: Synth) -> None:
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
     assert "AmazonRDSEnhancedMonitoringRole" in json.dumps(role["ManagedPolicyArns"])
+
+
+# Service roles whose trust carries no confused-deputy condition, and why. Every other
+# role a service assumes must name this account (aws:SourceAccount) and, where the
+# service documents it, the resources it acts for (aws:SourceArn).
+TRUST_WITHOUT_SOURCE_CONDITIONS = {
+    # Execution roles: Lambda documents no source keys for assuming them; only this
+    # account can attach one to a function (iam:PassRole).
+    "lambda.amazonaws.com": "Lambda execution roles",
+    # The deployment group's service role, passed to CodeDeploy by this stack only.
+    "codedeploy.amazonaws.com": "CodeDeploy's service role",
+    # RDS Proxy documents a bare trust and no key it sends (infra_cdk/constructs/database.py).
+    "rds.amazonaws.com": "RDS Proxy's role",
+}
+
+
+def test_every_service_role_trusts_only_this_accounts_requests(synth: Synth) -> None:
+    account = "123456789012"  # infra_cdk/app.py's placeholder
+    conditioned = {}
+    for role_id, role in synth.of_type("AWS::IAM::Role").items():
+        for trust in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            service = trust["Principal"].get("Service")
+            if service is None or service in TRUST_WITHOUT_SOURCE_CONDITIONS:
+                continue
+            conditions = trust.get("Condition", {})
+            assert conditions.get("StringEquals", {}).get("aws:SourceAccount") == account, role_id
+            conditioned[service] = json.dumps(conditions.get("ArnLike", {}).get("aws:SourceArn"))
+    region = "us-east-1"
+    assert conditioned == {
+        "vpc-flow-logs.amazonaws.com": json.dumps(f"arn:aws:ec2:{region}:{account}:vpc-flow-log/*"),
+        # the instance it monitors, by its fixed name
+        "monitoring.rds.amazonaws.com": json.dumps(
+            f"arn:aws:rds:{region}:{account}:db:lambdaapp-{synth.stage}-postgres"
+        ),
+    }
 
 
 def test_database_credentials_are_generated_in_secrets_manager(synth: Synth) -> None:
@@ -320,10 +386,35 @@ def test_secret_read_grants_are_scoped(synth: Synth) -> None:
 # --- encryption at rest ------------------------------------------------------------------
 
 
-def test_one_customer_managed_key_with_rotation_that_outlives_the_stack(synth: Synth) -> None:
+def test_one_customer_managed_key_with_rotation(synth: Synth) -> None:
     (key,) = synth.of_type("AWS::KMS::Key").values()
     assert key["Properties"]["EnableKeyRotation"] is True
-    assert key["DeletionPolicy"] == "Retain"
+
+
+def _references(value: object, logical_id: str) -> bool:
+    return logical_id in json.dumps(value)
+
+
+def test_the_key_outlives_the_stack_in_prod_only_and_what_it_encrypts_never_outlives_it(
+    dev: Synth, prod: Synth
+) -> None:
+    # Prod keeps logs and secrets readable after a delete; dev keeps nothing, so its key
+    # goes too instead of being orphaned ($1 a month each) by every teardown.
+    (prod_key,) = prod.of_type("AWS::KMS::Key").values()
+    ((dev_key_id, dev_key),) = dev.of_type("AWS::KMS::Key").items()
+    assert prod_key["DeletionPolicy"] == "Retain" == prod_key["UpdateReplacePolicy"]
+    assert dev_key["DeletionPolicy"] == "Delete" == dev_key["UpdateReplacePolicy"]
+    # KMS's longest wait: a deleted secret's recovery window (at most 30 days) ends first
+    assert dev_key["Properties"]["PendingWindowInDays"] == 30
+    # Nothing dev retains is encrypted with the key that the teardown deletes.
+    kept_in_dev = {
+        logical_id
+        for logical_id, resource in dev.resources.items()
+        if logical_id != dev_key_id
+        and resource.get("DeletionPolicy", "Delete") != "Delete"
+        and _references(resource.get("Properties", {}), dev_key_id)
+    }
+    assert kept_in_dev == set()
 
 
 @pytest.mark.parametrize(
