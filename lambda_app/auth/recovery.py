@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.auth.errors import InvalidResetToken
 from lambda_app.core.settings import ApiSettings
-from lambda_app.db.session import get_sessionmaker
+from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.mail import Message
@@ -37,7 +37,9 @@ async def request_reset(email: str, settings: ApiSettings) -> None:
         raise AccountEmailsUnavailable()  # the same answer for every address
     started = time.monotonic()
     message: Message | None = None
-    async with get_sessionmaker()() as session, session.begin():
+    # Held off the request's deadline: cancelled mid-way, the COMMIT might stand (a link
+    # stored, the throttle counted) while the client is told to try again.
+    async with transaction_of_its_own(None) as session:
         allowance = await account_emails.throttle(
             session, TokenPurpose.RESET_PASSWORD, email, settings
         )

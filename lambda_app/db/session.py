@@ -200,7 +200,9 @@ async def transaction() -> AsyncIterator[AsyncSession]:
 
 
 @asynccontextmanager
-async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator[AsyncSession]:
+async def transaction_of_its_own(
+    request_session: AsyncSession | None,
+) -> AsyncIterator[AsyncSession]:
     """A short transaction committed at once, for what must stand whatever the request
     does next (a failed login's counter, a revocation, a link the caller must know went).
 
@@ -208,8 +210,11 @@ async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator
     a request never holds two connections at once; behind RDS Proxy a burst of failed
     logins would otherwise ask for twice the connections, and DB_POOL=single keeps one.
     Objects loaded in `request_session` are expired by it: read what you need before.
+    None for a request with no session of its own (a password recovery): its COMMIT is
+    held off the deadline all the same.
     """
-    await request_session.rollback()
+    if request_session is not None:
+        await request_session.rollback()
     async with _committed_at_the_end(request_goes_on=True) as session:
         yield session
 
