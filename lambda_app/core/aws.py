@@ -26,15 +26,27 @@ class SecretFormatError(ValueError):
 logger = logging.getLogger(__name__)
 
 
-def client(service: str) -> Any:
+def client(
+    service: str,
+    *,
+    attempts: int = 4,  # the first and three retries
+    connect_timeout: float = 3.0,
+    read_timeout: float = 5.0,
+) -> Any:
     """A boto3 client of boto3's default session, with credentials as the provider chain
-    finds them."""
+    finds them.
+
+    By default a few quick attempts, not the SDK's patient defaults: this runs inside a
+    request that has its own deadline. A caller whose answer must not wait on the
+    service (a password recovery's mail) asks for one attempt and shorter timeouts."""
     import boto3
     from botocore.config import Config
 
-    # A few quick retries, not the SDK's patient defaults: this runs inside a
-    # request that has its own deadline.
-    config = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 3})
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": attempts},
+    )
     return boto3.client(service, config=config)
 
 

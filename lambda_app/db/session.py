@@ -85,6 +85,11 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     """
     if not session.info.get(_RUNS_AFTER_COMMIT):
         raise RuntimeError("after_commit needs a session from transaction() (or DbSession)")
+    if not session.in_transaction():
+        # Begun now (no I/O: the connection comes with the first statement), so that a
+        # rollback before any statement drops the action too: SQLAlchemy reports no
+        # rollback of a transaction that never began.
+        session.sync_session.begin()
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
@@ -147,9 +152,13 @@ def _run_last_statements(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_last_statements(session: Session, previous: SessionTransaction) -> None:
+def _drop_what_waits_for_the_commit(session: Session, previous: SessionTransaction) -> None:
+    """A rolled-back transaction's queued statements and actions go with its writes: a
+    later transaction of the same session (after `session.rollback()`) must not commit
+    them, nor mail a link to a token that was never stored."""
     if previous.parent is None:  # the transaction itself, not a savepoint or a failed flush's
         session.info.pop(_BEFORE_COMMIT, None)
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 @asynccontextmanager
@@ -191,7 +200,9 @@ async def transaction() -> AsyncIterator[AsyncSession]:
 
 
 @asynccontextmanager
-async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator[AsyncSession]:
+async def transaction_of_its_own(
+    request_session: AsyncSession | None,
+) -> AsyncIterator[AsyncSession]:
     """A short transaction committed at once, for what must stand whatever the request
     does next (a failed login's counter, a revocation, a link the caller must know went).
 
@@ -199,8 +210,11 @@ async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator
     a request never holds two connections at once; behind RDS Proxy a burst of failed
     logins would otherwise ask for twice the connections, and DB_POOL=single keeps one.
     Objects loaded in `request_session` are expired by it: read what you need before.
+    None for a request with no session of its own (a password recovery): its COMMIT is
+    held off the deadline all the same.
     """
-    await request_session.rollback()
+    if request_session is not None:
+        await request_session.rollback()
     async with _committed_at_the_end(request_goes_on=True) as session:
         yield session
 

@@ -48,8 +48,8 @@ async def locked_active_superusers(session: AsyncSession, *, deleting: bool = Fa
 
     FOR NO KEY UPDATE, as `locked_user`; FOR UPDATE, the lock a DELETE takes, when
     `deleting` (the user deleted may be one of them): a weaker lock taken first would let
-    a FOR KEY SHARE reader (a password recovery) in before the DELETE, to mail a link for
-    the account being deleted.
+    a FOR KEY SHARE locker (the foreign-key check of a row inserted for the user) in
+    before the DELETE, which would then wait on it.
     """
     stmt = (
         select(User.id)

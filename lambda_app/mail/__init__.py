@@ -13,10 +13,26 @@ from functools import lru_cache
 
 from lambda_app.core.deadline import seconds_left
 from lambda_app.core.settings import EmailBackend, get_settings
-from lambda_app.mail.backends import FileMailer, Mailer, MailNotConfigured, MailNotSent, SesMailer
+from lambda_app.mail.backends import (
+    FileMailer,
+    Mailer,
+    MailNotConfigured,
+    MailNotSent,
+    MailNotSentInTime,
+    SesMailer,
+)
 from lambda_app.mail.message import Message, frontend_link
 
-__all__ = ["MailNotConfigured", "MailNotSent", "Mailer", "Message", "get_mailer", "link", "send"]
+__all__ = [
+    "MailNotConfigured",
+    "MailNotSent",
+    "MailNotSentInTime",
+    "Mailer",
+    "Message",
+    "get_mailer",
+    "link",
+    "send",
+]
 
 # The sender of local messages when EMAIL_FROM is unset (nothing is delivered locally).
 LOCAL_SENDER = "no-reply@localhost"
@@ -40,24 +56,41 @@ def get_mailer() -> Mailer:
     )
 
 
-async def send(message: Message) -> None:
+async def send(message: Message, *, within: float | None = None) -> None:
     """Send `message`. SES is a blocking HTTPS call: it runs in a worker thread, so the
     event loop keeps serving (the log lines keep the request's trace id).
 
     Within a request, a send not done shortly before its deadline raises `MailNotSent`.
     That holds after the COMMIT too, where the deadline no longer cancels: the write
-    stood, and its client must hear so, not get the gateway's bare 5xx."""
+    stood, and its client must hear so, not get the gateway's bare 5xx.
+
+    With `within`, the send takes no longer than that many seconds, whatever SES does: it
+    is tried once, with timeouts inside them (`SesMailer`), and given up on when they
+    are over (`MailNotSentInTime`; none left, it isn't tried). For an answer whose
+    timing must not depend on SES (a password recovery's)."""
     mailer = get_mailer()
     left = seconds_left()
     limit = None if left is None else max(0.0, left - GIVE_UP_BEFORE_DEADLINE_SECONDS)
+    hurried = within is not None and (limit is None or within < limit)  # `within` binds
+    if hurried:
+        limit = within
+    if within is not None and limit is not None and limit <= 0:
+        raise _given_up(hurried, "no time was left to send it")
     try:
         async with asyncio.timeout(limit) as waiting:
-            await asyncio.to_thread(mailer.send, message)
+            bound = None if within is None else limit  # the mailer keeps inside it too
+            await asyncio.to_thread(mailer.send, message, within=bound)
     except TimeoutError:
         if not waiting.expired():
             raise  # the request's own deadline, not this one
         # The worker thread can't be stopped: the message may still go.
-        raise MailNotSent("no answer before the request's deadline (it may still go)") from None
+        raise _given_up(hurried, "no answer in time (it may still go)") from None
+
+
+def _given_up(hurried: bool, why: str) -> MailNotSent:
+    if hurried:
+        return MailNotSentInTime(f"{why}: not within the time given")
+    return MailNotSent(f"{why}: not before the request's deadline")
 
 
 def link(path: str, token: str) -> str:

@@ -26,8 +26,14 @@ class MailNotSent(RuntimeError):
     """SES refused or could not be reached. The message says why, never what was sent."""
 
 
+class MailNotSentInTime(MailNotSent):
+    """Not sent within the time its caller gave it (`send(..., within=)`): given up on."""
+
+
 class Mailer(Protocol):
-    def send(self, message: Message) -> object: ...  # backend-specific receipt
+    # `within`: the seconds the caller waits at most; a backend that can bound its own
+    # wait (SES's timeouts and retries) keeps inside them.
+    def send(self, message: Message, *, within: float | None = None) -> object: ...
 
 
 class FileMailer:
@@ -41,7 +47,8 @@ class FileMailer:
         self.directory = directory
         self.sender = sender
 
-    def send(self, message: Message) -> Path:
+    def send(self, message: Message, *, within: float | None = None) -> Path:
+        del within  # a local write: nothing to bound
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.eml"
         path = self.directory / name
@@ -58,21 +65,28 @@ class SesMailer:
     """Amazon SES (API v2 `SendEmail`, raw content: the same MIME message as locally).
 
     The client is made at the first send, never at init (SnapStart's snapshot holds no
-    client), and kept for the container's later sends.
+    client), and kept for the container's later sends. A send given `within` seconds
+    gets a client of its own: one attempt, no retry, and connect and read timeouts of
+    `within`, so that the worker thread is done soon after its caller gave up (a few ms
+    to make, with the models loaded; its connection is part of what `within` covers).
     """
 
     def __init__(self, *, sender: str) -> None:
         self.sender = sender
         self._client: Any = None
 
-    def send(self, message: Message) -> str:
+    def send(self, message: Message, *, within: float | None = None) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._client is None:
-            self._client = aws.client("sesv2")
+        if within is not None:
+            ses = aws.client("sesv2", attempts=1, connect_timeout=within, read_timeout=within)
+        else:
+            if self._client is None:
+                self._client = aws.client("sesv2")
+            ses = self._client
         raw = message.to_bytes(self.sender)
         try:
-            response = self._client.send_email(
+            response = ses.send_email(
                 FromEmailAddress=self.sender,
                 Destination={"ToAddresses": [envelope_address(message.to)]},
                 Content={"Raw": {"Data": raw}},

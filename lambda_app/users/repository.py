@@ -48,19 +48,21 @@ class UserRepository:
         return await self.session.scalar(select(User).where(User.email == email.lower()))
 
     async def get_by_email_kept(self, email: str) -> User | None:
-        """Find by email and keep the row until the transaction ends: not deleted, and its
-        email not changed, meanwhile (a deletion in flight is waited for, then shows as
-        no user).
+        """Find by email and keep the row unchanged until the transaction ends (a change
+        or a deletion in flight is waited for, then seen: as no user if deleted).
 
-        FOR KEY SHARE, the lock a foreign-key check takes, and the weakest that holds off
-        a DELETE: rows inserted for the user afterwards can't break their foreign key. It
-        waits only for a DELETE or a change of a unique column (FOR UPDATE), never for
-        the FOR NO KEY UPDATE of logins and refreshes (identity.user_lock).
+        FOR SHARE: it waits for whoever holds the row to change it (identity.user_lock's
+        FOR NO KEY UPDATE: a password change, a deactivation) and holds them off until
+        it ends. FOR KEY SHARE, which waits only for a DELETE or a new email, let a
+        recovery read the account while a password change or a deactivation was under
+        way and store its reset link after they had deleted the links already mailed:
+        the link outlived them. Logins and refreshes hold the row only briefly (never
+        while hashing a password), so the wait is short.
         """
         stmt = (
             select(User)
             .where(User.email == email.lower())
-            .with_for_update(read=True, key_share=True)
+            .with_for_update(read=True)
             .execution_options(populate_existing=True)
         )
         return await self.session.scalar(stmt)

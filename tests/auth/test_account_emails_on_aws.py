@@ -4,12 +4,17 @@ else and tells nobody who has an account."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import httpx
 import pytest
+from botocore.awsrequest import AWSResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app import mail
@@ -21,10 +26,12 @@ from lambda_app.models import User
 from tests.fixtures.accounts import DEFAULT_PASSWORD, Credentials
 from tests.fixtures.aws import moto_aws
 from tests.fixtures.mailbox import sent_through_moto_ses
+from tests.fixtures.polling import WITHIN_SECONDS, wait_until
 
 SENDER = "no-reply@example.com"
 FRONTEND = "https://app.example.com"
 REGION = "us-east-1"
+RECOVERY = "/api/auth/password-recovery"
 
 
 def _settle() -> None:
@@ -187,3 +194,93 @@ async def test_without_mail_recovery_is_a_503_for_every_address_and_registration
     created = await client.post("/api/auth/register", json=account.registration())
     assert created.status_code == 201, created.text
     assert created.json()["email_verified"] is False
+
+
+@pytest.fixture
+def recovery_pad(monkeypatch: pytest.MonkeyPatch, verified_sender: None) -> float:
+    """PASSWORD_RECOVERY_MIN_SECONDS as deployed (the tests' settings turn it off)."""
+    seconds = 0.3
+    monkeypatch.setenv("PASSWORD_RECOVERY_MIN_SECONDS", str(seconds))
+    get_settings.cache_clear()
+    return seconds
+
+
+@contextlib.contextmanager
+def ses_hooked(**handlers: Callable[..., Any]) -> Iterator[None]:
+    """botocore event handlers (`before_call`, `before_send`) for SESv2 SendEmail, on the
+    default session the app's clients are made from (moto gives each test a new one),
+    ahead of moto's own."""
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    events = boto3.DEFAULT_SESSION.events
+    names = {f"{name.replace('_', '-')}.sesv2.SendEmail": h for name, h in handlers.items()}
+    for name, handler in names.items():
+        events.register_first(name, handler)
+    try:
+        yield
+    finally:
+        for name, handler in names.items():
+            events.unregister(name, handler)
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self._body
+
+
+async def test_a_recovery_answers_at_its_pad_whatever_ses_does_and_as_for_no_account(
+    client: httpx.AsyncClient,
+    user: User,
+    recovery_pad: float,
+    every_log_line: pytest.LogCaptureFixture,
+) -> None:
+    # given: an SES that holds the first attempt until the test lets go, then throttles
+    # (as an attacker's own requests can make it): before, its retries and timeouts
+    # (seconds each) made an account's answer later than any other address's
+    configs: list[Any] = []  # the client's config, for each call
+    attempts: list[str] = []  # each request sent, retries included
+    let_go, answered = threading.Event(), threading.Event()
+
+    def note_config(context: dict[str, Any], **_: object) -> None:
+        configs.append(context["client_config"])
+
+    def hang_then_throttle(request: Any, **_: object) -> AWSResponse:
+        attempts.append(request.url)
+        if len(attempts) == 1:
+            let_go.wait(WITHIN_SECONDS)  # a bound against hanging, not a speed target
+        answered.set()
+        body = json.dumps({"message": "Maximum sending rate exceeded."}).encode()
+        headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
+        return AWSResponse(request.url, 429, headers, _Body(body))
+
+    # when
+    try:
+        with ses_hooked(before_call=note_config, before_send=hang_then_throttle):
+            for_account = await client.post(RECOVERY, json={"email": user.email})
+            # then: it answered while SES still hadn't
+            assert not answered.is_set()
+            let_go.set()
+            await wait_until(answered.is_set, lambda: "SES was never let go")
+    finally:
+        let_go.set()
+    no_account = await client.post(RECOVERY, json={"email": "nobody-here@example.com"})
+
+    # then: tried once (no retry after the throttling either), with timeouts inside the pad
+    assert len(attempts) == 1
+    (config,) = configs
+    assert config.retries["total_max_attempts"] == 1
+    assert 0 < config.connect_timeout <= recovery_pad and 0 < config.read_timeout <= recovery_pad
+    # the same answer as an address without an account
+    assert for_account.status_code == no_account.status_code == 202
+    assert for_account.json() == no_account.json() == {"message": RECOVERY_ACCEPTED}
+    # and a warning naming the recipient's domain, never the address
+    (line,) = [
+        r for r in every_log_line.records if r.getMessage() == "account email not sent in time"
+    ]
+    assert line.levelno == logging.WARNING
+    assert line.fields["to_domain"] == user.email.rpartition("@")[2]  # type: ignore[attr-defined]
+    assert user.email not in _as_written(every_log_line)

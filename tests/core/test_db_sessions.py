@@ -249,6 +249,14 @@ async def test_after_commit_actions_run_once_committed_and_never_after_a_rollbac
             1 / 0  # noqa: B018
     assert ran == ["committed"]
 
+    # one rolled back and then written again: only what was queued after the rollback runs
+    async with db.transaction() as session:
+        db.after_commit(session, lambda: note("undone"))
+        await session.rollback()
+        db.after_commit(session, lambda: note("redone"))
+        await session.execute(select(User.id).limit(1))
+    assert ran == ["committed", "redone"]
+
 
 async def test_an_after_commit_action_that_fails_is_logged_and_the_next_still_runs(
     engine: AsyncEngine, caplog: pytest.LogCaptureFixture

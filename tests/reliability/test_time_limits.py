@@ -196,6 +196,7 @@ class SlowCommit:
     answer: int
     committed: str  # 1 when the write stood, given `row_name` of the request's credentials
     row_name: Callable[[Credentials], str] = lambda c: c.username
+    registered_first: bool = False  # the request is for an account registered before
 
 
 SLOW_COMMITS = {
@@ -214,6 +215,17 @@ SLOW_COMMITS = {
         401,
         "SELECT failures FROM login_throttle WHERE login = $1",
         lambda c: login_key(c.username),
+    ),
+    "a password recovery's (its reset link)": SlowCommit(
+        "account_tokens",
+        "NEW.purpose = 'reset_password' AND NEW.email LIKE 'slowcommit\\_%'",
+        lambda c: http_api_event(
+            "POST", "/api/auth/password-recovery", json={"email": c.registration()["email"]}
+        ),
+        202,
+        "SELECT count(*) FROM account_tokens WHERE email = $1 AND purpose = 'reset_password'",
+        lambda c: str(c.registration()["email"]),
+        registered_first=True,
     ),
 }
 
@@ -239,6 +251,9 @@ def test_a_commit_under_way_at_the_deadline_is_not_cancelled_and_answers_what_it
     handler = make_handler(committing_app)
     credentials = Credentials.new("slowcommit")
     context = FakeLambdaContext(timeout_seconds=DEADLINE_MARGIN_SECONDS + 1.5)
+    if sleeping_commit.registered_first:
+        registering = http_api_event("POST", "/api/auth/register", json=credentials.registration())
+        assert handler(registering, FakeLambdaContext())["statusCode"] == 201
 
     # when
     response = handler(sleeping_commit.request(credentials), context)

@@ -391,3 +391,60 @@ async def test_two_superusers_removing_each_other_at_once_leave_one(
     finally:
         await conn.close()
     assert [row["id"] for row in left] == [first]
+
+
+async def _recovery_asked_during(
+    client: httpx.AsyncClient, database_url: str, change: dict[str, object]
+) -> str:
+    """A user's address, a password recovery for which came while a superuser's `PATCH`
+    of `change`, holding the user's row, ended its sessions (held up there, before it
+    deletes the links already mailed). Both answered; the recovery had to block."""
+    user = await register(client)
+    await login(client, user.username, user.password)  # a session: a refresh token row
+    admin = await _superuser_headers(client, database_url)
+    user_id = await _user_id(database_url, user.username)
+    email = user.registration()["email"]
+    session_row = "SELECT 1 FROM refresh_tokens WHERE user_id = $1 FOR UPDATE"
+    async with rows_held(database_url, session_row, user_id) as row:
+        changing = await row.start_blocked(
+            client.patch(f"/api/users/{user_id}", json=change, headers=admin)
+        )
+        # not blocked, its link would be stored before the change deletes the mailed ones
+        recovering = await row.start_blocked(
+            client.post("/api/auth/password-recovery", json={"email": email})
+        )
+    changed, recovered = await asyncio.gather(changing, recovering)
+    assert changed.status_code == 200, changed.text
+    assert recovered.status_code == 202, recovered.text
+    return email
+
+
+async def test_a_recovery_asked_during_a_deactivation_mails_no_link(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    email = await _recovery_asked_during(
+        committing_client, committing_database, {"is_active": False}
+    )
+
+    # then: it waited for the deactivation and saw it: no link, none to work after a
+    # reactivation
+    assert Mailbox().to(email, "Reset your password") == []
+    conn = await asyncpg.connect(**asyncpg_dsn(committing_database))
+    try:
+        links = await conn.fetchval("SELECT count(*) FROM account_tokens WHERE email = $1", email)
+    finally:
+        await conn.close()
+    assert links == 0  # the verification link was deleted by the deactivation
+
+
+async def test_a_recovery_asked_during_a_password_change_mails_a_link_newer_than_it(
+    committing_client: httpx.AsyncClient, committing_database: str
+) -> None:
+    new_password = {"password": "the admin's choice 123"}
+    email = await _recovery_asked_during(committing_client, committing_database, new_password)
+
+    # then: its link was issued after the new password, as if asked a moment later
+    link = Mailbox().last_to(email, "Reset your password")
+    body = {"token": link.token, "new_password": "mine again 123"}
+    reset = await committing_client.post("/api/auth/reset-password", json=body)
+    assert reset.status_code == 204, reset.text
