@@ -60,7 +60,9 @@ async def request_reset(email: str, settings: ApiSettings) -> None:
         await asyncio.sleep(remaining)
 
 
-async def reset_password(session: AsyncSession, token: str, new_password: str) -> None:
+async def reset_password(
+    session: AsyncSession, token: str, new_password: str, settings: ApiSettings
+) -> None:
     """Spend the reset token and set the password; every token and session issued
     before ends, and the user's other reset links stop working."""
     purpose = TokenPurpose.RESET_PASSWORD
@@ -70,7 +72,8 @@ async def reset_password(session: AsyncSession, token: str, new_password: str) -
     if user.email_verified_at is None:
         # The link reached that mailbox: as good a proof as a verification link.
         user.email_verified_at = dt.datetime.now(dt.UTC)
-    await users_service.set_new_password(session, user, new_password)  # ends the other links
+    # ends the other links
+    await users_service.set_new_password(session, user, new_password, settings)
     # Whoever was locked out by failed logins has just proven who they are.
     logins = [password_attempts.login_key(login) for login in (user.username, user.email)]
     await password_attempts.clear(session, [*logins, password_attempts.account_key(user.id)])

@@ -124,7 +124,7 @@ async def password_recovery(data: PasswordRecoveryRequest) -> Accepted:
     summary="Set a new password with a reset link's token (ends every session)",
 )
 async def reset_password(data: PasswordReset, session: DbSession) -> None:
-    await recovery.reset_password(session, data.token, data.new_password)
+    await recovery.reset_password(session, data.token, data.new_password, get_settings())
 
 
 @router.post(

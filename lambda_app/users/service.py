@@ -8,7 +8,7 @@ from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.core.errors import NotAuthenticated
-from lambda_app.core.settings import ApiSettings, get_settings
+from lambda_app.core.settings import ApiSettings
 from lambda_app.db.session import transaction_of_its_own
 from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable, Outcome
@@ -239,15 +239,14 @@ async def _locked_caller(session: AsyncSession, user_id: int, checked: str | Non
 
 
 async def set_new_password(
-    session: AsyncSession, user: User, password: str, settings: ApiSettings | None = None
+    session: AsyncSession, user: User, password: str, settings: ApiSettings
 ) -> None:
     """Set the user's own new password (theirs, or a reset link's) and end everything
     issued before: access tokens (their version is bumped), every session and every
-    reset link not yet used; the account's address is told once it commits. `settings`:
-    the process's (`get_settings()`) unless given, as a reset doesn't pass them."""
+    reset link not yet used; the account's address is told once it commits."""
     _set_password(user, password)
     saved = await UserRepository(session).save(user)
-    await _after_a_new_password(session, saved, settings or get_settings(), by_superuser=False)
+    await _after_a_new_password(session, saved, settings, by_superuser=False)
 
 
 async def _after_a_new_password(
