@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lambda_app.auth.errors import InvalidResetToken
 from lambda_app.core.settings import ApiSettings
-from lambda_app.db.session import transaction_of_its_own
+from lambda_app.db.session import committed_at_once
 from lambda_app.identity import account_emails, account_tokens, password_attempts
 from lambda_app.identity.account_emails import AccountEmailsUnavailable
 from lambda_app.mail import Message
@@ -39,12 +39,12 @@ async def request_reset(email: str, settings: ApiSettings) -> None:
     message: Message | None = None
     # Held off the request's deadline: cancelled mid-way, the COMMIT might stand (a link
     # stored, the throttle counted) while the client is told to try again.
-    async with transaction_of_its_own(None) as session:
+    async with committed_at_once() as session:
         allowance = await account_emails.throttle(
             session, TokenPurpose.RESET_PASSWORD, email, settings
         )
-        # Kept, so a deletion committed meanwhile is waited for and seen (no user, no
-        # link) rather than breaking the token's foreign key.
+        # Kept: a password change, a deactivation or a deletion in flight is waited for
+        # and seen, so no link outlives them (nor breaks the token's foreign key).
         user = await UserRepository(session).get_by_email_kept(email)
         if allowance.allowed and user is not None and user.is_active:
             message = await account_emails.issue_password_reset(session, user, settings)
@@ -72,8 +72,7 @@ async def reset_password(
     if user.email_verified_at is None:
         # The link reached that mailbox: as good a proof as a verification link.
         user.email_verified_at = dt.datetime.now(dt.UTC)
-    # ends the other links
-    await users_service.set_new_password(session, user, new_password, settings)
+    await users_service.set_new_password(session, user, new_password, settings)  # + links
     # Whoever was locked out by failed logins has just proven who they are.
     logins = [password_attempts.login_key(login) for login in (user.username, user.email)]
     await password_attempts.clear(session, [*logins, password_attempts.account_key(user.id)])

@@ -200,9 +200,16 @@ async def transaction() -> AsyncIterator[AsyncSession]:
 
 
 @asynccontextmanager
-async def transaction_of_its_own(
-    request_session: AsyncSession | None,
-) -> AsyncIterator[AsyncSession]:
+async def committed_at_once() -> AsyncIterator[AsyncSession]:
+    """A short transaction committed when the block ends, for a request that goes on
+    afterwards and has no session of its own (a password recovery, which then waits out
+    its pad): its COMMIT is held off the deadline, which applies again once it is done."""
+    async with _committed_at_the_end(request_goes_on=True) as session:
+        yield session
+
+
+@asynccontextmanager
+async def transaction_of_its_own(request_session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """A short transaction committed at once, for what must stand whatever the request
     does next (a failed login's counter, a revocation, a link the caller must know went).
 
@@ -210,12 +217,9 @@ async def transaction_of_its_own(
     a request never holds two connections at once; behind RDS Proxy a burst of failed
     logins would otherwise ask for twice the connections, and DB_POOL=single keeps one.
     Objects loaded in `request_session` are expired by it: read what you need before.
-    None for a request with no session of its own (a password recovery): its COMMIT is
-    held off the deadline all the same.
     """
-    if request_session is not None:
-        await request_session.rollback()
-    async with _committed_at_the_end(request_goes_on=True) as session:
+    await request_session.rollback()
+    async with committed_at_once() as session:
         yield session
 
 

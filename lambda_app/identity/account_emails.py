@@ -201,7 +201,8 @@ async def _notice_after_commit(
     if not mail_configured(settings):
         logger.warning("no mail backend: notice not sent", extra={"fields": {"purpose": purpose}})
         return
-    allowance = await throttle(session, purpose, message.to, settings)
+    # Per whole address: another account at a subaddress of its mailbox can't use it up.
+    allowance = await throttle(session, purpose, message.to, settings, per_mailbox=False)
     if allowance.allowed:
         after_commit(session, partial(deliver, message, purpose, settings))
 
@@ -228,12 +229,21 @@ async def send_verification_now(
 
 
 async def throttle(
-    session: AsyncSession, purpose: str, email: str, settings: ApiSettings
+    session: AsyncSession,
+    purpose: str,
+    email: str,
+    settings: ApiSettings,
+    *,
+    per_mailbox: bool = True,
 ) -> email_throttle.Allowance:
     """One more email of `purpose` (a TokenPurpose, EMAIL_CHANGED or PASSWORD_CHANGED)
-    asked for `email`."""
+    asked for `email` (`email_throttle.take`: a notice is counted per whole address)."""
     allowance = await email_throttle.take(
-        session, purpose, email, per_hour=settings.account_emails_per_hour
+        session,
+        purpose,
+        email,
+        per_hour=settings.account_emails_per_hour,
+        per_mailbox=per_mailbox,
     )
     if not allowance.allowed:
         logger.info("account email throttled", extra={"fields": {"purpose": str(purpose)}})

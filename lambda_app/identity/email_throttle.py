@@ -5,10 +5,14 @@ with the address's first request (a fixed window, then a new one).
 Every request counts (one upsert), whether or not an account has that address: the
 same work either way, and spraying one address gets it nothing beyond the limit.
 
-The count is the mailbox's (`mailbox_of`): the subaddresses of one mailbox (RFC 5233,
-`name+tag@domain`) share it, or registering `victim+1@`, `victim+2@`, ... would mail one
-inbox past the limit. A row written while the key was the whole address, a subaddress's,
-is no longer matched: its window ends within the hour, and the clean-up takes it.
+The count of a link mail (a reset, a verification) is the mailbox's (`mailbox_of`): the
+subaddresses of one mailbox (RFC 5233, `name+tag@domain`) share it, or registering
+`victim+1@`, `victim+2@`, ... would mail one inbox past the limit. A notice of a change
+is counted per whole address instead: only its own account's changes send one, and an
+account someone registered as `victim+1@` must not use up the share of `victim@`'s
+notices, which tell its owner of a takeover. A link mail's row written while its key
+was the whole address, a subaddress's, is no longer matched: its window ends within the
+hour, and the clean-up takes it.
 """
 
 from __future__ import annotations
@@ -46,17 +50,20 @@ def mailbox_of(email: str) -> str:
     return f"{local.partition('+')[0]}@{domain}"
 
 
-async def take(session: AsyncSession, purpose: str, email: str, *, per_hour: int) -> Allowance:
-    """Count one request for `email`'s mailbox and say whether an email may be sent for
-    it. `purpose`: a `TokenPurpose` (a StrEnum), or the name of a mail that carries no
-    token."""
+async def take(
+    session: AsyncSession, purpose: str, email: str, *, per_hour: int, per_mailbox: bool = True
+) -> Allowance:
+    """Count one request for `email`'s mailbox (or, not `per_mailbox`, for `email` itself,
+    lower-cased) and say whether an email may be sent for it. `purpose`: a `TokenPurpose`
+    (a StrEnum), or the name of a mail that carries no token."""
     now = dt.datetime.now(dt.UTC)
     table = EmailThrottle.__table__
     assert isinstance(table, Table)
     expired = table.c.window_started_at < now - WINDOW
+    key = mailbox_of(email) if per_mailbox else email.lower()
     count = (
         insert(table)
-        .values(purpose=str(purpose), email=mailbox_of(email), requests=1, window_started_at=now)
+        .values(purpose=str(purpose), email=key, requests=1, window_started_at=now)
         .on_conflict_do_update(
             index_elements=[table.c.purpose, table.c.email],
             set_={

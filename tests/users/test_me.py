@@ -2,13 +2,15 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lambda_app.core.settings import get_settings
 from lambda_app.models import User
 from lambda_app.users.schemas import UserRead
 from tests.fixtures.accounts import DEFAULT_PASSWORD, login
 from tests.fixtures.factories import UserFactory
-from tests.fixtures.mailbox import Mailbox, the_password_notice
+from tests.fixtures.mailbox import PASSWORD_NOTICE, Mailbox, the_password_notice
 
 NOTICE = "Your email address was changed"
+PASSWORD = "/api/users/me/password"
 
 
 async def test_me_returns_the_current_user(
@@ -229,6 +231,33 @@ async def test_a_password_change_is_told_to_the_accounts_address(
     notice = the_password_notice(Mailbox(), user.email, username=user.username, secrets=secrets)
     assert "someone who knows your" in notice.text
     assert "An administrator" not in notice.text
+
+
+async def test_no_account_at_a_subaddress_uses_up_the_notices_of_the_mailboxs_owner(
+    client: httpx.AsyncClient, user_factory: UserFactory
+) -> None:
+    # given: the owner of a mailbox, and an account someone made at a +tag address of it
+    owner = await user_factory()
+    local, domain = owner.email.split("@")
+    other = await user_factory(email=f"{local}+1@{domain}")
+    password = DEFAULT_PASSWORD
+
+    # when: the other account changes its password past the hourly share of notices
+    for n in range(get_settings().account_emails_per_hour + 1):
+        headers = await login(client, other.username, password)
+        new = f"new password {n}"
+        change = {"current_password": password, "new_password": new}
+        assert (await client.post(PASSWORD, json=change, headers=headers)).status_code == 204
+        password = new
+    # and then the owner's password changes (say, by whoever phished it)
+    headers = await login(client, owner.username)
+    change = {"current_password": DEFAULT_PASSWORD, "new_password": "the thief's password"}
+    assert (await client.post(PASSWORD, json=change, headers=headers)).status_code == 204
+
+    # then the owner is told: a notice is counted per whole address, not per mailbox
+    mailbox = Mailbox()
+    assert len(mailbox.to(other.email, PASSWORD_NOTICE)) == get_settings().account_emails_per_hour
+    the_password_notice(mailbox, owner.email, username=owner.username, secrets=[])
 
 
 async def test_change_password_with_wrong_current_password_is_400(
