@@ -12,6 +12,8 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 
+from infra_cdk.confused_deputy import acting_for
+
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 EVENTBRIDGE = "events.amazonaws.com"
 
@@ -25,17 +27,15 @@ def this_accounts_alarms(stack: Stack) -> dict[str, dict[str, str]]:
 
     Not this stack's alarms by name: CloudFormation generates their names.
     """
-    return {
-        "StringEquals": {"aws:SourceAccount": stack.account},
-        "ArnLike": {
-            "aws:SourceArn": stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name="*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-        },
-    }
+    return acting_for(
+        stack,
+        stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name="*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        ),
+    )
 
 
 def eventbridge_rules() -> iam.ServicePrincipal:
@@ -48,9 +48,4 @@ def this_accounts_rules(stack: Stack) -> dict[str, dict[str, str]]:
     For the key's policy, which can't name the rule: the rule targets the topic, the
     topic is encrypted with the key, and a key policy naming the rule would be a cycle.
     """
-    return {
-        "StringEquals": {"aws:SourceAccount": stack.account},
-        "ArnLike": {
-            "aws:SourceArn": stack.format_arn(service="events", resource="rule", resource_name="*")
-        },
-    }
+    return acting_for(stack, stack.format_arn(service="events", resource="rule", resource_name="*"))

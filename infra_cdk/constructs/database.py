@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from infra_cdk.confused_deputy import acting_for
 from infra_cdk.constructs.log_groups import encrypted_log_group
 from infra_cdk.nag import acknowledge, managed_policy_finding, skip_checkov
 from lambda_app import workload
@@ -88,17 +89,15 @@ class Database(Construct):
             "MonitoringRole",
             assumed_by=iam.ServicePrincipal(
                 "monitoring.rds.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="rds",
-                            resource="db",
-                            resource_name=instance_identifier,
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                },
+                conditions=acting_for(
+                    stack,
+                    stack.format_arn(
+                        service="rds",
+                        resource="db",
+                        resource_name=instance_identifier,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                ),
             ),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name(

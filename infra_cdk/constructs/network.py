@@ -9,6 +9,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra_cdk.confused_deputy import acting_for
 from infra_cdk.constructs.log_groups import encrypted_log_group
 
 # What the endpoints let through, the AWS calls of lambda_app (tests/infra/test_stack.py
@@ -76,17 +77,15 @@ class Network(Construct):
             "FlowLogRole",
             assumed_by=iam.ServicePrincipal(
                 "vpc-flow-logs.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="ec2",
-                            resource="vpc-flow-log",
-                            resource_name="*",
-                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                        )
-                    },
-                },
+                conditions=acting_for(
+                    stack,
+                    stack.format_arn(
+                        service="ec2",
+                        resource="vpc-flow-log",
+                        resource_name="*",
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    ),
+                ),
             ),
         )
         self.vpc.add_flow_log(
