@@ -261,7 +261,7 @@ async def deliver(
         await mail.send(message, within=within)
     except mail.MailNotSentInTime as exc:
         # What `within` costs, not a fault: a warning. The domain only, as SES's lines.
-        fields = {"purpose": str(purpose), "reason": str(exc), "to_domain": _domain(message)}
+        fields = {"purpose": str(purpose), "reason": str(exc), "to_domain": message.to_domain}
         logger.warning("account email not sent in time", extra={"fields": fields})
         metrics.count(metrics.MAIL_FAILURES, stage=settings.environment)
         return False
@@ -278,7 +278,3 @@ async def deliver(
     )
     metrics.count(metrics.MAIL_FAILURES, stage=settings.environment)
     return False
-
-
-def _domain(message: mail.Message) -> str:
-    return message.to.rpartition("@")[2]

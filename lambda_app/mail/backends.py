@@ -104,7 +104,7 @@ class SesMailer:
             extra={
                 "fields": {
                     "subject": message.subject,
-                    "to_domain": message.to.rpartition("@")[2],
+                    "to_domain": message.to_domain,
                     "ses_message_id": message_id,
                 }
             },

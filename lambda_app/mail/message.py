@@ -20,6 +20,12 @@ class Message:
     text: str
     html: str | None = None
 
+    @property
+    def to_domain(self) -> str:
+        """The recipient's domain: what a log line names instead of the address, which is
+        personal data."""
+        return self.to.rpartition("@")[2]
+
     def to_email(self, sender: str) -> EmailMessage:
         """The MIME message, as SES sends it and as the file backend writes it."""
         # Imported on the first mail, not at import: the email package's MIME policy
